@@ -1,0 +1,266 @@
+"""SQL repositories and the unit of work (one SQLAlchemy session per unit).
+
+Every method filters by ``owner_id``; the two admin lookups across owners are named as such.
+Writes of derived records are upserts by natural key (idempotent under redelivery).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from scenedex.adapters.db import tables as t
+from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
+from scenedex.domain.model import (
+    EmbeddingRecord,
+    Person,
+    PersonPhoto,
+    PhotoStatus,
+    RecordState,
+    Scene,
+    Video,
+    VideoStatus,
+)
+from scenedex.domain.ports import RecordKey
+from scenedex.domain.spec import EmbeddingStepType
+
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _chunks(ids: Iterable[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
+    ids = list(dict.fromkeys(ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+class SqlVideoRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, video: Video) -> None:
+        self._session.execute(sa.insert(t.videos), [_row(video)])
+
+    def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None:
+        row = self._session.execute(
+            sa.select(t.videos).where(t.videos.c.owner_id == owner_id, t.videos.c.id == video_id)
+        ).first()
+        return _video(row) if row else None
+
+    def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> list[Video]:
+        query = sa.select(t.videos).where(t.videos.c.owner_id == owner_id)
+        if since is not None:
+            query = query.where(t.videos.c.updated_at >= since)
+        rows = self._session.execute(query.order_by(t.videos.c.created_at, t.videos.c.id))
+        return [_video(row) for row in rows]
+
+    def owner_of(self, video_id: uuid.UUID) -> uuid.UUID | None:
+        return self._session.scalar(sa.select(t.videos.c.owner_id).where(t.videos.c.id == video_id))
+
+
+class SqlSceneRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_many(self, scenes: Sequence[Scene]) -> None:
+        if scenes:
+            self._session.execute(sa.insert(t.scenes), [_row(scene) for scene in scenes])
+
+    def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
+        rows = self._session.execute(
+            sa.select(t.scenes)
+            .where(t.scenes.c.owner_id == owner_id, t.scenes.c.video_id == video_id)
+            .order_by(t.scenes.c.ordinal)
+        )
+        return [Scene(**row._mapping) for row in rows]
+
+
+class SqlPersonRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, person: Person) -> None:
+        self._session.execute(sa.insert(t.persons), [_row(person)])
+
+    def add_photo(self, photo: PersonPhoto) -> None:
+        self._session.execute(sa.insert(t.person_photos), [_row(photo)])
+
+    def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
+        row = self._session.execute(
+            sa.select(t.persons).where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
+        ).first()
+        return Person(**row._mapping) if row else None
+
+    def list(self, owner_id: uuid.UUID) -> list[Person]:
+        rows = self._session.execute(
+            sa.select(t.persons)
+            .where(t.persons.c.owner_id == owner_id)
+            .order_by(t.persons.c.created_at, t.persons.c.id)
+        )
+        return [Person(**row._mapping) for row in rows]
+
+    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]:
+        rows = self._session.execute(
+            sa.select(t.person_photos)
+            .where(t.person_photos.c.owner_id == owner_id)
+            .order_by(t.person_photos.c.created_at, t.person_photos.c.id)
+        )
+        return [_photo(row) for row in rows]
+
+    def set_photo_status(
+        self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
+    ) -> None:
+        self._session.execute(
+            sa.update(t.person_photos)
+            .where(t.person_photos.c.owner_id == owner_id, t.person_photos.c.id == photo_id)
+            .values(status=status.value, error=error)
+        )
+
+
+class SqlEmbeddingRecordRepository:
+    """Derived records in one table per step (``tables.RECORD_TABLES``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def states(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, RecordState]:
+        table, subject = self._table(step)
+        cols = [subject, table.c.key, table.c.fingerprint, table.c.input_hash]
+        return {
+            (row[0], row.key): RecordState(row.fingerprint, row.input_hash)
+            for row in self._select(table, subject, cols, owner_id, subject_ids)
+        }
+
+    def get(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, EmbeddingRecord]:
+        table, subject = self._table(step)
+        records = {}
+        for row in self._select(table, subject, list(table.columns), owner_id, subject_ids):
+            data = row._mapping
+            records[(data[subject.name], data["key"])] = EmbeddingRecord(
+                owner_id=data["owner_id"],
+                subject_id=data[subject.name],
+                key=data["key"],
+                vector=vector_from_bytes(data["vector"], data["vector_shape"]),
+                model_id=data["model_id"],
+                spec_version=data["spec_version"],
+                fingerprint=data["fingerprint"],
+                input_hash=data["input_hash"],
+                payload=data["payload"],
+                updated_at=data["updated_at"],
+            )
+        return records
+
+    def upsert(self, step: EmbeddingStepType, records: Sequence[EmbeddingRecord]) -> None:
+        table, subject = self._table(step)
+        rows = []
+        for record in records:
+            vector, shape = vector_to_bytes(record.vector)
+            rows.append(
+                {
+                    subject.name: record.subject_id,
+                    "key": record.key,
+                    "owner_id": record.owner_id,
+                    "vector": vector,
+                    "vector_shape": shape,
+                    "payload": dict(record.payload),
+                    "model_id": record.model_id,
+                    "spec_version": record.spec_version,
+                    "fingerprint": record.fingerprint,
+                    "input_hash": record.input_hash,
+                    "updated_at": record.updated_at,
+                }
+            )
+        upsert(self._session, table, rows, keep_on_update=())
+
+    def _select(
+        self,
+        table: sa.Table,
+        subject: sa.Column[Any],
+        columns: list[Any],
+        owner_id: uuid.UUID,
+        subject_ids: Iterable[uuid.UUID],
+    ) -> Iterable[sa.Row[Any]]:
+        for chunk in _chunks(subject_ids):
+            yield from self._session.execute(
+                sa.select(*columns).where(table.c.owner_id == owner_id, subject.in_(chunk))
+            )
+
+    @staticmethod
+    def _table(step: EmbeddingStepType) -> tuple[sa.Table, sa.Column[Any]]:
+        table = t.RECORD_TABLES[step]
+        return table, next(iter(c for c in table.primary_key.columns if c.name != "key"))
+
+
+class SqlUnitOfWork:
+    """One transaction: repositories share one session; leaving the block without
+    ``commit()`` rolls back."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.session = self._session_factory()
+        self.videos = SqlVideoRepository(self.session)
+        self.scenes = SqlSceneRepository(self.session)
+        self.persons = SqlPersonRepository(self.session)
+        self.records = SqlEmbeddingRecordRepository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    def list_owner_ids(self) -> list[uuid.UUID]:
+        owners = sa.union(sa.select(t.videos.c.owner_id), sa.select(t.persons.c.owner_id))
+        return sorted(self.session.scalars(sa.select(owners.subquery().c.owner_id)))
+
+
+class SqlUnitOfWorkFactory:
+    """Callable making a fresh ``SqlUnitOfWork`` per message or request."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._sessions)
+
+
+def _row(entity: Any) -> dict[str, Any]:
+    row = dict(vars(entity))
+    for key, value in row.items():
+        if isinstance(value, VideoStatus | PhotoStatus):
+            row[key] = value.value
+    return row
+
+
+def _video(row: sa.Row[Any]) -> Video:
+    data = dict(row._mapping)
+    data["status"] = VideoStatus(data["status"])
+    return Video(**data)
+
+
+def _photo(row: sa.Row[Any]) -> PersonPhoto:
+    data = dict(row._mapping)
+    data["status"] = PhotoStatus(data["status"])
+    return PersonPhoto(**data)

@@ -1,0 +1,88 @@
+"""The table-backed SearchIndex: scene documents in the ``search_documents`` table.
+
+The embedded default (and the reference the OpenSearch adapter must match): documents are
+upserted by scene id, and every read and delete is owner-filtered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from scenedex.adapters.db import tables as t
+from scenedex.adapters.db.engine import upsert, vector_to_bytes
+from scenedex.domain.model import RecordState, SceneDocument, utcnow
+
+
+class TableSearchIndex:
+    """SearchIndex on the same database as the repositories (one transaction per call)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def upsert(self, documents: Sequence[SceneDocument]) -> None:
+        with self._engine.begin() as connection:
+            upsert(connection, t.search_documents, [_document_row(doc) for doc in documents])
+
+    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
+        docs = t.search_documents.c
+        ids = list(scene_ids)
+        states: dict[uuid.UUID, RecordState] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                rows = connection.execute(
+                    sa.select(docs.scene_id, docs.fingerprint, docs.input_hash).where(
+                        docs.owner_id == owner_id, docs.scene_id.in_(ids[start : start + 500])
+                    )
+                )
+                states.update({row.scene_id: RecordState(row.fingerprint, row.input_hash) for row in rows})
+        return states
+
+    def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        docs = t.search_documents.c
+        with self._engine.begin() as connection:
+            connection.execute(
+                sa.delete(t.search_documents).where(
+                    docs.owner_id == owner_id, docs.scene_id.in_(list(scene_ids))
+                )
+            )
+
+
+def _document_row(doc: SceneDocument) -> dict[str, Any]:
+    faces = [
+        {
+            "bbox": list(face.bbox),
+            "person_id": str(face.person_id) if face.person_id else None,
+            "distance": face.distance,
+        }
+        for face in doc.faces
+    ]
+    descriptors = None
+    if doc.faces:
+        descriptors, _ = vector_to_bytes(np.stack([face.descriptor for face in doc.faces]))
+    return {
+        "scene_id": doc.scene_id,
+        "owner_id": doc.owner_id,
+        "video_id": doc.video_id,
+        "start_s": doc.start_s,
+        "end_s": doc.end_s,
+        "document": {
+            "texts": dict(doc.texts),
+            "person_ids": [str(p) for p in doc.person_ids],
+            "faces": faces,
+            "model_ids": dict(doc.model_ids),
+        },
+        "transcript_vector": vector_to_bytes(doc.text_vectors.get("transcript"))[0],
+        "visual_vector": vector_to_bytes(doc.text_vectors.get("visual"))[0],
+        "summary_vector": vector_to_bytes(doc.text_vectors.get("summary"))[0],
+        "image_vector": vector_to_bytes(doc.image_vector)[0],
+        "face_descriptors": descriptors,
+        "spec_version": doc.spec_version,
+        "fingerprint": doc.fingerprint,
+        "input_hash": doc.input_hash,
+        "updated_at": utcnow(),
+    }

@@ -1,0 +1,159 @@
+"""SQLAlchemy 2.0 tables for Postgres (psycopg 3) and SQLite.
+
+Owner consistency is enforced by the database: children reference their parent through the
+composite key ``(id, owner_id)``, so a scene cannot belong to another owner's video and a
+derived record cannot belong to another owner's scene, person or photo.
+
+Vectors are float32 little-endian bytes (``LargeBinary``: bytea / BLOB) with their shape in
+``vector_shape`` (e.g. ``[512]`` or ``[3, 128]``), readable by both databases.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from scenedex.domain.spec import EmbeddingStepType
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+    ]
+
+
+videos = sa.Table(
+    "videos",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("source_uri", sa.Text, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("id", "owner_id"),
+    sa.Index("ix_videos_owner_updated", "owner_id", "updated_at"),
+)
+
+scenes = sa.Table(
+    "scenes",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("video_id", sa.Uuid, nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("start_s", sa.Float, nullable=False),
+    sa.Column("end_s", sa.Float, nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False, server_default=""),
+    sa.Column("visual_description", sa.Text, nullable=False, server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("keyframe_uri", sa.Text, nullable=False),
+    sa.Column("keyframe_sha256", sa.String(64), nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("id", "owner_id"),
+    sa.UniqueConstraint("video_id", "ordinal"),
+    sa.ForeignKeyConstraint(["video_id", "owner_id"], ["videos.id", "videos.owner_id"], ondelete="CASCADE"),
+    sa.Index("ix_scenes_owner_video", "owner_id", "video_id"),
+)
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("id", "owner_id"),
+    sa.Index("ix_persons_owner", "owner_id"),
+)
+
+person_photos = sa.Table(
+    "person_photos",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("person_id", sa.Uuid, nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("image_uri", sa.Text, nullable=False),
+    sa.Column("image_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("id", "owner_id"),
+    sa.ForeignKeyConstraint(
+        ["person_id", "owner_id"], ["persons.id", "persons.owner_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_person_photos_owner_person", "owner_id", "person_id"),
+)
+
+
+def _record_table(name: str, subject: str, parent: str) -> sa.Table:
+    """A derived-record table: one row per (subject, key), stamped with its provenance."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(subject, sa.Uuid, primary_key=True),
+        sa.Column("key", sa.String(32), primary_key=True, server_default=""),
+        sa.Column("owner_id", sa.Uuid, nullable=False),
+        sa.Column("vector", sa.LargeBinary, nullable=True),
+        sa.Column("vector_shape", Json, nullable=True),
+        sa.Column("payload", Json, nullable=False),
+        sa.Column("model_id", sa.Text, nullable=False),
+        sa.Column("spec_version", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("input_hash", sa.String(64), nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+        sa.ForeignKeyConstraint(
+            [subject, "owner_id"], [f"{parent}.id", f"{parent}.owner_id"], ondelete="CASCADE"
+        ),
+        sa.Index(f"ix_{name}_owner", "owner_id"),
+    )
+
+
+RECORD_TABLES: dict[EmbeddingStepType, sa.Table] = {
+    EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS: _record_table(
+        "person_photo_embeddings", "photo_id", "person_photos"
+    ),
+    EmbeddingStepType.PERSON_QUERY_EMBEDDINGS: _record_table(
+        "person_query_embeddings", "person_id", "persons"
+    ),
+    EmbeddingStepType.SCENE_TEXT_EMBEDDINGS: _record_table("scene_text_embeddings", "scene_id", "scenes"),
+    EmbeddingStepType.SCENE_CLIP_EMBEDDINGS: _record_table("scene_clip_embeddings", "scene_id", "scenes"),
+    EmbeddingStepType.SCENE_PERSON_EMBEDDINGS: _record_table("scene_faces", "scene_id", "scenes"),
+}
+"""Derived records of every step but SEARCH_REINDEX (which the SearchIndex holds)."""
+
+search_documents = sa.Table(
+    "search_documents",
+    metadata,
+    sa.Column("scene_id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("video_id", sa.Uuid, nullable=False),
+    sa.Column("start_s", sa.Float, nullable=False),
+    sa.Column("end_s", sa.Float, nullable=False),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("transcript_vector", sa.LargeBinary, nullable=True),
+    sa.Column("visual_vector", sa.LargeBinary, nullable=True),
+    sa.Column("summary_vector", sa.LargeBinary, nullable=True),
+    sa.Column("image_vector", sa.LargeBinary, nullable=True),
+    sa.Column("face_descriptors", sa.LargeBinary, nullable=True),
+    sa.Column("spec_version", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_search_documents_owner_video", "owner_id", "video_id"),
+)
+"""The table-backed search index (one document per scene); OpenSearch replaces it later."""

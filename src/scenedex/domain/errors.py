@@ -1,0 +1,40 @@
+"""One exception tree for scenedex.
+
+``PermanentError`` means retrying cannot help (bad input, unknown ids, bad request);
+``TransientError`` means a retry may succeed (connection lost, service busy). Per-item failures
+during a run are ``BadInputError``s recorded on the progress; the run goes on.
+"""
+
+from __future__ import annotations
+
+
+class ScenedexError(Exception):
+    """Base of every error scenedex raises on purpose."""
+
+
+class PermanentError(ScenedexError):
+    """Retrying the same work cannot succeed."""
+
+
+class TransientError(ScenedexError):
+    """The same work may succeed when retried (after a backoff)."""
+
+
+class InvalidRequestError(PermanentError):
+    """A request is malformed: wrong scope arguments, bad ids, bad values."""
+
+
+class NotFoundError(PermanentError):
+    """An id names nothing the caller's owner has (never reveals another owner's rows)."""
+
+
+class BadInputError(PermanentError):
+    """One input item cannot be processed: missing file, corrupt, empty or oversized image."""
+
+
+class BlobNotFoundError(BadInputError):
+    """The blob store has nothing at the given URI."""
+
+
+class ModelLoadError(PermanentError):
+    """A model's weights cannot be loaded with the configured settings."""

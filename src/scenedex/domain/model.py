@@ -1,0 +1,199 @@
+"""What the product means: videos, scenes, persons and the embedding records derived from them.
+
+Pure Python (standard library and numpy for vectors). Every entity carries its ``owner_id``
+(the tenant); a scene's owner always equals its video's owner, a photo's owner its person's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+TEXT_CHANNELS: tuple[str, ...] = ("transcript", "visual", "summary")
+"""Scene text channels, each embedded on its own (``Scene`` attribute per channel below)."""
+
+_CHANNEL_ATTRIBUTE = {"transcript": "transcript", "visual": "visual_description", "summary": "summary"}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A fresh random UUID (v4) for a new entity."""
+    return uuid.uuid4()
+
+
+def content_hash(*parts: Any) -> str:
+    """Stable SHA-256 hex digest of JSON-serialisable ``parts`` (keys sorted, UUIDs as str).
+
+    Used for input hashes and fingerprints: equal inputs give equal digests across processes
+    and machines.
+    """
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class VideoStatus(StrEnum):
+    INGESTED = "ingested"
+
+
+class PhotoStatus(StrEnum):
+    PENDING = "pending"
+    OK = "ok"
+    NO_FACE = "no_face"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Video:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    title: str
+    source_uri: str
+    duration_s: float
+    status: VideoStatus = VideoStatus.INGESTED
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One shot of a video: a time range (seconds), its texts and one keyframe image.
+
+    ``keyframe_sha256`` is the SHA-256 of the keyframe bytes, taken at ingest; blobs are
+    immutable, so it stands for the image content without reading the blob again.
+    """
+
+    id: uuid.UUID
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    ordinal: int
+    start_s: float
+    end_s: float
+    keyframe_uri: str
+    keyframe_sha256: str
+    transcript: str = ""
+    visual_description: str = ""
+    summary: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    def text(self, channel: str) -> str:
+        """The scene's text for ``channel`` (one of ``TEXT_CHANNELS``); raises KeyError otherwise."""
+        return getattr(self, _CHANNEL_ATTRIBUTE[channel]) or ""
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    name: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class PersonPhoto:
+    """A reference photo of a person; ``image_sha256`` is the content hash taken when added."""
+
+    id: uuid.UUID
+    person_id: uuid.UUID
+    owner_id: uuid.UUID
+    image_uri: str
+    image_sha256: str
+    status: PhotoStatus = PhotoStatus.PENDING
+    error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """A face found in an image.
+
+    ``bbox`` is ``(left, top, right, bottom)`` in pixels of the decoded image; ``descriptor`` is
+    the ``(128,)`` float32 dlib ResNet face descriptor (Euclidean space, not normalised).
+    ``person_id``/``distance`` are set once the face is matched to a person query embedding.
+    """
+
+    bbox: tuple[int, int, int, int]
+    descriptor: np.ndarray
+    person_id: uuid.UUID | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingRecord:
+    """A derived record: the output of one spec step for one subject, stamped with its provenance.
+
+    - ``subject_id``: the person photo, person or scene the record belongs to.
+    - ``key``: the text channel for scene text embeddings, ``""`` otherwise.
+    - ``vector``: float32; ``(d,)`` for one embedding, ``(n, 128)`` for scene faces; ``None``
+      records an empty input (empty text channel, photo without a face) so it is not retried.
+    - ``payload``: JSON-able extras (face boxes and matches, photo counts).
+    - ``fingerprint``/``input_hash``: the record is current when both equal what the spec
+      expects for its subject now.
+    """
+
+    owner_id: uuid.UUID
+    subject_id: uuid.UUID
+    key: str
+    vector: np.ndarray | None
+    model_id: str
+    spec_version: str
+    fingerprint: str
+    input_hash: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """The provenance of a stored record, enough to tell whether it is current."""
+
+    fingerprint: str
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class SceneDocument:
+    """What the search index holds for one scene.
+
+    ``text_vectors`` maps channel to ``(384,)``-like float32 unit vectors (absent: empty channel
+    or not computed); ``image_vector`` is the ``(d,)`` float32 CLIP embedding (unit length) or
+    None; ``faces`` the matched scene faces. ``fingerprint``/``input_hash`` say which spec and
+    inputs produced the document.
+    """
+
+    scene_id: uuid.UUID
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    start_s: float
+    end_s: float
+    texts: Mapping[str, str]
+    text_vectors: Mapping[str, np.ndarray]
+    image_vector: np.ndarray | None
+    faces: tuple[DetectedFace, ...]
+    person_ids: tuple[uuid.UUID, ...]
+    spec_version: str
+    model_ids: Mapping[str, str]
+    fingerprint: str
+    input_hash: str
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows of ``vectors`` scaled to unit L2 norm, as float32; zero rows stay zero.
+
+    Accepts ``(d,)`` or ``(n, d)``; returns the same shape.
+    """
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)

@@ -1,0 +1,192 @@
+"""The interfaces the runner is given (constructor injection). Adapters implement them;
+unit tests implement them with fakes (``tests/fakes.py``).
+
+Every repository method takes the owner id and reads or writes only that owner's rows; the two
+cross-owner lookups needed by admin scopes (``list_owner_ids``, ``VideoRepository.owner_of``)
+are named as such.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+
+from scenedex.domain.errors import BadInputError
+from scenedex.domain.model import (
+    DetectedFace,
+    EmbeddingRecord,
+    Person,
+    PersonPhoto,
+    PhotoStatus,
+    RecordState,
+    Scene,
+    SceneDocument,
+    Video,
+)
+from scenedex.domain.spec import EmbeddingStepType
+
+RecordKey = tuple[uuid.UUID, str]
+"""(subject id, key): the natural key of a derived record within one step."""
+
+
+class ImageEmbedder(Protocol):
+    """CLIP-style image embedder."""
+
+    @property
+    def model_id(self) -> str:
+        """Identity of architecture and weights, e.g. ``open_clip:ViT-B-32:laion2b_s34b_b79k``;
+        must be known without loading the weights."""
+        ...
+
+    @property
+    def preprocessing_id(self) -> str:
+        """Identity of decode and preprocessing (size, resize, normalisation)."""
+        ...
+
+    def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray | BadInputError]:
+        """Embed encoded images (JPEG/PNG bytes). Per item: a ``(d,)`` float32 L2-normalised
+        vector, or the ``BadInputError`` that item failed with (corrupt, empty, oversized)."""
+        ...
+
+
+class TextEmbedder(Protocol):
+    """Sentence embedder for scene text channels."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, d)`` float32, L2-normalised, one row per text (texts are non-empty)."""
+        ...
+
+
+class FaceEmbedder(Protocol):
+    """Face detector plus 128-d face descriptor."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def detection_id(self) -> str:
+        """Identity of detection settings (detector, upsampling, jitters)."""
+        ...
+
+    def detect_faces(self, images: Sequence[bytes]) -> list[list[DetectedFace] | BadInputError]:
+        """Per image: the faces found (unmatched; may be empty) or the item's error."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Immutable blobs addressed by URI (``file://``, ``s3://``, ...)."""
+
+    def read(self, uri: str) -> bytes:
+        """The blob's bytes; raises ``BlobNotFoundError`` when nothing is there."""
+        ...
+
+    def write(self, key: str, data: bytes) -> str:
+        """Store ``data`` under ``key`` (a relative path) and return its URI."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """Where scene documents are indexed for search."""
+
+    def upsert(self, documents: Sequence[SceneDocument]) -> None:
+        """Insert or replace documents by scene id (idempotent)."""
+        ...
+
+    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
+        """Fingerprint and input hash of the indexed documents among ``scene_ids`` of the owner."""
+        ...
+
+    def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        """Remove the owner's documents for ``scene_ids`` (missing ones are ignored)."""
+        ...
+
+
+class VideoRepository(Protocol):
+    def add(self, video: Video) -> None: ...
+
+    def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None: ...
+
+    def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> list[Video]:
+        """The owner's videos (updated at or after ``since`` when given), oldest first."""
+        ...
+
+    def owner_of(self, video_id: uuid.UUID) -> uuid.UUID | None:
+        """Admin lookup across owners: whose video this is (None if it does not exist)."""
+        ...
+
+
+class SceneRepository(Protocol):
+    def add_many(self, scenes: Sequence[Scene]) -> None: ...
+
+    def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
+        """The video's scenes in ordinal order."""
+        ...
+
+
+class PersonRepository(Protocol):
+    def add(self, person: Person) -> None: ...
+
+    def add_photo(self, photo: PersonPhoto) -> None: ...
+
+    def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None: ...
+
+    def list(self, owner_id: uuid.UUID) -> list[Person]: ...
+
+    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]: ...
+
+    def set_photo_status(
+        self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
+    ) -> None: ...
+
+
+class EmbeddingRecordRepository(Protocol):
+    """Derived records of every step, keyed by (step, subject id, key)."""
+
+    def states(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, RecordState]: ...
+
+    def get(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, EmbeddingRecord]: ...
+
+    def upsert(self, step: EmbeddingStepType, records: Sequence[EmbeddingRecord]) -> None:
+        """Insert or replace by natural key; every record's owner must own its subject."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories; use as a context manager, then ``commit()``."""
+
+    videos: VideoRepository
+    scenes: SceneRepository
+    persons: PersonRepository
+    records: EmbeddingRecordRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def list_owner_ids(self) -> list[uuid.UUID]:
+        """Admin lookup across owners: every owner that has videos or persons."""
+        ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,180 @@
+"""The versioned reprocess spec: what "latest embeddings" means.
+
+A spec is an ordered list of steps. Each step's fingerprint hashes everything that changes its
+output (step type, model and weights identity, preprocessing, channels, thresholds) together
+with the fingerprints of the steps it reads from. A derived record is current when its
+fingerprint and input hash match the spec's; so changing one model or threshold marks exactly
+that step and the steps downstream of it stale, whether or not the human label is bumped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from scenedex.domain.errors import InvalidRequestError
+from scenedex.domain.model import TEXT_CHANNELS, content_hash
+
+LATEST_EMBEDDING_SPEC_VERSION = "2026-11-21"
+"""Human label of the latest spec (a date). The full version appends a digest of fingerprints."""
+
+DEFAULT_FACE_MATCH_THRESHOLD = 0.4
+"""Largest Euclidean distance between L2-normalised dlib face descriptors that still counts as
+the same person. dlib's operating point for ``dlib_face_recognition_resnet_model_v1`` is 0.6 on
+raw descriptors (99.38% on LFW; http://dlib.net/face_recognition.py.html, face_recognition's
+``compare_faces(tolerance=0.6)``); raw descriptors have norms of about 1.45 (measured on
+astronaut.png and its flip: 1.457, 1.446), so 0.6 / 1.45 = 0.41 on unit vectors, rounded to 0.4.
+Person query embeddings are normalised means, hence the comparison on unit vectors."""
+
+DOCUMENT_SCHEMA = "scene-doc-v1"
+"""Version of the scene search document layout (fields and their meaning)."""
+
+FINGERPRINT_LENGTH = 16
+
+
+class EmbeddingStepType(StrEnum):
+    """The steps of a reprocess, in dependency order."""
+
+    PERSON_PHOTO_EMBEDDINGS = "person_photo_embeddings"
+    PERSON_QUERY_EMBEDDINGS = "person_query_embeddings"
+    SCENE_TEXT_EMBEDDINGS = "scene_text_embeddings"
+    SCENE_CLIP_EMBEDDINGS = "scene_clip_embeddings"
+    SCENE_PERSON_EMBEDDINGS = "scene_person_embeddings"
+    SEARCH_REINDEX = "search_reindex"
+
+
+PERSON_STEPS = (EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS, EmbeddingStepType.PERSON_QUERY_EMBEDDINGS)
+SCENE_STEPS = (
+    EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+    EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
+    EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+    EmbeddingStepType.SEARCH_REINDEX,
+)
+
+
+@dataclass(frozen=True)
+class EmbeddingStep:
+    """One step of the spec: its type, the parameters that shape its output and its upstream.
+
+    ``fingerprint`` is a 16-hex-digit SHA-256 prefix of (type, params, upstream fingerprints).
+    """
+
+    type: EmbeddingStepType
+    params: Mapping[str, Any]
+    depends_on: tuple[EmbeddingStepType, ...]
+    fingerprint: str
+
+    @property
+    def model_id(self) -> str:
+        """The model this step runs (``""`` for steps without a model)."""
+        return str(self.params.get("model_id", ""))
+
+
+@dataclass(frozen=True)
+class SpecInputs:
+    """Everything the latest spec is made of. Model ids come from the embedder adapters
+    (``ImageEmbedder.model_id`` etc.), so a different checkpoint yields a different spec."""
+
+    clip_model_id: str
+    clip_preprocessing: str
+    text_model_id: str
+    face_model_id: str
+    face_detection: str
+    face_match_threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
+    text_channels: tuple[str, ...] = TEXT_CHANNELS
+    document_schema: str = DOCUMENT_SCHEMA
+
+    def __post_init__(self) -> None:
+        unknown = set(self.text_channels) - set(TEXT_CHANNELS)
+        if unknown or not self.text_channels:
+            raise InvalidRequestError(
+                f"text channels must be a non-empty subset of {TEXT_CHANNELS}, got {self.text_channels}"
+            )
+        if not 0 < self.face_match_threshold < 2:
+            raise InvalidRequestError(
+                f"face match threshold must be in (0, 2), got {self.face_match_threshold}"
+            )
+
+
+@dataclass(frozen=True)
+class ReprocessSpec:
+    """A label plus ordered steps; ``version`` is ``"{label}+{digest of all fingerprints}"``."""
+
+    label: str
+    steps: tuple[EmbeddingStep, ...]
+    inputs: SpecInputs = field(compare=False)
+
+    @property
+    def version(self) -> str:
+        digest = content_hash([s.fingerprint for s in self.steps])[:8]
+        return f"{self.label}+{digest}"
+
+    def step(self, step_type: EmbeddingStepType) -> EmbeddingStep:
+        """The step of that type; raises KeyError if the spec lacks it."""
+        for step in self.steps:
+            if step.type is step_type:
+                return step
+        raise KeyError(step_type)
+
+    def fingerprint(self, step_type: EmbeddingStepType) -> str:
+        return self.step(step_type).fingerprint
+
+    @property
+    def model_ids(self) -> dict[str, str]:
+        """Model ids by role: ``{"clip": ..., "text": ..., "face": ...}``."""
+        return {
+            "clip": self.inputs.clip_model_id,
+            "text": self.inputs.text_model_id,
+            "face": self.inputs.face_model_id,
+        }
+
+    @classmethod
+    def latest(cls, inputs: SpecInputs, *, label: str = LATEST_EMBEDDING_SPEC_VERSION) -> ReprocessSpec:
+        """The latest spec: six steps in dependency order, fingerprinted from ``inputs``."""
+        face = {"model_id": inputs.face_model_id, "detection": inputs.face_detection}
+        definitions: list[tuple[EmbeddingStepType, dict[str, Any], tuple[EmbeddingStepType, ...]]] = [
+            (
+                EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS,
+                {**face, "face_selection": "largest"},
+                (),
+            ),
+            (
+                EmbeddingStepType.PERSON_QUERY_EMBEDDINGS,
+                {"aggregation": "l2-normalised-mean"},
+                (EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS,),
+            ),
+            (
+                EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+                {"model_id": inputs.text_model_id, "channels": list(inputs.text_channels)},
+                (),
+            ),
+            (
+                EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
+                {"model_id": inputs.clip_model_id, "preprocessing": inputs.clip_preprocessing},
+                (),
+            ),
+            (
+                EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+                {**face, "match_threshold": inputs.face_match_threshold, "match": "nearest-l2"},
+                (EmbeddingStepType.PERSON_QUERY_EMBEDDINGS,),
+            ),
+            (
+                EmbeddingStepType.SEARCH_REINDEX,
+                {"document_schema": inputs.document_schema},
+                (
+                    EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+                    EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
+                    EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+                ),
+            ),
+        ]
+        fingerprints: dict[EmbeddingStepType, str] = {}
+        steps = []
+        for step_type, params, depends_on in definitions:
+            upstream = [fingerprints[d] for d in depends_on]
+            fingerprint = content_hash(step_type.value, params, upstream)[:FINGERPRINT_LENGTH]
+            fingerprints[step_type] = fingerprint
+            steps.append(EmbeddingStep(step_type, params, depends_on, fingerprint))
+        return cls(label=label, steps=tuple(steps), inputs=inputs)
