@@ -57,15 +57,15 @@ log = logging.getLogger("scenedex.reprocess")
 
 
 class SpecLogger(logging.LoggerAdapter[logging.Logger]):
-    """Logger whose every line carries the spec version (as a prefix and as ``spec_version``
-    in the record's extras, for structured log formatters)."""
+    """Logger whose every record carries ``spec_version`` (and any other context) as extras,
+    for the formatter set up by ``scenedex.worker.logs``."""
 
     def __init__(self, spec_version: str, **context: Any) -> None:
         super().__init__(log, {"spec_version": spec_version, **context})
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
-        return f"[spec {kwargs['extra']['spec_version']}] {msg}", kwargs
+        return msg, kwargs
 
 
 class ReprocessScope(StrEnum):

@@ -1,0 +1,242 @@
+"""The ``scenedex`` command line (typer).
+
+Exit codes: 0 success; 1 some items failed or a dependency (model, database) is unusable;
+2 usage error (bad uuid, unknown video or owner, wrong scope arguments, missing file), always
+with a one-line message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
+from scenedex.domain.reprocess import ReprocessProgress, ReprocessRequest, parse_uuid
+from scenedex.domain.spec import EmbeddingStepType
+from scenedex.worker.logs import configure_logging
+from scenedex.worker.settings import Settings
+
+app = typer.Typer(help="scenedex: keep video search embeddings correct and current.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+person_app = typer.Typer(help="Persons and their reference photos.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(person_app, name="person")
+
+stderr = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+OwnerOption = Annotated[str, typer.Option("--owner-id", help="Owner (tenant) UUID.")]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn scenedex's own errors into a one-line message and an exit code."""
+    try:
+        yield
+    except (InvalidRequestError, NotFoundError) as error:
+        fail(str(error), 2)
+    except ScenedexError as error:
+        fail(str(error), 1)
+
+
+def _services(**overrides: Any) -> Any:
+    from scenedex.worker.bootstrap import bootstrap
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return bootstrap(settings, **overrides)
+
+
+def _owner(value: str) -> Any:
+    return parse_uuid(value, "owner id")
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations to SCENEDEX_DATABASE_URL (creates the schema on a new database)."""
+    from scenedex.adapters.db.migrate import current_revision, upgrade
+
+    with user_errors():
+        services = _services()
+        upgrade(services.engine)
+        stderr.print(f"database at revision {current_revision(services.engine)}")
+
+
+@app.command()
+def ingest(
+    video: Annotated[Path, typer.Argument(help="Video file to ingest.")],
+    owner_id: OwnerOption,
+    title: Annotated[str | None, typer.Option(help="Title (default: file name).")] = None,
+    subtitles: Annotated[Path | None, typer.Option(help="Subtitles (.srt or .vtt) for transcripts.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Cut a video into scenes (PySceneDetect), store keyframes and create its rows."""
+    from scenedex.adapters.video import PySceneDetectSceneDetector
+    from scenedex.services.ingest import ingest_video
+
+    with user_errors():
+        owner = _owner(owner_id)
+        services = _services()
+        result = ingest_video(
+            uow_factory=services.uow_factory,
+            blobs=services.blobs,
+            detector=PySceneDetectSceneDetector(),
+            path=video,
+            owner_id=owner,
+            title=title,
+            subtitles=subtitles,
+        )
+    if json_output:
+        _print_json({"video_id": str(result.video.id), "scenes": len(result.scenes)})
+    else:
+        print(f"video {result.video.id}: {len(result.scenes)} scenes, {result.video.duration_s:.2f} s")
+
+
+@person_app.command("add")
+def person_add(
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos of the person.")],
+    owner_id: OwnerOption,
+    name: Annotated[str, typer.Option(help="Person's name.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Create a person from reference photos (faces are found by the next reprocess)."""
+    from scenedex.services.ingest import add_person
+
+    with user_errors():
+        owner = _owner(owner_id)
+        services = _services()
+        result = add_person(
+            uow_factory=services.uow_factory,
+            blobs=services.blobs,
+            owner_id=owner,
+            name=name,
+            photo_paths=photos,
+        )
+    if json_output:
+        _print_json({"person_id": str(result.person.id), "photos": len(result.photos)})
+    else:
+        print(f"person {result.person.id}: {len(result.photos)} photos")
+
+
+@app.command()
+def reprocess(
+    scope: Annotated[str, typer.Option(help="video | owner | all")],
+    video_id: Annotated[str | None, typer.Option("--video-id", help="Video UUID (scope video).")] = None,
+    owner_id: Annotated[str | None, typer.Option("--owner-id", help="Owner UUID (scope owner).")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute even current records.")] = False,
+    since: Annotated[str | None, typer.Option(help="Only videos updated since (ISO 8601).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count missing/stale/current only.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Bring every embedding in the scope up to the latest spec, inline, with a progress bar."""
+    with user_errors():
+        request = ReprocessRequest.parse(
+            scope, video_id=video_id, owner_id=owner_id, force=force, since=since
+        )
+        services = _services()
+        runner = services.runner()
+        configure_logging(services.settings.log_level, spec_version=runner.spec.version)
+        if dry_run:
+            plan = runner.plan(request)
+            _print_plan(plan.to_dict(), json_output)
+            return
+        with _ProgressBars(enabled=not json_output or stderr.is_terminal) as bars:
+            progress = runner.run(request, listener=bars)
+    _print_progress(progress, json_output)
+    raise typer.Exit(0 if progress.ok else 1)
+
+
+def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        _print_json(plan)
+        return
+    table = Table(
+        title=f"plan under spec {plan['spec_version']} ({plan['videos']} videos, {plan['scenes']} scenes)"
+    )
+    for column in ("step", "missing", "stale", "current"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step in plan["steps"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in step["stale_by_reason"].items())
+        stale = f"{step['stale']} ({reasons})" if reasons else str(step["stale"])
+        table.add_row(step["step"], str(step["missing"]), stale, str(step["current"]))
+    Console().print(table)
+
+
+def _print_progress(progress: ReprocessProgress, json_output: bool) -> None:
+    summary = progress.to_dict()
+    if json_output:
+        _print_json(summary)
+        return
+    table = Table(title=f"reprocess under spec {progress.spec_version}")
+    for column in ("step", "planned", "computed", "skipped", "failed", "seconds", "items/s"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step in summary["steps"]:
+        rate = step["computed"] / step["seconds"] if step["seconds"] and step["computed"] else 0
+        table.add_row(
+            step["step"],
+            *(str(step[k]) for k in ("planned", "computed", "skipped", "failed")),
+            f"{step['seconds']:.2f}",
+            f"{rate:.1f}",
+        )
+    Console().print(table)
+    for error in summary["errors"]:
+        stderr.print(
+            f"[red]failed[/red] {error['step']} {error['item_id']}: {error['message']}", highlight=False
+        )
+
+
+class _ProgressBars:
+    """A rich progress bar per step on stderr (implements ProgressListener)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<26}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            disable=not enabled,
+        )
+        self._tasks: dict[EmbeddingStepType, Any] = {
+            step: self._progress.add_task(step.value, total=0) for step in EmbeddingStepType
+        }
+
+    def __enter__(self) -> _ProgressBars:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def planned(self, step: EmbeddingStepType, total: int) -> None:
+        task = self._tasks[step]
+        self._progress.update(task, total=(self._progress.tasks[task].total or 0) + total)
+
+    def advanced(self, step: EmbeddingStepType, count: int) -> None:
+        self._progress.advance(self._tasks[step], count)
+
+
+def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
+    """Console-script entry point."""
+    return app(args=argv)
+
+
+if __name__ == "__main__":
+    main()

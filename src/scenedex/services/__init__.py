@@ -1,0 +1,1 @@
+"""Use cases that sit between the entry points (CLI, worker, API) and the domain."""

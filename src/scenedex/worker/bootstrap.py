@@ -1,0 +1,124 @@
+"""The composition root: builds every adapter from settings, once per process.
+
+The CLI, the worker and the API call ``bootstrap(settings)``; tests pass fakes through
+``overrides``. Nothing here loads a model or opens a connection: embedders load their weights
+lazily on first use, engines connect on first query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from scenedex.adapters.db.engine import create_engine
+from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
+from scenedex.adapters.db.search_index import TableSearchIndex
+from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.domain.ports import (
+    BlobStore,
+    FaceEmbedder,
+    ImageEmbedder,
+    SearchIndex,
+    TextEmbedder,
+    UnitOfWorkFactory,
+)
+from scenedex.domain.reprocess import ReprocessRunner
+from scenedex.domain.spec import ReprocessSpec, SpecInputs
+from scenedex.worker.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything a process needs, built once. Models inside the embedders load lazily."""
+
+    settings: Settings
+    engine: sa.Engine
+    uow_factory: UnitOfWorkFactory
+    blobs: BlobStore
+    image_embedder: ImageEmbedder
+    text_embedder: TextEmbedder
+    face_embedder: FaceEmbedder
+    search_index: SearchIndex
+    _spec: ReprocessSpec | None = field(default=None, repr=False)
+
+    @property
+    def spec(self) -> ReprocessSpec:
+        """The latest spec for the configured models (model ids read without loading weights)."""
+        if self._spec is None:
+            self._spec = ReprocessSpec.latest(
+                SpecInputs(
+                    clip_model_id=self.image_embedder.model_id,
+                    clip_preprocessing=self.image_embedder.preprocessing_id,
+                    text_model_id=self.text_embedder.model_id,
+                    face_model_id=self.face_embedder.model_id,
+                    face_detection=self.face_embedder.detection_id,
+                    face_match_threshold=self.settings.faces.match_threshold,
+                )
+            )
+        return self._spec
+
+    def runner(self) -> ReprocessRunner:
+        return ReprocessRunner(
+            uow_factory=self.uow_factory,
+            blobs=self.blobs,
+            image_embedder=self.image_embedder,
+            text_embedder=self.text_embedder,
+            face_embedder=self.face_embedder,
+            search_index=self.search_index,
+            spec=self.spec,
+            batch_size=self.settings.reprocess.batch_size,
+        )
+
+
+def bootstrap(settings: Settings, **overrides: Any) -> Services:
+    """Build the services from ``settings``; any keyword (``image_embedder=...``) replaces the
+    adapter of that name (tests pass fakes)."""
+    engine = overrides.pop("engine", None) or create_engine(settings.database_url)
+    parts: dict[str, Any] = {
+        "uow_factory": lambda: SqlUnitOfWorkFactory(engine),
+        "blobs": lambda: FsspecBlobStore(settings.storage_url),
+        "image_embedder": lambda: _clip(settings),
+        "text_embedder": lambda: _text(settings),
+        "face_embedder": lambda: _faces(settings),
+        "search_index": lambda: TableSearchIndex(engine),
+    }
+    unknown = set(overrides) - set(parts)
+    if unknown:
+        raise TypeError(f"unknown overrides: {sorted(unknown)}")
+    built = {name: overrides[name] if name in overrides else make() for name, make in parts.items()}
+    return Services(settings=settings, engine=engine, **built)
+
+
+def _clip(settings: Settings) -> ImageEmbedder:
+    from scenedex.adapters.clip import OpenClipImageEmbedder
+
+    return OpenClipImageEmbedder(
+        settings.clip.model,
+        settings.clip.pretrained,
+        device=settings.clip.device,
+        batch_size=settings.clip.batch_size,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+    )
+
+
+def _text(settings: Settings) -> TextEmbedder:
+    from scenedex.adapters.text import SentenceTransformerTextEmbedder
+
+    return SentenceTransformerTextEmbedder(
+        settings.text.model, device=settings.text.device, batch_size=settings.text.batch_size
+    )
+
+
+def _faces(settings: Settings) -> FaceEmbedder:
+    from scenedex.adapters.faces import DlibFaceEmbedder
+
+    return DlibFaceEmbedder(
+        upsample=settings.faces.upsample,
+        num_jitters=settings.faces.num_jitters,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.faces.max_side,
+    )

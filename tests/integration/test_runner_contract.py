@@ -1,0 +1,198 @@
+"""ReprocessRunner scenarios, run over in-memory fakes, SQLite and Postgres alike."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from scenedex.domain.errors import NotFoundError
+from scenedex.domain.model import PhotoStatus
+from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.spec import EmbeddingStepType as Step
+from tests.conftest import World
+from tests.fakes import face_image
+
+OWNER_A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
+OWNER_B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
+
+
+def owner(owner_id: uuid.UUID, force: bool = False) -> ReprocessRequest:
+    return ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id, force=force)
+
+
+def counts(progress, field: str) -> dict[Step, int]:
+    return {step: getattr(c, field) for step, c in progress.steps.items()}
+
+
+def library(world: World) -> dict:
+    """Owner A: a person 'alice' (2 photos) and a 6-scene video, scene 1 shows alice and bob."""
+    alice = world.add_person(OWNER_A, "alice", [face_image("alice", salt="1"), face_image("alice", salt="2")])
+    keyframes = [face_image(salt=str(i)) for i in range(6)]
+    keyframes[1] = face_image("alice", "bob", salt="x")
+    video, scenes = world.add_video(OWNER_A, keyframes)
+    return {"alice": alice, "video": video, "scenes": scenes}
+
+
+def test_first_run_computes_every_step_then_nothing(world: World) -> None:
+    lib = library(world)
+    first = world.runner().run(owner(OWNER_A))
+    assert first.ok, first.errors
+    assert counts(first, "computed") == {
+        Step.PERSON_PHOTO_EMBEDDINGS: 2,
+        Step.PERSON_QUERY_EMBEDDINGS: 1,
+        Step.SCENE_TEXT_EMBEDDINGS: 18,
+        Step.SCENE_CLIP_EMBEDDINGS: 6,
+        Step.SCENE_PERSON_EMBEDDINGS: 6,
+        Step.SEARCH_REINDEX: 6,
+    }
+    # Empty channels (visual, summary) are recorded, not sent to the model.
+    assert len(world.text.texts) == 6
+
+    second = world.runner().run(owner(OWNER_A))
+    assert sum(counts(second, "computed").values()) == 0
+    assert counts(second, "skipped") == counts(first, "computed")
+    assert len(world.text.texts) == 6 and sum(world.clip.calls) == 6
+
+    forced = world.runner().run(owner(OWNER_A, force=True))
+    assert counts(forced, "computed") == counts(first, "computed")
+    assert lib["video"].id
+
+
+def test_scene_with_matching_face_lists_the_person(world: World) -> None:
+    lib = library(world)
+    world.runner().run(owner(OWNER_A))
+    face_scene = lib["scenes"][1]
+    state = world.index.states(OWNER_A, [face_scene.id])
+    assert face_scene.id in state
+    with world.uow_factory() as uow:
+        record = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, OWNER_A, [face_scene.id])[(face_scene.id, "")]
+        query = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, OWNER_A, [lib["alice"].id])[
+            (lib["alice"].id, "")
+        ]
+    persons = [face["person_id"] for face in record.payload["faces"]]
+    assert persons == [str(lib["alice"].id), None]  # alice matched, bob unknown
+    assert record.vector.shape == (2, 128) and record.vector.dtype == np.float32
+    assert np.isclose(np.linalg.norm(query.vector), 1.0, atol=1e-5)
+
+
+def test_threshold_change_marks_exactly_faces_and_reindex_stale(world: World) -> None:
+    library(world)
+    world.runner().run(owner(OWNER_A))
+    plan = world.runner(face_match_threshold=0.3).plan(owner(OWNER_A))
+    stale = {step: sum(p.stale.values()) for step, p in plan.steps.items()}
+    assert stale == {
+        Step.PERSON_PHOTO_EMBEDDINGS: 0,
+        Step.PERSON_QUERY_EMBEDDINGS: 0,
+        Step.SCENE_TEXT_EMBEDDINGS: 0,
+        Step.SCENE_CLIP_EMBEDDINGS: 0,
+        Step.SCENE_PERSON_EMBEDDINGS: 6,
+        Step.SEARCH_REINDEX: 6,
+    }
+    assert plan.steps[Step.SCENE_PERSON_EMBEDDINGS].stale == {"fingerprint_changed": 6}
+    rerun = world.runner(face_match_threshold=0.3).run(owner(OWNER_A))
+    assert {s: n for s, n in counts(rerun, "computed").items() if n} == {
+        Step.SCENE_PERSON_EMBEDDINGS: 6,
+        Step.SEARCH_REINDEX: 6,
+    }
+
+
+def test_dry_run_counts_missing_then_current(world: World) -> None:
+    library(world)
+    before = world.runner().plan(owner(OWNER_A))
+    assert before.steps[Step.SCENE_TEXT_EMBEDDINGS].missing == 18
+    assert before.steps[Step.SEARCH_REINDEX].missing == 6
+    assert (before.videos, before.scenes) == (1, 6)
+    world.runner().run(owner(OWNER_A))
+    after = world.runner().plan(owner(OWNER_A))
+    assert all(p.missing == 0 and not p.stale for p in after.steps.values())
+    assert after.steps[Step.SCENE_TEXT_EMBEDDINGS].current == 18
+
+
+def test_new_person_makes_face_matching_stale(world: World) -> None:
+    library(world)
+    world.runner().run(owner(OWNER_A))
+    world.add_person(OWNER_A, "bob", [face_image("bob")])
+    plan = world.runner().plan(owner(OWNER_A))
+    assert plan.steps[Step.SCENE_PERSON_EMBEDDINGS].stale == {"input_changed": 6}
+    assert plan.steps[Step.SCENE_CLIP_EMBEDDINGS].current == 6
+    world.runner().run(owner(OWNER_A))
+    face_scene = library_scene(world, 1)
+    with world.uow_factory() as uow:
+        record = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, OWNER_A, [face_scene])[(face_scene, "")]
+    assert all(face["person_id"] for face in record.payload["faces"])
+
+
+def library_scene(world: World, ordinal: int) -> uuid.UUID:
+    with world.uow_factory() as uow:
+        (video,) = uow.videos.list(OWNER_A)
+        return uow.scenes.list_for_video(OWNER_A, video.id)[ordinal].id
+
+
+def test_bad_keyframes_fail_their_items_and_the_rest_succeeds(world: World) -> None:
+    _, scenes = world.add_video(OWNER_A, [b"ok-0", b"CORRUPT bytes", None, b"", b"ok-4"])
+    progress = world.runner(batch_size=2).run(owner(OWNER_A))
+    assert not progress.ok
+    failed = {(e.step, e.item_id) for e in progress.errors}
+    for bad in scenes[1:4]:
+        assert (Step.SCENE_CLIP_EMBEDDINGS, bad.id) in failed
+        assert (Step.SCENE_PERSON_EMBEDDINGS, bad.id) in failed
+    messages = " ".join(e.message for e in progress.errors)
+    assert "cannot identify image file" in messages
+    assert "file not found" in messages
+    assert "empty file (0 bytes)" in messages
+    assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 2
+    assert progress.steps[Step.SEARCH_REINDEX].computed == 5  # text-only documents for the bad ones
+    # The failed items (and their partial documents) are retried; the good ones are not.
+    again = world.runner(batch_size=2).run(owner(OWNER_A))
+    assert again.steps[Step.SCENE_CLIP_EMBEDDINGS].failed == 3
+    assert again.steps[Step.SCENE_CLIP_EMBEDDINGS].skipped == 2
+    assert again.steps[Step.SEARCH_REINDEX].computed == 3
+
+
+def test_photo_without_face_is_recorded_and_person_has_no_query_vector(world: World) -> None:
+    person = world.add_person(OWNER_A, "nobody", [b"a landscape"])
+    progress = world.runner().run(owner(OWNER_A))
+    assert progress.ok
+    with world.uow_factory() as uow:
+        (photo,) = uow.persons.list_photos(OWNER_A)
+        query = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, OWNER_A, [person.id])[(person.id, "")]
+    assert photo.status is PhotoStatus.NO_FACE and "no face" in photo.error
+    assert query.vector is None
+    assert sum(counts(world.runner().run(owner(OWNER_A)), "computed").values()) == 0
+
+
+def test_owner_scope_never_touches_another_owner(world: World) -> None:
+    library(world)
+    _, b_scenes = world.add_video(OWNER_B, [b"b-0", b"b-1"])
+    world.add_person(OWNER_B, "carol", [face_image("carol")])
+    world.runner().run(owner(OWNER_A))
+    assert not any(f"owners/{OWNER_B}" in uri for uri in world.blobs.reads)
+    assert world.index.states(OWNER_B, [s.id for s in b_scenes]) == {}
+    with world.uow_factory() as uow:
+        for step in Step:
+            if step is not Step.SEARCH_REINDEX:
+                assert uow.records.get(step, OWNER_B, [s.id for s in b_scenes]) == {}
+    # A's documents are invisible through B's owner id, and B's run leaves A's current.
+    world.runner().run(owner(OWNER_B))
+    assert sum(counts(world.runner().run(owner(OWNER_A)), "computed").values()) == 0
+
+
+def test_video_scope_and_unknown_ids(world: World) -> None:
+    lib = library(world)
+    progress = world.runner().run(ReprocessRequest(ReprocessScope.VIDEO, video_id=lib["video"].id))
+    assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 6
+    with pytest.raises(NotFoundError):
+        world.runner().run(ReprocessRequest(ReprocessScope.VIDEO, video_id=uuid.uuid4()))
+    with pytest.raises(NotFoundError):  # the video exists, but not for owner B
+        world.runner().run(ReprocessRequest(ReprocessScope.VIDEO, video_id=lib["video"].id, owner_id=OWNER_B))
+    with pytest.raises(NotFoundError):
+        world.runner().run(owner(uuid.uuid4()))
+
+
+def test_all_scope_covers_every_owner(world: World) -> None:
+    library(world)
+    world.add_video(OWNER_B, [b"b-0"])
+    progress = world.runner().run(ReprocessRequest(ReprocessScope.ALL))
+    assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 7
