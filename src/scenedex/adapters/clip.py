@@ -1,0 +1,355 @@
+"""CLIP image (and text) embeddings with open_clip.
+
+Importing this module is cheap: torch and open_clip are imported on first use, and
+``model_id`` never needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scenedex.adapters.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image
+from scenedex.domain.errors import BadInputError, ModelLoadError
+from scenedex.domain.model import l2_normalise
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+UNTRAINED = "none"
+"""``pretrained`` value meaning random (untrained) weights: for tests and benchmarks only."""
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+_HOW_TO_FIX = (
+    "Set SCENEDEX_CLIP__PRETRAINED to a local open_clip checkpoint file path, "
+    f"or to '{UNTRAINED}' for untrained random weights (testing only)."
+)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of the file's content (read in chunks; raises ``OSError`` if unreadable)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when a CUDA device is available, else ``"cpu"``;
+    any other value is returned unchanged (imports torch)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class OpenClipImageEmbedder:
+    """``ImageEmbedder`` backed by an open_clip CLIP model (weights loaded lazily, once).
+
+    - ``model_name``: an open_clip architecture name (``open_clip.list_models()``).
+    - ``pretrained``: an open_clip pretrained tag (``open_clip.list_pretrained_tags_by_model``),
+      a path to a local checkpoint file, or ``"none"`` for random weights drawn from a fixed
+      seed (tests and benchmarks only; never chosen silently). Weights that cannot be loaded
+      raise ``ModelLoadError``.
+    - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+      ``"cuda:1"``... On CUDA the model runs in float16, on CPU in float32.
+    - ``batch_size``: images (or texts) per forward pass.
+    - ``max_bytes``/``max_pixels``: per-image limits, see ``decode_image``.
+    - ``draft``: decode JPEGs at a reduced scale that still covers the model input size
+      (about 2x faster decode; part of ``preprocessing_id``).
+
+    A path to a checkpoint that does not exist raises ``ModelLoadError`` at construction.
+    Inference is thread-safe.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "ViT-B-32",
+        pretrained: str = "laion2b_s34b_b79k",
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        draft: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if ":" in model_name:
+            raise ModelLoadError(
+                f"open_clip model name {model_name!r} has a schema; only built-in architecture names "
+                "are supported (load weights with a local checkpoint path in pretrained)"
+            )
+        self._model_name = model_name
+        self._pretrained = pretrained
+        self._untrained = pretrained.strip().lower() == UNTRAINED
+        self._checkpoint: Path | None = None
+        if not self._untrained and _looks_like_path(pretrained):
+            checkpoint = Path(pretrained).expanduser()
+            if not checkpoint.is_file():
+                raise ModelLoadError(f"open_clip checkpoint file not found: {checkpoint}. {_HOW_TO_FIX}")
+            self._checkpoint = checkpoint.resolve()
+        self._device_setting = device
+        self._batch_size = batch_size
+        self._max_bytes = max_bytes
+        self._max_pixels = max_pixels
+        self._draft = draft
+
+        self._lock = threading.Lock()
+        self._checkpoint_sha256: str | None = None
+        self._preprocess_cfg: dict[str, Any] | None = None
+        self._model: Any = None
+        self._preprocess: Any = None
+        self._tokenizer: Any = None
+        self._device: str | None = None
+        self._dtype: torch.dtype | None = None
+
+    # ----------------------------------------------------------------- identity (no weights)
+
+    @property
+    def model_id(self) -> str:
+        """``open_clip:{model}:{tag}``, ``open_clip:{model}:untrained`` or
+        ``open_clip:{model}:sha256-{16 hex}`` (hash of the checkpoint file, computed once).
+
+        Needs neither torch nor the weights loaded; raises ``ModelLoadError`` if the checkpoint
+        file became unreadable."""
+        if self._untrained:
+            return f"open_clip:{self._model_name}:untrained"
+        if self._checkpoint is None:
+            return f"open_clip:{self._model_name}:{self._pretrained}"
+        if self._checkpoint_sha256 is None:
+            try:
+                self._checkpoint_sha256 = file_sha256(self._checkpoint)
+            except OSError as exc:
+                raise ModelLoadError(f"cannot read open_clip checkpoint {self._checkpoint}: {exc}") from exc
+        return f"open_clip:{self._model_name}:sha256-{self._checkpoint_sha256[:16]}"
+
+    @property
+    def preprocessing_id(self) -> str:
+        """Identity of decode and preprocessing, e.g.
+        ``pil-exif-rgb|draft224|resize-shortest224-bicubic|centercrop224|mean0.48145,...|std...``.
+
+        Derived from open_clip's architecture config and the pretrained tag's preprocess config
+        (imports open_clip, loads no weights); raises ``ModelLoadError`` for an unknown
+        architecture or tag."""
+        cfg = self._expected_preprocess_cfg()
+        return _describe_preprocess(cfg, self._draft_size(cfg))
+
+    @property
+    def dim(self) -> int:
+        """Embedding size ``d`` (e.g. 512 for ViT-B-32), from the architecture config (imports
+        open_clip, loads no weights)."""
+        return int(_model_config(self._model_name)["embed_dim"])
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on (resolves ``"auto"``; imports torch)."""
+        if self._device is None:
+            return resolve_device(self._device_setting)
+        return self._device
+
+    # ----------------------------------------------------------------- loading
+
+    def load(self) -> None:
+        """Load the weights now (otherwise done on first use). Idempotent and thread-safe.
+
+        Raises ``ModelLoadError`` when the architecture, tag or checkpoint cannot be loaded
+        (for a tag: typically because the model hub is unreachable)."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is not None:
+                return
+            self._load_locked()
+
+    def _load_locked(self) -> None:
+        expected = self._expected_preprocess_cfg()
+        import open_clip
+        import torch
+
+        device = resolve_device(self._device_setting)
+        weights = None if self._untrained else str(self._checkpoint or self._pretrained)
+        if self._untrained:
+            log.warning(
+                "open_clip %s: using untrained random weights (pretrained=%r)",
+                self._model_name,
+                self._pretrained,
+            )
+        try:
+            # Untrained weights come from a fixed seed, so "untrained" names the same weights in
+            # every process (for one torch/open_clip version); the global RNG is left untouched.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    self._model_name,
+                    pretrained=weights,
+                    device=device,
+                    pretrained_text=not self._untrained,
+                )
+            tokenizer = open_clip.get_tokenizer(self._model_name)
+        except Exception as exc:  # open_clip raises RuntimeError, OSError, ValueError, pickle errors...
+            raise ModelLoadError(
+                f"cannot load open_clip {self._model_name} weights from pretrained={self._pretrained!r}: "
+                f"{_one_line(exc)}. {_HOW_TO_FIX}"
+            ) from exc
+
+        actual = open_clip.get_model_preprocess_cfg(model)
+        if _describe_preprocess(actual, None) != _describe_preprocess(expected, None):
+            raise ModelLoadError(
+                f"open_clip {self._model_name} ({self._pretrained!r}) preprocessing {actual} differs from "
+                f"the predicted {expected}; preprocessing_id would be wrong"
+            )
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        model = model.to(device=device, dtype=dtype).eval()
+        self._preprocess = preprocess
+        self._tokenizer = tokenizer
+        self._device = device
+        self._dtype = dtype
+        self._model = model
+        log.info("loaded %s on %s (%s)", self.model_id, device, dtype)
+
+    # ----------------------------------------------------------------- inference
+
+    def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray | BadInputError]:
+        """Embed encoded images (JPEG/PNG... bytes), in order.
+
+        Per item: a ``(d,)`` float32 L2-normalised vector, or the ``BadInputError`` the item
+        failed with (empty, oversized, too many pixels, corrupt); a bad item does not stop the
+        others. Loads the model on first use (``ModelLoadError``)."""
+        if not images:
+            return []
+        self.load()
+        import torch
+
+        cfg = self._expected_preprocess_cfg()
+        draft_size = self._draft_size(cfg)
+        results: list[np.ndarray | BadInputError] = []
+        for start in range(0, len(images), self._batch_size):
+            chunk = images[start : start + self._batch_size]
+            chunk_results: list[np.ndarray | BadInputError | None] = []
+            tensors: list[torch.Tensor] = []
+            for data in chunk:
+                try:
+                    image = decode_image(
+                        data, max_bytes=self._max_bytes, max_pixels=self._max_pixels, draft_size=draft_size
+                    )
+                    tensors.append(self._preprocess(image))
+                    chunk_results.append(None)
+                except BadInputError as exc:
+                    chunk_results.append(exc)
+            if tensors:
+                batch = torch.stack(tensors).to(device=self._device, dtype=self._dtype)
+                with torch.inference_mode():
+                    features = self._model.encode_image(batch)
+                vectors = iter(l2_normalise(features.float().cpu().numpy()))
+                chunk_results = [next(vectors) if item is None else item for item in chunk_results]
+            results.extend(item for item in chunk_results if item is not None)
+        return results
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts with the CLIP text tower (for text-to-image search).
+
+        Returns ``(n, d)`` float32, L2-normalised rows, one per text (``(0, d)`` for none).
+        Texts longer than the context (77 tokens for most models) are truncated."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        import torch
+
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), self._batch_size):
+            tokens = self._tokenizer(list(texts[start : start + self._batch_size])).to(self._device)
+            with torch.inference_mode():
+                features = self._model.encode_text(tokens)
+            rows.append(features.float().cpu().numpy())
+        return l2_normalise(np.concatenate(rows, axis=0))
+
+    # ----------------------------------------------------------------- helpers
+
+    def _expected_preprocess_cfg(self) -> dict[str, Any]:
+        """The preprocess config open_clip will give the model, predicted without building it
+        (mirrors ``open_clip.factory.create_model``: defaults, tag overrides, model image size)."""
+        if self._preprocess_cfg is not None:
+            return self._preprocess_cfg
+        import open_clip
+        from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+        cfg: dict[str, Any] = merge_preprocess_dict(PreprocessCfg(), {})
+        if not self._untrained and self._checkpoint is None:
+            tag_cfg = open_clip.get_pretrained_cfg(self._model_name, self._pretrained)
+            if not tag_cfg:
+                tags = open_clip.list_pretrained_tags_by_model(self._model_name)
+                raise ModelLoadError(
+                    f"unknown open_clip pretrained tag {self._pretrained!r} for {self._model_name} "
+                    f"(known tags: {', '.join(tags) or 'none'}). {_HOW_TO_FIX}"
+                )
+            cfg = merge_preprocess_dict(cfg, tag_cfg)
+        image_size = _model_config(self._model_name).get("vision_cfg", {}).get("image_size")
+        if image_size is not None:
+            cfg["size"] = image_size
+        self._preprocess_cfg = cfg
+        return cfg
+
+    def _draft_size(self, cfg: dict[str, Any]) -> tuple[int, int] | None:
+        if not self._draft:
+            return None
+        side = max(_as_pair(cfg["size"]))
+        return (side, side)
+
+
+def _model_config(model_name: str) -> dict[str, Any]:
+    import open_clip
+
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ModelLoadError(f"unknown open_clip architecture {model_name!r} (see open_clip.list_models())")
+    return dict(config)
+
+
+def _as_pair(size: Any) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    first, second = size
+    return (int(first), int(second))
+
+
+def _describe_preprocess(cfg: dict[str, Any], draft_size: tuple[int, int] | None) -> str:
+    height, width = _as_pair(cfg["size"])
+    size = str(height) if height == width else f"{height}x{width}"
+    mode = cfg.get("resize_mode", "shortest")
+    interpolation = cfg.get("interpolation", "bicubic")
+    parts = ["pil-exif-rgb", f"draft{draft_size[0]}" if draft_size else "nodraft"]
+    if mode == "shortest":
+        parts += [f"resize-shortest{size}-{interpolation}", f"centercrop{size}"]
+    elif mode == "longest":
+        parts += [f"resize-longest{size}-{interpolation}", f"centerpad{size}-fill{cfg.get('fill_color', 0)}"]
+    else:
+        parts += [f"resize-{mode}{size}-{interpolation}"]
+    parts += [
+        "mean" + ",".join(f"{float(v):.5f}" for v in cfg["mean"]),
+        "std" + ",".join(f"{float(v):.5f}" for v in cfg["std"]),
+    ]
+    return "|".join(parts)
+
+
+def _looks_like_path(value: str) -> bool:
+    return (
+        "/" in value
+        or os.sep in value
+        or value.startswith(("~", "."))
+        or value.lower().endswith(_CHECKPOINT_SUFFIXES)
+        or os.path.exists(value)
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
