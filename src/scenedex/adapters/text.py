@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,9 +118,8 @@ class SentenceTransformerTextEmbedder:
         with self._lock:
             if self._model is not None:
                 return
-            # Loading by path needs no hub; offline mode keeps libraries from trying anyway.
-            # (Only effective if huggingface_hub is not imported yet; it reads it at import.)
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            # Loading by path with local_files_only needs no hub. The process environment is
+            # left alone: setting HF_HUB_OFFLINE here would also stop CLIP tag downloads.
             device = resolve_device(self._device_setting)
             try:
                 from sentence_transformers import SentenceTransformer
