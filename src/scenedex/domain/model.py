@@ -196,4 +196,5 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     """
     array = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
-    return np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    normalised: np.ndarray = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    return normalised

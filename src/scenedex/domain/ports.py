@@ -8,6 +8,7 @@ are named as such.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -114,7 +115,7 @@ class VideoRepository(Protocol):
 
     def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None: ...
 
-    def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> list[Video]:
+    def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> builtins.list[Video]:
         """The owner's videos (updated at or after ``since`` when given), oldest first."""
         ...
 
@@ -138,9 +139,9 @@ class PersonRepository(Protocol):
 
     def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None: ...
 
-    def list(self, owner_id: uuid.UUID) -> list[Person]: ...
+    def list(self, owner_id: uuid.UUID) -> builtins.list[Person]: ...
 
-    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]: ...
+    def list_photos(self, owner_id: uuid.UUID) -> builtins.list[PersonPhoto]: ...
 
     def set_photo_status(
         self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None

@@ -567,11 +567,11 @@ class ReprocessRunner:
     ) -> None:
         step = Step.PERSON_PHOTO_EMBEDDINGS
         images = self._read_blobs({p.id: p.image_uri for p in photos})
-        readable = [p for p in photos if not isinstance(images[p.id], BadInputError)]
+        readable = {p.id: data for p in photos if isinstance(data := images[p.id], bytes)}
         detected = dict(
             zip(
-                [p.id for p in readable],
-                self._face_embedder.detect_faces([images[p.id] for p in readable]),
+                list(readable),
+                self._face_embedder.detect_faces(list(readable.values())),
                 strict=True,
             )
         )
@@ -947,8 +947,8 @@ def _faces_of(record: EmbeddingRecord | None) -> tuple[DetectedFace, ...]:
         person = entry.get("person_id")
         faces.append(
             DetectedFace(
-                tuple(entry["bbox"]), descriptor, uuid.UUID(person) if person else None, entry.get("distance")
-            )  # type: ignore[arg-type]
+                (*entry["bbox"],), descriptor, uuid.UUID(person) if person else None, entry.get("distance")
+            )
         )
     return tuple(faces)
 

@@ -171,7 +171,7 @@ def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
         title=f"plan under spec {plan['spec_version']} ({plan['videos']} videos, {plan['scenes']} scenes)"
     )
     for column in ("step", "missing", "stale", "current"):
-        table.add_column(column, justify="left" if column == "step" else "right")
+        table.add_column(column, justify="left" if column == "step" else "right", no_wrap=column == "step")
     for step in plan["steps"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in step["stale_by_reason"].items())
         stale = f"{step['stale']} ({reasons})" if reasons else str(step["stale"])
@@ -186,7 +186,7 @@ def _print_progress(progress: ReprocessProgress, json_output: bool) -> None:
         return
     table = Table(title=f"reprocess under spec {progress.spec_version}")
     for column in ("step", "planned", "computed", "skipped", "failed", "seconds", "items/s"):
-        table.add_column(column, justify="left" if column == "step" else "right")
+        table.add_column(column, justify="left" if column == "step" else "right", no_wrap=column == "step")
     for step in summary["steps"]:
         rate = step["computed"] / step["seconds"] if step["seconds"] and step["computed"] else 0
         table.add_row(
