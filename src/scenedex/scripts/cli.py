@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
 from scenedex.domain.reprocess import ReprocessProgress, ReprocessRequest, parse_uuid
@@ -50,6 +51,8 @@ def user_errors() -> Iterator[None]:
         fail(str(error), 2)
     except ScenedexError as error:
         fail(str(error), 1)
+    except OperationalError as error:
+        fail(f"database unreachable: {str(error.orig or error).splitlines()[0]}", 1)
 
 
 def _services(**overrides: Any) -> Any:
