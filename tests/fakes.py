@@ -25,8 +25,11 @@ from scenedex.domain.model import (
     RecordState,
     Scene,
     SceneDocument,
+    SearchHit,
+    SearchQuery,
     Video,
     l2_normalise,
+    score_document,
 )
 from scenedex.domain.ports import RecordKey
 from scenedex.domain.spec import EmbeddingStepType
@@ -49,6 +52,9 @@ class FakeImageEmbedder:
         self.preprocessing_id = "fake-preprocess"
         self.dim = dim
         self.calls: list[int] = []
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([hashed_vector("clip-text:" + t, self.dim) for t in texts])
 
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray | BadInputError]:
         self.calls.append(len(images))
@@ -127,6 +133,17 @@ class InMemorySearchIndex:
             for i in scene_ids
             if (d := self.documents.get(i)) is not None and d.owner_id == owner_id
         }
+
+    def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> list[SearchHit]:
+        hits = []
+        for d in self.documents.values():
+            if d.owner_id != owner_id:
+                continue
+            faces = np.stack([f.descriptor for f in d.faces]) if d.faces else None
+            score = score_document(query, d.text_vectors, d.image_vector, faces)
+            if score is not None:
+                hits.append(SearchHit(d.scene_id, d.video_id, score, d.start_s, d.end_s, d.person_ids))
+        return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
 
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
         for i in list(scene_ids):

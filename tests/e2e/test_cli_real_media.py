@@ -89,7 +89,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         writer.write(cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2BGR))
     writer.release()
     srt = root / "bikes.srt"
-    srt.write_text("1\n00:00:00,000 --> 00:00:02,000\nCyclists ride down a busy street.\n")
+    srt.write_text(
+        "1\n00:00:00,000 --> 00:00:01,000\nCyclists ride down a busy street.\n\n"
+        "2\n00:00:04,000 --> 00:00:05,000\nA red car waits at the traffic light.\n"
+    )
     return {"flipped": flipped, "interview": clip, "bikes_srt": srt}
 
 
@@ -207,3 +210,26 @@ def test_usage_errors_exit_2_with_one_line(
     result = cli(*args, expect=2)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, Any]) -> None:
+    cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER)
+    by_text = cli.json(
+        "search", "--owner-id", OWNER, "--text", "cyclists riding down a busy street", "--k", "3"
+    )
+    first = by_text["results"][0]
+    assert (first["video_id"], first["start_s"]) == (library["bikes"]["video_id"], 0.0)
+    assert set(first) == {"scene_id", "video_id", "score", "start_s", "end_s", "persons"}
+    scores = [r["score"] for r in by_text["results"]]
+    assert len(scores) == 2 and scores[0] > scores[1]  # only scenes with text are comparable
+
+    by_person = cli.json("search", "--owner-id", OWNER, "--person-id", library["person"]["person_id"])
+    top = by_person["results"][0]
+    assert (top["video_id"], top["start_s"]) == (library["interview"]["video_id"], 0.0)
+    assert top["persons"] == [library["person"]["person_id"]]
+
+    by_image = cli.json(
+        "search", "--owner-id", OWNER, "--image", str(REAL_MEDIA / "astronaut.png"), "--k", "1"
+    )
+    assert len(by_image["results"]) == 1
+    assert cli("search", "--owner-id", OTHER_OWNER, "--person-id", library["person"]["person_id"], expect=2)

@@ -196,3 +196,64 @@ def test_all_scope_covers_every_owner(world: World) -> None:
     world.add_video(OWNER_B, [b"b-0"])
     progress = world.runner().run(ReprocessRequest(ReprocessScope.ALL))
     assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 7
+
+
+def search(world: World, owner_id: uuid.UUID = OWNER_A, **query):
+    from scenedex.services.search import search_scenes
+
+    return search_scenes(
+        uow_factory=world.uow_factory,
+        index=world.index,
+        text_embedder=world.text,
+        image_embedder=world.clip,
+        owner_id=owner_id,
+        **query,
+    )
+
+
+def test_search_ranks_the_matching_scene_first_within_the_owner(world: World) -> None:
+    lib = library(world)
+    world.add_video(OWNER_B, [b"b-0"], transcripts=["scene 3 words"])
+    world.runner().run(ReprocessRequest(ReprocessScope.ALL))
+    scenes = lib["scenes"]
+
+    by_text = search(world, text="scene 3 words", k=3)
+    assert by_text[0].scene_id == scenes[3].id
+    assert len(by_text) == 3
+    # Late fusion with CLIP's text tower: 0.7 x text cosine (1.0 here) + 0.3 x CLIP cosine.
+    clip_cosine = float(
+        world.clip.encode_text(["scene 3 words"])[0]
+        @ world.clip.embed_images([world.blobs.read(scenes[3].keyframe_uri)])[0]
+    )
+    assert by_text[0].score == pytest.approx(0.7 + 0.3 * clip_cosine, abs=1e-5)
+    assert by_text[0].score >= by_text[1].score >= by_text[2].score
+
+    keyframe = world.blobs.read(scenes[2].keyframe_uri)
+    assert search(world, image=keyframe, k=1)[0].scene_id == scenes[2].id
+
+    by_person = search(world, person_id=lib["alice"].id, k=10)
+    assert by_person[0].scene_id == scenes[1].id
+    assert by_person[0].person_ids == (lib["alice"].id,)
+    assert {h.scene_id for h in by_person} == {scenes[1].id}  # the only scene with faces
+
+    # Owner B sees only its own scene, even for a query that fits A's best.
+    assert [h.video_id for h in search(world, OWNER_B, text="scene 3 words")] != [lib["video"].id]
+    assert all(h.scene_id not in {s.id for s in scenes} for h in search(world, OWNER_B, text="scene 3 words"))
+    with pytest.raises(NotFoundError):
+        search(world, OWNER_B, person_id=lib["alice"].id)
+
+
+def test_search_rejects_bad_queries(world: World) -> None:
+    from scenedex.domain.errors import InvalidRequestError
+
+    library(world)
+    with pytest.raises(InvalidRequestError, match="exactly one"):
+        search(world, text="a", person_id=uuid.uuid4())
+    with pytest.raises(InvalidRequestError, match="k must be"):
+        search(world, text="a", k=0)
+    with pytest.raises(InvalidRequestError, match="query image"):
+        search(world, image=b"CORRUPT")
+    nobody = world.add_person(OWNER_A, "nobody", [b"no face here"])
+    world.runner().run(owner(OWNER_A))
+    with pytest.raises(InvalidRequestError, match="no query embedding"):
+        search(world, person_id=nobody.id)

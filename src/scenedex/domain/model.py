@@ -198,3 +198,74 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(array, axis=-1, keepdims=True)
     normalised: np.ndarray = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
     return normalised
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """Query vectors for a scene search (any subset; all float32, L2-normalised).
+
+    - ``text_vector``: ``(d_text,)`` text-model embedding, compared with each text channel.
+    - ``clip_text_vector``: ``(d_clip,)`` CLIP text-tower embedding, compared with the image
+      embedding (only when real CLIP weights are configured).
+    - ``image_vector``: ``(d_clip,)`` CLIP image embedding, compared with the image embedding.
+    - ``face_vector``: ``(128,)`` person query embedding, compared with each scene face.
+    """
+
+    text_vector: np.ndarray | None = None
+    clip_text_vector: np.ndarray | None = None
+    image_vector: np.ndarray | None = None
+    face_vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked scene: ``score`` is a cosine similarity in [-1, 1] (higher is nearer)."""
+
+    scene_id: uuid.UUID
+    video_id: uuid.UUID
+    score: float
+    start_s: float
+    end_s: float
+    person_ids: tuple[uuid.UUID, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scene_id": str(self.scene_id),
+            "video_id": str(self.video_id),
+            "score": round(self.score, 6),
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "persons": [str(p) for p in self.person_ids],
+        }
+
+
+TEXT_WEIGHT = 0.7
+"""Weight of the text-model score when fused with the CLIP text-to-image score (late fusion:
+``0.7 * max channel cosine + 0.3 * CLIP cosine``); a plain, documented default."""
+
+
+def score_document(
+    query: SearchQuery,
+    text_vectors: Mapping[str, np.ndarray],
+    image_vector: np.ndarray | None,
+    face_descriptors: np.ndarray | None,
+) -> float | None:
+    """Cosine score of one scene document for ``query``, or None when the document has nothing
+    the query can be compared with (so it is left out of the ranking).
+
+    Text: best channel; fused with CLIP text-to-image when both exist (``TEXT_WEIGHT``).
+    Image: CLIP image cosine. Person: best cosine over the scene's unit-normalised faces.
+    """
+    parts: list[tuple[float, float]] = []
+    if query.text_vector is not None and text_vectors:
+        best = max(float(np.dot(query.text_vector, v)) for v in text_vectors.values())
+        parts.append((best, TEXT_WEIGHT if query.clip_text_vector is not None else 1.0))
+    if query.clip_text_vector is not None and image_vector is not None:
+        parts.append((float(np.dot(query.clip_text_vector, image_vector)), 1 - TEXT_WEIGHT))
+    if query.image_vector is not None and image_vector is not None:
+        parts.append((float(np.dot(query.image_vector, image_vector)), 1.0))
+    if query.face_vector is not None and face_descriptors is not None and len(face_descriptors):
+        parts.append((float(np.max(l2_normalise(face_descriptors) @ query.face_vector)), 1.0))
+    if not parts:
+        return None
+    return sum(score * weight for score, weight in parts) / sum(weight for _, weight in parts)

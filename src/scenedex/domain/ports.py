@@ -27,6 +27,8 @@ from scenedex.domain.model import (
     RecordState,
     Scene,
     SceneDocument,
+    SearchHit,
+    SearchQuery,
     Video,
 )
 from scenedex.domain.spec import EmbeddingStepType
@@ -52,6 +54,10 @@ class ImageEmbedder(Protocol):
     def embed_images(self, images: Sequence[bytes]) -> list[np.ndarray | BadInputError]:
         """Embed encoded images (JPEG/PNG bytes). Per item: a ``(d,)`` float32 L2-normalised
         vector, or the ``BadInputError`` that item failed with (corrupt, empty, oversized)."""
+        ...
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """CLIP text-tower embeddings, ``(n, d)`` float32 L2-normalised (text-to-image search)."""
         ...
 
 
@@ -107,6 +113,11 @@ class SearchIndex(Protocol):
 
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
         """Remove the owner's documents for ``scene_ids`` (missing ones are ignored)."""
+        ...
+
+    def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> builtins.list[SearchHit]:
+        """The owner's ``k`` nearest scenes for ``query``, best first (filtered by owner before
+        ranking, so k hits come back whenever the owner has k comparable documents)."""
         ...
 
 

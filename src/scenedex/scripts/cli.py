@@ -166,6 +166,56 @@ def reprocess(
     raise typer.Exit(0 if progress.ok else 1)
 
 
+@app.command()
+def search(
+    owner_id: OwnerOption,
+    text: Annotated[str | None, typer.Option(help="Find scenes by meaning of a phrase.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Find scenes that look like this image.")] = None,
+    person_id: Annotated[
+        str | None, typer.Option("--person-id", help="Find scenes showing this person.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="How many scenes.")] = 10,
+    json_output: JsonOption = False,
+) -> None:
+    """Nearest scenes of one owner, best first (exact cosine kNN on the table-backed index)."""
+    from scenedex.services.search import search_scenes
+
+    with user_errors():
+        owner = _owner(owner_id)
+        person = parse_uuid(person_id, "person id")
+        if image is not None and not image.is_file():
+            raise InvalidRequestError(f"image file not found: {image}")
+        services = _services()
+        hits = search_scenes(
+            uow_factory=services.uow_factory,
+            index=services.search_index,
+            text_embedder=services.text_embedder,
+            image_embedder=services.image_embedder,
+            owner_id=owner,
+            text=text,
+            image=image.read_bytes() if image is not None else None,
+            person_id=person,
+            k=k,
+        )
+    if json_output:
+        _print_json({"results": [hit.to_dict() for hit in hits]})
+        return
+    table = Table(title=f"{len(hits)} scenes")
+    for column in ("score", "video", "start_s", "end_s", "scene", "persons"):
+        table.add_column(column, no_wrap=True)
+    for hit in hits:
+        row = hit.to_dict()
+        table.add_row(
+            f"{hit.score:.3f}",
+            row["video_id"],
+            f"{hit.start_s:.2f}",
+            f"{hit.end_s:.2f}",
+            row["scene_id"],
+            ", ".join(row["persons"]),
+        )
+    Console().print(table)
+
+
 def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
     if json_output:
         _print_json(plan)

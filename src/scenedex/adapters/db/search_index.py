@@ -14,8 +14,16 @@ import numpy as np
 import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
-from scenedex.adapters.db.engine import upsert, vector_to_bytes
-from scenedex.domain.model import RecordState, SceneDocument, utcnow
+from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
+from scenedex.domain.model import (
+    TEXT_CHANNELS,
+    RecordState,
+    SceneDocument,
+    SearchHit,
+    SearchQuery,
+    score_document,
+    utcnow,
+)
 
 
 class TableSearchIndex:
@@ -50,6 +58,34 @@ class TableSearchIndex:
                     docs.owner_id == owner_id, docs.scene_id.in_(list(scene_ids))
                 )
             )
+
+    def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> list[SearchHit]:
+        """Exact kNN (cosine) over the owner's documents, scored by ``score_document``."""
+        docs = t.search_documents.c
+        columns = [docs.scene_id, docs.video_id, docs.start_s, docs.end_s, docs.document, docs.image_vector]
+        columns += [docs[f"{c}_vector"] for c in TEXT_CHANNELS] + [docs.face_descriptors]
+        hits: list[SearchHit] = []
+        with self._engine.connect() as connection:
+            rows = connection.execution_options(yield_per=1000).execute(
+                sa.select(*columns).where(docs.owner_id == owner_id)
+            )
+            for row in rows:
+                text_vectors = {
+                    c: v
+                    for c in TEXT_CHANNELS
+                    if (v := vector_from_bytes(row._mapping[f"{c}_vector"], None)) is not None
+                }
+                faces = vector_from_bytes(row.face_descriptors, None)
+                score = score_document(
+                    query,
+                    text_vectors,
+                    vector_from_bytes(row.image_vector, None),
+                    faces.reshape(-1, 128) if faces is not None else None,
+                )
+                if score is not None:
+                    persons = tuple(uuid.UUID(p) for p in row.document.get("person_ids", []))
+                    hits.append(SearchHit(row.scene_id, row.video_id, score, row.start_s, row.end_s, persons))
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
 
 
 def _document_row(doc: SceneDocument) -> dict[str, Any]:
