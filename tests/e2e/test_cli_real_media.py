@@ -233,3 +233,26 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     )
     assert len(by_image["results"]) == 1
     assert cli("search", "--owner-id", OTHER_OWNER, "--person-id", library["person"]["person_id"], expect=2)
+
+
+def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENEDEX_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "scenedex.scripts.cli", "demo", "--dir", str(tmp_path / "demo"),
+         "--media", str(REAL_MEDIA), "--json"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert "untrained" in report["clip_note"]
+    assert set(by_step(report["second_run"], "computed").values()) == {0}
+    titles = {v["video_id"]: v["title"] for v in report["videos"]}
+    searches = {
+        s["query"].split(":")[0] + ":" + s["query"].split(":")[1][:10]: s["results"]
+        for s in report["searches"]
+    }
+    cyclists = next(r for q, r in searches.items() if "cyclists" in q)
+    assert (titles[cyclists[0]["video_id"]], cyclists[0]["start_s"]) == ("bikes", 0.0)
+    person = next(r for q, r in searches.items() if q.startswith("person"))
+    assert (titles[person[0]["video_id"]], person[0]["start_s"]) == ("interview", 0.0)
+    assert person[0]["persons"] == [report["person"]["person_id"]]

@@ -216,6 +216,94 @@ def search(
     Console().print(table)
 
 
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder for the demo's database and media.")
+    ] = Path("scenedex-demo"),
+    media: Annotated[Path, typer.Option(help="Real sample media, used when present.")] = Path(
+        "../shared/data/real"
+    ),
+    json_output: JsonOption = False,
+) -> None:
+    """Run the whole pipeline on sample media, offline: ingest, person, reprocess twice, search.
+
+    The demo never downloads model weights (HF_HUB_OFFLINE=1 unless set): it uses pretrained CLIP
+    weights when they are cached, and says so plainly when it falls back to untrained ones."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from scenedex.services.demo import run_demo
+    from scenedex.worker.bootstrap import bootstrap
+
+    base = Settings()
+    configure_logging("WARNING")
+
+    def make_services(untrained: bool) -> Any:
+        clip = base.clip.model_copy(update={"pretrained": "none"}) if untrained else base.clip
+        settings = base.model_copy(
+            update={
+                "database_url": f"sqlite:///{directory.resolve() / 'scenedex.db'}",
+                "storage_url": str(directory.resolve() / "media"),
+                "clip": clip,
+            }
+        )
+        return bootstrap(settings)
+
+    with user_errors():
+        stderr.print(f"scenedex demo in {directory.resolve()}")
+        report = run_demo(
+            directory,
+            media if media.is_dir() else None,
+            make_services,
+            lambda: _ProgressBars(enabled=not json_output or stderr.is_terminal),
+            lambda line: stderr.print(line, highlight=False, soft_wrap=True),
+        )
+    if json_output:
+        _print_json({**vars(report), "directory": str(report.directory)})
+    else:
+        _print_demo(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_demo(report: Any) -> None:
+    console = Console()
+    console.print(f"[bold]scenedex demo[/bold] in {report.directory.resolve()}")
+    if report.clip_note:
+        console.print(f"[yellow]note:[/yellow] {report.clip_note}", highlight=False)
+    scenes = sum(v["scenes"] for v in report.videos)
+    console.print(
+        f"{len(report.videos)} videos, {scenes} scenes; "
+        f"person {report.person['name']} ({report.person['person_id']})"
+    )
+    table = Table(title=f"embeddings per step (spec {report.first_run['spec_version']})")
+    for column in ("step", "computed (1st run)", "seconds", "computed (2nd run)", "skipped (2nd run)"):
+        table.add_column(column, justify="left" if column == "step" else "right", no_wrap=column == "step")
+    for first, second in zip(report.first_run["steps"], report.second_run["steps"], strict=True):
+        table.add_row(
+            first["step"],
+            str(first["computed"]),
+            f"{first['seconds']:.2f}",
+            str(second["computed"]),
+            str(second["skipped"]),
+        )
+    console.print(table)
+    console.print(
+        f"1st run {report.first_run['total_seconds']:.1f} s, "
+        f"2nd run {report.second_run['total_seconds']:.2f} s"
+    )
+    titles = {v["video_id"]: v["title"] for v in report.videos}
+    for search in report.searches:
+        console.print(f"[bold]search[/bold] {search['query']}", highlight=False)
+        for hit in search["results"]:
+            persons = f" persons={len(hit['persons'])}" if hit["persons"] else ""
+            console.print(
+                f"  {hit['score']:.3f}  {titles.get(hit['video_id'], hit['video_id'])} "
+                f"{hit['start_s']:.2f}-{hit['end_s']:.2f} s{persons}",
+                highlight=False,
+            )
+
+
 def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
     if json_output:
         _print_json(plan)
