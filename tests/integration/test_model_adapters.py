@@ -24,6 +24,14 @@ from scenedex.domain.model import l2_normalise
 pytestmark = pytest.mark.models
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+REAL_IMAGES = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "motorcycle_left.png",
+    "rocket.jpg",
+)
 CORRUPT = b"\x89PNG\r\n\x1a\n this is not really a png"
 
 
@@ -40,6 +48,12 @@ def mirrored(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def min_row_cosine(first: np.ndarray, second: np.ndarray) -> float:
+    """The smallest cosine between matching rows of two stacks of unit vectors."""
+    assert first.shape == second.shape
+    return float(np.min(np.sum(first * second, axis=1)))
+
+
 def assert_unit_float32(vector: object, dim: int) -> None:
     assert isinstance(vector, np.ndarray)
     assert vector.shape == (dim,)
@@ -52,7 +66,8 @@ def assert_unit_float32(vector: object, dim: int) -> None:
 
 @pytest.fixture(scope="module")
 def clip() -> OpenClipImageEmbedder:
-    embedder = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", batch_size=4)
+    # fp32 explicitly: the tolerances below are float32 ones, whatever "auto" means here.
+    embedder = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", batch_size=4, precision="fp32")
     embedder.load()
     return embedder
 
@@ -105,7 +120,7 @@ def test_clip_all_bad_batch_and_empty_batch(clip: OpenClipImageEmbedder) -> None
 
 def test_clip_untrained_weights_are_the_same_in_every_instance(clip: OpenClipImageEmbedder) -> None:
     image = real("coffee.png")
-    other = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu")
+    other = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", precision="fp32")
     np.testing.assert_allclose(other.embed_images([image])[0], clip.embed_images([image])[0], atol=1e-5)
 
 
@@ -117,6 +132,28 @@ def test_clip_text_tower(clip: OpenClipImageEmbedder) -> None:
     np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-5)
     assert not np.allclose(vectors[0], vectors[1], atol=1e-3)
     assert clip.encode_text([]).shape == (0, 512)
+
+
+def test_clip_bf16_embeddings_match_fp32_and_the_ids_differ(clip: OpenClipImageEmbedder) -> None:
+    images = [real(name) for name in REAL_IMAGES]
+    bf16 = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", batch_size=8, precision="bf16")
+    assert bf16.precision == "bf16" and clip.precision == "fp32"
+    assert bf16.model_id == clip.model_id
+    assert bf16.preprocessing_id.endswith("|bf16") and clip.preprocessing_id.endswith("|fp32")
+    assert bf16.preprocessing_id != clip.preprocessing_id
+
+    results = bf16.embed_images(images)
+    for vector in results:
+        assert_unit_float32(vector, 512)
+    assert str(next(bf16._model.parameters()).dtype) == "torch.bfloat16"
+    low = np.stack([np.asarray(vector) for vector in results])
+    full = np.stack([np.asarray(vector) for vector in clip.embed_images(images)])
+    assert min_row_cosine(low, full) >= 0.999
+    # Still a different vector per image (bf16 did not collapse the embeddings).
+    assert float(np.max(low[0] @ low[1:].T)) < 0.999
+
+    words = ["a photo of an astronaut", "a cup of coffee"]
+    assert min_row_cosine(bf16.encode_text(words), clip.encode_text(words)) >= 0.999
 
 
 def test_clip_default_tag_offline_raises_model_load_error_not_random_weights(
@@ -150,7 +187,7 @@ def test_clip_bad_pretrained_values_raise_model_load_error(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def text() -> SentenceTransformerTextEmbedder:
-    embedder = SentenceTransformerTextEmbedder(device="cpu")
+    embedder = SentenceTransformerTextEmbedder(device="cpu", precision="fp32")
     embedder.load()
     return embedder
 
@@ -174,11 +211,38 @@ def test_text_embeddings_shape_norm_and_meaning(text: SentenceTransformerTextEmb
 
 def test_text_model_id_is_stable_and_names_the_weights(text: SentenceTransformerTextEmbedder) -> None:
     model_id = text.model_id
-    assert re.fullmatch(r"sentence-transformers:all-MiniLM-L6-v2:sha256-[0-9a-f]{16}", model_id)
+    assert re.fullmatch(r"sentence-transformers:all-MiniLM-L6-v2:sha256-[0-9a-f]{16}:fp32", model_id)
     digest = hashlib.sha256((text.folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-    assert model_id.endswith(digest)
+    assert model_id.endswith(f":sha256-{digest}:fp32")
     # The same folder given by path is the same model.
-    assert SentenceTransformerTextEmbedder(str(text.folder)).model_id == model_id
+    same = SentenceTransformerTextEmbedder(str(text.folder), device="cpu", precision="fp32")
+    assert same.model_id == model_id
+
+
+def test_text_bf16_embeddings_match_fp32_and_the_ids_differ(text: SentenceTransformerTextEmbedder) -> None:
+    sentences = [
+        "A man rides a bicycle down a busy street.",
+        "A cyclist pedals along the road through traffic.",
+        "The central bank raised interest rates again.",
+        "An astronaut in a white suit poses in front of a flag.",
+        "A cup of coffee with latte art on a wooden table.",
+        "Rocket launch at dawn, smoke billowing over the pad.",
+        "short",
+        "A tabby cat sleeps on a sofa while the rain falls outside the window all afternoon long, "
+        "and nobody in the house seems to notice the thunder rolling over the hills.",
+    ]
+    bf16 = SentenceTransformerTextEmbedder(device="cpu", precision="bf16")
+    assert bf16.precision == "bf16"
+    assert bf16.model_id == text.model_id.removesuffix(":fp32") + ":bf16"
+
+    low, full = bf16.embed_texts(sentences), text.embed_texts(sentences)
+    assert str(next(bf16._model.parameters()).dtype) == "torch.bfloat16"
+    assert low.shape == (len(sentences), 384)
+    assert low.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
+    assert min_row_cosine(low, full) >= 0.995
+    # The meaning survives: the paraphrase is still closer than the unrelated sentence.
+    assert float(low[0] @ low[1]) > float(low[0] @ low[2]) + 0.2
 
 
 def test_text_model_only_loads_from_a_local_folder(tmp_path: Path) -> None:

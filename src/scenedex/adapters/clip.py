@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenedex.adapters.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image
+from scenedex.adapters.torch_runtime import (
+    ResolvedPrecision,
+    check_precision,
+    resolve_device,
+    resolve_precision,
+    torch_dtype,
+)
 from scenedex.domain.errors import BadInputError, ModelLoadError
 from scenedex.domain.model import l2_normalise
 
@@ -41,14 +48,7 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when a CUDA device is available, else ``"cpu"``;
-    any other value is returned unchanged (imports torch)."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+__all__ = ["UNTRAINED", "OpenClipImageEmbedder", "file_sha256", "resolve_device"]
 
 
 class OpenClipImageEmbedder:
@@ -60,7 +60,12 @@ class OpenClipImageEmbedder:
       seed (tests and benchmarks only; never chosen silently). Weights that cannot be loaded
       raise ``ModelLoadError``.
     - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-      ``"cuda:1"``... On CUDA the model runs in float16, on CPU in float32.
+      ``"cuda:1"``...
+    - ``precision``: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: the dtype the weights
+      are cast to and inference runs in (no autocast). ``auto`` is fp16 on CUDA, and on CPU
+      bf16 when it has native bf16 matrix instructions (``cpu_has_native_bf16``), else fp32.
+      ``fp16`` on CPU raises ``ValueError`` at construction (no faster than fp32 there).
+      The resolved value (``precision``) ends ``preprocessing_id``.
     - ``batch_size``: images (or texts) per forward pass.
     - ``max_bytes``/``max_pixels``: per-image limits, see ``decode_image``.
     - ``draft``: decode JPEGs at a reduced scale that still covers the model input size
@@ -80,9 +85,11 @@ class OpenClipImageEmbedder:
         max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         draft: bool = True,
+        precision: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_precision(precision, device)
         if ":" in model_name:
             raise ModelLoadError(
                 f"open_clip model name {model_name!r} has a schema; only built-in architecture names "
@@ -102,6 +109,8 @@ class OpenClipImageEmbedder:
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._draft = draft
+        self._precision_setting = precision
+        self._precision: ResolvedPrecision | None = None
 
         self._lock = threading.Lock()
         self._checkpoint_sha256: str | None = None
@@ -134,14 +143,22 @@ class OpenClipImageEmbedder:
 
     @property
     def preprocessing_id(self) -> str:
-        """Identity of decode and preprocessing, e.g.
-        ``pil-exif-rgb|draft224|resize-shortest224-bicubic|centercrop224|mean0.48145,...|std...``.
+        """Identity of decode, preprocessing and inference precision, e.g.
+        ``pil-exif-rgb|draft224|resize-shortest224-bicubic|centercrop224|mean0.48145,...|std...|bf16``.
 
-        Derived from open_clip's architecture config and the pretrained tag's preprocess config
-        (imports open_clip, loads no weights); raises ``ModelLoadError`` for an unknown
-        architecture or tag."""
+        Derived from open_clip's architecture config, the pretrained tag's preprocess config and
+        the resolved ``precision`` (imports open_clip, loads no weights); raises
+        ``ModelLoadError`` for an unknown architecture or tag."""
         cfg = self._expected_preprocess_cfg()
-        return _describe_preprocess(cfg, self._draft_size(cfg))
+        return f"{_describe_preprocess(cfg, self._draft_size(cfg))}|{self.precision}"
+
+    @property
+    def precision(self) -> ResolvedPrecision:
+        """The precision inference runs in: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves
+        ``"auto"`` for the device; imports torch, loads no weights)."""
+        if self._precision is None:
+            self._precision = resolve_precision(self._precision_setting, self.device)
+        return self._precision
 
     @property
     def dim(self) -> int:
@@ -207,11 +224,14 @@ class OpenClipImageEmbedder:
                 f"open_clip {self._model_name} ({self._pretrained!r}) preprocessing {actual} differs from "
                 f"the predicted {expected}; preprocessing_id would be wrong"
             )
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        precision = resolve_precision(self._precision_setting, device)
+        dtype = torch_dtype(precision)
+        # Weights are cast (not autocast, which is slower than fp32 for ViTs on CPU).
         model = model.to(device=device, dtype=dtype).eval()
         self._preprocess = preprocess
         self._tokenizer = tokenizer
         self._device = device
+        self._precision = precision
         self._dtype = dtype
         self._model = model
         log.info("loaded %s on %s (%s)", self.model_id, device, dtype)

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from scenedex.adapters.clip import file_sha256, resolve_device
+from scenedex.adapters.clip import file_sha256
+from scenedex.adapters.torch_runtime import (
+    ResolvedPrecision,
+    check_precision,
+    resolve_device,
+    resolve_precision,
+    torch_dtype,
+)
 from scenedex.domain.errors import ModelLoadError
 from scenedex.domain.model import l2_normalise
 
@@ -52,13 +59,26 @@ class SentenceTransformerTextEmbedder:
       Anything else raises ``ModelLoadError`` at construction (model hubs are not used).
     - ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
     - ``batch_size``: texts per forward pass.
+    - ``precision``: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: the dtype the weights
+      are cast to after loading. ``auto`` is fp16 on CUDA, and on CPU bf16 when it has native
+      bf16 matrix instructions (``cpu_has_native_bf16``), else fp32. ``fp16`` on CPU raises
+      ``ValueError`` at construction. The resolved value (``precision``) ends ``model_id``;
+      embeddings are float32 whatever the precision.
 
     The weights are loaded lazily (first use or ``load()``), once; inference is thread-safe.
     """
 
-    def __init__(self, model: str = PACKAGED_MINILM, *, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: str = PACKAGED_MINILM,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        precision: str = "auto",
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_precision(precision, device)
         if model == PACKAGED_MINILM:
             folder = packaged_minilm_dir()
             name = _PACKAGED_NAME
@@ -77,6 +97,8 @@ class SentenceTransformerTextEmbedder:
         self._weights = _find_weights(folder)
         self._device_setting = device
         self._batch_size = batch_size
+        self._precision_setting = precision
+        self._precision: ResolvedPrecision | None = None
         self._lock = threading.Lock()
         self._weights_sha256: str | None = None
         self._model: Any = None
@@ -88,16 +110,24 @@ class SentenceTransformerTextEmbedder:
         return self._folder
 
     @property
+    def precision(self) -> ResolvedPrecision:
+        """The precision inference runs in: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves
+        ``"auto"`` for the device; imports torch, loads no model)."""
+        if self._precision is None:
+            self._precision = resolve_precision(self._precision_setting, resolve_device(self._device_setting))
+        return self._precision
+
+    @property
     def model_id(self) -> str:
-        """``sentence-transformers:{name}:sha256-{16 hex of the weights file}``, e.g.
-        ``sentence-transformers:all-MiniLM-L6-v2:sha256-...``; loads no model (hashes the
-        weights file once, then caches it)."""
+        """``sentence-transformers:{name}:sha256-{16 hex of the weights file}:{precision}``, e.g.
+        ``sentence-transformers:all-MiniLM-L6-v2:sha256-...:bf16``; loads no model (hashes the
+        weights file once, then caches it; resolving the precision imports torch)."""
         if self._weights_sha256 is None:
             try:
                 self._weights_sha256 = file_sha256(self._weights)
             except OSError as exc:
                 raise ModelLoadError(f"cannot read text model weights {self._weights}: {exc}") from exc
-        return f"sentence-transformers:{self._name}:sha256-{self._weights_sha256[:16]}"
+        return f"sentence-transformers:{self._name}:sha256-{self._weights_sha256[:16]}:{self.precision}"
 
     @property
     def dim(self) -> int:
@@ -121,6 +151,7 @@ class SentenceTransformerTextEmbedder:
             # Loading by path with local_files_only needs no hub. The process environment is
             # left alone: setting HF_HUB_OFFLINE here would also stop CLIP tag downloads.
             device = resolve_device(self._device_setting)
+            precision = resolve_precision(self._precision_setting, device)
             try:
                 from sentence_transformers import SentenceTransformer
 
@@ -129,7 +160,9 @@ class SentenceTransformerTextEmbedder:
                 raise ModelLoadError(
                     f"cannot load sentence-transformers model from {self._folder}: {_one_line(exc)}"
                 ) from exc
-            model.eval()
+            # Weights are cast (not autocast, which is slower than fp32 on CPU).
+            model = model.to(torch_dtype(precision)).eval()
+            self._precision = precision
             self._model = model
             log.info("loaded %s on %s", self.model_id, device)
 
@@ -140,14 +173,16 @@ class SentenceTransformerTextEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
+        # A tensor in the model's dtype (bf16/fp16 cannot go to numpy directly); normalised here
+        # in float32 rather than in the model's dtype.
         vectors = self._model.encode(
             list(texts),
             batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
+            normalize_embeddings=False,
+            convert_to_tensor=True,
             show_progress_bar=False,
         )
-        return l2_normalise(np.asarray(vectors, dtype=np.float32))
+        return l2_normalise(vectors.float().cpu().numpy())
 
 
 def _is_packaged(folder: Path) -> bool:

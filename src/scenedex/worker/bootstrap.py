@@ -101,6 +101,7 @@ def _clip(settings: Settings) -> ImageEmbedder:
         batch_size=settings.clip.batch_size,
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
+        precision=settings.clip.precision,
     )
 
 
@@ -108,7 +109,10 @@ def _text(settings: Settings) -> TextEmbedder:
     from scenedex.adapters.text import SentenceTransformerTextEmbedder
 
     return SentenceTransformerTextEmbedder(
-        settings.text.model, device=settings.text.device, batch_size=settings.text.batch_size
+        settings.text.model,
+        device=settings.text.device,
+        batch_size=settings.text.batch_size,
+        precision=settings.text.precision,
     )
 
 

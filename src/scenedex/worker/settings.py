@@ -7,6 +7,8 @@ Production values are documented per field (``.env.example`` lists them).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,11 @@ class ClipSettings(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     batch_size: int = Field(32, ge=1, le=1024)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) | fp32 | bf16 | "
+        "fp16 (CUDA only); part of the preprocessing id",
+    )
 
 
 class TextSettings(BaseModel):
@@ -37,6 +44,11 @@ class TextSettings(BaseModel):
     )
     device: str = "auto"
     batch_size: int = Field(64, ge=1, le=4096)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) | fp32 | bf16 | "
+        "fp16 (CUDA only); part of the model id",
+    )
 
 
 class FaceSettings(BaseModel):
