@@ -6,7 +6,6 @@ Importing this module is cheap: torch and open_clip are imported on first use, a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scenedex.adapters.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image
+from scenedex.adapters.model_files import one_line, weights_digest
 from scenedex.adapters.torch_runtime import (
     ResolvedPrecision,
     check_precision,
@@ -42,13 +42,7 @@ _HOW_TO_FIX = (
 )
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of the file's content (read in chunks; raises ``OSError`` if unreadable)."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-__all__ = ["UNTRAINED", "OpenClipImageEmbedder", "file_sha256", "resolve_device"]
+__all__ = ["UNTRAINED", "OpenClipImageEmbedder", "resolve_device"]
 
 
 class OpenClipImageEmbedder:
@@ -113,7 +107,6 @@ class OpenClipImageEmbedder:
         self._precision: ResolvedPrecision | None = None
 
         self._lock = threading.Lock()
-        self._checkpoint_sha256: str | None = None
         self._preprocess_cfg: dict[str, Any] | None = None
         self._model: Any = None
         self._preprocess: Any = None
@@ -134,12 +127,7 @@ class OpenClipImageEmbedder:
             return f"open_clip:{self._model_name}:untrained"
         if self._checkpoint is None:
             return f"open_clip:{self._model_name}:{self._pretrained}"
-        if self._checkpoint_sha256 is None:
-            try:
-                self._checkpoint_sha256 = file_sha256(self._checkpoint)
-            except OSError as exc:
-                raise ModelLoadError(f"cannot read open_clip checkpoint {self._checkpoint}: {exc}") from exc
-        return f"open_clip:{self._model_name}:sha256-{self._checkpoint_sha256[:16]}"
+        return f"open_clip:{self._model_name}:{weights_digest(self._checkpoint, 'open_clip checkpoint')}"
 
     @property
     def preprocessing_id(self) -> str:
@@ -215,7 +203,7 @@ class OpenClipImageEmbedder:
         except Exception as exc:  # open_clip raises RuntimeError, OSError, ValueError, pickle errors...
             raise ModelLoadError(
                 f"cannot load open_clip {self._model_name} weights from pretrained={self._pretrained!r}: "
-                f"{_one_line(exc)}. {_HOW_TO_FIX}"
+                f"{one_line(exc)}. {_HOW_TO_FIX}"
             ) from exc
 
         actual = open_clip.get_model_preprocess_cfg(model)
@@ -368,8 +356,3 @@ def _looks_like_path(value: str) -> bool:
         or value.lower().endswith(_CHECKPOINT_SUFFIXES)
         or os.path.exists(value)
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from scenedex.adapters.clip import file_sha256
 from scenedex.adapters.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image
+from scenedex.adapters.model_files import weights_digest
 from scenedex.domain.errors import BadInputError, ModelLoadError
 from scenedex.domain.model import DetectedFace
 
@@ -90,7 +90,6 @@ class DlibFaceEmbedder:
         self._max_side = max_side
         self._load_lock = threading.Lock()
         self._inference_lock = threading.Lock()
-        self._recognition_sha256: str | None = None
         self._detector: Any = None
         self._predictor: Any = None
         self._recogniser: Any = None
@@ -99,13 +98,7 @@ class DlibFaceEmbedder:
     def model_id(self) -> str:
         """``dlib:resnet_v1:sha256-{16 hex of the recognition model file}`` (no model load; the
         hash is computed once)."""
-        if self._recognition_sha256 is None:
-            path = self._folder / RECOGNITION_FILE
-            try:
-                self._recognition_sha256 = file_sha256(path)
-            except OSError as exc:
-                raise ModelLoadError(f"cannot read face model {path}: {exc}") from exc
-        return f"dlib:resnet_v1:sha256-{self._recognition_sha256[:16]}"
+        return f"dlib:resnet_v1:{weights_digest(self._folder / RECOGNITION_FILE, 'face model')}"
 
     @property
     def detection_id(self) -> str:

@@ -10,6 +10,7 @@ import io
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from scenedex.adapters.model_files import one_line
 from scenedex.domain.errors import BadInputError
 
 DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -53,11 +54,11 @@ def decode_image(
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise BadInputError(f"image rejected as a decompression bomb: {_one_line(exc)}") from exc
+        raise BadInputError(f"image rejected as a decompression bomb: {one_line(exc)}") from exc
     except UnidentifiedImageError as exc:
         raise BadInputError(f"unrecognised or corrupt image data ({size} bytes)") from exc
     except _DECODE_ERRORS as exc:
-        raise BadInputError(f"cannot open image data ({size} bytes): {_one_line(exc)}") from exc
+        raise BadInputError(f"cannot open image data ({size} bytes): {one_line(exc)}") from exc
 
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -75,14 +76,9 @@ def decode_image(
         if image.mode != "RGB":
             image = image.convert("RGB")
     except Image.DecompressionBombError as exc:
-        raise BadInputError(f"image rejected as a decompression bomb: {_one_line(exc)}") from exc
+        raise BadInputError(f"image rejected as a decompression bomb: {one_line(exc)}") from exc
     except _DECODE_ERRORS as exc:
         raise BadInputError(
-            f"corrupt or truncated {image.format or 'image'} data ({width}x{height}): {_one_line(exc)}"
+            f"corrupt or truncated {image.format or 'image'} data ({width}x{height}): {one_line(exc)}"
         ) from exc
     return image
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

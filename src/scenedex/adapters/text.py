@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scenedex.adapters.clip import file_sha256
+from scenedex.adapters.model_files import one_line, weights_digest
 from scenedex.adapters.torch_runtime import (
     ResolvedPrecision,
     check_precision,
@@ -100,7 +100,6 @@ class SentenceTransformerTextEmbedder:
         self._precision_setting = precision
         self._precision: ResolvedPrecision | None = None
         self._lock = threading.Lock()
-        self._weights_sha256: str | None = None
         self._model: Any = None
         self._dim: int | None = None
 
@@ -122,12 +121,8 @@ class SentenceTransformerTextEmbedder:
         """``sentence-transformers:{name}:sha256-{16 hex of the weights file}:{precision}``, e.g.
         ``sentence-transformers:all-MiniLM-L6-v2:sha256-...:bf16``; loads no model (hashes the
         weights file once, then caches it; resolving the precision imports torch)."""
-        if self._weights_sha256 is None:
-            try:
-                self._weights_sha256 = file_sha256(self._weights)
-            except OSError as exc:
-                raise ModelLoadError(f"cannot read text model weights {self._weights}: {exc}") from exc
-        return f"sentence-transformers:{self._name}:sha256-{self._weights_sha256[:16]}:{self.precision}"
+        digest = weights_digest(self._weights, "text model weights")
+        return f"sentence-transformers:{self._name}:{digest}:{self.precision}"
 
     @property
     def dim(self) -> int:
@@ -158,7 +153,7 @@ class SentenceTransformerTextEmbedder:
                 model = SentenceTransformer(str(self._folder), device=device, local_files_only=True)
             except Exception as exc:  # sentence-transformers/transformers raise many types
                 raise ModelLoadError(
-                    f"cannot load sentence-transformers model from {self._folder}: {_one_line(exc)}"
+                    f"cannot load sentence-transformers model from {self._folder}: {one_line(exc)}"
                 ) from exc
             # Weights are cast (not autocast, which is slower than fp32 on CPU).
             model = model.to(torch_dtype(precision)).eval()
@@ -212,8 +207,3 @@ def _configured_dim(folder: Path) -> int | None:
         return None
     value = pooling.get("word_embedding_dimension") if isinstance(pooling, dict) else None
     return value if isinstance(value, int) else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -317,6 +317,7 @@ class ExpectedStates:
 
     def __init__(self, spec: ReprocessSpec, photos: Sequence[PersonPhoto], person_ids: Sequence[uuid.UUID]):
         self.spec = spec
+        self.photo_rows = tuple(photos)
         self.photos = {
             p.id: RecordState(spec.fingerprint(Step.PERSON_PHOTO_EMBEDDINGS), content_hash(p.image_sha256))
             for p in photos
@@ -546,11 +547,10 @@ class ReprocessRunner:
         """Steps 1 and 2 for every person of the owner."""
         tracker = _Tracker(progress, listener, self.log)
         with self._uow_factory() as uow:
-            photos = uow.persons.list_photos(owner_id)
-            person_ids = [p.id for p in uow.persons.list(owner_id)]
-        expected = ExpectedStates(self.spec, photos, person_ids)
+            expected = self._expected(uow, owner_id)
+        photos = expected.photo_rows
         tracker.plan(Step.PERSON_PHOTO_EMBEDDINGS, len(photos))
-        tracker.plan(Step.PERSON_QUERY_EMBEDDINGS, len(person_ids))
+        tracker.plan(Step.PERSON_QUERY_EMBEDDINGS, len(expected.persons))
         for batch in _batches(photos, self.batch_size):
             with tracker.timed(Step.PERSON_PHOTO_EMBEDDINGS), self._uow_factory() as uow:
                 stored = uow.records.states(Step.PERSON_PHOTO_EMBEDDINGS, owner_id, [p.id for p in batch])
@@ -665,11 +665,9 @@ class ReprocessRunner:
             if uow.videos.get(owner_id, video_id) is None:
                 raise NotFoundError(f"video {video_id} not found for owner {owner_id}")
             scenes = uow.scenes.list_for_video(owner_id, video_id)
-            photos = uow.persons.list_photos(owner_id)
-            person_ids = [p.id for p in uow.persons.list(owner_id)]
-            person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, person_ids)
-        expected = ExpectedStates(self.spec, photos, person_ids)
-        people = _People(person_ids, person_records)
+            expected = self._expected(uow, owner_id)
+            person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
+        people = _People(list(expected.persons), person_records)
         channels = self.spec.inputs.text_channels
         tracker.plan(Step.SCENE_TEXT_EMBEDDINGS, len(scenes) * len(channels))
         for step in (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS, Step.SEARCH_REINDEX):
@@ -890,6 +888,7 @@ class ReprocessRunner:
         )
 
     def _expected(self, uow: UnitOfWork, owner_id: uuid.UUID) -> ExpectedStates:
+        """The owner's expected states, from its photos and persons (two queries)."""
         photos = uow.persons.list_photos(owner_id)
         return ExpectedStates(self.spec, photos, [p.id for p in uow.persons.list(owner_id)])
 

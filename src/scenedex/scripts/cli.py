@@ -178,20 +178,14 @@ def search(
     json_output: JsonOption = False,
 ) -> None:
     """Nearest scenes of one owner, best first (exact cosine kNN on the table-backed index)."""
-    from scenedex.services.search import search_scenes
-
     with user_errors():
         owner = _owner(owner_id)
         person = parse_uuid(person_id, "person id")
         if image is not None and not image.is_file():
             raise InvalidRequestError(f"image file not found: {image}")
         services = _services()
-        hits = search_scenes(
-            uow_factory=services.uow_factory,
-            index=services.search_index,
-            text_embedder=services.text_embedder,
-            image_embedder=services.image_embedder,
-            owner_id=owner,
+        hits = services.search(
+            owner,
             text=text,
             image=image.read_bytes() if image is not None else None,
             person_id=person,

@@ -122,7 +122,6 @@ def run_demo(
     from scenedex.adapters.db.migrate import upgrade
     from scenedex.adapters.video import PySceneDetectSceneDetector
     from scenedex.services.ingest import add_person, ingest_video
-    from scenedex.services.search import search_scenes
 
     prepare_directory(directory)
     services = make_services(False)
@@ -181,15 +180,7 @@ def run_demo(
         ("image: astronaut photo", {"image": media["photo"].read_bytes()}),
     ]
     for label, query in queries:
-        hits = search_scenes(
-            uow_factory=services.uow_factory,
-            index=services.search_index,
-            text_embedder=services.text_embedder,
-            image_embedder=services.image_embedder,
-            owner_id=DEMO_OWNER,
-            k=3,
-            **query,
-        )
+        hits = services.search(DEMO_OWNER, k=3, **query)
         report.searches.append({"query": label, "results": [h.to_dict() for h in hits]})
     return report
 

@@ -7,6 +7,7 @@ lazily on first use, engines connect on first query.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.domain.model import SearchHit
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
@@ -26,6 +28,7 @@ from scenedex.domain.ports import (
 )
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
+from scenedex.services.search import search_scenes
 from scenedex.worker.settings import Settings
 
 
@@ -69,6 +72,18 @@ class Services:
             search_index=self.search_index,
             spec=self.spec,
             batch_size=self.settings.reprocess.batch_size,
+        )
+
+    def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SearchHit]:
+        """``search_scenes`` on these adapters (query: ``text=``, ``image=`` or ``person_id=``)."""
+        return search_scenes(
+            uow_factory=self.uow_factory,
+            index=self.search_index,
+            text_embedder=self.text_embedder,
+            image_embedder=self.image_embedder,
+            owner_id=owner_id,
+            k=k,
+            **query,
         )
 
 
