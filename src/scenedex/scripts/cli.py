@@ -260,6 +260,132 @@ def demo(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command()
+def bench(
+    scenes: Annotated[int, typer.Option(min=1, help="Scenes in the synthetic library.")] = 200,
+    batch_size: Annotated[int, typer.Option(min=1, help="Scenes per batch (runner and CLIP).")] = 32,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Database to use (migrated first); default a temporary SQLite."),
+    ] = None,
+    noop_scenes: Annotated[
+        int, typer.Option(min=0, help="Also seed an owner with this many current scenes and time a no-op.")
+    ] = 0,
+    media: Annotated[Path, typer.Option(help="Real sample media (its face photo), used when present.")] = (
+        Path("../shared/data/real")
+    ),
+    json_output: JsonOption = False,
+) -> None:
+    """Measure reprocess speed on a synthetic library with the configured models.
+
+    Phases: the bare models (CLIP, text, faces) at the batch size after a warm-up batch; the full
+    reprocess; a no-op reprocess; bf16 vs fp32 cosine; with --noop-scenes, a no-op over that many
+    seeded scenes (stand-in vectors). Weights are never downloaded: without pretrained CLIP
+    weights it says so and uses SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning.
+
+    --json keys (seconds, items or scenes per second, MiB):
+    database, owner_id, scenes, videos, batch_size;
+    machine {cpu_model, cpus, torch_threads, torch, python};
+    models {spec_version, clip_model_id, text_model_id, face_model_id, clip_precision,
+    text_precision, clip_note};
+    library {seconds, faces_pasted, keyframe_kib_mean, words_per_scene};
+    bare {clip, text, faces: {items, seconds, items_per_s}};
+    full, noop {seconds, scenes_per_s, computed, failed, steps {step: {planned, computed,
+    skipped, failed, seconds}}};
+    efficiency (bare seconds / full reprocess seconds);
+    precision {clip, text: {precision, compared, min, mean, ok} or {precision, note}};
+    noop_seeded (null or {owner_id, scenes, seed_seconds, noop, note});
+    rss_mib {after_build, after_bare, after_full, after_noop, after_precision, after_seed,
+    after_seeded_noop} (peak RSS so far);
+    warnings (list of strings)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from scenedex.services.bench import run_bench
+
+    configure_logging("WARNING")
+    with user_errors():
+        report = run_bench(
+            Settings(),
+            scenes=scenes,
+            batch_size=batch_size,
+            database_url=database_url,
+            noop_scenes=noop_scenes,
+            real_media=media if media.is_dir() else None,
+            listener_factory=lambda: _ProgressBars(enabled=not json_output or stderr.is_terminal),
+            say=lambda line: stderr.print(line, highlight=False, soft_wrap=True),
+        )
+    for warning in report.warnings:
+        stderr.print(f"[bold red]warning:[/bold red] {warning}", highlight=False, soft_wrap=True)
+    if json_output:
+        _print_json(report.to_dict())
+    else:
+        _print_bench(report.to_dict())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_bench(report: dict[str, Any]) -> None:
+    console = Console()
+    machine, models = report["machine"], report["models"]
+    console.print(
+        f"[bold]scenedex bench[/bold]: {report['scenes']} scenes in {report['videos']} videos, batch "
+        f"{report['batch_size']}, database {report['database']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{machine['cpu_model']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
+        f"{machine['torch_threads']} threads; CLIP {models['clip_model_id']} ({models['clip_precision']}), "
+        f"text {models['text_precision']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if models["clip_note"]:
+        console.print(f"[yellow]note:[/yellow] {models['clip_note']}", highlight=False)
+    rss = report["rss_mib"]
+    rows = [
+        (f"bare {name} (items)", rate["items"], rate["seconds"], rate["items_per_s"], None)
+        for name, rate in report["bare"].items()
+    ]
+    rows[-1] = (*rows[-1][:4], rss["after_bare"])
+    for label, key in (("full reprocess", "full"), ("no-op reprocess", "noop")):
+        rows.append((f"{label} (scenes)", report["scenes"], *_run_figures(report[key]), rss[f"after_{key}"]))
+    if report["noop_seeded"]:
+        seeded = report["noop_seeded"]
+        figures = _run_figures(seeded["noop"])
+        rows.append(("seeded no-op (scenes)", seeded["scenes"], *figures, rss["after_seeded_noop"]))
+    table = Table(title="throughput")
+    for column in ("phase", "items", "seconds", "items/s", "peak RSS MiB"):
+        table.add_column(column, justify="left" if column == "phase" else "right", no_wrap=True)
+    for label, items, seconds, rate, peak in rows:
+        peak_text = "" if peak is None else f"{peak:.0f}"
+        table.add_row(label, str(items), f"{seconds:.2f}", f"{rate:.1f}", peak_text)
+    console.print(table)
+    steps = Table(title="full reprocess per step")
+    for column in ("step", "computed", "seconds"):
+        steps.add_column(column, justify="left" if column == "step" else "right", no_wrap=True)
+    for step, counts in report["full"]["steps"].items():
+        steps.add_row(step, str(counts["computed"]), f"{counts['seconds']:.2f}")
+    console.print(steps)
+    console.print(f"pipeline efficiency (bare model s / full reprocess s): {report['efficiency']:.2f}")
+    for name, figures in report["precision"].items():
+        if "note" in figures:
+            console.print(f"{name}: {figures['note']}", highlight=False)
+        else:
+            console.print(
+                f"{name} {figures['precision']} vs fp32 over {figures['compared']}: cosine min "
+                f"{figures['min']:.5f}, mean {figures['mean']:.5f}",
+                highlight=False,
+            )
+    if report["noop_seeded"]:
+        seeded = report["noop_seeded"]
+        console.print(f"seeded {seeded['scenes']} scenes in {seeded['seed_seconds']:.1f} s: {seeded['note']}")
+
+
+def _run_figures(run: dict[str, Any]) -> tuple[float, float]:
+    return run["seconds"], run["scenes_per_s"]
+
+
 def _print_demo(report: Any) -> None:
     console = Console()
     console.print(f"[bold]scenedex demo[/bold] in {report.directory.resolve()}")

@@ -1,0 +1,94 @@
+"""``scenedex bench`` as a user runs it: a small real run on SQLite, and the seeded no-op on
+Postgres (real text and face models; CLIP with explicitly untrained weights)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from scenedex.adapters.db.engine import create_engine
+
+pytestmark = [pytest.mark.integration, pytest.mark.models]
+KEYS = {
+    "database", "owner_id", "scenes", "videos", "batch_size", "machine", "models", "library", "bare",
+    "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings",
+}  # fmt: skip
+BENCH_DATABASE = "scenedex_bench_pytest"
+
+
+def bench(*args: str, **env_vars: str) -> dict[str, Any]:
+    env = {**os.environ, "SCENEDEX_CLIP__PRETRAINED": "none", "HF_HUB_OFFLINE": "1", **env_vars}
+    result = subprocess.run(
+        [sys.executable, "-m", "scenedex.scripts.cli", "bench", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.fixture
+def bench_database_url(postgres_url: str) -> Iterator[str]:
+    """A database of its own on the test Postgres server, so the bench's owners never meet the
+    other tests' rows; dropped afterwards."""
+    server = create_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sa.text(f"drop database if exists {BENCH_DATABASE} with (force)"))
+        connection.execute(sa.text(f"create database {BENCH_DATABASE}"))
+    yield make_url(postgres_url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+    with server.connect() as connection:
+        connection.execute(sa.text(f"drop database if exists {BENCH_DATABASE} with (force)"))
+    server.dispose()
+
+
+def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
+    report = bench("--scenes", "4", "--batch-size", "2")
+
+    assert set(report) == KEYS
+    assert report["database"].startswith("sqlite:///") and report["warnings"] == []
+    assert report["models"]["clip_model_id"].endswith(":untrained")
+    assert report["models"]["clip_note"] is None  # untrained was asked for, not fallen back to
+    full, noop = report["full"]["steps"], report["noop"]["steps"]
+    assert full["scene_clip_embeddings"]["computed"] == 4
+    assert full["scene_text_embeddings"]["computed"] == 12
+    assert full["person_photo_embeddings"]["computed"] == 2
+    assert full["search_reindex"]["computed"] == 4
+    assert report["full"]["failed"] == 0
+    assert all(step["computed"] == 0 for step in noop.values()) and report["noop"]["computed"] == 0
+    bare = report["bare"]
+    assert {name: rate["items"] for name, rate in bare.items()} == {"clip": 4, "text": 12, "faces": 4}
+    assert all(rate["seconds"] > 0 and rate["items_per_s"] > 0 for rate in bare.values())
+    assert isinstance(report["efficiency"], float) and report["efficiency"] > 0
+    rss = report["rss_mib"]
+    assert 0 < rss["after_build"] <= rss["after_bare"] <= rss["after_full"] <= rss["after_noop"]
+    for figures in report["precision"].values():
+        assert figures["precision"] == "fp32" or figures["min"] >= 0.999
+    assert report["machine"]["torch_threads"] >= 1 and report["noop_seeded"] is None
+
+
+def test_bench_seeds_a_current_library_and_times_its_noop_on_postgres(bench_database_url: str) -> None:
+    url = bench_database_url
+    fp32 = {"SCENEDEX_CLIP__PRECISION": "fp32", "SCENEDEX_TEXT__PRECISION": "fp32"}  # no second models
+    report = bench("--scenes", "2", "--batch-size", "2", "--noop-scenes", "50", "--database-url", url, **fp32)
+
+    assert report["database"].startswith("postgresql") and report["warnings"] == []
+    seeded = report["noop_seeded"]
+    assert seeded["scenes"] == 50 and seeded["seed_seconds"] > 0
+    assert seeded["noop"]["computed"] == 0 and seeded["noop"]["failed"] == 0
+    steps = seeded["noop"]["steps"]
+    assert steps["scene_clip_embeddings"]["skipped"] == 50
+    assert steps["scene_text_embeddings"]["skipped"] == 150
+    assert steps["search_reindex"]["skipped"] == 50
+    assert "stand-in" in seeded["note"]
+    assert report["precision"]["clip"] == {"precision": "fp32", "note": "already fp32"}
