@@ -127,10 +127,13 @@ class InMemorySearchIndex:
     def upsert(self, documents: Sequence[SceneDocument]) -> None:
         self.documents.update({d.scene_id: d for d in documents})
 
-    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
+    def states(
+        self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID] | None
+    ) -> dict[uuid.UUID, RecordState]:
+        ids = self.documents if scene_ids is None else scene_ids
         return {
             i: RecordState(d.fingerprint, d.input_hash)
-            for i in scene_ids
+            for i in ids
             if (d := self.documents.get(i)) is not None and d.owner_id == owner_id
         }
 
@@ -247,6 +250,17 @@ class _Scenes:
             key=lambda s: s.ordinal,
         )
 
+    def list_for_videos(self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None) -> list[Scene]:
+        wanted = None if video_ids is None else set(video_ids)
+        return sorted(
+            (
+                s
+                for s in self.d.scenes.values()
+                if s.owner_id == owner_id and (wanted is None or s.video_id in wanted)
+            ),
+            key=lambda s: (str(s.video_id), s.ordinal),
+        )
+
 
 class _Persons:
     def __init__(self, data: _Data) -> None:
@@ -282,8 +296,10 @@ class _Records:
         self.d = data
 
     def states(
-        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID] | None
     ) -> dict[RecordKey, RecordState]:
+        if subject_ids is None:
+            subject_ids = {k[0] for k, r in self.d.records[step].items() if r.owner_id == owner_id}
         return {
             k: RecordState(r.fingerprint, r.input_hash)
             for k, r in self.get(step, owner_id, subject_ids).items()

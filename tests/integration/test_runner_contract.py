@@ -257,3 +257,47 @@ def test_search_rejects_bad_queries(world: World) -> None:
     world.runner().run(owner(OWNER_A))
     with pytest.raises(InvalidRequestError, match="no query embedding"):
         search(world, person_id=nobody.id)
+
+
+def test_batches_are_taken_across_videos(world: World) -> None:
+    """Three 2-scene videos at batch size 4: CLIP sees batches of 4 and 2, not 2, 2, 2."""
+    for salt in "abc":
+        world.add_video(OWNER_A, [face_image(salt=f"{salt}1"), face_image(salt=f"{salt}2")])
+    progress = world.runner(batch_size=4).run(owner(OWNER_A))
+    assert progress.ok, progress.errors
+    assert world.clip.calls == [4, 2]
+    assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 6
+
+
+def test_only_scenes_with_stale_records_are_batched(world: World) -> None:
+    world.add_video(OWNER_A, [face_image(salt=str(i)) for i in range(5)])
+    world.runner().run(owner(OWNER_A))
+    world.add_video(OWNER_A, [face_image(salt="new")])
+    world.clip.calls.clear()
+    progress = world.runner().run(owner(OWNER_A))
+    assert world.clip.calls == [1]
+    assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].skipped == 5
+    assert progress.steps[Step.SEARCH_REINDEX].computed == 1
+
+
+@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
+def test_noop_run_is_planned_with_a_constant_number_of_queries(world: World) -> None:
+    """Set-based planning: the statements of a no-op run do not grow with the number of videos."""
+    import sqlalchemy as sa
+
+    def statements_of_noop_run(videos: int) -> int:
+        for i in range(videos):
+            world.add_video(OWNER_A, [face_image(salt=f"{videos}-{i}")])
+        world.runner().run(owner(OWNER_A))
+        engine = world.uow_factory.engine
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        try:
+            progress = world.runner().run(owner(OWNER_A))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+        assert sum(c.computed for c in progress.steps.values()) == 0
+        return len(seen)
+
+    assert statements_of_noop_run(2) == statements_of_noop_run(20)

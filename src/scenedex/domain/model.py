@@ -39,8 +39,12 @@ def content_hash(*parts: Any) -> str:
     Used for input hashes and fingerprints: equal inputs give equal digests across processes
     and machines.
     """
-    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hashlib.sha256(_HASH_ENCODER.encode(parts).encode()).hexdigest()
+
+
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+"""Built once: ``json.dumps`` with these options builds a new encoder per call, which was a
+third of the cost of planning a no-op over 100k scenes."""
 
 
 class VideoStatus(StrEnum):

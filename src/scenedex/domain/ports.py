@@ -107,8 +107,11 @@ class SearchIndex(Protocol):
         """Insert or replace documents by scene id (idempotent)."""
         ...
 
-    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
-        """Fingerprint and input hash of the indexed documents among ``scene_ids`` of the owner."""
+    def states(
+        self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID] | None
+    ) -> dict[uuid.UUID, RecordState]:
+        """Fingerprint and input hash of the owner's indexed documents among ``scene_ids``
+        (``None``: all of the owner's documents, read set-wise for planning large scopes)."""
         ...
 
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
@@ -142,6 +145,13 @@ class SceneRepository(Protocol):
         """The video's scenes in ordinal order."""
         ...
 
+    def list_for_videos(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None
+    ) -> builtins.list[Scene]:
+        """The owner's scenes of ``video_ids`` (``None``: of all its videos), by video then
+        ordinal; one query per chunk of ids, or one query for the whole owner."""
+        ...
+
 
 class PersonRepository(Protocol):
     def add(self, person: Person) -> None: ...
@@ -163,8 +173,11 @@ class EmbeddingRecordRepository(Protocol):
     """Derived records of every step, keyed by (step, subject id, key)."""
 
     def states(
-        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
-    ) -> dict[RecordKey, RecordState]: ...
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID] | None
+    ) -> dict[RecordKey, RecordState]:
+        """Fingerprint and input hash of the owner's records of ``step`` among ``subject_ids``
+        (``None``: all of the owner's records of that step, in one query)."""
+        ...
 
     def get(
         self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]

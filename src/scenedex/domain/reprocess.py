@@ -268,10 +268,12 @@ class ProgressListener(Protocol):
 
 @dataclass(frozen=True)
 class OwnerScope:
-    """The part of a request that falls to one owner."""
+    """The part of a request that falls to one owner; ``whole_owner``: all of its videos (no
+    ``since`` filter), so its scenes are listed with one owner-wide query."""
 
     owner_id: uuid.UUID
     videos: tuple[Video, ...]
+    whole_owner: bool = False
 
 
 def staleness(stored: RecordState | None, expected: RecordState, force: bool = False) -> StaleReason | None:
@@ -310,6 +312,28 @@ def match_faces(
 
 def _largest(faces: Sequence[DetectedFace]) -> DetectedFace:
     return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+
+
+@dataclass(frozen=True)
+class SceneStates:
+    """Expected states of one scene's records: text per channel, CLIP, faces, search document."""
+
+    texts: Mapping[str, RecordState]
+    clip: RecordState
+    faces: RecordState
+    document: RecordState
+
+
+SCENE_STEPS = (
+    Step.SCENE_TEXT_EMBEDDINGS,
+    Step.SCENE_CLIP_EMBEDDINGS,
+    Step.SCENE_PERSON_EMBEDDINGS,
+    Step.SEARCH_REINDEX,
+)
+OWNER_WIDE_READ = 2000
+"""Above this many scenes, stored states are read with one owner-wide query per step (and
+filtered in memory) instead of chunked ``IN`` lists: a no-op over 100k scenes is a handful of
+queries, not thousands."""
 
 
 class ExpectedStates:
@@ -364,17 +388,25 @@ class ExpectedStates:
             content_hash(scene.keyframe_sha256, person_set or self.person_set),
         )
 
+    def scene(self, scene: Scene) -> SceneStates:
+        """Every expected state of one scene (each hash computed once)."""
+        texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels}
+        clip = self.clip(scene)
+        faces = self.faces(scene)
+        upstream: dict[tuple[Step, str], RecordState | None] = {
+            (Step.SCENE_TEXT_EMBEDDINGS, c): state for c, state in texts.items()
+        }
+        upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
+        upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
+        return SceneStates(texts, clip, faces, self.document(scene, upstream))
+
     def document(
         self, scene: Scene, upstream: Mapping[tuple[Step, str], RecordState | None] | None = None
     ) -> RecordState:
         """Expected document state; with ``upstream`` given, the state of a document built
         from those upstream records (None = missing)."""
         if upstream is None:
-            upstream = {
-                (Step.SCENE_TEXT_EMBEDDINGS, c): self.text(scene, c) for c in self.spec.inputs.text_channels
-            }
-            upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = self.clip(scene)
-            upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = self.faces(scene)
+            return self.scene(scene).document
         parts = sorted(
             (step.value, key, s.fingerprint if s else "missing", s.input_hash if s else "")
             for (step, key), s in upstream.items()
@@ -388,9 +420,10 @@ class ReprocessRunner:
     """Runs a ReprocessSpec over a scope through the adapters it is given.
 
     Steps run in the spec's dependency order: per owner, person photo descriptors and person
-    query embeddings; then per video, scenes in batches of ``batch_size``: text, CLIP, faces,
-    search document. Each batch is one unit of work (its records are committed together) so an
-    interrupted run keeps what it finished and a rerun skips it.
+    query embeddings; then the owner's scenes that are not current, in batches of
+    ``batch_size`` taken across videos: text, CLIP, faces, search document. Each batch is one
+    unit of work (its records are committed together) so an interrupted run keeps what it
+    finished and a rerun skips it.
     """
 
     def __init__(
@@ -441,15 +474,22 @@ class ReprocessRunner:
 
     @staticmethod
     def _owner_scope(uow: UnitOfWork, owner_id: uuid.UUID, since: datetime | None) -> OwnerScope:
-        return OwnerScope(owner_id, tuple(uow.videos.list(owner_id, since=since)))
+        return OwnerScope(owner_id, tuple(uow.videos.list(owner_id, since=since)), whole_owner=since is None)
+
+    @staticmethod
+    def _scene_video_ids(scope: OwnerScope) -> list[uuid.UUID] | None:
+        return None if scope.whole_owner else [v.id for v in scope.videos]
 
     # -- dry run -------------------------------------------------------------------------
 
     def plan(self, request: ReprocessRequest) -> ReprocessPlan:
-        """Per step, how many items are missing, stale (by reason) or current; computes nothing."""
+        """Per step, how many items are missing, stale (by reason) or current; computes nothing.
+        Set-based: per owner a few queries (photos, persons, scenes, one per step table),
+        whatever the number of videos."""
         plan = ReprocessPlan(self.spec.version)
         for scope in self.resolve(request):
             plan.owners += 1
+            plan.videos += len(scope.videos)
             with self._uow_factory() as uow:
                 expected = self._expected(uow, scope.owner_id)
                 self._plan_items(
@@ -466,42 +506,45 @@ class ReprocessRunner:
                     {(k, ""): v for k, v in expected.persons.items()},
                     request.force,
                 )
-                for video in scope.videos:
-                    scenes = uow.scenes.list_for_video(scope.owner_id, video.id)
-                    plan.videos += 1
-                    plan.scenes += len(scenes)
-                    ids = [s.id for s in scenes]
-                    channels = self.spec.inputs.text_channels
-                    self._plan_items(
-                        plan,
-                        Step.SCENE_TEXT_EMBEDDINGS,
-                        uow.records.states(Step.SCENE_TEXT_EMBEDDINGS, scope.owner_id, ids),
-                        {(s.id, c): expected.text(s, c) for s in scenes for c in channels},
-                        request.force,
-                    )
-                    self._plan_items(
-                        plan,
-                        Step.SCENE_CLIP_EMBEDDINGS,
-                        uow.records.states(Step.SCENE_CLIP_EMBEDDINGS, scope.owner_id, ids),
-                        {(s.id, ""): expected.clip(s) for s in scenes},
-                        request.force,
-                    )
-                    self._plan_items(
-                        plan,
-                        Step.SCENE_PERSON_EMBEDDINGS,
-                        uow.records.states(Step.SCENE_PERSON_EMBEDDINGS, scope.owner_id, ids),
-                        {(s.id, ""): expected.faces(s) for s in scenes},
-                        request.force,
-                    )
-                    docs = {(k, ""): v for k, v in self._index.states(scope.owner_id, ids).items()}
-                    self._plan_items(
-                        plan,
-                        Step.SEARCH_REINDEX,
-                        docs,
-                        {(s.id, ""): expected.document(s) for s in scenes},
-                        request.force,
-                    )
+                scenes = uow.scenes.list_for_videos(scope.owner_id, self._scene_video_ids(scope))
+                plan.scenes += len(scenes)
+                assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force)
+            for step, items in assessed.items():
+                step_plan = plan.steps[step]
+                for _, reason in items:
+                    if reason is None:
+                        step_plan.current += 1
+                    elif reason is StaleReason.MISSING:
+                        step_plan.missing += 1
+                    else:
+                        step_plan.stale[reason.value] += 1
         return plan
+
+    def _assess_scenes(
+        self,
+        uow: UnitOfWork,
+        owner_id: uuid.UUID,
+        scenes: Sequence[Scene],
+        expected: ExpectedStates,
+        force: bool,
+    ) -> dict[Step, list[tuple[Scene, StaleReason | None]]]:
+        """Per scene step, every item of ``scenes`` with why it must be computed (None:
+        current). One query per step table (owner-wide above ``OWNER_WIDE_READ`` scenes)."""
+        ids = None if len(scenes) > OWNER_WIDE_READ else [s.id for s in scenes]
+        record_steps = (Step.SCENE_TEXT_EMBEDDINGS, Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
+        stored = {step: uow.records.states(step, owner_id, ids) for step in record_steps}
+        documents = self._index.states(owner_id, ids) if scenes else {}
+        texts, clips, faces = (stored[step] for step in record_steps)
+        assessed: dict[Step, list[tuple[Scene, StaleReason | None]]] = {step: [] for step in SCENE_STEPS}
+        text_items, clip_items, face_items, document_items = (assessed[step] for step in SCENE_STEPS)
+        for scene in scenes:
+            states = expected.scene(scene)
+            for channel, state in states.texts.items():
+                text_items.append((scene, staleness(texts.get((scene.id, channel)), state, force)))
+            clip_items.append((scene, staleness(clips.get((scene.id, "")), states.clip, force)))
+            face_items.append((scene, staleness(faces.get((scene.id, "")), states.faces, force)))
+            document_items.append((scene, staleness(documents.get(scene.id), states.document, force)))
+        return assessed
 
     @staticmethod
     def _plan_items(
@@ -531,8 +574,9 @@ class ReprocessRunner:
         self.log.info("reprocess %s: %d owner(s), force=%s", request.scope.value, len(scopes), request.force)
         for scope in scopes:
             self.run_persons(scope.owner_id, progress, force=request.force, listener=listener)
-            for video in scope.videos:
-                self.run_video(scope.owner_id, video.id, progress, force=request.force, listener=listener)
+            self.run_scenes(
+                scope.owner_id, self._scene_video_ids(scope), progress, force=request.force, listener=listener
+            )
         self.log.info("reprocess done: %d failed item(s)", progress.failed)
         return progress
 
@@ -658,21 +702,44 @@ class ReprocessRunner:
         force: bool = False,
         listener: ProgressListener | None = None,
     ) -> None:
-        """Scene steps (text, CLIP, faces, search document) for one video of the owner, in
-        batches. Raises ``NotFoundError`` if the owner has no such video."""
-        tracker = _Tracker(progress, listener, self.log, video_id)
+        """Scene steps (text, CLIP, faces, search document) for one video of the owner.
+        Raises ``NotFoundError`` if the owner has no such video."""
         with self._uow_factory() as uow:
             if uow.videos.get(owner_id, video_id) is None:
                 raise NotFoundError(f"video {video_id} not found for owner {owner_id}")
-            scenes = uow.scenes.list_for_video(owner_id, video_id)
+        self.run_scenes(owner_id, [video_id], progress, force=force, listener=listener, video_id=video_id)
+
+    def run_scenes(
+        self,
+        owner_id: uuid.UUID,
+        video_ids: Sequence[uuid.UUID] | None,
+        progress: ReprocessProgress,
+        *,
+        force: bool = False,
+        listener: ProgressListener | None = None,
+        video_id: uuid.UUID | None = None,
+    ) -> None:
+        """Scene steps for the owner's scenes of ``video_ids`` (None: all its videos).
+
+        Planned set-wise first (``_assess_scenes``): scenes whose every record is current are
+        counted as skipped without further queries, so a no-op costs a few queries per owner.
+        The rest run in batches of ``batch_size`` scenes taken across videos (full model
+        batches even for short videos), one unit of work per batch. ``video_id`` labels item
+        errors when the run is one video's.
+        """
+        tracker = _Tracker(progress, listener, self.log, video_id)
+        with self._uow_factory() as uow:
+            scenes = uow.scenes.list_for_videos(owner_id, video_ids)
             expected = self._expected(uow, owner_id)
             person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
+            assessed = self._assess_scenes(uow, owner_id, scenes, expected, force)
         people = _People(list(expected.persons), person_records)
-        channels = self.spec.inputs.text_channels
-        tracker.plan(Step.SCENE_TEXT_EMBEDDINGS, len(scenes) * len(channels))
-        for step in (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS, Step.SEARCH_REINDEX):
-            tracker.plan(step, len(scenes))
-        for batch in _batches(scenes, self.batch_size):
+        pending = {scene.id for items in assessed.values() for scene, reason in items if reason is not None}
+        for step, items in assessed.items():
+            tracker.plan(step, len(items))
+            tracker.skipped(step, sum(1 for scene, _ in items if scene.id not in pending))
+        work = [scene for scene in scenes if scene.id in pending]
+        for batch in _batches(work, self.batch_size):
             self._run_scene_batch(owner_id, batch, expected, people, force, tracker)
 
     def _run_scene_batch(
@@ -758,7 +825,9 @@ class ReprocessRunner:
         for scene in stale:
             outcome = outcomes[scene.id]
             if isinstance(outcome, BadInputError):
-                tracker.failed(step, scene.id, f"keyframe {scene.keyframe_uri}: {outcome}", owner_id)
+                tracker.failed(
+                    step, scene.id, f"keyframe {scene.keyframe_uri}: {outcome}", owner_id, scene.video_id
+                )
                 continue
             records.append(
                 self._record(
@@ -796,7 +865,9 @@ class ReprocessRunner:
         for scene in stale:
             outcome = outcomes[scene.id]
             if isinstance(outcome, BadInputError):
-                tracker.failed(step, scene.id, f"keyframe {scene.keyframe_uri}: {outcome}", owner_id)
+                tracker.failed(
+                    step, scene.id, f"keyframe {scene.keyframe_uri}: {outcome}", owner_id, scene.video_id
+                )
                 continue
             faces = match_faces(outcome, people.vectors, threshold)
             payload = {
@@ -985,9 +1056,16 @@ class _Tracker:
         self.progress.steps[step].computed += count
         self._advance(step, count)
 
-    def failed(self, step: Step, item_id: uuid.UUID, message: str, owner_id: uuid.UUID | None = None) -> None:
+    def failed(
+        self,
+        step: Step,
+        item_id: uuid.UUID,
+        message: str,
+        owner_id: uuid.UUID | None = None,
+        video_id: uuid.UUID | None = None,
+    ) -> None:
         self.progress.steps[step].failed += 1
-        self.progress.errors.append(ItemError(step, item_id, message, owner_id, self.video_id))
+        self.progress.errors.append(ItemError(step, item_id, message, owner_id, video_id or self.video_id))
         self.log.warning("%s failed for %s: %s", step.value, item_id, message)
         self._advance(step, 1)
 

@@ -79,6 +79,17 @@ class SqlSceneRepository:
         )
         return [Scene(**row._mapping) for row in rows]
 
+    def list_for_videos(self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None) -> list[Scene]:
+        query = sa.select(t.scenes).where(t.scenes.c.owner_id == owner_id)
+        order = (t.scenes.c.video_id, t.scenes.c.ordinal)
+        if video_ids is None:
+            return [Scene(**row._mapping) for row in self._session.execute(query.order_by(*order))]
+        scenes = []
+        for chunk in _chunks(video_ids):
+            rows = self._session.execute(query.where(t.scenes.c.video_id.in_(chunk)).order_by(*order))
+            scenes.extend(Scene(**row._mapping) for row in rows)
+        return scenes
+
 
 class SqlPersonRepository:
     def __init__(self, session: Session) -> None:
@@ -129,7 +140,7 @@ class SqlEmbeddingRecordRepository:
         self._session = session
 
     def states(
-        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID]
+        self, step: EmbeddingStepType, owner_id: uuid.UUID, subject_ids: Iterable[uuid.UUID] | None
     ) -> dict[RecordKey, RecordState]:
         table, subject = self._table(step)
         cols = [subject, table.c.key, table.c.fingerprint, table.c.input_hash]
@@ -187,8 +198,11 @@ class SqlEmbeddingRecordRepository:
         subject: sa.Column[Any],
         columns: list[Any],
         owner_id: uuid.UUID,
-        subject_ids: Iterable[uuid.UUID],
+        subject_ids: Iterable[uuid.UUID] | None,
     ) -> Iterable[sa.Row[Any]]:
+        if subject_ids is None:
+            yield from self._session.execute(sa.select(*columns).where(table.c.owner_id == owner_id))
+            return
         for chunk in _chunks(subject_ids):
             yield from self._session.execute(
                 sa.select(*columns).where(table.c.owner_id == owner_id, subject.in_(chunk))

@@ -36,11 +36,20 @@ class TableSearchIndex:
         with self._engine.begin() as connection:
             upsert(connection, t.search_documents, [_document_row(doc) for doc in documents])
 
-    def states(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, RecordState]:
+    def states(
+        self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID] | None
+    ) -> dict[uuid.UUID, RecordState]:
         docs = t.search_documents.c
-        ids = list(scene_ids)
         states: dict[uuid.UUID, RecordState] = {}
         with self._engine.connect() as connection:
+            if scene_ids is None:
+                rows = connection.execute(
+                    sa.select(docs.scene_id, docs.fingerprint, docs.input_hash).where(
+                        docs.owner_id == owner_id
+                    )
+                )
+                return {row.scene_id: RecordState(row.fingerprint, row.input_hash) for row in rows}
+            ids = list(scene_ids)
             for start in range(0, len(ids), 500):
                 rows = connection.execute(
                     sa.select(docs.scene_id, docs.fingerprint, docs.input_hash).where(
