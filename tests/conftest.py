@@ -31,6 +31,10 @@ from tests.fakes import (
     InMemoryStore,
 )
 
+# The tests' broker: Redis database 15, flushed by the tests that use it (set before
+# ``scenedex.tasks`` is first imported, which binds the actors to it).
+os.environ.setdefault("SCENEDEX_REDIS_URL", "redis://127.0.0.1:6379/15")
+
 REAL_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/scenedex_test"
 
@@ -45,6 +49,22 @@ def postgres_url() -> str:
             connection.execute(sa.text("select 1"))
     except sa.exc.OperationalError as error:
         message = f"Postgres not reachable at {url}: {str(error).splitlines()[0]}"
+        if os.environ.get("SCENEDEX_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The tests' Redis (SCENEDEX_REDIS_URL, database 15); skipped or failed like Postgres."""
+    import redis
+
+    url = os.environ["SCENEDEX_REDIS_URL"]
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError as error:
+        message = f"Redis not reachable at {url}: {error}"
         if os.environ.get("SCENEDEX_REQUIRE_POSTGRES") == "1":
             pytest.fail(message)
         pytest.skip(message)

@@ -64,6 +64,30 @@ class ReprocessSettings(BaseModel):
     batch_size: int = Field(32, ge=1, le=4096, description="scenes per batch (one commit per batch)")
 
 
+class WorkerSettings(BaseModel):
+    """The Dramatiq worker (``scenedex worker``) and its crash recovery.
+
+    A killed worker's unacknowledged messages are re-queued by another worker's broker
+    maintenance once the dead worker's heartbeat is older than ``heartbeat_timeout_ms``.
+    Maintenance runs on a broker command with probability ``maintenance_chance`` per million;
+    an idle worker process issues about one fetch per second per queue, so 100000 (10 %) runs
+    it every ~10 s and a lost message is redelivered within ~30 s (dramatiq's defaults, 60 s
+    and 1000, take minutes). Messages of live workers are never re-queued: every fetch is a
+    heartbeat, and the delay-queue consumers keep fetching while all threads are busy.
+    """
+
+    processes: int = Field(1, ge=1, le=64, description="worker processes (each loads the models once)")
+    threads: int = Field(1, ge=1, le=64, description="threads per process; prefetch equals threads")
+    queues: tuple[str, ...] = ("embeddings", "reprocessing")
+    max_deliveries: int = Field(5, ge=1, description="claims of one item before it fails as poison")
+    heartbeat_timeout_ms: int = Field(20_000, ge=1_000)
+    maintenance_chance: int = Field(100_000, ge=1, le=1_000_000)
+    sweep_interval_s: float = Field(
+        60.0, ge=0, description="re-send lost messages of active jobs every N seconds (0: off)"
+    )
+    metrics_port: int = Field(9191, ge=0, description="Prometheus exposition port (dramatiq_prom_port)")
+
+
 class Settings(BaseSettings):
     """Everything scenedex reads from its environment; create once at the entry point."""
 
@@ -80,8 +104,12 @@ class Settings(BaseSettings):
     )
     max_image_bytes: int = Field(32 * 1024 * 1024, ge=1, description="larger images fail their item")
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb guard")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="the Dramatiq broker; production: redis://redis:6379/0"
+    )
     log_level: str = "INFO"
     clip: ClipSettings = ClipSettings()
     text: TextSettings = TextSettings()
     faces: FaceSettings = FaceSettings()
     reprocess: ReprocessSettings = ReprocessSettings()
+    worker: WorkerSettings = WorkerSettings()

@@ -157,3 +157,59 @@ search_documents = sa.Table(
     sa.Index("ix_search_documents_owner_video", "owner_id", "video_id"),
 )
 """The table-backed search index (one document per scene); OpenSearch replaces it later."""
+
+_ACTIVE_JOB = "status IN ('queued', 'running')"
+
+reprocess_jobs = sa.Table(
+    "reprocess_jobs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("scope_key", sa.String(64), nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=True),
+    sa.Column("video_id", sa.Uuid, nullable=True),
+    sa.Column("force", sa.Boolean, nullable=False),
+    sa.Column("since", Timestamp, nullable=True),
+    sa.Column("spec_version", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("plan_cursor", sa.Uuid, nullable=True),
+    sa.Column("plan_message_id", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("planned_at", Timestamp, nullable=True),
+    sa.Column("started_at", Timestamp, nullable=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    # At most one active job per scope, enforced by the database (a partial unique index).
+    sa.Index(
+        "uq_reprocess_jobs_active_scope",
+        "scope_key",
+        unique=True,
+        postgresql_where=sa.text(_ACTIVE_JOB),
+        sqlite_where=sa.text(_ACTIVE_JOB),
+    ),
+    sa.Index("ix_reprocess_jobs_status_created", "status", "created_at"),
+)
+"""Reprocess jobs (``domain.jobs.Job``): the source of truth for progress, not the broker."""
+
+reprocess_job_items = sa.Table(
+    "reprocess_job_items",
+    metadata,
+    sa.Column("job_id", sa.Uuid, sa.ForeignKey("reprocess_jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("message_id", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("counts", Json, nullable=True),
+    sa.Column("errors", Json, nullable=True),
+    sa.Column("started_at", Timestamp, nullable=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_reprocess_job_items_job_status", "job_id", "status"),
+)
+"""One row per unit of a job: ``persons`` of an owner, or one ``video``; per-step counts are
+set when the item finishes (never incremented), so duplicate deliveries cannot double them."""

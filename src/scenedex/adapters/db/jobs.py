@@ -1,0 +1,427 @@
+"""``JobStore`` on SQLAlchemy Core (Postgres and SQLite): one transaction per method.
+
+Concurrency: item claims are single ``UPDATE ... WHERE status IN (queued, running)``
+statements (atomic on both databases); finishing an item locks the job row (``SELECT ... FOR
+UPDATE`` on Postgres; SQLite serialises writers) before deciding whether the job is over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from scenedex.adapters.db import tables as t
+from scenedex.domain.errors import InvalidRequestError, NotFoundError
+from scenedex.domain.jobs import (
+    ActiveJobError,
+    ItemKind,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobStatus,
+    JobSummary,
+    JobTrigger,
+    scope_key,
+)
+from scenedex.domain.model import utcnow
+from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+
+_UNFINISHED = (ItemStatus.QUEUED.value, ItemStatus.RUNNING.value)
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+class SqlJobStore:
+    """Job state in the ``reprocess_jobs`` and ``reprocess_job_items`` tables."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create(self, request: ReprocessRequest, spec_version: str, trigger: JobTrigger) -> Job:
+        now = utcnow()
+        row = {
+            "id": uuid.uuid4(),
+            "scope": request.scope.value,
+            "scope_key": scope_key(request),
+            "owner_id": request.owner_id,
+            "video_id": request.video_id,
+            "force": request.force,
+            "since": request.since,
+            "spec_version": spec_version,
+            "trigger": trigger.value,
+            "status": JobStatus.QUEUED.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(sa.insert(t.reprocess_jobs), [row])
+        except IntegrityError:
+            active = self._active_for(row["scope_key"])
+            if active is None:  # finished in between: try once more
+                return self.create(request, spec_version, trigger)
+            raise ActiveJobError(active) from None
+        job = self.get(row["id"])
+        assert job is not None
+        return job
+
+    def get(self, job_id: uuid.UUID) -> Job | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(t.reprocess_jobs).where(t.reprocess_jobs.c.id == job_id)
+            ).first()
+        return _job(row) if row else None
+
+    def list(self, *, limit: int = 20, status: JobStatus | None = None) -> list[Job]:
+        query = sa.select(t.reprocess_jobs).order_by(t.reprocess_jobs.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(t.reprocess_jobs.c.status == status.value)
+        with self.engine.connect() as connection:
+            return [_job(row) for row in connection.execute(query)]
+
+    def active_jobs(self) -> list[Job]:
+        query = sa.select(t.reprocess_jobs).where(t.reprocess_jobs.c.status.in_(_ACTIVE))
+        with self.engine.connect() as connection:
+            return [_job(row) for row in connection.execute(query.order_by(t.reprocess_jobs.c.created_at))]
+
+    def _active_for(self, key: str) -> Job | None:
+        jobs = t.reprocess_jobs.c
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(t.reprocess_jobs).where(jobs.scope_key == key, jobs.status.in_(_ACTIVE))
+            ).first()
+        return _job(row) if row else None
+
+    def start(self, job_id: uuid.UUID) -> Job | None:
+        jobs = t.reprocess_jobs.c
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(jobs.id == job_id, jobs.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.RUNNING.value, started_at=now, updated_at=now)
+            )
+        job = self.get(job_id)
+        return job if job is not None and job.status.active else None
+
+    def set_cursor(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> None:
+        self._update_job(job_id, plan_cursor=owner_id)
+
+    def set_plan_message_id(self, job_id: uuid.UUID, message_id: str) -> None:
+        self._update_job(job_id, plan_message_id=message_id)
+
+    def _update_job(self, job_id: uuid.UUID, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(t.reprocess_jobs.c.id == job_id)
+                .values(**values, updated_at=utcnow())
+            )
+
+    def mark_planned(self, job_id: uuid.UUID) -> Job | None:
+        with self.engine.begin() as connection:
+            self._lock_job(connection, job_id)
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(t.reprocess_jobs.c.id == job_id, t.reprocess_jobs.c.planned_at.is_(None))
+                .values(planned_at=utcnow(), updated_at=utcnow())
+            )
+            self._finish_job_if_done(connection, job_id)
+        return self.get(job_id)
+
+    def fail(self, job_id: uuid.UUID, error: str) -> None:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            self._lock_job(connection, job_id)
+            self._cancel_items(connection, job_id, now)
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(t.reprocess_jobs.c.id == job_id, t.reprocess_jobs.c.status.in_(_ACTIVE))
+                .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+            )
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            status = self._lock_job(connection, job_id)
+            if status is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if status not in _ACTIVE:
+                raise InvalidRequestError(f"job {job_id} is already {status}; nothing to cancel")
+            self._cancel_items(connection, job_id, now)
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(t.reprocess_jobs.c.id == job_id)
+                .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now)
+            )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    @staticmethod
+    def _cancel_items(connection: sa.Connection, job_id: uuid.UUID, now: Any) -> None:
+        items = t.reprocess_job_items.c
+        connection.execute(
+            sa.update(t.reprocess_job_items)
+            .where(items.job_id == job_id, items.status.in_(_UNFINISHED))
+            .values(status=ItemStatus.CANCELLED.value, finished_at=now, updated_at=now)
+        )
+
+    # -- items ------------------------------------------------------------------------------
+
+    def add_items(self, job_id: uuid.UUID, items: Sequence[tuple[ItemKind, uuid.UUID, uuid.UUID]]) -> None:
+        if not items:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "job_id": job_id,
+                "kind": kind.value,
+                "subject_id": subject_id,
+                "owner_id": owner_id,
+                "status": ItemStatus.QUEUED.value,
+                "deliveries": 0,
+                "updated_at": now,
+            }
+            for kind, subject_id, owner_id in items
+        ]
+        with self.engine.begin() as connection:
+            insert = _insert(connection)(t.reprocess_job_items).on_conflict_do_nothing()
+            connection.execute(insert, rows)
+
+    def set_message_ids(
+        self, job_id: uuid.UUID, message_ids: Sequence[tuple[ItemKind, uuid.UUID, str]]
+    ) -> None:
+        if not message_ids:
+            return
+        items = t.reprocess_job_items.c
+        statement = (
+            sa.update(t.reprocess_job_items)
+            .where(
+                items.job_id == job_id,
+                items.kind == sa.bindparam("b_kind"),
+                items.subject_id == sa.bindparam("b_subject"),
+            )
+            .values(message_id=sa.bindparam("b_message"))
+        )
+        with self.engine.begin() as connection:
+            connection.execute(
+                statement,
+                [{"b_kind": k.value, "b_subject": s, "b_message": m} for k, s, m in message_ids],
+            )
+
+    def claim_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID) -> JobItem | None:
+        items = t.reprocess_job_items.c
+        jobs = t.reprocess_jobs.c
+        now = utcnow()
+        active_job = sa.exists().where(jobs.id == job_id, jobs.status.in_(_ACTIVE))
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                sa.update(t.reprocess_job_items)
+                .where(
+                    items.job_id == job_id,
+                    items.kind == kind.value,
+                    items.subject_id == subject_id,
+                    items.status.in_(_UNFINISHED),
+                    active_job,
+                )
+                .values(
+                    status=ItemStatus.RUNNING.value,
+                    deliveries=items.deliveries + 1,
+                    started_at=sa.func.coalesce(items.started_at, now),
+                    updated_at=now,
+                )
+            ).rowcount
+            if not claimed:
+                return None
+            row = connection.execute(
+                sa.select(t.reprocess_job_items).where(
+                    items.job_id == job_id, items.kind == kind.value, items.subject_id == subject_id
+                )
+            ).one()
+        return _item(row)
+
+    def finish_item(
+        self,
+        job_id: uuid.UUID,
+        kind: ItemKind,
+        subject_id: uuid.UUID,
+        status: ItemStatus,
+        *,
+        counts: dict[str, dict[str, int]] | None = None,
+        errors: Sequence[dict[str, Any]] = (),
+        error: str | None = None,
+    ) -> Job | None:
+        items = t.reprocess_job_items.c
+        now = utcnow()
+        with self.engine.begin() as connection:
+            self._lock_job(connection, job_id)
+            connection.execute(
+                sa.update(t.reprocess_job_items)
+                .where(
+                    items.job_id == job_id,
+                    items.kind == kind.value,
+                    items.subject_id == subject_id,
+                    items.status.in_(_UNFINISHED),
+                )
+                .values(
+                    status=status.value,
+                    counts=counts,
+                    errors=list(errors),
+                    error=error,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            self._finish_job_if_done(connection, job_id)
+        return self.get(job_id)
+
+    def unfinished_items(self, job_id: uuid.UUID) -> list[JobItem]:
+        items = t.reprocess_job_items.c
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(t.reprocess_job_items).where(items.job_id == job_id, items.status.in_(_UNFINISHED))
+            )
+            return [_item(row) for row in rows]
+
+    def summary(self, job_id: uuid.UUID) -> JobSummary | None:
+        job = self.get(job_id)
+        if job is None:
+            return None
+        items = t.reprocess_job_items.c
+        with self.engine.connect() as connection:
+            by_status = {
+                ItemStatus(row.status): row.n
+                for row in connection.execute(
+                    sa.select(items.status, sa.func.count().label("n"))
+                    .where(items.job_id == job_id)
+                    .group_by(items.status)
+                )
+            }
+            steps: dict[str, dict[str, int]] = {}
+            for (counts,) in connection.execute(
+                sa.select(items.counts).where(items.job_id == job_id, items.counts.is_not(None))
+            ):
+                for step, numbers in (counts or {}).items():
+                    total = steps.setdefault(step, {"planned": 0, "computed": 0, "skipped": 0, "failed": 0})
+                    for name, value in numbers.items():
+                        total[name] = total.get(name, 0) + value
+            failed = [
+                _item(row)
+                for row in connection.execute(
+                    sa.select(t.reprocess_job_items)
+                    .where(items.job_id == job_id, items.status == ItemStatus.FAILED.value)
+                    .order_by(items.finished_at)
+                    .limit(100)
+                )
+            ]
+        return JobSummary(job, by_status, steps, failed)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_job(connection: sa.Connection, job_id: uuid.UUID) -> str | None:
+        """The job's status, with its row locked until the transaction ends (Postgres)."""
+        query = sa.select(t.reprocess_jobs.c.status).where(t.reprocess_jobs.c.id == job_id)
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return connection.execute(query).scalar_one_or_none()
+
+    @staticmethod
+    def _finish_job_if_done(connection: sa.Connection, job_id: uuid.UUID) -> None:
+        """Planned, active and no unfinished item left: succeeded, failed (every video item
+        failed) or partially_failed (some did)."""
+        jobs = t.reprocess_jobs.c
+        items = t.reprocess_job_items.c
+        job = connection.execute(
+            sa.select(jobs.status, jobs.planned_at).where(jobs.id == job_id)
+        ).one_or_none()
+        if job is None or job.status not in _ACTIVE or job.planned_at is None:
+            return
+        counts = {
+            row.status: row.n
+            for row in connection.execute(
+                sa.select(items.status, sa.func.count().label("n"))
+                .where(items.job_id == job_id)
+                .group_by(items.status)
+            )
+        }
+        if any(counts.get(s, 0) for s in _UNFINISHED):
+            return
+        failed = counts.get(ItemStatus.FAILED.value, 0)
+        succeeded = counts.get(ItemStatus.SUCCEEDED.value, 0)
+        if not failed:
+            status = JobStatus.SUCCEEDED
+        elif succeeded:
+            status = JobStatus.PARTIALLY_FAILED
+        else:
+            status = JobStatus.FAILED
+        now = utcnow()
+        connection.execute(
+            sa.update(t.reprocess_jobs)
+            .where(jobs.id == job_id)
+            .values(status=status.value, finished_at=now, updated_at=now)
+        )
+
+
+def _insert(connection: sa.Connection) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def _job(row: sa.Row[Any]) -> Job:
+    data = row._mapping
+    request = ReprocessRequest(
+        scope=ReprocessScope(data["scope"]),
+        video_id=data["video_id"],
+        owner_id=data["owner_id"],
+        force=data["force"],
+        since=_aware(data["since"]),
+    )
+    return Job(
+        id=data["id"],
+        request=request,
+        spec_version=data["spec_version"],
+        trigger=JobTrigger(data["trigger"]),
+        status=JobStatus(data["status"]),
+        created_at=_aware(data["created_at"]),
+        plan_cursor=data["plan_cursor"],
+        planned_at=_aware(data["planned_at"]),
+        started_at=_aware(data["started_at"]),
+        finished_at=_aware(data["finished_at"]),
+        error=data["error"],
+        plan_message_id=data["plan_message_id"],
+    )
+
+
+def _item(row: sa.Row[Any]) -> JobItem:
+    data = row._mapping
+    return JobItem(
+        job_id=data["job_id"],
+        kind=ItemKind(data["kind"]),
+        subject_id=data["subject_id"],
+        owner_id=data["owner_id"],
+        status=ItemStatus(data["status"]),
+        deliveries=data["deliveries"],
+        error=data["error"],
+        counts=data["counts"] or {},
+        errors=data["errors"] or [],
+        message_id=data["message_id"],
+        started_at=_aware(data["started_at"]),
+        finished_at=_aware(data["finished_at"]),
+    )
+
+
+def _aware(value: Any) -> Any:
+    """SQLite returns naive datetimes for timezone-aware columns: they were stored as UTC."""
+    if value is not None and getattr(value, "tzinfo", 1) is None:
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,105 @@
+"""The Dramatiq actors. Messages carry ids only; the database holds everything else.
+
+Delivery is at least once, so every actor is safe to run twice or to die half way: job state
+transitions are conditional updates, records are idempotent upserts, current records are
+skipped, and item counts are set rather than incremented (see ``domain.jobs``).
+
+Options, on purpose:
+
+- ``reprocess_video`` / ``embed_video``: ``max_retries=3`` with exponential backoff from 5 s to
+  5 min for transient errors (database or storage hiccups); ``throws=(PermanentError,)``: bad
+  input, unknown ids and model load errors are not retried (item failures are recorded on the
+  item, not raised); ``time_limit`` 1 h (a 1000-scene video takes minutes on CPU). On the last
+  retry the item is failed with the error instead of being dead-lettered. A worker killed
+  mid-message is not a retry: the broker re-queues the message (see ``WorkerSettings``) and the
+  item's delivery counter fails it as poison after ``max_deliveries``.
+- ``reprocess_embeddings`` (planner): ``max_retries=5``; resumable from its cursor.
+- ``sweep_jobs``: no retries; the next sweep runs anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from scenedex.domain.errors import PermanentError
+from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
+from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope, parse_uuid
+from scenedex.tasks import runtime
+
+log = logging.getLogger("scenedex.worker")
+
+EMBEDDINGS_QUEUE = "embeddings"
+REPROCESSING_QUEUE = "reprocessing"
+ITEM_RETRIES = 3
+_ITEM_OPTIONS: dict[str, Any] = {
+    "max_retries": ITEM_RETRIES,
+    "min_backoff": 5_000,
+    "max_backoff": 300_000,
+    "time_limit": 3_600_000,
+    "throws": (PermanentError,),
+}
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    parsed = parse_uuid(value, what)
+    assert parsed is not None
+    return parsed
+
+
+def _last_attempt() -> bool:
+    message = CurrentMessage.get_current_message()
+    return message is not None and message.options.get("retries", 0) >= ITEM_RETRIES
+
+
+@dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=5, time_limit=3_600_000, throws=(PermanentError,))
+def reprocess_embeddings(job_id: str) -> None:
+    """Plan job ``job_id``: persons items inline, one ``reprocess_video`` message per video."""
+    runtime.current().coordinator.plan(_uuid(job_id, "job id"))
+
+
+@dramatiq.actor(queue_name=REPROCESSING_QUEUE, **_ITEM_OPTIONS)
+def reprocess_video(job_id: str, video_id: str) -> None:
+    """Run the scene steps of one video item of job ``job_id``."""
+    _run_video_item(_uuid(job_id, "job id"), _uuid(video_id, "video id"))
+
+
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+def embed_video(video_id: str, owner_id: str) -> None:
+    """A newly ingested video: a video-scope job (trigger ``ingest``) planned and run here,
+    the same code path as ``scenedex reprocess --scope video``. If a job for this video is
+    already active it covers the video, and this message does nothing."""
+    request = ReprocessRequest(
+        ReprocessScope.VIDEO, video_id=_uuid(video_id, "video id"), owner_id=_uuid(owner_id, "owner id")
+    )
+    rt = runtime.current()
+    assert rt.services is not None
+    try:
+        job = rt.coordinator.store.create(request, rt.services.spec.version, JobTrigger.INGEST)
+    except ActiveJobError as active:
+        log.info("video %s: %s", video_id, active)
+        return
+    rt.coordinator.plan(job.id, inline=True)
+
+
+@dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=0, time_limit=300_000)
+def sweep_jobs() -> None:
+    """Re-send the lost messages of every active job (see ``JobCoordinator.sweep``)."""
+    rt = runtime.current(with_models=False)
+    rt.coordinator.sweep(rt.probe)
+
+
+def _run_video_item(job_id: uuid.UUID, video_id: uuid.UUID) -> None:
+    coordinator = runtime.current().coordinator
+    try:
+        coordinator.run_video(job_id, video_id)
+    except Exception as error:
+        if not _last_attempt():
+            raise
+        coordinator.fail_item(
+            job_id, ItemKind.VIDEO, video_id, f"gave up after {ITEM_RETRIES} retries: {error}"
+        )

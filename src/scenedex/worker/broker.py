@@ -1,0 +1,39 @@
+"""The Dramatiq broker: a RedisBroker from settings, set as the global broker.
+
+Building it opens no connection (redis-py connects on first command) and imports no model
+code, so API services can import ``scenedex.tasks`` to enqueue.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
+
+from scenedex.worker.settings import Settings
+
+NAMESPACE = "dramatiq"
+"""Redis key prefix of the queues (dramatiq's default): ``dramatiq:<queue>.msgs`` holds the
+messages, queued, delayed (``<queue>.DQ``) or in flight, until they are acknowledged."""
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A RedisBroker on ``settings.redis_url`` with dramatiq's default middleware (age and
+    time limits, retries, shutdown notifications...) plus ``CurrentMessage`` (the actors read
+    their retry count from it). Heartbeat and maintenance are tuned for redelivery of a killed
+    worker's messages within a minute (see ``WorkerSettings``)."""
+    broker = RedisBroker(
+        url=settings.redis_url,
+        namespace=NAMESPACE,
+        heartbeat_timeout=settings.worker.heartbeat_timeout_ms,
+        maintenance_chance=settings.worker.maintenance_chance,
+    )
+    broker.add_middleware(CurrentMessage())
+    return broker
+
+
+def install_broker(settings: Settings | None = None) -> RedisBroker:
+    """Build the broker and make it dramatiq's global broker (before any actor is declared)."""
+    broker = build_broker(settings or Settings())
+    dramatiq.set_broker(broker)
+    return broker

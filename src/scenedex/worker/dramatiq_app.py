@@ -1,0 +1,23 @@
+"""The module ``scenedex worker`` hands to dramatiq's CLI: the broker with the worker-only
+middleware (model loading and sweeper, Prometheus metrics) and the actors.
+
+Prometheus: dramatiq's middleware serves every process's metrics (multiprocess mode) on
+``dramatiq_prom_port`` (``SCENEDEX_WORKER__METRICS_PORT``, default 9191), including
+scenedex's own (``scenedex.worker.metrics``).
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.middleware.prometheus import Prometheus
+
+import scenedex.tasks  # noqa: F401  (sets the broker, declares the actors)
+from scenedex.tasks.runtime import WorkerRuntime
+from scenedex.worker.logs import configure_logging
+from scenedex.worker.settings import Settings
+
+settings = Settings()
+configure_logging(settings.log_level)
+broker = dramatiq.get_broker()
+broker.add_middleware(Prometheus())
+broker.add_middleware(WorkerRuntime(settings))
