@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, PermanentError
+from scenedex.domain.model import utcnow
 from scenedex.domain.reprocess import (
     ItemError,
     ProgressListener,
@@ -148,6 +149,55 @@ class JobSummary:
     @property
     def items_done(self) -> int:
         return sum(n for status, n in self.items_by_status.items() if status.finished)
+
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        """JSON-able progress: ``{"job_id", "status", "scope", "owner_id", "video_id", "force",
+        "since", "trigger", "spec_version", "created_at", "started_at", "finished_at", "error",
+        "items": {"total", "done", "failed", "by_status"}, "steps": {step: {"planned",
+        "computed", "skipped", "failed"}}, "items_per_s", "eta_s", "failed_items": [{"kind",
+        "subject_id", "error", "deliveries", "errors"}]}``. Throughput is finished items per
+        second since the job started; ETA (seconds) = unfinished items / throughput, None
+        until an item has finished or once the job is over."""
+        job = self.job
+        end = job.finished_at or now or utcnow()
+        elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
+        rate = self.items_done / elapsed if elapsed > 0 and self.items_done else None
+        remaining = self.items_total - self.items_done
+        return {
+            "job_id": str(job.id),
+            "status": job.status.value,
+            "scope": job.request.scope.value,
+            "owner_id": str(job.request.owner_id) if job.request.owner_id else None,
+            "video_id": str(job.request.video_id) if job.request.video_id else None,
+            "force": job.request.force,
+            "since": job.request.since.isoformat() if job.request.since else None,
+            "trigger": job.trigger.value,
+            "spec_version": job.spec_version,
+            "created_at": job.created_at.isoformat(),
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "planned": job.planned_at is not None,
+            "error": job.error,
+            "items": {
+                "total": self.items_total,
+                "done": self.items_done,
+                "failed": self.items_by_status.get(ItemStatus.FAILED, 0),
+                "by_status": {status.value: n for status, n in self.items_by_status.items()},
+            },
+            "steps": self.steps,
+            "items_per_s": round(rate, 3) if rate else None,
+            "eta_s": round(remaining / rate, 1) if rate and remaining and job.status.active else None,
+            "failed_items": [
+                {
+                    "kind": item.kind.value,
+                    "subject_id": str(item.subject_id),
+                    "error": item.error,
+                    "deliveries": item.deliveries,
+                    "errors": item.errors,
+                }
+                for item in self.failed_items
+            ],
+        }
 
 
 class ActiveJobError(InvalidRequestError):

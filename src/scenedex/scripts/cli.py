@@ -32,6 +32,14 @@ person_app = typer.Typer(help="Persons and their reference photos.", no_args_is_
 app.add_typer(db_app, name="db")
 app.add_typer(person_app, name="person")
 
+
+def _register_job_commands() -> None:
+    from scenedex.scripts.jobs_cli import jobs_app, worker
+
+    app.add_typer(jobs_app, name="jobs")
+    app.command()(worker)
+
+
 stderr = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 OwnerOption = Annotated[str, typer.Option("--owner-id", help="Owner (tenant) UUID.")]
@@ -88,9 +96,13 @@ def ingest(
     owner_id: OwnerOption,
     title: Annotated[str | None, typer.Option(help="Title (default: file name).")] = None,
     subtitles: Annotated[Path | None, typer.Option(help="Subtitles (.srt or .vtt) for transcripts.")] = None,
+    no_embed: Annotated[
+        bool, typer.Option("--no-embed", help="Do not enqueue embed_video (embed later with reprocess).")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Cut a video into scenes (PySceneDetect), store keyframes and create its rows."""
+    """Cut a video into scenes (PySceneDetect), store keyframes and create its rows, then
+    enqueue ``embed_video`` for the workers (unless ``--no-embed``)."""
     from scenedex.adapters.video import PySceneDetectSceneDetector
     from scenedex.services.ingest import ingest_video
 
@@ -106,10 +118,32 @@ def ingest(
             title=title,
             subtitles=subtitles,
         )
+    message_id = None if no_embed else _enqueue_embed(result.video.id, owner)
     if json_output:
-        _print_json({"video_id": str(result.video.id), "scenes": len(result.scenes)})
+        _print_json(
+            {"video_id": str(result.video.id), "scenes": len(result.scenes), "embed_message_id": message_id}
+        )
     else:
         print(f"video {result.video.id}: {len(result.scenes)} scenes, {result.video.duration_s:.2f} s")
+        if message_id:
+            print(f"embed_video enqueued (message {message_id})")
+
+
+def _enqueue_embed(video_id: Any, owner_id: Any) -> str:
+    """Enqueue embed_video; an unreachable broker is exit 1 with what to run instead (the
+    video itself is ingested)."""
+    import redis
+
+    from scenedex.tasks import enqueue_embed_video
+
+    try:
+        return enqueue_embed_video(video_id, owner_id)
+    except redis.exceptions.ConnectionError as error:
+        fail(
+            f"video {video_id} ingested, but embed_video could not be enqueued ({error}); "
+            f"run: scenedex reprocess --scope video --video-id {video_id}",
+            1,
+        )
 
 
 @person_app.command("add")
@@ -146,9 +180,13 @@ def reprocess(
     force: Annotated[bool, typer.Option(help="Recompute even current records.")] = False,
     since: Annotated[str | None, typer.Option(help="Only videos updated since (ISO 8601).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count missing/stale/current only.")] = False,
+    enqueue: Annotated[
+        bool, typer.Option("--enqueue", help="Create a job for the workers and print its id at once.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Bring every embedding in the scope up to the latest spec, inline, with a progress bar."""
+    """Bring every embedding in the scope up to the latest spec: inline with a progress bar,
+    or with ``--enqueue`` as a job for the workers (``scenedex jobs status JOB_ID``)."""
     with user_errors():
         request = ReprocessRequest.parse(
             scope, video_id=video_id, owner_id=owner_id, force=force, since=since
@@ -160,10 +198,30 @@ def reprocess(
             plan = runner.plan(request)
             _print_plan(plan.to_dict(), json_output)
             return
+        if enqueue:
+            _enqueue_job(runner, request, json_output)
+            return
         with _ProgressBars(enabled=not json_output or stderr.is_terminal) as bars:
             progress = runner.run(request, listener=bars)
     _print_progress(progress, json_output)
     raise typer.Exit(0 if progress.ok else 1)
+
+
+def _enqueue_job(runner: Any, request: ReprocessRequest, json_output: bool) -> None:
+    import redis
+
+    from scenedex.domain.jobs import JobTrigger
+    from scenedex.tasks import enqueue_reprocess
+
+    runner.resolve(request)  # unknown video or owner: a usage error now, not a failed job later
+    try:
+        job = enqueue_reprocess(request, trigger=JobTrigger.CLI, spec_version=runner.spec.version)
+    except redis.exceptions.ConnectionError as error:
+        fail(f"broker unreachable: {error}", 1)
+    if json_output:
+        _print_json({"job_id": str(job.id)})
+    else:
+        print(f"job {job.id} queued; follow it with: scenedex jobs status {job.id} --watch")
 
 
 @app.command()
@@ -492,6 +550,9 @@ class _ProgressBars:
 
     def advanced(self, step: EmbeddingStepType, count: int) -> None:
         self._progress.advance(self._tasks[step], count)
+
+
+_register_job_commands()
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

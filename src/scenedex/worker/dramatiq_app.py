@@ -2,8 +2,8 @@
 middleware (model loading and sweeper, Prometheus metrics) and the actors.
 
 Prometheus: dramatiq's middleware serves every process's metrics (multiprocess mode) on
-``dramatiq_prom_port`` (``SCENEDEX_WORKER__METRICS_PORT``, default 9191), including
-scenedex's own (``scenedex.worker.metrics``).
+``dramatiq_prom_port`` (``SCENEDEX_WORKER__METRICS_PORT``, default 9191; 0 turns metrics off),
+including scenedex's own (``scenedex.worker.metrics``).
 """
 
 from __future__ import annotations
@@ -19,5 +19,6 @@ from scenedex.worker.settings import Settings
 settings = Settings()
 configure_logging(settings.log_level)
 broker = dramatiq.get_broker()
-broker.add_middleware(Prometheus())
+if settings.worker.metrics_port:
+    broker.add_middleware(Prometheus())
 broker.add_middleware(WorkerRuntime(settings))

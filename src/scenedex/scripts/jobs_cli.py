@@ -1,0 +1,198 @@
+"""``scenedex worker`` and ``scenedex jobs ...``: the queued side of reprocessing.
+
+Exit codes as in ``cli.py``: 0 ok, 1 failed job or unusable dependency, 2 usage error.
+``jobs status`` exits with the job's outcome once it is over (0 succeeded, 1 otherwise) and 0
+while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scenedex.domain.reprocess import parse_uuid
+from scenedex.worker.settings import Settings
+
+jobs_app = typer.Typer(help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _cli() -> Any:
+    from scenedex.scripts import cli
+
+    return cli
+
+
+def _runtime() -> Any:
+    from scenedex.tasks import runtime
+
+    return runtime.current(with_models=False)
+
+
+def _job_id(value: str) -> Any:
+    return parse_uuid(value, "job id")
+
+
+def worker(
+    processes: Annotated[int | None, typer.Option(help="Worker processes (default: settings, 1).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per process (default: settings, 1).")] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option("--queues", help="Queues to consume (default: embeddings, reprocessing)."),
+    ] = None,
+) -> None:
+    """Run Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app): models load once per
+    process before consuming; SIGTERM finishes or re-queues the current messages."""
+    settings = Settings().worker
+    processes = processes or settings.processes
+    threads = threads or settings.threads
+    env = dict(os.environ)
+    env["dramatiq_queue_prefetch"] = str(threads)  # prefetch = threads: no message waits behind a busy one
+    env["dramatiq_prom_port"] = str(settings.metrics_port)
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "scenedex.worker.dramatiq_app",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--queues",
+        *(queues or settings.queues),
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(sys.executable, argv, env)
+
+
+@jobs_app.command("status")
+def jobs_status(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until the job is over.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Progress of a job: items done/failed/total, per-step counts, throughput, ETA, failed items."""
+    cli = _cli()
+    with cli.user_errors():
+        job_id_value = _job_id(job_id)
+        store = _runtime().coordinator.store
+        while True:
+            summary = store.summary(job_id_value)
+            if summary is None:
+                cli.fail(f"job {job_id} not found", 2)
+            report = summary.to_dict()
+            if not watch or not summary.job.status.active:
+                break
+            if not json_output:
+                _print_status(report, compact=True)
+            time.sleep(2)
+    if json_output:
+        cli._print_json(report)
+    else:
+        _print_status(report)
+    over = not summary.job.status.active
+    raise typer.Exit(1 if over and report["status"] != "succeeded" else 0)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    limit: Annotated[int, typer.Option(help="How many, most recent first.")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Recent jobs."""
+    from scenedex.domain.errors import InvalidRequestError
+    from scenedex.domain.jobs import JobStatus
+
+    cli = _cli()
+    with cli.user_errors():
+        try:
+            wanted = JobStatus(status) if status else None
+        except ValueError:
+            raise InvalidRequestError(
+                f"unknown status {status!r} (one of: {', '.join(s.value for s in JobStatus)})"
+            ) from None
+        jobs = _runtime().coordinator.store.list(limit=limit, status=wanted)
+    rows = [
+        {
+            "job_id": str(j.id),
+            "status": j.status.value,
+            "scope": j.request.scope.value,
+            "owner_id": str(j.request.owner_id) if j.request.owner_id else None,
+            "video_id": str(j.request.video_id) if j.request.video_id else None,
+            "trigger": j.trigger.value,
+            "created_at": j.created_at.isoformat(),
+        }
+        for j in jobs
+    ]
+    if json_output:
+        cli._print_json({"jobs": rows})
+        return
+    table = Table(title="reprocess jobs")
+    for column in ("job_id", "status", "scope", "trigger", "created_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row[c] for c in ("job_id", "status", "scope", "trigger", "created_at")))
+    Console().print(table)
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Re-send the messages of an active job that the broker lost (e.g. Redis restarted)."""
+    cli = _cli()
+    with cli.user_errors():
+        runtime = _runtime()
+        sent = runtime.coordinator.resume(_job_id(job_id), runtime.probe)
+    if json_output:
+        cli._print_json({"job_id": job_id, "resent": sent})
+    else:
+        print(f"job {job_id}: re-sent {sent} message(s)")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Cancel an active job: items not yet finished are not run (a running video finishes)."""
+    cli = _cli()
+    with cli.user_errors():
+        job = _runtime().coordinator.store.cancel(_job_id(job_id))
+    if json_output:
+        cli._print_json({"job_id": job_id, "status": job.status.value})
+    else:
+        print(f"job {job_id}: {job.status.value}")
+
+
+def _print_status(report: dict[str, Any], compact: bool = False) -> None:
+    items = report["items"]
+    eta = f", ETA {report['eta_s']:.0f} s" if report["eta_s"] is not None else ""
+    rate = f", {report['items_per_s']:.2f} items/s" if report["items_per_s"] else ""
+    line = (
+        f"job {report['job_id']} {report['status']}: {items['done']}/{items['total']} items done, "
+        f"{items['failed']} failed{rate}{eta}"
+    )
+    console = Console(stderr=compact)
+    console.print(line, highlight=False)
+    if compact:
+        return
+    if report["error"]:
+        console.print(f"error: {report['error']}", highlight=False)
+    table = Table(title=f"{report['scope']} job under spec {report['spec_version']}")
+    for column in ("step", "planned", "computed", "skipped", "failed"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step, counts in report["steps"].items():
+        table.add_row(step, *(str(counts.get(k, 0)) for k in ("planned", "computed", "skipped", "failed")))
+    console.print(table)
+    for item in report["failed_items"]:
+        console.print(f"failed {item['kind']} {item['subject_id']}: {item['error']}", highlight=False)
