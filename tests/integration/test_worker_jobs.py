@@ -180,6 +180,8 @@ def test_duplicate_deliveries_leave_the_same_state_and_counts(harness: Harness) 
     from scenedex.tasks import reprocess_embeddings, reprocess_video
 
     videos = library(harness.world)
+    events = _RecordedEvents()
+    harness.coordinator.events = events
     harness.start_worker()
     job_id = harness.enqueue(owner_request())
     once = harness.wait(job_id)
@@ -197,6 +199,8 @@ def test_duplicate_deliveries_leave_the_same_state_and_counts(harness: Harness) 
     assert twice.steps == once.steps and twice.items_by_status == once.items_by_status
     assert twice.job.status is JobStatus.SUCCEEDED and twice.job.finished_at == once.job.finished_at
     assert harness.records() == records
+    # Metrics events: one per finished item (1 persons + 3 videos), the job's end exactly once.
+    assert len(events.items) == 4 and events.jobs == [job_id]
 
 
 def test_duplicate_delivery_while_running_counts_once(harness: Harness) -> None:
@@ -298,6 +302,18 @@ def test_importing_tasks_does_not_import_torch_or_connect() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+class _RecordedEvents:
+    def __init__(self) -> None:
+        self.items: list[tuple[ItemKind, ItemStatus]] = []
+        self.jobs: list[uuid.UUID] = []
+
+    def item_finished(self, kind: ItemKind, status: ItemStatus, counts: dict) -> None:
+        self.items.append((kind, status))
+
+    def job_finished(self, job: Any) -> None:
+        self.jobs.append(job.id)
 
 
 class _NoSend:

@@ -234,7 +234,8 @@ class JobStore(Protocol):
     def set_cursor(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> None: ...
 
     def mark_planned(self, job_id: uuid.UUID) -> Job | None:
-        """Set ``planned_at`` and finish the job if no item is left; the job after."""
+        """Set ``planned_at`` and finish the job if no item is left; the job if this call
+        finished it, else None."""
         ...
 
     def claim_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID) -> JobItem | None:
@@ -254,7 +255,8 @@ class JobStore(Protocol):
         error: str | None = None,
     ) -> Job | None:
         """Set the item's final state (only if it is unfinished), then, under a lock on the job
-        row, finish the job when it is planned and this was its last unfinished item."""
+        row, finish the job when it is planned and this was its last unfinished item. Returns
+        the job if this call finished it, else None."""
         ...
 
     def fail(self, job_id: uuid.UUID, error: str) -> None:
@@ -277,6 +279,24 @@ class JobStore(Protocol):
     def summary(self, job_id: uuid.UUID) -> JobSummary | None: ...
 
     def active_jobs(self) -> builtins.list[Job]: ...
+
+
+class JobEvents(Protocol):
+    """Told what happened, for metrics (``scenedex.worker.metrics``)."""
+
+    def item_finished(
+        self, kind: ItemKind, status: ItemStatus, counts: dict[str, dict[str, int]]
+    ) -> None: ...
+
+    def job_finished(self, job: Job) -> None: ...
+
+
+class _NoEvents:
+    def item_finished(self, kind: ItemKind, status: ItemStatus, counts: dict[str, dict[str, int]]) -> None:
+        pass
+
+    def job_finished(self, job: Job) -> None:
+        pass
 
 
 class MessageSender(Protocol):
@@ -326,7 +346,9 @@ class JobCoordinator:
         *,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         page_size: int = 500,
+        events: JobEvents | None = None,
     ) -> None:
+        self.events: JobEvents = events or _NoEvents()
         self.store = store
         self.sender = sender
         self._runner = runner
@@ -376,7 +398,8 @@ class JobCoordinator:
                 sent = [(ItemKind.VIDEO, v, self.sender.send_video(job_id, v)) for v in page]
                 self.store.set_message_ids(job_id, sent)
             self.store.set_cursor(job_id, scope.owner_id)
-        self.store.mark_planned(job_id)
+        if (finished := self.store.mark_planned(job_id)) is not None:
+            self.events.job_finished(finished)
         if inline:
             for item in self.store.unfinished_items(job_id):
                 if item.kind is ItemKind.VIDEO:
@@ -410,7 +433,12 @@ class JobCoordinator:
                 f"(limit {self.max_deliveries}); the worker probably crashed on it"
             )
             log.error("job %s video %s: %s", job_id, video_id, message)
-            self.store.finish_item(job_id, ItemKind.VIDEO, video_id, ItemStatus.FAILED, error=message)
+            self._finished(
+                ItemKind.VIDEO,
+                ItemStatus.FAILED,
+                {},
+                self.store.finish_item(job_id, ItemKind.VIDEO, video_id, ItemStatus.FAILED, error=message),
+            )
             return item
         job = self.store.get(job_id)
         assert job is not None
@@ -428,22 +456,32 @@ class JobCoordinator:
     def fail_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID, error: str) -> None:
         """Fail an item for good (permanent error, retries exhausted)."""
         log.error("job %s %s %s failed: %s", job_id, kind.value, subject_id, error)
-        self.store.finish_item(job_id, kind, subject_id, ItemStatus.FAILED, error=error)
+        job = self.store.finish_item(job_id, kind, subject_id, ItemStatus.FAILED, error=error)
+        self._finished(kind, ItemStatus.FAILED, {}, job)
 
     def _finish(
         self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID, progress: ReprocessProgress
     ) -> None:
         status = ItemStatus.SUCCEEDED if progress.ok else ItemStatus.FAILED
         error = None if progress.ok else f"{progress.failed} record(s) failed"
-        self.store.finish_item(
+        counts = progress_counts(progress)
+        job = self.store.finish_item(
             job_id,
             kind,
             subject_id,
             status,
-            counts=progress_counts(progress),
+            counts=counts,
             errors=error_dicts(progress.errors),
             error=error,
         )
+        self._finished(kind, status, counts, job)
+
+    def _finished(
+        self, kind: ItemKind, status: ItemStatus, counts: dict[str, dict[str, int]], job: Job | None
+    ) -> None:
+        self.events.item_finished(kind, status, counts)
+        if job is not None:
+            self.events.job_finished(job)
 
     # -- recovery -----------------------------------------------------------------------------
 

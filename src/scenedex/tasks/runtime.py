@@ -129,10 +129,22 @@ class WorkerRuntime(dramatiq.Middleware):
         self.settings = settings or Settings()
         self._stop = threading.Event()
 
+    def after_process_boot(self, broker: Any) -> None:
+        """Metrics, once dramatiq's Prometheus middleware (earlier in the list) has set up
+        multiprocess mode; without it (``metrics_port`` 0) no metrics are kept."""
+        if not any(type(m).__name__ == "Prometheus" for m in broker.middleware):
+            return
+        from scenedex.worker.metrics import PrometheusJobEvents
+
+        current(with_models=False).coordinator.events = PrometheusJobEvents()
+
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         from scenedex.domain.errors import ModelLoadError
 
+        events = _runtime.coordinator.events if _runtime is not None else None
         runtime = current(with_models=True)
+        if events is not None:
+            runtime.coordinator.events = events
         services = runtime.services
         assert services is not None
         try:

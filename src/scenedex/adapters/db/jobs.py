@@ -131,8 +131,8 @@ class SqlJobStore:
                 .where(t.reprocess_jobs.c.id == job_id, t.reprocess_jobs.c.planned_at.is_(None))
                 .values(planned_at=utcnow(), updated_at=utcnow())
             )
-            self._finish_job_if_done(connection, job_id)
-        return self.get(job_id)
+            finished = self._finish_job_if_done(connection, job_id)
+        return self.get(job_id) if finished else None
 
     def fail(self, job_id: uuid.UUID, error: str) -> None:
         now = utcnow()
@@ -278,8 +278,8 @@ class SqlJobStore:
                     updated_at=now,
                 )
             )
-            self._finish_job_if_done(connection, job_id)
-        return self.get(job_id)
+            finished = self._finish_job_if_done(connection, job_id)
+        return self.get(job_id) if finished else None
 
     def unfinished_items(self, job_id: uuid.UUID) -> list[JobItem]:
         items = t.reprocess_job_items.c
@@ -333,16 +333,16 @@ class SqlJobStore:
         return connection.execute(query).scalar_one_or_none()
 
     @staticmethod
-    def _finish_job_if_done(connection: sa.Connection, job_id: uuid.UUID) -> None:
+    def _finish_job_if_done(connection: sa.Connection, job_id: uuid.UUID) -> bool:
         """Planned, active and no unfinished item left: succeeded, failed (every video item
-        failed) or partially_failed (some did)."""
+        failed) or partially_failed (some did). True when this call finished the job."""
         jobs = t.reprocess_jobs.c
         items = t.reprocess_job_items.c
         job = connection.execute(
             sa.select(jobs.status, jobs.planned_at).where(jobs.id == job_id)
         ).one_or_none()
         if job is None or job.status not in _ACTIVE or job.planned_at is None:
-            return
+            return False
         counts = {
             row.status: row.n
             for row in connection.execute(
@@ -352,7 +352,7 @@ class SqlJobStore:
             )
         }
         if any(counts.get(s, 0) for s in _UNFINISHED):
-            return
+            return False
         failed = counts.get(ItemStatus.FAILED.value, 0)
         succeeded = counts.get(ItemStatus.SUCCEEDED.value, 0)
         if not failed:
@@ -367,6 +367,7 @@ class SqlJobStore:
             .where(jobs.id == job_id)
             .values(status=status.value, finished_at=now, updated_at=now)
         )
+        return True
 
 
 def _insert(connection: sa.Connection) -> Any:
