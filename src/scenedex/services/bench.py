@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import os
 import platform
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageOps
 from sqlalchemy.engine import make_url
 
@@ -46,6 +48,7 @@ from scenedex.services.ingest import add_person
 from scenedex.worker.bootstrap import Services, bootstrap
 from scenedex.worker.settings import UNTRAINED, Settings
 
+log = logging.getLogger(__name__)
 SEED = 20261121
 SCENES_PER_VIDEO = 20
 SCENE_SECONDS = 4.0
@@ -61,6 +64,11 @@ PRECISION_IMAGES, PRECISION_TEXTS = 32, 64
 """How many keyframes and texts the precision check compares."""
 SEED_BATCH_SIZE = 1000
 """Runner batch size (scenes) when seeding the current library for ``--noop-scenes``."""
+SEED_ROUND = 10_000
+"""Scenes inserted and reprocessed per seeding round. The database's statistics are refreshed
+(``ANALYZE``) after each round: without them (autovacuum off, or not yet run after a bulk load)
+Postgres answers the runner's ``owner_id = ? AND scene_id IN (...)`` lookups by scanning the
+whole owner through the owner index, and seeding turns quadratic."""
 FACE_BOX = (0.25, 0.04, 0.61, 0.44)
 """The astronaut's head in astronaut.png, as (left, top, right, bottom) fractions of the image."""
 _WORD_LIST = """the a city street rider bike car light crossing red blue green morning evening crowd
@@ -261,10 +269,11 @@ def services_with_usable_clip(
     try:
         _load(services.image_embedder)
     except ModelLoadError as error:
+        log.info("CLIP weights not loadable: %s", error)
         note = (
-            f"Pretrained CLIP weights ({services.image_embedder.model_id}) cannot be loaded offline "
-            f"here ({error}). The bench uses SCENEDEX_CLIP__PRETRAINED={UNTRAINED} instead: "
-            "untrained random weights, the same compute cost, meaningless vectors."
+            f"Pretrained CLIP weights ({services.image_embedder.model_id}) are not available offline "
+            f"here. The bench uses SCENEDEX_CLIP__PRETRAINED={UNTRAINED} instead: untrained random "
+            "weights, the same compute cost, meaningless vectors."
         )
         say(note)
         services = make_services(True)
@@ -492,19 +501,34 @@ def seed_current_library(
     scenes: int,
     listener_factory: ListenerFactory,
 ) -> tuple[uuid.UUID, float]:
-    """A fresh owner with ``scenes`` scenes whose records are all current: rows through the
-    repositories (every scene points at ONE shared small keyframe blob), then the real runner
-    with ``batch_size=1000`` and the stand-in embedders. Returns ``(owner id, seconds)``."""
+    """A fresh owner with ``scenes`` scenes whose records are all current, made in rounds of
+    ``SEED_ROUND`` scenes: rows through the repositories (every scene points at ONE shared small
+    keyframe blob), the real runner with ``batch_size=1000`` and the stand-in embedders, then
+    ``ANALYZE``. Returns ``(owner id, seconds)``."""
     started = time.perf_counter()
     owner_id = new_id()
     data = keyframe(0, None, size=(320, 180))
     shared = (blobs.write(f"owners/{owner_id}/shared/keyframe.jpg", data), hashlib.sha256(data).hexdigest())
-    for chunk in _chunked(video_rows(owner_id, scenes, lambda _index, _video: shared), 50):
-        with services.uow_factory() as uow:
-            for video, video_scenes in chunk:
-                uow.videos.add(video)
-                uow.scenes.add_many(video_scenes)
-            uow.commit()
+    seeder = _seeding_services(services)
+    request = ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id)
+    rows = video_rows(owner_id, scenes, lambda _index, _video: shared)
+    with listener_factory() as listener:
+        for videos in _chunked(rows, SEED_ROUND // SCENES_PER_VIDEO):
+            for chunk in _chunked(videos, 50):
+                with services.uow_factory() as uow:
+                    for video, video_scenes in chunk:
+                        uow.videos.add(video)
+                        uow.scenes.add_many(video_scenes)
+                    uow.commit()
+            seeder.runner().run(request, listener=listener)
+            with services.engine.begin() as connection:
+                connection.execute(sa.text("ANALYZE"))
+    return owner_id, time.perf_counter() - started
+
+
+def _seeding_services(services: Services) -> Services:
+    """``services`` with the stand-in embedders and runner batches of ``SEED_BATCH_SIZE``;
+    raises ``RuntimeError`` unless its spec equals the real one."""
     settings = services.settings
     batch = settings.reprocess.model_copy(update={"batch_size": SEED_BATCH_SIZE})
     seeder = bootstrap(
@@ -518,9 +542,7 @@ def seed_current_library(
     )
     if seeder.spec.version != services.spec.version:
         raise RuntimeError(f"stand-in spec {seeder.spec.version} differs from {services.spec.version}")
-    with listener_factory() as listener:
-        seeder.runner().run(ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id), listener=listener)
-    return owner_id, time.perf_counter() - started
+    return seeder
 
 
 # ----------------------------------------------------------------------------- the run
