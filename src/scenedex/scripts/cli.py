@@ -343,7 +343,7 @@ def bench(
 
     --json keys (seconds, items or scenes per second, MiB):
     database, owner_id, scenes, videos, batch_size;
-    machine {cpu_model, cpus, torch_threads, torch, python};
+    machine {cpu_model, cpus, torch_threads, torch, python, load_1m [start, end]};
     models {spec_version, clip_model_id, text_model_id, face_model_id, clip_precision,
     text_precision, clip_note};
     library {seconds, faces_pasted, keyframe_kib_mean, words_per_scene};
@@ -393,8 +393,8 @@ def _print_bench(report: dict[str, Any]) -> None:
     )
     console.print(
         f"{machine['cpu_model']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
-        f"{machine['torch_threads']} threads; CLIP {models['clip_model_id']} ({models['clip_precision']}), "
-        f"text {models['text_precision']}",
+        f"{machine['torch_threads']} threads, load {machine['load_1m'][0]} -> {machine['load_1m'][1]}; "
+        f"CLIP {models['clip_model_id']} ({models['clip_precision']}), text {models['text_precision']}",
         highlight=False,
         soft_wrap=True,
     )

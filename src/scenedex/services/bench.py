@@ -579,7 +579,9 @@ class BenchReport:
 
 
 def machine() -> dict[str, Any]:
-    """``{"cpu_model", "cpus", "torch_threads", "torch", "python"}`` of this machine."""
+    """``{"cpu_model", "cpus", "torch_threads", "torch", "python"}`` of this machine (the run
+    adds ``load_1m``: the 1-minute load average at its start and end; above ~0.5 at the start,
+    other processes share the cores and the figures are noisy)."""
     import torch
 
     model = platform.processor() or platform.machine()
@@ -622,6 +624,7 @@ def run_bench(
     """Build the library, measure every phase, and return the report (see the module doc).
     ``say`` prints a progress line for the user; ``listener_factory()`` gives a context-managed
     ProgressListener per reprocess."""
+    load_at_start = os.getloadavg()[0]
     with bench_database(database_url) as (url, work):
         blobs = FsspecBlobStore(str(work / "media"))
 
@@ -664,6 +667,7 @@ def run_bench(
         if noop_scenes:
             _measure_seeded(report, services, blobs, noop_scenes, listener_factory, say)
         services.engine.dispose()
+    report.machine["load_1m"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     return report
 
 
