@@ -124,8 +124,9 @@ class InMemorySearchIndex:
     def __init__(self) -> None:
         self.documents: dict[uuid.UUID, SceneDocument] = {}
 
-    def upsert(self, documents: Sequence[SceneDocument]) -> None:
+    def upsert(self, documents: Sequence[SceneDocument]) -> dict[uuid.UUID, str]:
         self.documents.update({d.scene_id: d for d in documents})
+        return {}
 
     def states(
         self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID] | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
@@ -103,8 +103,11 @@ class BlobStore(Protocol):
 class SearchIndex(Protocol):
     """Where scene documents are indexed for search."""
 
-    def upsert(self, documents: Sequence[SceneDocument]) -> None:
-        """Insert or replace documents by scene id (idempotent)."""
+    def upsert(self, documents: Sequence[SceneDocument]) -> Mapping[uuid.UUID, str]:
+        """Insert or replace documents by scene id (idempotent). Returns the documents the
+        index rejected, scene id -> reason (empty when every document was written): a rejected
+        document fails its scene, not the run. A document the index already holds in a newer
+        version is not a rejection. Raises when nothing could be written (unreachable index)."""
         ...
 
     def states(

@@ -34,8 +34,10 @@ app.add_typer(person_app, name="person")
 
 
 def _register_job_commands() -> None:
+    from scenedex.scripts.index_cli import index_app
     from scenedex.scripts.jobs_cli import jobs_app, worker
 
+    app.add_typer(index_app, name="index")
     app.add_typer(jobs_app, name="jobs")
     app.command()(worker)
 

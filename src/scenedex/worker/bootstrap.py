@@ -103,7 +103,55 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
     if unknown:
         raise TypeError(f"unknown overrides: {sorted(unknown)}")
     built = {name: overrides[name] if name in overrides else make() for name, make in parts.items()}
-    return Services(settings=settings, engine=engine, **built)
+    services = Services(settings=settings, engine=engine, **built)
+    if "search_index" not in overrides and settings.search.backend == "opensearch":
+        services.search_index = _opensearch(services)
+    return services
+
+
+def _opensearch(services: Services) -> SearchIndex:
+    """The OpenSearch index of ``services``' spec; its layout (spec fingerprint, vector sizes
+    from the embedders, which load no weights for it) is resolved on first use."""
+    from scenedex.adapters.opensearch import (
+        IndexLayout,
+        IndexNames,
+        OpenSearchIndex,
+        make_client,
+        sql_scene_counts,
+    )
+
+    search = services.settings.search
+    names = IndexNames(search.index_prefix)
+    password = search.password.get_secret_value() if search.password else None
+    client = make_client(
+        search.url,
+        username=search.username,
+        password=password,
+        verify_certs=search.verify_certs,
+        ca_certs=search.ca_certs,
+        timeout_s=search.timeout_s,
+        max_retries=search.max_retries,
+    )
+
+    def layout() -> IndexLayout:
+        text: Any = services.text_embedder  # the adapters' ``dim`` (not part of the port)
+        clip: Any = services.image_embedder
+        return IndexLayout.from_spec(
+            services.spec,
+            names,
+            text_dim=text.dim,
+            clip_dim=clip.dim,
+            shards=search.shards,
+            replicas=search.replicas,
+        )
+
+    return OpenSearchIndex(
+        client,
+        layout,
+        names=names,
+        scene_counts=lambda: sql_scene_counts(services.engine),
+        max_chunk_bytes=search.max_chunk_bytes,
+    )
 
 
 def _clip(settings: Settings) -> ImageEmbedder:

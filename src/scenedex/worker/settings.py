@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
@@ -88,6 +88,32 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(9191, ge=0, description="Prometheus exposition port (dramatiq_prom_port)")
 
 
+class SearchSettings(BaseModel):
+    """Where the SEARCH_REINDEX step writes scene documents and searches read them.
+
+    ``table`` (default): the ``search_documents`` table of the database (exact kNN, one machine).
+    ``opensearch``: versioned indexes ``{index_prefix}scenes_v<fingerprint>`` behind the aliases
+    ``{index_prefix}scenes`` (reads) and ``{index_prefix}scenes_write`` (writes); see
+    ``scenedex.adapters.opensearch``. Production: ``opensearch``, an ``https://`` URL, basic auth
+    with a password, ``ca_certs`` of the cluster, 2+ shards and 1 replica.
+    """
+
+    backend: Literal["table", "opensearch"] = "table"
+    url: str = Field("http://127.0.0.1:9200", description="OpenSearch URL; production: https://host:9200")
+    username: str | None = Field(None, description="basic auth user (none: no authentication)")
+    password: SecretStr | None = Field(None, description="basic auth password")
+    verify_certs: bool = Field(True, description="verify the cluster's TLS certificate")
+    ca_certs: str | None = Field(None, description="CA bundle (PEM path) for TLS; none: the system store")
+    index_prefix: str = Field("", description="prefix of every index, alias, template and pipeline name")
+    shards: int = Field(1, ge=1, le=1024, description="primary shards of a new index")
+    replicas: int = Field(0, ge=0, le=16, description="replicas of a new index; production: 1")
+    max_chunk_bytes: int = Field(
+        10 * 1024 * 1024, ge=64 * 1024, description="largest bulk request (bytes); 5-15 MB is typical"
+    )
+    timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(3, ge=0, le=10, description="retries of a request (429s in bulk: backoff)")
+
+
 class Settings(BaseSettings):
     """Everything scenedex reads from its environment; create once at the entry point."""
 
@@ -113,3 +139,4 @@ class Settings(BaseSettings):
     faces: FaceSettings = FaceSettings()
     reprocess: ReprocessSettings = ReprocessSettings()
     worker: WorkerSettings = WorkerSettings()
+    search: SearchSettings = SearchSettings()

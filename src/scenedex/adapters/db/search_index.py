@@ -32,9 +32,11 @@ class TableSearchIndex:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def upsert(self, documents: Sequence[SceneDocument]) -> None:
+    def upsert(self, documents: Sequence[SceneDocument]) -> dict[uuid.UUID, str]:
+        """Write every document in one transaction; a table rejects none (a failure raises)."""
         with self._engine.begin() as connection:
             upsert(connection, t.search_documents, [_document_row(doc) for doc in documents])
+        return {}
 
     def states(
         self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID] | None

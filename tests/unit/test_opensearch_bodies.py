@@ -1,0 +1,347 @@
+"""Golden tests: the request bodies the OpenSearch adapter builds, pinned literally and each
+checked against the documentation page cited beside it (docs.opensearch.org/latest/...)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scenedex.adapters.opensearch.layout import (
+    IndexLayout,
+    IndexNames,
+    bulk_action,
+    cosine_from_score,
+    delete_body,
+    hybrid_weights,
+    move_alias_actions,
+    pipeline_body,
+    search_plan,
+)
+from scenedex.domain.model import DetectedFace, SceneDocument, SearchQuery
+
+OWNER = uuid.UUID(int=1)
+OWNER_FILTER = {"term": {"owner_id": "00000000-0000-0000-0000-000000000001"}}
+SOURCE = ["scene_id", "video_id", "start_s", "end_s", "person_ids"]
+LAYOUT = IndexLayout(
+    names=IndexNames("t-"),
+    fingerprint="0123456789abcdef",
+    spec_version="2026-11-21+abcd1234",
+    document_schema="scene-doc-v1",
+    model_ids={"clip": "clip-m", "text": "text-m", "face": "face-m"},
+    text_dim=4,
+    clip_dim=3,
+    shards=2,
+    replicas=1,
+)
+META = {
+    "fingerprint": "0123456789abcdef",
+    "spec_version": "2026-11-21+abcd1234",
+    "document_schema": "scene-doc-v1",
+    "model_ids": {"clip": "clip-m", "text": "text-m", "face": "face-m"},
+    "dimensions": {"text": 4, "clip": 3, "face": 128},
+    "spaces": {"text": "innerproduct", "clip": "innerproduct", "face": "l2"},
+    "engine": "faiss",
+}
+
+
+def _knn(dimension: int, space: str) -> dict[str, Any]:
+    # https://docs.opensearch.org/latest/mappings/supported-field-types/knn-methods-engines/
+    # (method name/engine/space_type/parameters; Faiss HNSW supports l2 and innerproduct) and
+    # https://docs.opensearch.org/latest/mappings/supported-field-types/knn-spaces/
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": "faiss",
+            "space_type": space,
+            "parameters": {"m": 16, "ef_construction": 128},
+        },
+    }
+
+
+def test_names() -> None:
+    names = IndexNames("t-")
+    assert (names.read_alias, names.write_alias, names.pattern) == (
+        "t-scenes",
+        "t-scenes_write",
+        "t-scenes_v*",
+    )
+    assert LAYOUT.index == "t-scenes_v0123456789abcdef"
+    assert names.is_scene_index(LAYOUT.index) and not names.is_scene_index("t-scenes")
+
+
+def test_index_template() -> None:
+    # Composable index template: https://docs.opensearch.org/latest/im-plugin/index-templates/
+    # (index_patterns, priority, template.settings/mappings); index.knn per
+    # https://docs.opensearch.org/latest/vector-search/creating-vector-index/; nested vectors per
+    # https://docs.opensearch.org/latest/vector-search/specialized-operations/nested-search-knn/
+    assert LAYOUT.template_body() == {
+        "index_patterns": ["t-scenes_v*"],
+        "priority": 200,
+        "template": {
+            "settings": {"index": {"knn": True, "number_of_shards": 2, "number_of_replicas": 1}},
+            "mappings": {
+                "dynamic": "strict",
+                "_meta": {"scenedex": META},
+                "properties": {
+                    "scene_id": {"type": "keyword"},
+                    "video_id": {"type": "keyword"},
+                    "owner_id": {"type": "keyword"},
+                    "start_s": {"type": "float"},
+                    "end_s": {"type": "float"},
+                    "transcript": {"type": "text"},
+                    "visual": {"type": "text"},
+                    "summary": {"type": "text"},
+                    "transcript_vector": _knn(4, "innerproduct"),
+                    "visual_vector": _knn(4, "innerproduct"),
+                    "summary_vector": _knn(4, "innerproduct"),
+                    "image_vector": _knn(3, "innerproduct"),
+                    "faces": {
+                        "type": "nested",
+                        "properties": {
+                            "descriptor": _knn(128, "l2"),
+                            "person_id": {"type": "keyword"},
+                            "distance": {"type": "float"},
+                            "bbox": {"type": "integer", "index": False},
+                        },
+                    },
+                    "person_ids": {"type": "keyword"},
+                    "spec_version": {"type": "keyword"},
+                    "fingerprint": {"type": "keyword"},
+                    "input_hash": {"type": "keyword"},
+                    "model_ids": {
+                        "type": "object",
+                        "dynamic": False,
+                        "properties": {
+                            "clip": {"type": "keyword"},
+                            "text": {"type": "keyword"},
+                            "face": {"type": "keyword"},
+                        },
+                    },
+                    "indexed_at": {"type": "date"},
+                },
+            },
+        },
+    }
+
+
+def test_bulk_action() -> None:
+    # https://docs.opensearch.org/latest/api-reference/document-apis/bulk/: _index/_id in the
+    # action line, "version" + "version_type": "external" (indexed only when greater than the
+    # stored version); the helper sends the chunk with require_alias=true.
+    scene, video, person = uuid.UUID(int=2), uuid.UUID(int=3), uuid.UUID(int=4)
+    descriptor = np.zeros(128, np.float32)
+    descriptor[0] = 1.45  # raw dlib descriptors are not unit length; the index gets unit ones
+    doc = SceneDocument(
+        scene_id=scene,
+        video_id=video,
+        owner_id=OWNER,
+        start_s=1.5,
+        end_s=3.0,
+        texts={"transcript": "a red bike", "visual": "street", "summary": ""},
+        text_vectors={"transcript": np.array([1, 0, 0, 0], np.float32), "visual": np.array([0, 1, 0, 0])},
+        image_vector=np.array([0, 0, 1], np.float32),
+        faces=(DetectedFace((1, 2, 30, 40), descriptor, person, 0.125),),
+        person_ids=(person,),
+        spec_version="2026-11-21+abcd1234",
+        model_ids={"clip": "clip-m", "text": "text-m", "face": "face-m"},
+        fingerprint="0123456789abcdef",
+        input_hash="abc",
+    )
+    version = int(datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp() * 1_000_000)
+
+    assert bulk_action("t-scenes_write", doc, version) == {
+        "_op_type": "index",
+        "_index": "t-scenes_write",
+        "_id": "00000000-0000-0000-0000-000000000002",
+        "version": 1795262400000000,
+        "version_type": "external",
+        "_source": {
+            "scene_id": "00000000-0000-0000-0000-000000000002",
+            "video_id": "00000000-0000-0000-0000-000000000003",
+            "owner_id": "00000000-0000-0000-0000-000000000001",
+            "start_s": 1.5,
+            "end_s": 3.0,
+            "transcript": "a red bike",
+            "visual": "street",
+            "summary": "",
+            "transcript_vector": [1.0, 0.0, 0.0, 0.0],
+            "visual_vector": [0.0, 1.0, 0.0, 0.0],
+            "image_vector": [0.0, 0.0, 1.0],
+            "faces": [
+                {
+                    "descriptor": [1.0] + [0.0] * 127,
+                    "person_id": "00000000-0000-0000-0000-000000000004",
+                    "distance": 0.125,
+                    "bbox": [1, 2, 30, 40],
+                }
+            ],
+            "person_ids": ["00000000-0000-0000-0000-000000000004"],
+            "spec_version": "2026-11-21+abcd1234",
+            "fingerprint": "0123456789abcdef",
+            "input_hash": "abc",
+            "model_ids": {"clip": "clip-m", "text": "text-m", "face": "face-m"},
+            "indexed_at": "2026-11-21T12:00:00+00:00",
+        },
+    }
+
+
+def test_owner_filtered_delete() -> None:
+    # https://docs.opensearch.org/latest/api-reference/document-apis/delete-by-query/ (query body)
+    assert delete_body(OWNER, [uuid.UUID(int=2)]) == {
+        "query": {
+            "bool": {
+                "filter": [
+                    OWNER_FILTER,
+                    {"ids": {"values": ["00000000-0000-0000-0000-000000000002"]}},
+                ]
+            }
+        }
+    }
+
+
+def test_alias_moves() -> None:
+    # https://docs.opensearch.org/latest/api-reference/alias/aliases-api/: actions are atomic;
+    # "must_exist": true fails the call if the alias was moved meanwhile; is_write_index.
+    assert move_alias_actions("t-scenes", "t-scenes_vold", "t-scenes_vnew") == [
+        {"remove": {"index": "t-scenes_vold", "alias": "t-scenes", "must_exist": True}},
+        {"add": {"index": "t-scenes_vnew", "alias": "t-scenes"}},
+    ]
+    assert move_alias_actions("t-scenes_write", None, "t-scenes_vnew", write=True) == [
+        {"add": {"index": "t-scenes_vnew", "alias": "t-scenes_write", "is_write_index": True}}
+    ]
+
+
+def test_hybrid_text_query_and_its_pipeline() -> None:
+    # Hybrid query (at most 5 sub-queries, fused by a search pipeline):
+    # https://docs.opensearch.org/latest/query-dsl/compound/hybrid/; kNN with the filter inside
+    # the clause (efficient filtering, k results after filtering):
+    # https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/
+    query = SearchQuery(
+        text_vector=np.array([1, 0, 0, 0], np.float32), clip_text_vector=np.array([0, 1, 0], np.float32)
+    )
+    plan = search_plan(OWNER, query, 5, text="red bike")
+
+    assert plan is not None and (plan.kind, plan.size) == ("hybrid", 5)
+    assert plan.weights == (0.25, 0.175, 0.175, 0.175, 0.225)
+
+    def knn(field: str, vector: list[float]) -> dict[str, Any]:
+        return {"knn": {field: {"vector": vector, "k": 100, "filter": OWNER_FILTER}}}
+
+    assert plan.body == {
+        "size": 100,
+        "_source": SOURCE,
+        "query": {
+            "hybrid": {
+                "queries": [
+                    {
+                        "bool": {
+                            "must": {
+                                "multi_match": {
+                                    "query": "red bike",
+                                    "fields": ["transcript", "visual", "summary"],
+                                }
+                            },
+                            "filter": [OWNER_FILTER],
+                        }
+                    },
+                    knn("transcript_vector", [1.0, 0.0, 0.0, 0.0]),
+                    knn("visual_vector", [1.0, 0.0, 0.0, 0.0]),
+                    knn("summary_vector", [1.0, 0.0, 0.0, 0.0]),
+                    knn("image_vector", [0.0, 1.0, 0.0]),
+                ]
+            }
+        },
+    }
+    # https://docs.opensearch.org/latest/search-plugins/search-pipelines/normalization-processor/
+    # (weights: one per sub-query, in order, summing to 1.0)
+    assert IndexNames("t-").pipeline(plan.weights) == "t-scenes-hybrid-2500-1750-1750-1750-2250"
+    assert pipeline_body(plan.weights) == {
+        "description": "scenedex hybrid scene search: min-max normalised, weighted mean",
+        "phase_results_processors": [
+            {
+                "normalization-processor": {
+                    "normalization": {"technique": "min_max"},
+                    "combination": {
+                        "technique": "arithmetic_mean",
+                        "parameters": {"weights": [0.25, 0.175, 0.175, 0.175, 0.225]},
+                    },
+                }
+            }
+        ],
+    }
+
+
+def test_image_query() -> None:
+    plan = search_plan(OWNER, SearchQuery(image_vector=np.array([0, 0, 1], np.float32)), 7)
+
+    assert plan is not None and (plan.kind, plan.weights) == ("unit", ())
+    assert plan.body == {
+        "size": 7,
+        "_source": SOURCE,
+        "query": {"knn": {"image_vector": {"vector": [0.0, 0.0, 1.0], "k": 7, "filter": OWNER_FILTER}}},
+    }
+
+
+def test_person_query_through_the_nested_faces() -> None:
+    # https://docs.opensearch.org/latest/vector-search/specialized-operations/nested-search-knn/
+    # (nested kNN; a document scores by its nearest vector; a filter on a top-level field)
+    face = np.zeros(128, np.float32)
+    face[1] = 2.0
+    plan = search_plan(OWNER, SearchQuery(face_vector=face), 3)
+
+    assert plan is not None and plan.kind == "face"
+    assert plan.body == {
+        "size": 3,
+        "_source": SOURCE,
+        "query": {
+            "nested": {
+                "path": "faces",
+                "score_mode": "max",
+                "query": {
+                    "knn": {
+                        "faces.descriptor": {
+                            "vector": [0.0, 1.0] + [0.0] * 126,
+                            "k": 3,
+                            "filter": OWNER_FILTER,
+                        }
+                    }
+                },
+            }
+        },
+    }
+
+
+def test_queries_leave_out_what_the_read_index_cannot_compare() -> None:
+    text = SearchQuery(
+        text_vector=np.ones(4, np.float32) / 2, clip_text_vector=np.array([0, 1, 0], np.float32)
+    )
+
+    new_clip = search_plan(OWNER, text, 5, text="bike", comparable={"clip": False})
+    assert new_clip is not None and new_clip.weights == (0.25, 0.25, 0.25, 0.25)
+    new_models = search_plan(OWNER, text, 5, text="bike", comparable={"clip": False, "text": False})
+    assert new_models is not None and new_models.kind == "bm25" and "bool" in new_models.body["query"]
+    assert search_plan(OWNER, text, 5, comparable={"clip": False, "text": False}) is None
+    image = SearchQuery(image_vector=np.array([0, 0, 1], np.float32))
+    assert search_plan(OWNER, image, 5, comparable={"clip": False}) is None
+
+
+def test_hybrid_weights_sum_to_one() -> None:
+    assert hybrid_weights([1, 1, 1]) == (0.3334, 0.3333, 0.3333)
+    assert sum(hybrid_weights([0.7 / 3] * 3 + [0.3])) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("cosine", [0.9, 0.2, 0.0, -0.4, -1.0])
+def test_scores_convert_back_to_the_cosine(cosine: float) -> None:
+    # knn-spaces page: Faiss innerproduct scores 1 + ip (ip >= 0) or 1 / (1 - ip); l2 scores
+    # 1 / (1 + d^2), and unit vectors have d^2 = 2 - 2 cos.
+    unit_score = 1 + cosine if cosine >= 0 else 1 / (1 - cosine)
+    face_score = 1 / (1 + (2 - 2 * cosine))
+    assert cosine_from_score("unit", unit_score) == pytest.approx(cosine)
+    assert cosine_from_score("face", face_score) == pytest.approx(cosine)
+    assert cosine_from_score("hybrid", 0.42) == 0.42
