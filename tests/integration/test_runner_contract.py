@@ -301,3 +301,23 @@ def test_noop_run_is_planned_with_a_constant_number_of_queries(world: World) -> 
         return len(seen)
 
     assert statements_of_noop_run(2) == statements_of_noop_run(20)
+
+
+def test_a_document_the_index_rejects_fails_its_scene_only(world: World) -> None:
+    _, scenes = world.add_video(OWNER_A, [face_image(salt=str(i)) for i in range(3)])
+    original = world.index.upsert
+    rejected_id = scenes[1].id
+
+    def rejecting_upsert(documents):
+        original([d for d in documents if d.scene_id != rejected_id])
+        return {rejected_id: "mapper_parsing_exception"}
+
+    world.index.upsert = rejecting_upsert
+    progress = world.runner().run(owner(OWNER_A))
+    reindex = progress.steps[Step.SEARCH_REINDEX]
+    assert (reindex.computed, reindex.failed) == (2, 1)
+    [error] = progress.errors
+    assert error.item_id == rejected_id and "mapper_parsing_exception" in error.message
+    world.index.upsert = original
+    retried = world.runner().run(owner(OWNER_A))  # the rejected document is retried next run
+    assert retried.steps[Step.SEARCH_REINDEX].computed == 1

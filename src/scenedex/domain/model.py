@@ -213,12 +213,14 @@ class SearchQuery:
       embedding (only when real CLIP weights are configured).
     - ``image_vector``: ``(d_clip,)`` CLIP image embedding, compared with the image embedding.
     - ``face_vector``: ``(128,)`` person query embedding, compared with each scene face.
+    - ``text``: the query text itself, for indexes with lexical (BM25) matching.
     """
 
     text_vector: np.ndarray | None = None
     clip_text_vector: np.ndarray | None = None
     image_vector: np.ndarray | None = None
     face_vector: np.ndarray | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)

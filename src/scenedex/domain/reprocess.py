@@ -766,8 +766,12 @@ class ReprocessRunner:
                 stale = [s for s in scenes if staleness(stored.get(s.id), expected.document(s), force)]
                 tracker.skipped(Step.SEARCH_REINDEX, len(scenes) - len(stale))
                 if stale:
-                    self._index.upsert(self._documents(uow, owner_id, stale, expected))
-                    tracker.computed(Step.SEARCH_REINDEX, len(stale))
+                    rejected = self._index.upsert(self._documents(uow, owner_id, stale, expected))
+                    for scene in stale:
+                        if scene.id in rejected:
+                            message = f"search index: {rejected[scene.id]}"
+                            tracker.failed(Step.SEARCH_REINDEX, scene.id, message, owner_id, scene.video_id)
+                    tracker.computed(Step.SEARCH_REINDEX, len(stale) - len(rejected))
 
     def _compute_texts(
         self,

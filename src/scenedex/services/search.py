@@ -48,7 +48,9 @@ def search_scenes(
         if not text.strip():
             raise InvalidRequestError("the text query is empty")
         clip_text = None if is_untrained(image_embedder) else image_embedder.encode_text([text])[0]
-        query = SearchQuery(text_vector=text_embedder.embed_texts([text])[0], clip_text_vector=clip_text)
+        query = SearchQuery(
+            text_vector=text_embedder.embed_texts([text])[0], clip_text_vector=clip_text, text=text
+        )
     elif image is not None:
         (vector,) = image_embedder.embed_images([image])
         if isinstance(vector, BadInputError):

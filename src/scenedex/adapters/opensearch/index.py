@@ -207,10 +207,7 @@ class OpenSearchIndex:
             comparable = {
                 role: models.get(role, mine) == mine for role, mine in self.layout.model_ids.items()
             }
-            # The query string for BM25: SearchQuery has no such field yet (see the issue 5 notes);
-            # until it does, text queries are kNN only.
-            text = getattr(query, "text", None)
-            plan = search_plan(owner_id, query, k, text=text, comparable=comparable)
+            plan = search_plan(owner_id, query, k, text=query.text, comparable=comparable)
             if plan is None:
                 log.warning(
                     "search: nothing in the query is comparable with %s (built with %s, queries use %s)",
