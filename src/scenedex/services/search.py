@@ -1,5 +1,5 @@
 """Owner-scoped scene search: builds query vectors with the configured embedders and asks the
-SearchIndex port (table-backed exact kNN now, OpenSearch later) for the nearest scenes."""
+SearchIndex port (table-backed exact kNN, or OpenSearch hybrid search) for the nearest scenes."""
 
 from __future__ import annotations
 
