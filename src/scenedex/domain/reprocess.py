@@ -226,6 +226,15 @@ class StepPlan:
     stale: Counter[str] = field(default_factory=Counter)
     current: int = 0
 
+    def count(self, reason: StaleReason | None) -> None:
+        """Count one item: current (None), missing, or stale for ``reason``."""
+        if reason is None:
+            self.current += 1
+        elif reason is StaleReason.MISSING:
+            self.missing += 1
+        else:
+            self.stale[reason.value] += 1
+
 
 @dataclass
 class ReprocessPlan:
@@ -510,14 +519,8 @@ class ReprocessRunner:
                 plan.scenes += len(scenes)
                 assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force)
             for step, items in assessed.items():
-                step_plan = plan.steps[step]
                 for _, reason in items:
-                    if reason is None:
-                        step_plan.current += 1
-                    elif reason is StaleReason.MISSING:
-                        step_plan.missing += 1
-                    else:
-                        step_plan.stale[reason.value] += 1
+                    plan.steps[step].count(reason)
         return plan
 
     def _assess_scenes(
@@ -554,15 +557,8 @@ class ReprocessRunner:
         expected: Mapping[RecordKey, RecordState],
         force: bool,
     ) -> None:
-        step_plan = plan.steps[step]
         for key, state in expected.items():
-            reason = staleness(stored.get(key), state, force)
-            if reason is None:
-                step_plan.current += 1
-            elif reason is StaleReason.MISSING:
-                step_plan.missing += 1
-            else:
-                step_plan.stale[reason.value] += 1
+            plan.steps[step].count(staleness(stored.get(key), state, force))
 
     # -- run -----------------------------------------------------------------------------
 
