@@ -219,8 +219,15 @@ class JobStore(Protocol):
 
     def get(self, job_id: uuid.UUID) -> Job | None: ...
 
-    def list(self, *, limit: int = 20, status: JobStatus | None = None) -> builtins.list[Job]:
-        """Most recent first."""
+    def list(
+        self,
+        *,
+        limit: int = 20,
+        status: JobStatus | None = None,
+        scope: ReprocessScope | None = None,
+        trigger: JobTrigger | None = None,
+    ) -> builtins.list[Job]:
+        """Most recent first, filtered by whichever of status, scope and trigger are given."""
         ...
 
     def start(self, job_id: uuid.UUID) -> Job | None:
@@ -266,6 +273,14 @@ class JobStore(Protocol):
     def cancel(self, job_id: uuid.UUID) -> Job:
         """Cancel an active job and its unfinished items; raises ``NotFoundError`` /
         ``InvalidRequestError`` (already finished)."""
+        ...
+
+    def retry_failed(self, job_id: uuid.UUID) -> tuple[Job, builtins.list[JobItem]]:
+        """Put the job's failed video items back to queued (deliveries, errors and counts
+        reset) and make the job running and unfinished again; returns the job and the reset
+        items. Raises ``NotFoundError`` (unknown job), ``InvalidRequestError`` (cancelled, or no
+        failed video item) and ``ActiveJobError`` (a finished job whose scope has another
+        active job now)."""
         ...
 
     def unfinished_items(self, job_id: uuid.UUID) -> builtins.list[JobItem]: ...
@@ -513,6 +528,19 @@ class JobCoordinator:
         if sent:
             log.warning("job %s: re-sent %d lost message(s)", job_id, sent)
         return sent
+
+    def retry_failed(self, job_id: uuid.UUID) -> tuple[Job, int]:
+        """Run a job's failed video items again: they go back to queued (a finished job
+        becomes running again) and their messages are re-sent. Returns the job and the number
+        of messages sent. Failed ``persons`` items are not retried (the next job runs them).
+        If sending fails midway, the sweeper re-sends the rest (queued items without a
+        message). Raises ``NotFoundError``, ``InvalidRequestError`` (cancelled job, nothing
+        failed) and ``ActiveJobError`` (another job now holds the scope)."""
+        job, items = self.store.retry_failed(job_id)
+        sent = [(ItemKind.VIDEO, i.subject_id, self.sender.send_video(job_id, i.subject_id)) for i in items]
+        self.store.set_message_ids(job_id, sent)
+        log.info("job %s: retrying %d failed item(s)", job_id, len(sent))
+        return job, len(sent)
 
     def sweep(self, message_exists: MessageProbe) -> dict[uuid.UUID, int]:
         """``resume`` every active job; messages re-sent per job (jobs with none left out)."""

@@ -40,6 +40,10 @@ def _register_job_commands() -> None:
     app.add_typer(index_app, name="index")
     app.add_typer(jobs_app, name="jobs")
     app.command()(worker)
+    from scenedex.scripts.api_cli import api, scheduler
+
+    app.command()(api)
+    app.command()(scheduler)
 
 
 stderr = Console(stderr=True)

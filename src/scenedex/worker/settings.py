@@ -88,6 +88,51 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(9191, ge=0, description="Prometheus exposition port (dramatiq_prom_port)")
 
 
+class ApiSettings(BaseModel):
+    """The admin/enqueue HTTP API (``scenedex api``).
+
+    Bearer JWTs are verified with ``jwt_secret`` (HS256) or ``jwt_public_key`` (RS256: the PEM
+    text, or a path to a PEM file). With neither the API refuses to start, unless
+    ``allow_insecure_dev`` is set explicitly (development only: token signatures are then not
+    checked, claims still are, and a warning is logged at start). Production: an RS256 public
+    key of the identity provider, ``allow_insecure_dev`` false.
+    """
+
+    jwt_secret: SecretStr | None = Field(None, description="HS256 shared secret (at least 32 bytes)")
+    jwt_public_key: str | None = Field(None, description="RS256 public key: PEM text or a PEM file path")
+    jwt_algorithms: tuple[str, ...] = Field(
+        ("HS256", "RS256"), description="accepted token algorithms (each needs its key configured)"
+    )
+    jwt_audience: str | None = Field(None, description="required 'aud' claim when set")
+    jwt_issuer: str | None = Field(None, description="required 'iss' claim when set")
+    allow_insecure_dev: bool = Field(False, description="run without token checks (development only)")
+    host: str = Field("127.0.0.1", description="listen address; production: 0.0.0.0 behind a proxy")
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger request bodies get 413")
+
+
+class SchedulerSettings(BaseModel):
+    """``scenedex scheduler``: periodic batch reindexing and the job sweeper.
+
+    Every ``cron`` period (UTC, croniter syntax) one non-forced ``all`` job (trigger
+    ``scheduler``) is created, recomputing only stale records; a period whose job exists, or
+    whose tick finds an active ``all`` job, creates none. A period is run up to
+    ``misfire_grace_s`` after its time (a scheduler started later waits for the next one). At
+    most one scheduler acts: it holds a Redis lease of ``lease_ms``, renewed every third of it,
+    taken over by another instance once the holder stops renewing.
+    """
+
+    enabled: bool = Field(True, description="create the cron jobs (false: only the sweeper is sent)")
+    cron: str = Field("0 3 * * *", description="when to reprocess everything (UTC); default nightly 03:00")
+    lease_ms: int = Field(30_000, ge=100, description="leader lease; a dead leader is replaced after this")
+    misfire_grace_s: float = Field(
+        3600.0, gt=0, description="a period missed (no leader at its time) still runs this long after"
+    )
+    sweep_interval_s: float = Field(
+        60.0, ge=0, description="send sweep_jobs every N seconds (0: off; workers also sweep)"
+    )
+
+
 class SearchSettings(BaseModel):
     """Where the SEARCH_REINDEX step writes scene documents and searches read them.
 
@@ -139,4 +184,6 @@ class Settings(BaseSettings):
     faces: FaceSettings = FaceSettings()
     reprocess: ReprocessSettings = ReprocessSettings()
     worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     search: SearchSettings = SearchSettings()

@@ -77,10 +77,22 @@ class SqlJobStore:
             ).first()
         return _job(row) if row else None
 
-    def list(self, *, limit: int = 20, status: JobStatus | None = None) -> list[Job]:
-        query = sa.select(t.reprocess_jobs).order_by(t.reprocess_jobs.c.created_at.desc()).limit(limit)
+    def list(
+        self,
+        *,
+        limit: int = 20,
+        status: JobStatus | None = None,
+        scope: ReprocessScope | None = None,
+        trigger: JobTrigger | None = None,
+    ) -> list[Job]:
+        jobs = t.reprocess_jobs.c
+        query = sa.select(t.reprocess_jobs).order_by(jobs.created_at.desc()).limit(limit)
         if status is not None:
-            query = query.where(t.reprocess_jobs.c.status == status.value)
+            query = query.where(jobs.status == status.value)
+        if scope is not None:
+            query = query.where(jobs.scope == scope.value)
+        if trigger is not None:
+            query = query.where(jobs.trigger == trigger.value)
         with self.engine.connect() as connection:
             return [_job(row) for row in connection.execute(query)]
 
@@ -280,6 +292,69 @@ class SqlJobStore:
             )
             finished = self._finish_job_if_done(connection, job_id)
         return self.get(job_id) if finished else None
+
+    def retry_failed(self, job_id: uuid.UUID) -> tuple[Job, list[JobItem]]:
+        """See ``JobStore.retry_failed``. One transaction under the job row's lock; making a
+        finished job active again can violate the partial unique index on active scopes, which
+        is reported as ``ActiveJobError`` with the job that holds the scope."""
+        items = t.reprocess_job_items.c
+        now = utcnow()
+        failed_video = (
+            items.job_id == job_id,
+            items.kind == ItemKind.VIDEO.value,
+            items.status == ItemStatus.FAILED.value,
+        )
+        try:
+            with self.engine.begin() as connection:
+                status = self._lock_job(connection, job_id)
+                if status is None:
+                    raise NotFoundError(f"job {job_id} not found")
+                if status == JobStatus.CANCELLED.value:
+                    raise InvalidRequestError(f"job {job_id} is cancelled; nothing to retry")
+                subjects = list(
+                    connection.execute(sa.select(items.subject_id).where(*failed_video)).scalars()
+                )
+                if not subjects:
+                    raise InvalidRequestError(f"job {job_id} has no failed video item to retry")
+                connection.execute(
+                    sa.update(t.reprocess_job_items)
+                    .where(*failed_video)
+                    .values(
+                        status=ItemStatus.QUEUED.value,
+                        deliveries=0,
+                        message_id=None,
+                        error=None,
+                        errors=None,
+                        counts=None,
+                        started_at=None,
+                        finished_at=None,
+                        updated_at=now,
+                    )
+                )
+                if status not in _ACTIVE:
+                    connection.execute(
+                        sa.update(t.reprocess_jobs)
+                        .where(t.reprocess_jobs.c.id == job_id)
+                        .values(status=JobStatus.RUNNING.value, finished_at=None, error=None, updated_at=now)
+                    )
+        except IntegrityError:
+            job = self.get(job_id)
+            active = self._active_for(scope_key(job.request)) if job else None
+            if active is None:  # the other job finished in between: try once more
+                return self.retry_failed(job_id)
+            raise ActiveJobError(active) from None
+        job = self.get(job_id)
+        assert job is not None
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(t.reprocess_job_items).where(
+                    items.job_id == job_id,
+                    items.kind == ItemKind.VIDEO.value,
+                    items.subject_id.in_(subjects),
+                    items.status.in_(_UNFINISHED),
+                )
+            )
+            return job, [_item(row) for row in rows]
 
     def unfinished_items(self, job_id: uuid.UUID) -> list[JobItem]:
         items = t.reprocess_job_items.c

@@ -1,0 +1,184 @@
+"""The FastAPI app factory: ``create_app(settings, runtime=None)``.
+
+The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.resolve``
+and ``plan``, ``JobCoordinator``, ``Services.search``) and the enqueue helpers of
+``scenedex.tasks``. Errors are always JSON ``{"detail": ...}``:
+
+| error | status |
+| --- | --- |
+| missing, expired, badly signed token / not an admin | 401 / 403 |
+| ``NotFoundError`` (unknown job, video, owner, person; or another owner's) | 404 |
+| ``ActiveJobError`` (with ``active_job_id``), a job state refusing the action | 409 |
+| body over ``max_body_bytes`` | 413 |
+| invalid body or parameters, unknown fields, ``InvalidRequestError`` | 422 |
+| database or Redis unreachable, transient errors, models unusable | 503 |
+| anything else (a bug) | 500, logged |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import dramatiq.broker
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from scenedex.api.auth import ApiConfigError, TokenVerifier
+from scenedex.api.routes import admin, health, owner
+from scenedex.domain.errors import (
+    InvalidRequestError,
+    ModelLoadError,
+    NotFoundError,
+    PermanentError,
+    ScenedexError,
+    TransientError,
+)
+from scenedex.domain.jobs import ActiveJobError
+from scenedex.worker.settings import Settings
+
+log = logging.getLogger("scenedex.api")
+
+__all__ = ["ApiConfigError", "create_app"]
+
+
+def create_app(settings: Settings, runtime: Any = None) -> FastAPI:
+    """The API on ``settings``. ``runtime`` (a ``scenedex.tasks.runtime.Runtime`` with
+    services; tests pass one with fake embedders) defaults to one built from ``settings``:
+    models load lazily on first use, nothing connects before the first request.
+
+    When the app starts (its lifespan), ``runtime`` becomes this process's task runtime, so
+    ``scenedex.tasks.enqueue_reprocess`` writes jobs to the same database. Raises
+    ``ApiConfigError`` when no JWT key is configured (unless ``allow_insecure_dev``) or a key
+    is unusable: the API refuses to start rather than run open.
+    """
+    verifier = TokenVerifier(settings.api)
+    if dramatiq.broker.global_broker is None:
+        from scenedex.worker.broker import install_broker
+
+        install_broker(settings)
+    from scenedex.tasks import runtime as task_runtime
+
+    if runtime is None:
+        runtime = task_runtime.build_runtime(settings, with_models=True)
+    if runtime.services is None:
+        raise ApiConfigError("the API needs a runtime with services (build_runtime(with_models=True))")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task_runtime.install(runtime)  # left installed at the end: another app may share it
+        try:
+            yield
+        finally:
+            app.state.redis.close()
+
+    app = FastAPI(
+        title="scenedex admin API",
+        version="1",
+        summary="Enqueue and follow embedding reprocess jobs; owner-scoped embed and search.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = verifier
+    app.state.runtime = runtime
+    app.state.services = runtime.services
+    app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    app.include_router(owner.router)
+    _add_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    return app
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, ActiveJobError):
+        return 409
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, (ModelLoadError, TransientError, OperationalError, redis.exceptions.RedisError)):
+        return 503
+    if isinstance(error, (InvalidRequestError, PermanentError)):
+        return 422
+    return 500
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def domain_error(request: Request, error: Exception) -> JSONResponse:
+        status = _status_of(error)
+        body: dict[str, Any] = {"detail": str(error)}
+        if isinstance(error, ActiveJobError):
+            body["active_job_id"] = str(error.active_job_id)
+        elif isinstance(error, OperationalError):
+            body["detail"] = "database unavailable"
+        elif isinstance(error, redis.exceptions.RedisError):
+            body["detail"] = "broker (Redis) unavailable"
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, error)
+        return JSONResponse(body, status_code=status)
+
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    for kind in (ScenedexError, OperationalError, redis.exceptions.RedisError):
+        app.add_exception_handler(kind, domain_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 JSON before the app sees
+    it, whether announced by ``Content-Length`` or streamed in chunks (bodies are buffered up
+    to the limit, then replayed to the app)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and not length.isdigit():
+            await JSONResponse({"detail": "invalid Content-Length"}, status_code=400)(scope, receive, send)
+            return
+        if length is not None and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnected
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)

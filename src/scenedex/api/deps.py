@@ -1,0 +1,62 @@
+"""FastAPI dependencies, as ``Annotated`` aliases: the process runtime, its services, and the
+authenticated caller (any role, or admin)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from scenedex.api.auth import AuthError, Principal, TokenVerifier
+from scenedex.worker.bootstrap import Services
+
+if TYPE_CHECKING:  # importing scenedex.tasks installs a broker: create_app does it first
+    from scenedex.tasks.runtime import Runtime
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="JWT with claims sub, owner_id (UUID), roles (list; 'admin' for /v1/admin) and exp",
+)
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """The caller; 401 (with ``WWW-Authenticate: Bearer``) without a valid bearer token."""
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token", headers=_CHALLENGE)
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return verifier.verify(credentials.credentials)
+    except AuthError as error:
+        raise HTTPException(401, str(error), headers=_CHALLENGE) from None
+
+
+CallerDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(caller: CallerDep) -> Principal:
+    """The caller if it has the admin role; 403 otherwise."""
+    if not caller.is_admin:
+        raise HTTPException(403, "the admin role is required")
+    return caller
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+if TYPE_CHECKING:
+    RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+else:
+    RuntimeDep = Annotated[Any, Depends(get_runtime)]

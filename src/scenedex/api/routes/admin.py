@@ -1,0 +1,178 @@
+"""Admin endpoints (role ``admin``): enqueue reprocess jobs and follow, cancel, resume or retry
+them. Jobs are enqueued with ``scenedex.tasks.enqueue_reprocess``, the code path the CLI and
+the scheduler use too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+
+from scenedex.api.deps import RuntimeDep, ServicesDep, require_admin
+from scenedex.api.schemas import (
+    ConflictResponse,
+    EnqueueResponse,
+    ErrorResponse,
+    JobActionResponse,
+    JobListItem,
+    JobListResponse,
+    JobResponse,
+    PlanResponse,
+    ReprocessBody,
+)
+from scenedex.domain.errors import InvalidRequestError
+from scenedex.domain.jobs import ActiveJobError, Job, JobStatus, JobTrigger, scope_key
+from scenedex.domain.reprocess import ReprocessScope
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
+        403: {"model": ErrorResponse, "description": "the token lacks the admin role"},
+    },
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "unknown job"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ConflictResponse, "description": "the job's state does not allow this"}
+}
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A job state that refuses the action (finished, cancelled, nothing failed) is a 409."""
+    try:
+        yield
+    except ActiveJobError:
+        raise
+    except InvalidRequestError as error:
+        raise HTTPException(409, str(error)) from None
+
+
+@router.post(
+    "/reprocess-embeddings",
+    status_code=202,
+    response_model=EnqueueResponse,
+    summary="Enqueue a reprocess job (or plan one with dry_run)",
+    responses={
+        200: {"model": PlanResponse, "description": "dry_run: the plan, nothing enqueued"},
+        404: {"model": ErrorResponse, "description": "unknown video or owner"},
+        409: {"model": ConflictResponse, "description": "the scope already has an active job"},
+        413: {"model": ErrorResponse, "description": "body too large"},
+        422: {"model": ErrorResponse, "description": "invalid body, or a scope without its id"},
+    },
+)
+def reprocess_embeddings(body: ReprocessBody, services: ServicesDep, response: Response) -> Any:
+    """Create a job for the scope and send its planner message; 202 with the job id. Only
+    records that are missing or stale are recomputed unless ``force``."""
+    from scenedex.tasks import enqueue_reprocess
+
+    request = body.to_request()
+    runner = services.runner()
+    if body.dry_run:
+        return JSONResponse(
+            PlanResponse.model_validate(runner.plan(request).to_dict()).model_dump(mode="json")
+        )
+    video_count = sum(len(scope.videos) for scope in runner.resolve(request))
+    job = enqueue_reprocess(request, trigger=JobTrigger.API, spec_version=services.spec.version)
+    location = f"{router.prefix}/reprocess-jobs/{job.id}"
+    response.headers["Location"] = location
+    return EnqueueResponse(
+        job_id=job.id,
+        spec_version=job.spec_version,
+        scope=job.request.scope,
+        video_count=video_count,
+        message=f"reprocess of {scope_key(request)} queued: {video_count} video(s); progress at {location}",
+    )
+
+
+@router.get("/reprocess-jobs", response_model=JobListResponse, summary="Recent jobs, most recent first")
+def list_jobs(
+    runtime: RuntimeDep,
+    status: JobStatus | None = None,
+    scope: ReprocessScope | None = None,
+    trigger: JobTrigger | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> JobListResponse:
+    jobs = runtime.coordinator.store.list(limit=limit, status=status, scope=scope, trigger=trigger)
+    return JobListResponse(jobs=[_list_item(job) for job in jobs])
+
+
+@router.get(
+    "/reprocess-jobs/{job_id}",
+    response_model=JobResponse,
+    summary="A job's progress, per-step counts, failed items and ETA",
+    responses=_NOT_FOUND,
+)
+def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
+    return _summary(runtime, job_id)
+
+
+@router.post(
+    "/reprocess-jobs/{job_id}/cancel",
+    response_model=JobResponse,
+    summary="Cancel an active job (items not yet run are cancelled)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
+    with _conflicts():
+        runtime.coordinator.store.cancel(job_id)
+    return _summary(runtime, job_id)
+
+
+@router.post(
+    "/reprocess-jobs/{job_id}/resume",
+    response_model=JobActionResponse,
+    summary="Re-send the messages of an active job that the broker lost",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def resume_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+    with _conflicts():
+        resent = runtime.coordinator.resume(job_id, runtime.probe)
+    job = runtime.coordinator.store.get(job_id)
+    assert job is not None  # resume raised NotFoundError otherwise
+    return JobActionResponse(job_id=job_id, status=job.status, resent=resent)
+
+
+@router.post(
+    "/reprocess-jobs/{job_id}/retry-failed",
+    response_model=JobActionResponse,
+    summary="Run the job's failed video items again",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def retry_failed(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+    """Failed video items go back to queued and their messages are sent again; a finished job
+    becomes running. 409 when the job is cancelled, has no failed video item, or its scope is
+    held by another active job (``active_job_id``)."""
+    with _conflicts():
+        job, retried = runtime.coordinator.retry_failed(job_id)
+    return JobActionResponse(job_id=job_id, status=job.status, retried=retried)
+
+
+def _summary(runtime: Any, job_id: uuid.UUID) -> dict[str, Any]:
+    summary = runtime.coordinator.store.summary(job_id)
+    if summary is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    result: dict[str, Any] = summary.to_dict()
+    return result
+
+
+def _list_item(job: Job) -> JobListItem:
+    return JobListItem(
+        job_id=job.id,
+        status=job.status,
+        scope=job.request.scope,
+        owner_id=job.request.owner_id,
+        video_id=job.request.video_id,
+        force=job.request.force,
+        trigger=job.trigger,
+        spec_version=job.spec_version,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

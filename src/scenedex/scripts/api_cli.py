@@ -1,0 +1,83 @@
+"""``scenedex api`` (the admin/enqueue HTTP API on uvicorn) and ``scenedex scheduler``.
+
+Exit codes as in ``cli.py``: 2 for unusable settings (no JWT key, bad cron), with a one-line
+message; both run until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from scenedex.worker.logs import configure_logging
+from scenedex.worker.settings import Settings
+
+
+def _cli() -> Any:
+    from scenedex.scripts import cli
+
+    return cli
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: SCENEDEX_API__HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: SCENEDEX_API__PORT).")] = None,
+) -> None:
+    """Run the admin/enqueue HTTP API on uvicorn (needs SCENEDEX_API__JWT_SECRET or __JWT_PUBLIC_KEY).
+
+    One process; scale with replicas. Without a JWT key it refuses to start (exit 2), unless
+    SCENEDEX_API__ALLOW_INSECURE_DEV=1 (development only)."""
+    import uvicorn
+
+    from scenedex.api import ApiConfigError, create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except ApiConfigError as error:
+        _cli().fail(str(error), 2)
+    uvicorn.run(
+        app,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,  # keep scenedex's log format
+        proxy_headers=True,
+    )
+
+
+def scheduler(
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit (prints its outcome).")] = False,
+) -> None:
+    """Periodic batch reindexing: an `all` job per SCENEDEX_SCHEDULER__CRON period, and the sweeper.
+
+    Cron times are UTC; jobs are not forced (only stale records are recomputed). Any number of
+    schedulers may run: one leader acts, under a Redis lease."""
+    from scenedex.worker.scheduler import SchedulerConfigError, build_scheduler
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    cli = _cli()
+    try:
+        instance = build_scheduler(settings)
+    except SchedulerConfigError as error:
+        cli.fail(str(error), 2)
+    if once:
+        with cli.user_errors():
+            result = instance.tick()
+        instance.lease.release()
+        cli._print_json(
+            {
+                "outcome": result.outcome,
+                "period": result.period.isoformat() if result.period else None,
+                "job_id": str(result.job_id) if result.job_id else None,
+            }
+        )
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    instance.run(stop)
