@@ -83,7 +83,7 @@ class SqlSceneRepository:
         query = sa.select(t.scenes).where(t.scenes.c.owner_id == owner_id)
         order = (t.scenes.c.video_id, t.scenes.c.ordinal)
         if video_ids is None:
-            return [Scene(**row._mapping) for row in self._session.execute(query.order_by(*order))]
+            return [Scene(**row._mapping) for row in self._session.execute(query.order_by(*order)).all()]
         scenes = []
         for chunk in _chunks(video_ids):
             rows = self._session.execute(query.where(t.scenes.c.video_id.in_(chunk)).order_by(*order))
@@ -200,13 +200,15 @@ class SqlEmbeddingRecordRepository:
         owner_id: uuid.UUID,
         subject_ids: Iterable[uuid.UUID] | None,
     ) -> Iterable[sa.Row[Any]]:
+        # ``.all()`` fetches in bulk (one fetchall); iterating the result fetches row by row,
+        # which was a third of a no-op plan over 100k scenes.
         if subject_ids is None:
-            yield from self._session.execute(sa.select(*columns).where(table.c.owner_id == owner_id))
+            yield from self._session.execute(sa.select(*columns).where(table.c.owner_id == owner_id)).all()
             return
         for chunk in _chunks(subject_ids):
             yield from self._session.execute(
                 sa.select(*columns).where(table.c.owner_id == owner_id, subject.in_(chunk))
-            )
+            ).all()
 
     @staticmethod
     def _table(step: EmbeddingStepType) -> tuple[sa.Table, sa.Column[Any]]:
