@@ -224,13 +224,6 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
             "/no/such/checkpoint.pt",
             "open_clip checkpoint file not found: /no/such/checkpoint.pt",
             id="missing-checkpoint",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect: OpenClipImageEmbedder raises ModelLoadError at construction, in "
-                "tasks/runtime.py WorkerRuntime.before_worker_boot's current() call outside its "
-                "try; dramatiq's emit_before logs it with a traceback and the worker runs on "
-                "without models, dead-lettering every message it takes",
-            ),
         ),
     ],
 )

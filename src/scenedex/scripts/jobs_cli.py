@@ -64,6 +64,8 @@ def worker(
         str(processes),
         "--threads",
         str(threads),
+        "--worker-shutdown-timeout",
+        str(settings.shutdown_timeout_ms),
         "--queues",
         *(queues or settings.queues),
     ]

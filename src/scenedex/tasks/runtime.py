@@ -139,22 +139,24 @@ class WorkerRuntime(dramatiq.Middleware):
         current(with_models=False).coordinator.events = PrometheusJobEvents()
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
-        from scenedex.domain.errors import ModelLoadError
-
+        """Build the services and load every model. Any failure (a missing checkpoint raises
+        at construction, a corrupt one at load) stops the process with one log line:
+        ``SystemExit`` passes through dramatiq's middleware error handling, an ordinary
+        exception would only be logged and the worker would consume without models."""
         events = _runtime.coordinator.events if _runtime is not None else None
-        runtime = current(with_models=True)
-        if events is not None:
-            runtime.coordinator.events = events
-        services = runtime.services
-        assert services is not None
         try:
+            runtime = current(with_models=True)
+            services = runtime.services
+            assert services is not None
             for embedder in (services.image_embedder, services.text_embedder, services.face_embedder):
                 load = getattr(embedder, "load", None)
                 if load is not None:
                     load()
-        except ModelLoadError as error:
+        except Exception as error:
             log.critical("worker cannot start: %s", error)
             raise SystemExit(1) from None
+        if events is not None:
+            runtime.coordinator.events = events
         log.info("worker ready: spec %s", services.spec.version)
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:

@@ -86,6 +86,12 @@ class WorkerSettings(BaseModel):
         60.0, ge=0, description="re-send lost messages of active jobs every N seconds (0: off)"
     )
     metrics_port: int = Field(9191, ge=0, description="Prometheus exposition port (dramatiq_prom_port)")
+    shutdown_timeout_ms: int = Field(
+        25_000,
+        ge=1_000,
+        description="on SIGTERM, wait this long for running messages, then re-queue them (below the "
+        "process manager's grace period: Kubernetes and compose default to 30 s and 10 s)",
+    )
 
 
 class ApiSettings(BaseModel):

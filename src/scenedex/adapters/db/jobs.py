@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from scenedex.adapters.db import tables as t
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.jobs import (
+    STEP_NAMES,
     ActiveJobError,
     ItemKind,
     ItemStatus,
@@ -395,7 +396,8 @@ class SqlJobStore:
                     .limit(100)
                 )
             ]
-        return JobSummary(job, by_status, steps, failed)
+        in_spec_order = {name: steps[name] for name in STEP_NAMES if name in steps}
+        return JobSummary(job, by_status, in_spec_order, failed)
 
     # -- helpers ----------------------------------------------------------------------------
 
