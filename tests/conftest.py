@@ -212,3 +212,19 @@ def world(request: pytest.FixtureRequest) -> World:
     return World(
         uow_factory, InMemoryBlobStore(), index, FakeImageEmbedder(), FakeTextEmbedder(), FakeFaceEmbedder()
     )
+
+
+@pytest.fixture
+def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Any]:
+    """A ``tests.job_harness.Harness`` on a wiped Postgres and Redis database 15."""
+    from tests.job_harness import Harness
+
+    truncate_all(postgres_engine)
+    h = Harness(postgres_engine, redis_url)
+    h.redis.flushdb()
+    yield h
+    h.stop_worker()
+    h.redis.flushdb()
+    from scenedex.tasks import runtime
+
+    runtime.install(None)

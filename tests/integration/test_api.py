@@ -16,15 +16,13 @@ from typing import Any
 
 import jwt
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from scenedex.api import ApiConfigError, create_app
 from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
 from scenedex.worker.settings import ApiSettings, Settings
-from tests.conftest import truncate_all
 from tests.fakes import face_image
-from tests.integration.test_worker_jobs import OWNER, Harness, library
+from tests.job_harness import OWNER, Harness, library
 
 pytestmark = pytest.mark.integration
 
@@ -91,19 +89,6 @@ class Api:
 
 def api_settings(harness: Harness, **api: Any) -> Settings:
     return harness.runtime.settings.model_copy(update={"api": ApiSettings(**({"jwt_secret": SECRET} | api))})
-
-
-@pytest.fixture
-def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Harness]:
-    truncate_all(postgres_engine)
-    h = Harness(postgres_engine, redis_url)
-    h.redis.flushdb()
-    yield h
-    h.stop_worker()
-    h.redis.flushdb()
-    from scenedex.tasks import runtime
-
-    runtime.install(None)
 
 
 @pytest.fixture

@@ -11,31 +11,16 @@ from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
 
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.reprocess import ReprocessScope
 from scenedex.worker.scheduler import LEADER_KEY, Scheduler, SchedulerConfigError
 from scenedex.worker.settings import SchedulerSettings
-from tests.conftest import truncate_all
-from tests.integration.test_worker_jobs import Harness
+from tests.job_harness import Harness
 
 pytestmark = pytest.mark.integration
 
 NIGHTLY_3AM = datetime(2026, 11, 2, 3, 0, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Harness]:
-    truncate_all(postgres_engine)
-    h = Harness(postgres_engine, redis_url)
-    h.redis.flushdb()
-    yield h
-    h.stop_worker()
-    h.redis.flushdb()
-    from scenedex.tasks import runtime
-
-    runtime.install(None)
 
 
 def scheduler_jobs(harness: Harness) -> list[Any]:

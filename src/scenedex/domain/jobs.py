@@ -114,6 +114,27 @@ class Job:
     error: str | None = None
     plan_message_id: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able job row: ``{"job_id", "status", "scope", "owner_id", "video_id", "force",
+        "since", "trigger", "spec_version", "created_at", "started_at", "finished_at",
+        "planned", "error"}`` (timestamps ISO 8601)."""
+        return {
+            "job_id": str(self.id),
+            "status": self.status.value,
+            "scope": self.request.scope.value,
+            "owner_id": str(self.request.owner_id) if self.request.owner_id else None,
+            "video_id": str(self.request.video_id) if self.request.video_id else None,
+            "force": self.request.force,
+            "since": self.request.since.isoformat() if self.request.since else None,
+            "trigger": self.trigger.value,
+            "spec_version": self.spec_version,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "planned": self.planned_at is not None,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class JobItem:
@@ -151,8 +172,7 @@ class JobSummary:
         return sum(n for status, n in self.items_by_status.items() if status.finished)
 
     def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
-        """JSON-able progress: ``{"job_id", "status", "scope", "owner_id", "video_id", "force",
-        "since", "trigger", "spec_version", "created_at", "started_at", "finished_at", "error",
+        """JSON-able progress: ``Job.to_dict()`` plus ``{
         "items": {"total", "done", "failed", "by_status"}, "steps": {step: {"planned",
         "computed", "skipped", "failed"}}, "items_per_s", "eta_s", "failed_items": [{"kind",
         "subject_id", "error", "deliveries", "errors"}]}``. Throughput is finished items per
@@ -164,20 +184,7 @@ class JobSummary:
         rate = self.items_done / elapsed if elapsed > 0 and self.items_done else None
         remaining = self.items_total - self.items_done
         return {
-            "job_id": str(job.id),
-            "status": job.status.value,
-            "scope": job.request.scope.value,
-            "owner_id": str(job.request.owner_id) if job.request.owner_id else None,
-            "video_id": str(job.request.video_id) if job.request.video_id else None,
-            "force": job.request.force,
-            "since": job.request.since.isoformat() if job.request.since else None,
-            "trigger": job.trigger.value,
-            "spec_version": job.spec_version,
-            "created_at": job.created_at.isoformat(),
-            "started_at": job.started_at.isoformat() if job.started_at else None,
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "planned": job.planned_at is not None,
-            "error": job.error,
+            **job.to_dict(),
             "items": {
                 "total": self.items_total,
                 "done": self.items_done,

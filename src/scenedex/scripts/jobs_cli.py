@@ -122,18 +122,7 @@ def jobs_list(
                 f"unknown status {status!r} (one of: {', '.join(s.value for s in JobStatus)})"
             ) from None
         jobs = _runtime().coordinator.store.list(limit=limit, status=wanted)
-    rows = [
-        {
-            "job_id": str(j.id),
-            "status": j.status.value,
-            "scope": j.request.scope.value,
-            "owner_id": str(j.request.owner_id) if j.request.owner_id else None,
-            "video_id": str(j.request.video_id) if j.request.video_id else None,
-            "trigger": j.trigger.value,
-            "created_at": j.created_at.isoformat(),
-        }
-        for j in jobs
-    ]
+    rows = [job.to_dict() for job in jobs]
     if json_output:
         cli._print_json({"jobs": rows})
         return

@@ -39,12 +39,13 @@ from sqlalchemy.engine import make_url
 
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.domain.errors import BadInputError, ModelLoadError
+from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import TEXT_CHANNELS, DetectedFace, Scene, Video, l2_normalise, new_id
 from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, TextEmbedder
 from scenedex.domain.reprocess import ProgressListener, ReprocessProgress, ReprocessRequest, ReprocessScope
+from scenedex.services.clip_fallback import services_with_usable_clip
 from scenedex.services.demo import PACKAGED_SAMPLES
-from scenedex.services.ingest import add_person
+from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.worker.bootstrap import Services, bootstrap
 from scenedex.worker.settings import UNTRAINED, Settings
 
@@ -218,7 +219,7 @@ def build_library(
     def store_keyframe(index: int, video_id: uuid.UUID) -> tuple[str, str]:
         data = keyframe(index, face if index % FACE_EVERY == 0 else None)
         keyframes.append(data)
-        uri = blobs.write(f"owners/{owner_id}/videos/{video_id}/keyframes/{index:05d}.jpg", data)
+        uri = blobs.write(keyframe_key(owner_id, video_id, index), data)
         return uri, hashlib.sha256(data).hexdigest()
 
     library = Library(owner_id, [], [], keyframes, [], len(range(0, scenes, FACE_EVERY)), 0.0)
@@ -259,29 +260,6 @@ def bench_settings(
     return base.model_copy(update=update)
 
 
-def services_with_usable_clip(
-    make_services: Callable[[bool], Services], say: Callable[[str], None]
-) -> tuple[Services, str | None]:
-    """``make_services(False)`` when its CLIP weights load; otherwise says why and returns
-    ``make_services(True)`` (``SCENEDEX_CLIP__PRETRAINED=none``, untrained weights) with that
-    note. Same rule as ``scenedex demo``: random weights are never used silently."""
-    services = make_services(False)
-    try:
-        _load(services.image_embedder)
-    except ModelLoadError as error:
-        log.info("CLIP weights not loadable: %s", error)
-        note = (
-            f"Pretrained CLIP weights ({services.image_embedder.model_id}) are not available offline "
-            f"here. The bench uses SCENEDEX_CLIP__PRETRAINED={UNTRAINED} instead: untrained random "
-            "weights, the same compute cost, meaningless vectors."
-        )
-        say(note)
-        services = make_services(True)
-        _load(services.image_embedder)
-        return services, note
-    return services, None
-
-
 def _dim(embedder: Any) -> int:
     """The embedding size ``d`` of a real embedder (``dim`` is not on the ports)."""
     return int(embedder.dim)
@@ -291,12 +269,6 @@ def _chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _load(embedder: Any) -> None:
-    load = getattr(embedder, "load", None)
-    if callable(load):
-        load()
 
 
 def precision_of(embedder: Any) -> str:
@@ -637,7 +609,12 @@ def run_bench(
 
         shown = make_url(url).render_as_string(hide_password=True)
         say(f"database: {shown}" + ("" if database_url else " (temporary SQLite, deleted afterwards)"))
-        services, clip_note = services_with_usable_clip(make_services, say)
+        services, clip_note = services_with_usable_clip(
+            make_services,
+            say,
+            f"The bench uses SCENEDEX_CLIP__PRETRAINED={UNTRAINED} instead: untrained random "
+            "weights, the same compute cost, meaningless vectors.",
+        )
         upgrade(services.engine)
         say(f"building {scenes} scenes ({FRAME_SIZE[0]}x{FRAME_SIZE[1]} JPEG keyframes)...")
         library = build_library(services, blobs, scenes, face_photo(real_media), work)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scenedex.domain.errors import InvalidRequestError, ModelLoadError
+from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.reprocess import ProgressListener, ReprocessProgress, ReprocessRequest, ReprocessScope
 
 log = logging.getLogger(__name__)
@@ -121,24 +121,17 @@ def run_demo(
     gives a context-managed ProgressListener; ``say`` prints a line for the user."""
     from scenedex.adapters.db.migrate import upgrade
     from scenedex.adapters.video import PySceneDetectSceneDetector
+    from scenedex.services.clip_fallback import services_with_usable_clip
     from scenedex.services.ingest import add_person, ingest_video
 
     prepare_directory(directory)
-    services = make_services(False)
-    clip_note = None
-    try:
-        services.image_embedder.load()
-    except ModelLoadError as error:
-        log.info("CLIP weights not loadable: %s", error)
-        clip_note = (
-            f"Pretrained CLIP weights ({services.image_embedder.model_id}) are not available offline "
-            "here. The demo uses random CLIP weights "
-            "instead, labelled 'untrained' in the model id: image search results are meaningless. "
-            "Once real weights are available, `scenedex reprocess` recomputes exactly the CLIP step "
-            "(and the search documents)."
-        )
-        say(clip_note)
-        services = make_services(True)
+    services, clip_note = services_with_usable_clip(
+        make_services,
+        say,
+        "The demo uses random CLIP weights instead, labelled 'untrained' in the model id: image "
+        "search results are meaningless. Once real weights are available, `scenedex reprocess` "
+        "recomputes exactly the CLIP step (and the search documents).",
+    )
     report = DemoReport(directory, clip_note)
     upgrade(services.engine)
     media = sample_media(directory, real_media)

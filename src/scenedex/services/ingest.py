@@ -31,6 +31,16 @@ class IngestedVideo:
     scenes: tuple[Scene, ...]
 
 
+def video_prefix(owner_id: uuid.UUID, video_id: uuid.UUID) -> str:
+    """Blob key prefix of a video's files: ``owners/{owner}/videos/{video}``."""
+    return f"owners/{owner_id}/videos/{video_id}"
+
+
+def keyframe_key(owner_id: uuid.UUID, video_id: uuid.UUID, ordinal: int) -> str:
+    """Blob key of a scene's keyframe JPEG: ``owners/{owner}/videos/{video}/keyframes/00003.jpg``."""
+    return f"{video_prefix(owner_id, video_id)}/keyframes/{ordinal:05d}.jpg"
+
+
 def ingest_video(
     *,
     uow_factory: UnitOfWorkFactory,
@@ -51,11 +61,11 @@ def ingest_video(
     cues: Sequence[Cue] = load_cues(_existing_file(subtitles, "subtitles")) if subtitles else ()
     detected = detector.detect(source)
     video_id = new_id()
-    prefix = f"owners/{owner_id}/videos/{video_id}"
-    source_uri = blobs.write_file(f"{prefix}/source{source.suffix.lower()}", str(source))
+    source_key = f"{video_prefix(owner_id, video_id)}/source{source.suffix.lower()}"
+    source_uri = blobs.write_file(source_key, str(source))
     scenes = []
     for ordinal, cut in enumerate(detected.scenes):
-        keyframe_uri = blobs.write(f"{prefix}/keyframes/{ordinal:05d}.jpg", cut.keyframe_jpeg)
+        keyframe_uri = blobs.write(keyframe_key(owner_id, video_id, ordinal), cut.keyframe_jpeg)
         scenes.append(
             Scene(
                 id=new_id(),

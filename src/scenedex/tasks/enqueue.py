@@ -1,6 +1,9 @@
 """Enqueue helpers for API services, the CLI and the scheduler: one code path for all of them.
 
-Needs the database (job rows) and Redis (messages); loads no model and imports no torch.
+Needs the database (job rows) and Redis (messages) and loads no model weights. Without a
+``spec_version`` the first call computes the spec from the configured model ids, which imports
+open_clip and torch for CLIP's preprocessing description (a few seconds, once per process);
+callers that know the version pass it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from scenedex.tasks import runtime
 
 @cache
 def _spec_version() -> str:
-    """The latest spec version for the configured models (model ids, no weights loaded)."""
+    """The latest spec version for the configured models (model ids, no weights loaded), from
+    this process's services when it has them."""
     from scenedex.worker.bootstrap import bootstrap
 
-    return bootstrap(runtime.current(with_models=False).settings).spec.version
+    current = runtime.current(with_models=False)
+    return (current.services or bootstrap(current.settings)).spec.version
 
 
 def enqueue_reprocess(

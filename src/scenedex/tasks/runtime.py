@@ -128,6 +128,7 @@ class WorkerRuntime(dramatiq.Middleware):
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._stop = threading.Event()
+        self._events: Any = None
 
     def after_process_boot(self, broker: Any) -> None:
         """Metrics, once dramatiq's Prometheus middleware (earlier in the list) has set up
@@ -136,14 +137,13 @@ class WorkerRuntime(dramatiq.Middleware):
             return
         from scenedex.worker.metrics import PrometheusJobEvents
 
-        current(with_models=False).coordinator.events = PrometheusJobEvents()
+        self._events = PrometheusJobEvents()  # handed to the runtime built at worker boot
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         """Build the services and load every model. Any failure (a missing checkpoint raises
         at construction, a corrupt one at load) stops the process with one log line:
         ``SystemExit`` passes through dramatiq's middleware error handling, an ordinary
         exception would only be logged and the worker would consume without models."""
-        events = _runtime.coordinator.events if _runtime is not None else None
         try:
             runtime = current(with_models=True)
             services = runtime.services
@@ -155,8 +155,8 @@ class WorkerRuntime(dramatiq.Middleware):
         except Exception as error:
             log.critical("worker cannot start: %s", error)
             raise SystemExit(1) from None
-        if events is not None:
-            runtime.coordinator.events = events
+        if self._events is not None:
+            runtime.coordinator.events = self._events
         log.info("worker ready: spec %s", services.spec.version)
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:

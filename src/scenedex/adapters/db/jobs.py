@@ -237,9 +237,7 @@ class SqlJobStore:
             claimed = connection.execute(
                 sa.update(t.reprocess_job_items)
                 .where(
-                    items.job_id == job_id,
-                    items.kind == kind.value,
-                    items.subject_id == subject_id,
+                    *_item_key(job_id, kind, subject_id),
                     items.status.in_(_UNFINISHED),
                     active_job,
                 )
@@ -253,9 +251,7 @@ class SqlJobStore:
             if not claimed:
                 return None
             row = connection.execute(
-                sa.select(t.reprocess_job_items).where(
-                    items.job_id == job_id, items.kind == kind.value, items.subject_id == subject_id
-                )
+                sa.select(t.reprocess_job_items).where(*_item_key(job_id, kind, subject_id))
             ).one()
         return _item(row)
 
@@ -277,9 +273,7 @@ class SqlJobStore:
             connection.execute(
                 sa.update(t.reprocess_job_items)
                 .where(
-                    items.job_id == job_id,
-                    items.kind == kind.value,
-                    items.subject_id == subject_id,
+                    *_item_key(job_id, kind, subject_id),
                     items.status.in_(_UNFINISHED),
                 )
                 .values(
@@ -445,6 +439,12 @@ class SqlJobStore:
             .values(status=status.value, finished_at=now, updated_at=now)
         )
         return True
+
+
+def _item_key(job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID) -> tuple[Any, ...]:
+    """WHERE conditions naming one item by its primary key."""
+    items = t.reprocess_job_items.c
+    return (items.job_id == job_id, items.kind == kind.value, items.subject_id == subject_id)
 
 
 def _insert(connection: sa.Connection) -> Any:

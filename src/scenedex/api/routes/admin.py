@@ -163,16 +163,4 @@ def _summary(runtime: Any, job_id: uuid.UUID) -> dict[str, Any]:
 
 
 def _list_item(job: Job) -> JobListItem:
-    return JobListItem(
-        job_id=job.id,
-        status=job.status,
-        scope=job.request.scope,
-        owner_id=job.request.owner_id,
-        video_id=job.request.video_id,
-        force=job.request.force,
-        trigger=job.trigger,
-        spec_version=job.spec_version,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
+    return JobListItem.model_validate(job.to_dict())

@@ -1,0 +1,116 @@
+"""The job harness shared by the worker, API and scheduler tests: a runtime on real Postgres
+and Redis with the fake embedders, an in-process Dramatiq worker, and a small library."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import dramatiq
+import redis
+import sqlalchemy as sa
+
+from scenedex.adapters.db import tables as t
+from scenedex.domain.jobs import JobTrigger
+from scenedex.domain.reprocess import ReprocessRequest
+from scenedex.worker.settings import Settings
+from tests.conftest import World
+from tests.fakes import (
+    FakeFaceEmbedder,
+    FakeImageEmbedder,
+    FakeTextEmbedder,
+    InMemoryBlobStore,
+    face_image,
+)
+
+OWNER = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
+
+
+class Harness:
+    """A runtime on Postgres + Redis with fake embedders, and an in-process worker."""
+
+    def __init__(self, engine: sa.Engine, redis_url: str) -> None:
+        from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
+        from scenedex.adapters.db.search_index import TableSearchIndex
+        from scenedex.tasks import runtime
+
+        self.engine = engine
+        self.redis = redis.Redis.from_url(redis_url)
+        self.world = World(
+            SqlUnitOfWorkFactory(engine),
+            InMemoryBlobStore(),
+            TableSearchIndex(engine),
+            FakeImageEmbedder(),
+            FakeTextEmbedder(),
+            FakeFaceEmbedder(),
+        )
+        settings = Settings(database_url=str(engine.url), redis_url=redis_url)
+        self.runtime = runtime.build_runtime(
+            settings,
+            engine=engine,
+            uow_factory=self.world.uow_factory,
+            blobs=self.world.blobs,
+            image_embedder=self.world.clip,
+            text_embedder=self.world.text,
+            face_embedder=self.world.faces,
+            search_index=self.world.index,
+        )
+        runtime.install(self.runtime)
+        self.coordinator = self.runtime.coordinator
+        self.store = self.coordinator.store
+        self.worker: dramatiq.Worker | None = None
+
+    def start_worker(self) -> None:
+        self.worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=1, worker_timeout=100)
+        self.worker.start()
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def enqueue(self, request: ReprocessRequest) -> uuid.UUID:
+        from scenedex.tasks import enqueue_reprocess
+
+        return enqueue_reprocess(request, trigger=JobTrigger.CLI, spec_version=self.spec_version).id
+
+    @property
+    def spec_version(self) -> str:
+        assert self.runtime.services is not None
+        return self.runtime.services.spec.version
+
+    def wait(self, job_id: uuid.UUID, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.store.get(job_id)
+            if job is not None and not job.status.active:
+                return self.store.summary(job_id)
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} still {self.store.get(job_id)} after {timeout} s")
+
+    def records(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every derived record (and search document) as comparable tuples."""
+        snapshot = {}
+        with self.engine.connect() as connection:
+            for step, table in t.RECORD_TABLES.items():
+                rows = connection.execute(
+                    sa.select(
+                        table.c[0], table.c.key, table.c.fingerprint, table.c.input_hash, table.c.vector
+                    )
+                )
+                snapshot[step.value] = sorted(tuple(row) for row in rows)
+            docs = t.search_documents.c
+            rows = connection.execute(sa.select(docs.scene_id, docs.fingerprint, docs.input_hash))
+            snapshot["documents"] = sorted(tuple(row) for row in rows)
+        return snapshot
+
+
+def library(world: World, videos: int = 3, scenes: int = 3) -> list[uuid.UUID]:
+    world.add_person(OWNER, "alice", [face_image("alice", salt="p1")])
+    ids = []
+    for v in range(videos):
+        keyframes = [face_image(*(["alice"] if s == 0 else []), salt=f"{v}-{s}") for s in range(scenes)]
+        video, _ = world.add_video(OWNER, keyframes)
+        ids.append(video.id)
+    return ids
