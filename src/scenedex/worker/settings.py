@@ -165,6 +165,60 @@ class SearchSettings(BaseModel):
     max_retries: int = Field(3, ge=0, le=10, description="retries of a request (429s in bulk: backoff)")
 
 
+class EmbedServerSettings(BaseModel):
+    """The GPU embedding service (``scenedex embed-server``, ``SCENEDEX_EMBED__*``).
+
+    Requests are signed with HMAC-SHA256 over ``"{METHOD}\n{path}\n{sha256 hex of body}\n
+    {timestamp}"`` using ``hmac_secret`` (the worker's HTTP embedder signs with the same secret);
+    without a secret the server refuses to start unless ``allow_insecure_auth`` is set
+    explicitly. Images given by URL are fetched only from ``allowed_hosts`` (host names, exact)
+    or under ``allowed_storage_roots`` (URL prefixes, e.g. ``s3://media/`` or ``file:///data/``),
+    and never from private, loopback or link-local addresses unless ``allow_private_addresses``.
+    """
+
+    hmac_secret: SecretStr | None = Field(None, description="shared request-signing secret (32+ bytes)")
+    allow_insecure_auth: bool = Field(False, description="accept unsigned requests (development only)")
+    auth_time_window_seconds: int = Field(
+        120, ge=1, le=3600, description="accepted clock skew of X-Scenedex-Timestamp; replays refused inside it"
+    )
+    host: str = Field("127.0.0.1", description="listen address; production: 0.0.0.0 on the GPU node")
+    port: int = Field(8090, ge=1, le=65535)
+    max_batch_size: int = Field(64, ge=1, le=1024, description="most images or texts in one request")
+    max_image_size_bytes: int = Field(16 * 1024 * 1024, ge=1, description="larger images: 413 / item error")
+    max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb guard (width * height)")
+    download_timeout_s: float = Field(10.0, gt=0, description="per-image URL fetch timeout")
+    download_concurrency: int = Field(8, ge=1, le=256, description="images of one request fetched at once")
+    allowed_hosts: tuple[str, ...] = Field((), description="host names images may be fetched from")
+    allowed_storage_roots: tuple[str, ...] = Field(
+        (), description="URL prefixes images may be read from through the blob store (s3://, file://)"
+    )
+    allow_private_addresses: bool = Field(
+        False, description="allow URLs resolving to private/loopback/link-local addresses (tests only)"
+    )
+    batcher_enabled: bool = Field(True, description="coalesce concurrent requests into one model batch")
+    batcher_max_batch: int = Field(32, ge=1, le=1024, description="most images in one coalesced batch")
+    batcher_max_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="how long the first image of a batch waits for more"
+    )
+
+
+class EmbedderSettings(BaseModel):
+    """Where the worker's embedders run (``SCENEDEX_EMBEDDER__*``).
+
+    ``local``: in this process (models load at worker boot). ``http``: on the embedding service
+    at ``url`` (requests signed with ``SCENEDEX_EMBED__HMAC_SECRET``); the model ids the service
+    reports in ``GET /health`` feed the step fingerprints, so a model change on the service makes
+    records stale exactly as a local change does.
+    """
+
+    backend: Literal["local", "http"] = Field("local", description="local | http")
+    url: str = Field("http://127.0.0.1:8090", description="the embedding service (backend http)")
+    timeout_s: float = Field(60.0, gt=0, description="per-request timeout (a batch of images)")
+    max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure (5xx, 429, network)")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry (jittered)")
+    batch_size: int = Field(32, ge=1, le=1024, description="images or texts per request")
+
+
 class Settings(BaseSettings):
     """Everything scenedex reads from its environment; create once at the entry point."""
 
@@ -185,6 +239,7 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="the Dramatiq broker; production: redis://redis:6379/0"
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="text | json (one JSON object per line)")
     clip: ClipSettings = ClipSettings()
     text: TextSettings = TextSettings()
     faces: FaceSettings = FaceSettings()
@@ -193,3 +248,5 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     search: SearchSettings = SearchSettings()
+    embed: EmbedServerSettings = EmbedServerSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
