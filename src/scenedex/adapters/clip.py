@@ -234,38 +234,58 @@ class OpenClipImageEmbedder:
         others. Loads the model on first use (``ModelLoadError``)."""
         if not images:
             return []
+        results: list[np.ndarray | BadInputError] = []
+        for start in range(0, len(images), self._batch_size):
+            prepared: list[Any | BadInputError] = []
+            for data in images[start : start + self._batch_size]:
+                try:
+                    prepared.append(self.prepare_image(data))
+                except BadInputError as exc:
+                    prepared.append(exc)
+            tensors = [item for item in prepared if not isinstance(item, BadInputError)]
+            vectors = iter(self.embed_prepared(tensors) if tensors else [])
+            results.extend(item if isinstance(item, BadInputError) else next(vectors) for item in prepared)
+        return results
+
+    def prepare_image(self, data: bytes) -> Any:
+        """Decode and preprocess one encoded image: the model input, a ``(3, h, w)`` float32
+        torch tensor (224x224 for ViT-B-32), on the CPU. The first phase of ``embed_images``,
+        thread-safe, so callers (the embedding service) can decode many images concurrently and
+        embed them as one batch with ``embed_prepared``.
+
+        Raises ``BadInputError`` (empty, over ``max_bytes`` or ``max_pixels``, corrupt); loads
+        the model on first use (``ModelLoadError``)."""
+        self.load()
+        draft_size = self._draft_size(self._expected_preprocess_cfg())
+        image = decode_image(
+            data, max_bytes=self._max_bytes, max_pixels=self._max_pixels, draft_size=draft_size
+        )
+        return self._preprocess(image)
+
+    def embed_prepared(self, tensors: Sequence[Any], *, normalize: bool = True) -> np.ndarray:
+        """Embed ``prepare_image`` outputs in forward passes of at most ``batch_size``:
+        ``(n, d)`` float32 rows, L2-normalised unless ``normalize`` is false (then the raw
+        image-tower output, as open_clip's ``encode_image(normalize=False)``)."""
+        if not tensors:
+            return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
         import torch
 
-        cfg = self._expected_preprocess_cfg()
-        draft_size = self._draft_size(cfg)
-        results: list[np.ndarray | BadInputError] = []
-        for start in range(0, len(images), self._batch_size):
-            chunk = images[start : start + self._batch_size]
-            chunk_results: list[np.ndarray | BadInputError | None] = []
-            tensors: list[torch.Tensor] = []
-            for data in chunk:
-                try:
-                    image = decode_image(
-                        data, max_bytes=self._max_bytes, max_pixels=self._max_pixels, draft_size=draft_size
-                    )
-                    tensors.append(self._preprocess(image))
-                    chunk_results.append(None)
-                except BadInputError as exc:
-                    chunk_results.append(exc)
-            if tensors:
-                batch = torch.stack(tensors).to(device=self._device, dtype=self._dtype)
-                with torch.inference_mode():
-                    features = self._model.encode_image(batch)
-                vectors = iter(l2_normalise(features.float().cpu().numpy()))
-                chunk_results = [next(vectors) if item is None else item for item in chunk_results]
-            results.extend(item for item in chunk_results if item is not None)
-        return results
+        rows: list[np.ndarray] = []
+        for start in range(0, len(tensors), self._batch_size):
+            batch = torch.stack(list(tensors[start : start + self._batch_size]))
+            batch = batch.to(device=self._device, dtype=self._dtype)
+            with torch.inference_mode():
+                features = self._model.encode_image(batch)
+            rows.append(features.float().cpu().numpy())
+        vectors = np.concatenate(rows, axis=0)
+        return l2_normalise(vectors) if normalize else vectors
 
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
         """Embed texts with the CLIP text tower (for text-to-image search).
 
-        Returns ``(n, d)`` float32, L2-normalised rows, one per text (``(0, d)`` for none).
+        Returns ``(n, d)`` float32 rows, one per text (``(0, d)`` for none), L2-normalised
+        unless ``normalize`` is false.
         Texts longer than the context (77 tokens for most models) are truncated."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -278,7 +298,8 @@ class OpenClipImageEmbedder:
             with torch.inference_mode():
                 features = self._model.encode_text(tokens)
             rows.append(features.float().cpu().numpy())
-        return l2_normalise(np.concatenate(rows, axis=0))
+        vectors = np.concatenate(rows, axis=0)
+        return l2_normalise(vectors) if normalize else vectors
 
     # ----------------------------------------------------------------- helpers
 

@@ -161,8 +161,9 @@ class SentenceTransformerTextEmbedder:
             self._model = model
             log.info("loaded %s on %s", self.model_id, device)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts: ``(n, d)`` float32, rows L2-normalised, one per text, in order
+    def embed_texts(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:
+        """Embed texts: ``(n, d)`` float32, rows L2-normalised (unless ``normalize`` is false:
+        then the model's mean-pooled output), one per text, in order
         (``(0, d)`` for no texts). Texts beyond the model's max sequence length (256 word
         pieces for all-MiniLM-L6-v2) are truncated. Loads the model on first use."""
         if not texts:
@@ -177,7 +178,8 @@ class SentenceTransformerTextEmbedder:
             convert_to_tensor=True,
             show_progress_bar=False,
         )
-        return l2_normalise(vectors.float().cpu().numpy())
+        rows = vectors.float().cpu().numpy()
+        return l2_normalise(rows) if normalize else rows
 
 
 def _is_packaged(folder: Path) -> bool:

@@ -35,7 +35,7 @@ def api(
     from scenedex.api import ApiConfigError, create_app
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except ApiConfigError as error:
@@ -49,6 +49,43 @@ def api(
     )
 
 
+def embed_server(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: SCENEDEX_EMBED__HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: SCENEDEX_EMBED__PORT).")] = None,
+) -> None:
+    """Run the embedding service (GPU or CPU) on uvicorn: CLIP image/text, text and face embeddings.
+
+    Needs SCENEDEX_EMBED__HMAC_SECRET (requests are signed; see the README), else refuses to
+    start (exit 2) unless SCENEDEX_EMBED__ALLOW_INSECURE_AUTH=1. Models load before it listens;
+    a model that cannot be loaded stops it (exit 1). Model settings are the worker's
+    (SCENEDEX_CLIP__*, SCENEDEX_TEXT__*, SCENEDEX_FACES__*)."""
+    import uvicorn
+
+    from scenedex.api import ApiConfigError
+    from scenedex.api.embed_app import create_embed_app
+    from scenedex.domain.errors import ModelLoadError
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    cli = _cli()
+    try:
+        app = create_embed_app(settings)
+        app.state.embed.models.load()  # before listening: a bad checkpoint is one line, exit 1
+    except (ApiConfigError, ModelLoadError) as error:
+        cli.fail(str(error), 2 if isinstance(error, ApiConfigError) else 1)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.embed.host,
+        port=port or settings.embed.port,
+        log_config=None,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # the lifespan failed: a model could not be loaded
+        cli.fail("embedding service did not start (see the log above)", 1)
+
+
 def scheduler(
     once: Annotated[bool, typer.Option("--once", help="One tick, then exit (prints its outcome).")] = False,
 ) -> None:
@@ -59,7 +96,7 @@ def scheduler(
     from scenedex.worker.scheduler import SchedulerConfigError, build_scheduler
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     cli = _cli()
     try:
         instance = build_scheduler(settings)

@@ -91,12 +91,24 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
     """Build the services from ``settings``; any keyword (``image_embedder=...``) replaces the
     adapter of that name (tests pass fakes)."""
     engine = overrides.pop("engine", None) or create_engine(settings.database_url)
+    remote: list[tuple[ImageEmbedder, TextEmbedder, FaceEmbedder]] = []
+
+    def embedder(role: int) -> Any:
+        """Role 0 image, 1 text, 2 faces: local, or one client of the embedding service."""
+        if settings.embedder.backend == "local":
+            return (_clip, _text, _faces)[role](settings)
+        if not remote:
+            from scenedex.adapters.http_embedder import http_embedders
+
+            remote.append(http_embedders(settings))
+        return remote[0][role]
+
     parts: dict[str, Any] = {
         "uow_factory": lambda: SqlUnitOfWorkFactory(engine),
         "blobs": lambda: FsspecBlobStore(settings.storage_url),
-        "image_embedder": lambda: _clip(settings),
-        "text_embedder": lambda: _text(settings),
-        "face_embedder": lambda: _faces(settings),
+        "image_embedder": lambda: embedder(0),
+        "text_embedder": lambda: embedder(1),
+        "face_embedder": lambda: embedder(2),
         "search_index": lambda: TableSearchIndex(engine),
     }
     unknown = set(overrides) - set(parts)
@@ -152,6 +164,13 @@ def _opensearch(services: Services) -> SearchIndex:
         scene_counts=lambda: sql_scene_counts(services.engine),
         max_chunk_bytes=search.max_chunk_bytes,
     )
+
+
+def local_embedders(settings: Settings) -> tuple[ImageEmbedder, TextEmbedder, FaceEmbedder]:
+    """The in-process model adapters (``SCENEDEX_EMBEDDER__BACKEND=local``, and the embedding
+    service's own): open_clip, sentence-transformers and dlib, configured from ``settings``;
+    weights load on first use or ``load()``."""
+    return _clip(settings), _text(settings), _faces(settings)
 
 
 def _clip(settings: Settings) -> ImageEmbedder:

@@ -179,11 +179,17 @@ class EmbedServerSettings(BaseModel):
     hmac_secret: SecretStr | None = Field(None, description="shared request-signing secret (32+ bytes)")
     allow_insecure_auth: bool = Field(False, description="accept unsigned requests (development only)")
     auth_time_window_seconds: int = Field(
-        120, ge=1, le=3600, description="accepted clock skew of X-Scenedex-Timestamp; replays refused inside it"
+        120,
+        ge=1,
+        le=3600,
+        description="accepted clock skew of X-Scenedex-Timestamp; replays refused inside it",
     )
     host: str = Field("127.0.0.1", description="listen address; production: 0.0.0.0 on the GPU node")
     port: int = Field(8090, ge=1, le=65535)
     max_batch_size: int = Field(64, ge=1, le=1024, description="most images or texts in one request")
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="larger request bodies get 413 (base64 adds a third)"
+    )
     max_image_size_bytes: int = Field(16 * 1024 * 1024, ge=1, description="larger images: 413 / item error")
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb guard (width * height)")
     download_timeout_s: float = Field(10.0, gt=0, description="per-image URL fetch timeout")
