@@ -5,6 +5,7 @@ signed as documented, and the worker's http embedder backend against it."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import io
 import json
@@ -406,3 +407,180 @@ def test_http_embedders_report_the_service_ids_and_map_item_errors(
         atol=1e-6,
     )
     np.testing.assert_allclose(image.encode_text(["a dog"]), models.clip.encode_text(["a dog"]), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- http vs local reprocess
+
+KEYFRAMES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
+
+
+def seed_owner(engine: Any, blobs: Any, tmp_path: Path) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """One owner: a video of four scenes (real keyframes, transcripts) and a person with two
+    photos (astronaut and its mirror)."""
+    from PIL import ImageOps
+
+    from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
+    from scenedex.domain.model import Scene, Video, new_id
+    from scenedex.services.ingest import add_person, keyframe_key
+
+    owner, video_id = new_id(), new_id()
+    uow_factory = SqlUnitOfWorkFactory(engine)
+    scenes = []
+    for ordinal, name in enumerate(KEYFRAMES):
+        data = real_or_sample(name)
+        scenes.append(
+            Scene(
+                id=new_id(),
+                video_id=video_id,
+                owner_id=owner,
+                ordinal=ordinal,
+                start_s=2.0 * ordinal,
+                end_s=2.0 * ordinal + 2,
+                keyframe_uri=blobs.write(keyframe_key(owner, video_id, ordinal), data),
+                keyframe_sha256=hashlib.sha256(data).hexdigest(),
+                transcript=f"scene {ordinal}: {name.split('.')[0]} on screen",
+                summary="a short clip" if ordinal % 2 else "",
+            )
+        )
+    with uow_factory() as uow:
+        uow.videos.add(
+            Video(id=video_id, owner_id=owner, title="clip", source_uri="file:///x.mp4", duration_s=8.0)
+        )
+        uow.scenes.add_many(scenes)
+        uow.commit()
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(real_or_sample("astronaut.png"))
+    mirrored = tmp_path / "astronaut-mirrored.png"
+    ImageOps.mirror(Image.open(photo)).save(mirrored)
+    add_person(
+        uow_factory=uow_factory, blobs=blobs, owner_id=owner, name="Eileen", photo_paths=[photo, mirrored]
+    )
+    return owner, [scene.id for scene in scenes]
+
+
+def snapshot(services: Any, owner: uuid.UUID) -> dict[tuple[str, str, str], Any]:
+    """Every derived record of ``owner``: (step, subject, key) -> record."""
+    from scenedex.domain.spec import EmbeddingStepType
+
+    records = {}
+    with services.uow_factory() as uow:
+        persons = uow.persons.list(owner)
+        photos = uow.persons.list_photos(owner)
+        scenes = [s for v in uow.videos.list(owner) for s in uow.scenes.list_for_video(owner, v.id)]
+        subjects = {
+            EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS: [p.id for p in photos],
+            EmbeddingStepType.PERSON_QUERY_EMBEDDINGS: [p.id for p in persons],
+            EmbeddingStepType.SCENE_TEXT_EMBEDDINGS: [s.id for s in scenes],
+            EmbeddingStepType.SCENE_CLIP_EMBEDDINGS: [s.id for s in scenes],
+            EmbeddingStepType.SCENE_PERSON_EMBEDDINGS: [s.id for s in scenes],
+        }
+        for step, ids in subjects.items():
+            for (subject, key), record in uow.records.get(step, owner, ids).items():
+                records[(step.value, str(subject), key)] = record
+    return records
+
+
+def with_backend(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(
+        update={"embedder": settings.embedder.model_copy(update={"backend": "http", "url": url})}
+    )
+
+
+def test_reprocess_through_http_and_local_writes_identical_embeddings_and_fingerprints(
+    server: tuple[str, Any], models: EmbedModels, postgres_engine: Any, tmp_path: Path
+) -> None:
+    from scenedex.adapters.storage import FsspecBlobStore
+    from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+    from scenedex.worker.bootstrap import bootstrap
+    from tests.conftest import truncate_all
+
+    truncate_all(postgres_engine)
+    blobs = FsspecBlobStore(str(tmp_path / "media"))
+    owner, _ = seed_owner(postgres_engine, blobs, tmp_path)
+    request = ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner)
+    settings = settings_for()
+    local = bootstrap(
+        settings,
+        engine=postgres_engine,
+        blobs=blobs,
+        image_embedder=models.clip,
+        text_embedder=models.text,
+        face_embedder=models.faces,
+    )
+    remote = bootstrap(with_backend(settings, server[0]), engine=postgres_engine, blobs=blobs)
+    assert type(remote.image_embedder).__name__ == "HttpImageEmbedder"
+    assert remote.spec == local.spec and remote.spec.version == local.spec.version
+
+    first = local.runner().run(request)
+    assert first.ok, first.errors
+    local_records = snapshot(local, owner)
+    assert len(local_records) >= 4 + 4 + 4 + 2 + 1  # clip, person, >= 1 text channel per scene, photos, query
+
+    current = remote.runner().plan(request).to_dict()
+    assert all(step["missing"] == 0 and step["stale"] == 0 for step in current["steps"]), current
+
+    forced = remote.runner().run(ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner, force=True))
+    assert forced.ok, forced.errors
+    assert sum(c.computed for c in forced.steps.values()) >= len(local_records)
+    remote_records = snapshot(remote, owner)
+    assert remote_records.keys() == local_records.keys()
+    for key, record in remote_records.items():
+        before = local_records[key]
+        assert (record.fingerprint, record.input_hash, record.model_id) == (
+            before.fingerprint,
+            before.input_hash,
+            before.model_id,
+        ), key
+        if before.vector is None:
+            assert record.vector is None, key
+        else:
+            np.testing.assert_allclose(record.vector, before.vector, atol=1e-5, err_msg=str(key))
+        assert record.payload.keys() == before.payload.keys(), key
+    face_boxes = [
+        r.payload.get("faces") for k, r in remote_records.items() if k[0] == "scene_person_embeddings"
+    ]
+    assert face_boxes == [
+        local_records[k].payload.get("faces") for k in remote_records if k[0] == "scene_person_embeddings"
+    ]
+
+
+def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
+    models: EmbedModels, postgres_engine: Any, tmp_path: Path
+) -> None:
+    """The service now runs CLIP in bf16: its preprocessing id changes, so the worker's spec
+    marks the CLIP step (and the index documents built from it) stale, and nothing else."""
+    from scenedex.adapters.clip import OpenClipImageEmbedder
+    from scenedex.adapters.storage import FsspecBlobStore
+    from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+    from scenedex.worker.bootstrap import bootstrap
+    from tests.conftest import truncate_all
+
+    truncate_all(postgres_engine)
+    blobs = FsspecBlobStore(str(tmp_path / "media"))
+    owner, scene_ids = seed_owner(postgres_engine, blobs, tmp_path)
+    request = ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner)
+    settings = settings_for()
+    local = bootstrap(
+        settings,
+        engine=postgres_engine,
+        blobs=blobs,
+        image_embedder=models.clip,
+        text_embedder=models.text,
+        face_embedder=models.faces,
+    )
+    assert local.runner().run(request).ok
+    bf16 = OpenClipImageEmbedder(
+        "ViT-B-32", "none", device="cpu", precision="bf16", max_bytes=MAX_IMAGE_BYTES
+    )
+    changed = replace(models, clip=bf16)
+    with serve_in_thread(create_embed_app(settings, changed)) as url:
+        remote = bootstrap(with_backend(settings, url), engine=postgres_engine, blobs=blobs)
+        plan = {s["step"]: s for s in remote.runner().plan(request).to_dict()["steps"]}
+        assert plan["scene_clip_embeddings"]["stale"] == len(scene_ids)
+        assert plan["search_reindex"]["stale"] == len(scene_ids)
+        for step in ("person_photo_embeddings", "person_query_embeddings", "scene_text_embeddings"):
+            assert plan[step]["stale"] == 0 and plan[step]["missing"] == 0, plan[step]
+        rerun = remote.runner().run(request)
+    assert rerun.ok, rerun.errors
+    counts = {step.value: c.computed for step, c in rerun.steps.items()}
+    assert counts["scene_clip_embeddings"] == len(scene_ids) and counts["scene_text_embeddings"] == 0
