@@ -5,8 +5,10 @@ DEMO_DIR ?= scenedex-demo
 
 .PHONY: install test test-unit lint demo
 
+# The pinned dependencies (requirements-dev.lock = requirements.lock, which the Docker images
+# install, + dev tools), then the project itself, editable.
 install:
-	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -e '.[dev]'
+	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -r requirements-dev.lock && .venv/bin/pip install --no-deps -e .
 
 test:
 	$(PYTHON) -m pytest -q
