@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -38,3 +42,30 @@ def test_item_and_job_events_update_the_metrics() -> None:
     assert value("scenedex_records_total", step="scene_clip_embeddings", outcome="computed") == 6
     assert value("scenedex_records_total", step="scene_clip_embeddings", outcome="failed") == 2
     assert value("scenedex_job_duration_seconds_sum", trigger="scheduler", status="partially_failed") == 42
+
+
+def test_worker_process_boot_leaves_prometheus_in_multiprocess_mode(tmp_path: Path) -> None:
+    """In a fresh interpreter, the worker's middleware booted in dramatiq's order (after_* hooks
+    run in reverse) must leave prometheus_client writing to the shared directory: imported any
+    earlier, it stays in single-process mode and the metrics port serves nothing."""
+    script = """
+import dramatiq, sys
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware.prometheus import Prometheus
+from scenedex.tasks.runtime import WorkerRuntime
+broker = StubBroker()
+broker.add_middleware(Prometheus())
+broker.add_middleware(WorkerRuntime())
+broker.emit_after("process_boot")
+import prometheus_client.values as values
+print(values.ValueClass.__name__ if hasattr(values.ValueClass, "__name__") else values.ValueClass)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "dramatiq_prom_db": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "MmapedValue" in result.stdout, result.stdout

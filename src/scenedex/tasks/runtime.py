@@ -128,16 +128,6 @@ class WorkerRuntime(dramatiq.Middleware):
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._stop = threading.Event()
-        self._events: Any = None
-
-    def after_process_boot(self, broker: Any) -> None:
-        """Metrics, once dramatiq's Prometheus middleware (earlier in the list) has set up
-        multiprocess mode; without it (``metrics_port`` 0) no metrics are kept."""
-        if not any(type(m).__name__ == "Prometheus" for m in broker.middleware):
-            return
-        from scenedex.worker.metrics import PrometheusJobEvents
-
-        self._events = PrometheusJobEvents()  # handed to the runtime built at worker boot
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         """Build the services and load every model. Any failure (a missing checkpoint raises
@@ -155,8 +145,14 @@ class WorkerRuntime(dramatiq.Middleware):
         except Exception as error:
             log.critical("worker cannot start: %s", error)
             raise SystemExit(1) from None
-        if self._events is not None:
-            runtime.coordinator.events = self._events
+        if any(type(m).__name__ == "Prometheus" for m in broker.middleware):
+            # Not in after_process_boot: dramatiq runs those hooks in reverse middleware order,
+            # so this one would import prometheus_client before dramatiq's Prometheus middleware
+            # has set PROMETHEUS_MULTIPROC_DIR, leaving the process in single-process mode and
+            # every metric (dramatiq's too) missing from the exposition on the metrics port.
+            from scenedex.worker.metrics import PrometheusJobEvents
+
+            runtime.coordinator.events = PrometheusJobEvents()
         log.info("worker ready: spec %s", services.spec.version)
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
