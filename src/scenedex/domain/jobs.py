@@ -40,6 +40,7 @@ from scenedex.domain.reprocess import (
     ReprocessScope,
 )
 from scenedex.domain.spec import EmbeddingStepType
+from scenedex.logcontext import log_context
 
 log = logging.getLogger("scenedex.jobs")
 
@@ -398,43 +399,45 @@ class JobCoordinator:
         (its ``persons`` item) and send one message per video item, then mark it planned.
         With ``inline`` the video items run here instead of being sent (``embed_video``).
         A scope that no longer exists fails the job (permanent)."""
-        job = self.store.start(job_id)
-        if job is None:
-            log.info("job %s is not active; planner message ignored", job_id)
-            return
-        try:
-            scopes = self.runner.resolve(job.request)
-        except NotFoundError as error:
-            self.store.fail(job_id, str(error))
-            return
-        for scope in sorted(scopes, key=lambda s: s.owner_id):
-            if job.plan_cursor is not None and scope.owner_id <= job.plan_cursor:
-                continue
-            self._run_persons_item(job, scope.owner_id)
-            videos = [v.id for v in scope.videos]
-            for start in range(0, len(videos), self.page_size):
-                page = videos[start : start + self.page_size]
-                self.store.add_items(job_id, [(ItemKind.VIDEO, v, scope.owner_id) for v in page])
-                if inline:
+        with log_context(job_id=job_id):
+            job = self.store.start(job_id)
+            if job is None:
+                log.info("job %s is not active; planner message ignored", job_id)
+                return
+            try:
+                scopes = self.runner.resolve(job.request)
+            except NotFoundError as error:
+                self.store.fail(job_id, str(error))
+                return
+            for scope in sorted(scopes, key=lambda s: s.owner_id):
+                if job.plan_cursor is not None and scope.owner_id <= job.plan_cursor:
                     continue
-                sent = [(ItemKind.VIDEO, v, self.sender.send_video(job_id, v)) for v in page]
-                self.store.set_message_ids(job_id, sent)
-            self.store.set_cursor(job_id, scope.owner_id)
-        if (finished := self.store.mark_planned(job_id)) is not None:
-            self.events.job_finished(finished)
-        if inline:
-            for item in self.store.unfinished_items(job_id):
-                if item.kind is ItemKind.VIDEO:
-                    self.run_video(job_id, item.subject_id)
+                self._run_persons_item(job, scope.owner_id)
+                videos = [v.id for v in scope.videos]
+                for start in range(0, len(videos), self.page_size):
+                    page = videos[start : start + self.page_size]
+                    self.store.add_items(job_id, [(ItemKind.VIDEO, v, scope.owner_id) for v in page])
+                    if inline:
+                        continue
+                    sent = [(ItemKind.VIDEO, v, self.sender.send_video(job_id, v)) for v in page]
+                    self.store.set_message_ids(job_id, sent)
+                self.store.set_cursor(job_id, scope.owner_id)
+            if (finished := self.store.mark_planned(job_id)) is not None:
+                self.events.job_finished(finished)
+            if inline:
+                for item in self.store.unfinished_items(job_id):
+                    if item.kind is ItemKind.VIDEO:
+                        self.run_video(job_id, item.subject_id)
 
     def _run_persons_item(self, job: Job, owner_id: uuid.UUID) -> None:
-        self.store.add_items(job.id, [(ItemKind.PERSONS, owner_id, owner_id)])
-        item = self.store.claim_item(job.id, ItemKind.PERSONS, owner_id)
-        if item is None:
-            return
-        progress = ReprocessProgress(self.runner.spec.version)
-        self.runner.run_persons(owner_id, progress, force=job.request.force)
-        self._finish(job.id, ItemKind.PERSONS, owner_id, progress)
+        with log_context(owner_id=owner_id):
+            self.store.add_items(job.id, [(ItemKind.PERSONS, owner_id, owner_id)])
+            item = self.store.claim_item(job.id, ItemKind.PERSONS, owner_id)
+            if item is None:
+                return
+            progress = ReprocessProgress(self.runner.spec.version)
+            self.runner.run_persons(owner_id, progress, force=job.request.force)
+            self._finish(job.id, ItemKind.PERSONS, owner_id, progress)
 
     # -- items --------------------------------------------------------------------------------
 
@@ -445,35 +448,41 @@ class JobCoordinator:
         nothing to do (job no longer active, item already finished: a duplicate delivery).
         An item claimed more than ``max_deliveries`` times fails as poison without running.
         Transient errors propagate (the broker retries); a vanished video fails its item."""
-        item = self.store.claim_item(job_id, ItemKind.VIDEO, video_id)
-        if item is None:
-            log.info("job %s video %s: nothing to do (finished, cancelled or duplicate)", job_id, video_id)
-            return None
-        if item.deliveries > self.max_deliveries:
-            message = (
-                f"poison item: delivered {item.deliveries} times without finishing "
-                f"(limit {self.max_deliveries}); the worker probably crashed on it"
-            )
-            log.error("job %s video %s: %s", job_id, video_id, message)
-            self._finished(
-                ItemKind.VIDEO,
-                ItemStatus.FAILED,
-                {},
-                self.store.finish_item(job_id, ItemKind.VIDEO, video_id, ItemStatus.FAILED, error=message),
-            )
+        with log_context(job_id=job_id, video_id=video_id) as context:
+            item = self.store.claim_item(job_id, ItemKind.VIDEO, video_id)
+            if item is None:
+                log.info(
+                    "job %s video %s: nothing to do (finished, cancelled or duplicate)", job_id, video_id
+                )
+                return None
+            context.update(owner_id=item.owner_id)
+            if item.deliveries > self.max_deliveries:
+                message = (
+                    f"poison item: delivered {item.deliveries} times without finishing "
+                    f"(limit {self.max_deliveries}); the worker probably crashed on it"
+                )
+                log.error("job %s video %s: %s", job_id, video_id, message)
+                self._finished(
+                    ItemKind.VIDEO,
+                    ItemStatus.FAILED,
+                    {},
+                    self.store.finish_item(
+                        job_id, ItemKind.VIDEO, video_id, ItemStatus.FAILED, error=message
+                    ),
+                )
+                return item
+            job = self.store.get(job_id)
+            assert job is not None
+            progress = ReprocessProgress(self.runner.spec.version)
+            try:
+                self.runner.run_video(
+                    item.owner_id, video_id, progress, force=job.request.force, listener=listener
+                )
+            except PermanentError as error:
+                self.fail_item(job_id, ItemKind.VIDEO, video_id, str(error))
+                return item
+            self._finish(job_id, ItemKind.VIDEO, video_id, progress)
             return item
-        job = self.store.get(job_id)
-        assert job is not None
-        progress = ReprocessProgress(self.runner.spec.version)
-        try:
-            self.runner.run_video(
-                item.owner_id, video_id, progress, force=job.request.force, listener=listener
-            )
-        except PermanentError as error:
-            self.fail_item(job_id, ItemKind.VIDEO, video_id, str(error))
-            return item
-        self._finish(job_id, ItemKind.VIDEO, video_id, progress)
-        return item
 
     def fail_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID, error: str) -> None:
         """Fail an item for good (permanent error, retries exhausted)."""
@@ -554,7 +563,8 @@ class JobCoordinator:
         resent = {}
         for job in self.store.active_jobs():
             try:
-                count = self.resume(job.id, message_exists)
+                with log_context(job_id=job.id):
+                    count = self.resume(job.id, message_exists)
             except (NotFoundError, InvalidRequestError):
                 continue  # finished meanwhile
             if count:

@@ -51,6 +51,7 @@ from scenedex.domain.ports import (
     UnitOfWorkFactory,
 )
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
+from scenedex.logcontext import log_context
 
 Step = EmbeddingStepType
 log = logging.getLogger("scenedex.reprocess")
@@ -570,9 +571,14 @@ class ReprocessRunner:
         self.log.info("reprocess %s: %d owner(s), force=%s", request.scope.value, len(scopes), request.force)
         for scope in scopes:
             self.run_persons(scope.owner_id, progress, force=request.force, listener=listener)
-            self.run_scenes(
-                scope.owner_id, self._scene_video_ids(scope), progress, force=request.force, listener=listener
-            )
+            with log_context(video_id=request.video_id):
+                self.run_scenes(
+                    scope.owner_id,
+                    self._scene_video_ids(scope),
+                    progress,
+                    force=request.force,
+                    listener=listener,
+                )
         self.log.info("reprocess done: %d failed item(s)", progress.failed)
         return progress
 
@@ -585,22 +591,25 @@ class ReprocessRunner:
         listener: ProgressListener | None = None,
     ) -> None:
         """Steps 1 and 2 for every person of the owner."""
-        tracker = _Tracker(progress, listener, self.log)
-        with self._uow_factory() as uow:
-            expected = self._expected(uow, owner_id)
-        photos = expected.photo_rows
-        tracker.plan(Step.PERSON_PHOTO_EMBEDDINGS, len(photos))
-        tracker.plan(Step.PERSON_QUERY_EMBEDDINGS, len(expected.persons))
-        for batch in _batches(photos, self.batch_size):
-            with tracker.timed(Step.PERSON_PHOTO_EMBEDDINGS), self._uow_factory() as uow:
-                stored = uow.records.states(Step.PERSON_PHOTO_EMBEDDINGS, owner_id, [p.id for p in batch])
-                stale = [p for p in batch if staleness(stored.get((p.id, "")), expected.photos[p.id], force)]
-                tracker.skipped(Step.PERSON_PHOTO_EMBEDDINGS, len(batch) - len(stale))
-                self._compute_photos(uow, stale, expected, tracker)
+        with log_context(owner_id=owner_id, spec_version=self.spec.version):
+            tracker = _Tracker(progress, listener, self.log)
+            with self._uow_factory() as uow:
+                expected = self._expected(uow, owner_id)
+            photos = expected.photo_rows
+            tracker.plan(Step.PERSON_PHOTO_EMBEDDINGS, len(photos))
+            tracker.plan(Step.PERSON_QUERY_EMBEDDINGS, len(expected.persons))
+            for batch in _batches(photos, self.batch_size):
+                with tracker.timed(Step.PERSON_PHOTO_EMBEDDINGS), self._uow_factory() as uow:
+                    stored = uow.records.states(Step.PERSON_PHOTO_EMBEDDINGS, owner_id, [p.id for p in batch])
+                    stale = [
+                        p for p in batch if staleness(stored.get((p.id, "")), expected.photos[p.id], force)
+                    ]
+                    tracker.skipped(Step.PERSON_PHOTO_EMBEDDINGS, len(batch) - len(stale))
+                    self._compute_photos(uow, stale, expected, tracker)
+                    uow.commit()
+            with tracker.timed(Step.PERSON_QUERY_EMBEDDINGS), self._uow_factory() as uow:
+                self._compute_person_queries(uow, owner_id, photos, expected, force, tracker)
                 uow.commit()
-        with tracker.timed(Step.PERSON_QUERY_EMBEDDINGS), self._uow_factory() as uow:
-            self._compute_person_queries(uow, owner_id, photos, expected, force, tracker)
-            uow.commit()
 
     def _compute_photos(
         self, uow: UnitOfWork, photos: Sequence[PersonPhoto], expected: ExpectedStates, tracker: _Tracker
@@ -703,7 +712,8 @@ class ReprocessRunner:
         with self._uow_factory() as uow:
             if uow.videos.get(owner_id, video_id) is None:
                 raise NotFoundError(f"video {video_id} not found for owner {owner_id}")
-        self.run_scenes(owner_id, [video_id], progress, force=force, listener=listener, video_id=video_id)
+        with log_context(video_id=video_id):
+            self.run_scenes(owner_id, [video_id], progress, force=force, listener=listener, video_id=video_id)
 
     def run_scenes(
         self,
@@ -723,20 +733,23 @@ class ReprocessRunner:
         batches even for short videos), one unit of work per batch. ``video_id`` labels item
         errors when the run is one video's.
         """
-        tracker = _Tracker(progress, listener, self.log, video_id)
-        with self._uow_factory() as uow:
-            scenes = uow.scenes.list_for_videos(owner_id, video_ids)
-            expected = self._expected(uow, owner_id)
-            person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
-            assessed = self._assess_scenes(uow, owner_id, scenes, expected, force)
-        people = _People(list(expected.persons), person_records)
-        pending = {scene.id for items in assessed.values() for scene, reason in items if reason is not None}
-        for step, items in assessed.items():
-            tracker.plan(step, len(items))
-            tracker.skipped(step, sum(1 for scene, _ in items if scene.id not in pending))
-        work = [scene for scene in scenes if scene.id in pending]
-        for batch in _batches(work, self.batch_size):
-            self._run_scene_batch(owner_id, batch, expected, people, force, tracker)
+        with log_context(owner_id=owner_id, spec_version=self.spec.version):
+            tracker = _Tracker(progress, listener, self.log, video_id)
+            with self._uow_factory() as uow:
+                scenes = uow.scenes.list_for_videos(owner_id, video_ids)
+                expected = self._expected(uow, owner_id)
+                person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
+                assessed = self._assess_scenes(uow, owner_id, scenes, expected, force)
+            people = _People(list(expected.persons), person_records)
+            pending = {
+                scene.id for items in assessed.values() for scene, reason in items if reason is not None
+            }
+            for step, items in assessed.items():
+                tracker.plan(step, len(items))
+                tracker.skipped(step, sum(1 for scene, _ in items if scene.id not in pending))
+            work = [scene for scene in scenes if scene.id in pending]
+            for batch in _batches(work, self.batch_size):
+                self._run_scene_batch(owner_id, batch, expected, people, force, tracker)
 
     def _run_scene_batch(
         self,
@@ -1075,8 +1088,10 @@ class _Tracker:
 
     @contextmanager
     def timed(self, step: Step) -> Iterator[None]:
+        """Time the block as ``step``'s (its lines carry ``step`` in the log context)."""
         start = time.perf_counter()
         try:
-            yield
+            with log_context(step=step.value):
+                yield
         finally:
             self.progress.seconds[step] += time.perf_counter() - start

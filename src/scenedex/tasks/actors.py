@@ -4,6 +4,9 @@ Delivery is at least once, so every actor is safe to run twice or to die half wa
 transitions are conditional updates, records are idempotent upserts, current records are
 skipped, and item counts are set rather than incremented (see ``domain.jobs``).
 
+Every line logged while an actor runs carries its ``job_id``, ``video_id``, ``owner_id`` and the
+worker's ``spec_version`` (``scenedex.logcontext``; the coordinator and runner add the rest).
+
 Options, on purpose:
 
 - ``reprocess_video`` / ``embed_video``: ``max_retries=3`` with exponential backoff from 5 s to
@@ -29,6 +32,7 @@ from dramatiq.middleware import CurrentMessage
 from scenedex.domain.errors import PermanentError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope, parse_uuid
+from scenedex.logcontext import log_context
 from scenedex.tasks import runtime
 
 log = logging.getLogger("scenedex.worker")
@@ -51,6 +55,11 @@ def _uuid(value: str, what: str) -> uuid.UUID:
     return parsed
 
 
+def _spec_version(rt: runtime.Runtime) -> str | None:
+    """The spec the worker computes under (for the log context)."""
+    return rt.services.spec.version if rt.services is not None else None
+
+
 def _last_attempt() -> bool:
     message = CurrentMessage.get_current_message()
     return message is not None and message.options.get("retries", 0) >= ITEM_RETRIES
@@ -59,13 +68,16 @@ def _last_attempt() -> bool:
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=5, time_limit=3_600_000, throws=(PermanentError,))
 def reprocess_embeddings(job_id: str) -> None:
     """Plan job ``job_id``: persons items inline, one ``reprocess_video`` message per video."""
-    runtime.current().coordinator.plan(_uuid(job_id, "job id"))
+    rt = runtime.current()
+    with log_context(job_id=job_id, spec_version=_spec_version(rt)):
+        rt.coordinator.plan(_uuid(job_id, "job id"))
 
 
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, **_ITEM_OPTIONS)
 def reprocess_video(job_id: str, video_id: str) -> None:
     """Run the scene steps of one video item of job ``job_id``."""
-    _run_video_item(_uuid(job_id, "job id"), _uuid(video_id, "video id"))
+    with log_context(job_id=job_id, video_id=video_id, spec_version=_spec_version(runtime.current())):
+        _run_video_item(_uuid(job_id, "job id"), _uuid(video_id, "video id"))
 
 
 @dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
@@ -78,12 +90,14 @@ def embed_video(video_id: str, owner_id: str) -> None:
     )
     rt = runtime.current()
     assert rt.services is not None
-    try:
-        job = rt.coordinator.store.create(request, rt.services.spec.version, JobTrigger.INGEST)
-    except ActiveJobError as active:
-        log.info("video %s: %s", video_id, active)
-        return
-    rt.coordinator.plan(job.id, inline=True)
+    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)) as context:
+        try:
+            job = rt.coordinator.store.create(request, rt.services.spec.version, JobTrigger.INGEST)
+        except ActiveJobError as active:
+            log.info("video %s: %s", video_id, active)
+            return
+        context.update(job_id=job.id)
+        rt.coordinator.plan(job.id, inline=True)
 
 
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=0, time_limit=300_000)

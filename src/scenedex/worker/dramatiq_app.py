@@ -13,12 +13,13 @@ from dramatiq.middleware.prometheus import Prometheus
 
 import scenedex.tasks  # noqa: F401  (sets the broker, declares the actors)
 from scenedex.tasks.runtime import WorkerRuntime
-from scenedex.worker.logs import configure_logging
+from scenedex.worker.logs import configure_logging, install_log_context
 from scenedex.worker.settings import Settings
 
 settings = Settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 broker = dramatiq.get_broker()
 if settings.worker.metrics_port:
     broker.add_middleware(Prometheus())
 broker.add_middleware(WorkerRuntime(settings))
+install_log_context(broker)

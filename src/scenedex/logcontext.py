@@ -1,0 +1,75 @@
+"""The log context: fields every log line carries while a job, an item or a step runs.
+
+Held in a ``contextvars.ContextVar``, so each thread (a Dramatiq worker thread runs one message
+at a time) and each asyncio task has its own, and nothing needs to be passed down: the actors
+set the job, the coordinator the item's owner and video, the runner the step, and the logging
+filter of ``scenedex.worker.logs`` copies the fields onto every record, whichever logger (ours,
+dramatiq's, opensearch-py's...) wrote it. Standard library only: ``domain`` uses it.
+
+    with log_context(job_id=job.id, video_id=video_id) as context:
+        item = claim()
+        context.update(owner_id=item.owner_id)
+        log.info("...")  # carries job_id, video_id and owner_id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from types import MappingProxyType
+
+FIELDS = ("job_id", "owner_id", "video_id", "step", "spec_version")
+"""The context fields, in the order the text format shows them."""
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_fields: ContextVar[Mapping[str, str]] = ContextVar("scenedex_log_context", default=_EMPTY)
+
+
+def current() -> dict[str, str]:
+    """The fields set now (a field that is not set is absent)."""
+    return dict(_fields.get())
+
+
+def _merged(fields: Mapping[str, object]) -> Mapping[str, str]:
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"unknown log context fields: {sorted(unknown)} (known: {', '.join(FIELDS)})")
+    merged = dict(_fields.get())
+    for name, value in fields.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = str(value)
+    return MappingProxyType(merged)
+
+
+def push(**fields: object) -> Token[Mapping[str, str]]:
+    """Set ``fields`` (None unsets one) until ``pop`` is called with the returned token; for
+    hooks that cannot use a ``with`` block (a Dramatiq middleware's before/after pair)."""
+    return _fields.set(_merged(fields))
+
+
+def pop(token: Token[Mapping[str, str]]) -> None:
+    """Restore the fields as they were before the ``push`` that returned ``token``."""
+    _fields.reset(token)
+
+
+class LogContext:
+    """The block opened by ``log_context``; ``update`` adds fields learnt inside it."""
+
+    def update(self, **fields: object) -> None:
+        """Set more fields (None unsets one) until the block ends. Call it in the block itself,
+        not inside a nested ``log_context`` (which would drop the update when it ends)."""
+        _fields.set(_merged(fields))
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[LogContext]:
+    """Add ``fields`` (values shown with ``str``; None unsets a field) to every line logged in
+    the block, on top of the enclosing context; restored when the block ends."""
+    token = push(**fields)
+    try:
+        yield LogContext()
+    finally:
+        pop(token)
