@@ -40,10 +40,14 @@ def _register_job_commands() -> None:
     app.add_typer(index_app, name="index")
     app.add_typer(jobs_app, name="jobs")
     app.command()(worker)
-    from scenedex.scripts.api_cli import api, scheduler
+    from scenedex.scripts.api_cli import api, embed_server, scheduler
 
     app.command()(api)
+    app.command(name="embed-server")(embed_server)
     app.command()(scheduler)
+    from scenedex.scripts.doctor_cli import doctor
+
+    app.command()(doctor)
 
 
 stderr = Console(stderr=True)
@@ -73,7 +77,7 @@ def _services(**overrides: Any) -> Any:
     from scenedex.worker.bootstrap import bootstrap
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return bootstrap(settings, **overrides)
 
 
@@ -199,7 +203,9 @@ def reprocess(
         )
         services = _services()
         runner = services.runner()
-        configure_logging(services.settings.log_level, spec_version=runner.spec.version)
+        configure_logging(
+            services.settings.log_level, services.settings.log_format, spec_version=runner.spec.version
+        )
         if dry_run:
             plan = runner.plan(request)
             _print_plan(plan.to_dict(), json_output)
@@ -295,7 +301,7 @@ def demo(
     from scenedex.worker.bootstrap import bootstrap
 
     base = Settings()
-    configure_logging("WARNING")
+    configure_logging("WARNING", base.log_format)
 
     def make_services(untrained: bool) -> Any:
         clip = base.clip.model_copy(update={"pretrained": "none"}) if untrained else base.clip
@@ -367,10 +373,11 @@ def bench(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from scenedex.services.bench import run_bench
 
-    configure_logging("WARNING")
+    settings = Settings()
+    configure_logging("WARNING", settings.log_format)
     with user_errors():
         report = run_bench(
-            Settings(),
+            settings,
             scenes=scenes,
             batch_size=batch_size,
             database_url=database_url,
@@ -448,6 +455,103 @@ def _print_bench(report: dict[str, Any]) -> None:
 
 def _run_figures(run: dict[str, Any]) -> tuple[float, float]:
     return run["seconds"], run["scenes_per_s"]
+
+
+@app.command(name="embed-bench")
+def embed_bench(
+    clients: Annotated[
+        list[int] | None,
+        typer.Option(min=1, help="Concurrent clients per run; repeat for several counts (default 8 and 16)."),
+    ] = None,
+    requests: Annotated[int, typer.Option(min=1, help="Measured requests per run, one image each.")] = 300,
+    max_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Per run: send no new request after this many seconds.")
+    ] = 30.0,
+    max_wait_ms: Annotated[
+        float | None,
+        typer.Option(min=0, help="Batcher max wait, ms (default: SCENEDEX_EMBED__BATCHER_MAX_WAIT_MS)."),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Batcher max batch, images (default: SCENEDEX_EMBED__BATCHER_MAX_BATCH)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Load-test the embedding service on loopback with its dynamic batcher on and off.
+
+    Loads the models once and serves them twice (batcher on, batcher off). Per client count and
+    batcher setting, N concurrent clients send signed POST /v1/embed/image requests (1280x720
+    JPEG keyframes, ~200 kB) until --requests are sent or --max-seconds pass (the run then says
+    it stopped early). Weights are never downloaded: without pretrained CLIP weights it says so
+    and uses SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning (failed requests).
+
+    --json keys (seconds, ms, KiB): machine, model {clip_model_id, precision, device, note},
+    images, settings, runs [{batcher, clients, requests, ok, failures, seconds, images_per_s,
+    latency_ms {mean, p50, p90, p99, max}, batch {batches, images, mean_batch, batch_sizes,
+    queue_wait_ms_mean}, stopped_early}], seconds, stopped_early, warnings."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from scenedex.services.embed_bench import run_embed_bench
+
+    settings = Settings()
+    configure_logging("WARNING", settings.log_format)
+    with user_errors():
+        report = run_embed_bench(
+            settings,
+            clients=clients or (8, 16),
+            requests=requests,
+            max_seconds=max_seconds,
+            max_wait_ms=max_wait_ms,
+            max_batch=max_batch,
+            say=lambda line: stderr.print(line, highlight=False, soft_wrap=True),
+        )
+    for warning in report["warnings"]:
+        stderr.print(f"[bold red]warning:[/bold red] {warning}", highlight=False, soft_wrap=True)
+    if report["stopped_early"]:
+        stderr.print(f"[yellow]note:[/yellow] a run stopped early, at --max-seconds {max_seconds:g}")
+    if json_output:
+        _print_json(report)
+    else:
+        _print_embed_bench(report)
+    raise typer.Exit(0 if not report["warnings"] else 1)
+
+
+def _print_embed_bench(report: dict[str, Any]) -> None:
+    console = Console()
+    machine, model, images, settings = (report[k] for k in ("machine", "model", "images", "settings"))
+    console.print(
+        f"[bold]scenedex embed-bench[/bold]: POST /v1/embed/image on loopback, {images['width']}x"
+        f"{images['height']} JPEG (mean {images['kib_mean']:.0f} KiB), batcher max wait "
+        f"{settings['max_wait_ms']:g} ms, max batch {settings['max_batch']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{machine['cpu_model']}, {machine['cpus']} CPUs, load {machine['load_1m'][0]} -> "
+        f"{machine['load_1m'][1]}; CLIP {model['clip_model_id']} ({model['precision']}, {model['device']})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if model["note"]:
+        console.print(f"[yellow]note:[/yellow] {model['note']}", highlight=False)
+    stopped = any(run["stopped_early"] for run in report["runs"])
+    table = Table(
+        title="single-image clients", caption="* stopped early (--max-seconds)" if stopped else None
+    )
+    for column in ("clients", "batcher", "sent", "img/s", "mean batch", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for run in report["runs"]:
+        table.add_row(
+            str(run["clients"]),
+            run["batcher"],
+            f"{run['requests']}{'*' if run['stopped_early'] else ''}",
+            f"{run['images_per_s']:.1f}",
+            f"{run['batch']['mean_batch']:.2f}",
+            f"{run['latency_ms']['p50']:.0f}",
+            f"{run['latency_ms']['p99']:.0f}",
+        )
+    console.print(table)
 
 
 def _print_demo(report: Any) -> None:

@@ -1,0 +1,548 @@
+"""``scenedex doctor``: check every configured dependency and say what to fix.
+
+Each ``check_*`` function returns ``Check`` results (name, status, what was found, how to fix
+it); ``run_checks(settings)`` runs them in order, each in a thread under a deadline so that
+nothing can hang the command. Network clients get ``timeout`` seconds (a missing OpenSearch,
+Redis or Postgres fails in about that). Model checks never download anything: a pretrained CLIP
+tag is looked up in the Hugging Face cache, checkpoint files and model folders on disk; with
+``load_models`` every model is also loaded (seconds; the CLI sets ``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from scenedex.adapters.model_files import one_line
+from scenedex.worker.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings, TextSettings
+
+MODEL_DEADLINE_S = 120.0
+"""Model checks import open_clip and torch (several seconds on a cold disk); loading takes longer."""
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: ``fix`` says what to do when the status is not OK."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+
+def ok(name: str, detail: str) -> Check:
+    return Check(name, Status.OK, detail)
+
+
+def warn(name: str, detail: str, fix: str | None = None) -> Check:
+    return Check(name, Status.WARN, detail, fix)
+
+
+def fail(name: str, detail: str, fix: str | None = None) -> Check:
+    return Check(name, Status.FAIL, detail, fix)
+
+
+def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = False) -> list[Check]:
+    """Every check for ``settings``, in report order: database, migrations, Redis, the search
+    index, the models, storage and (``SCENEDEX_EMBEDDER__BACKEND=http``) the embedding service."""
+    engine = database_engine(settings.database_url, timeout)
+    network = 3 * timeout + 1  # a check may make a few requests
+    try:
+        checks = guarded(("database", "migrations"), lambda: check_database(engine), network)
+        reachable = engine if checks[0].status is Status.OK else None
+        checks += guarded(("redis",), lambda: [check_redis(settings.redis_url, timeout)], network)
+        if settings.search.backend == "opensearch":
+            search = lambda: check_opensearch(settings.search, timeout)  # noqa: E731
+            checks += guarded(("opensearch", "search aliases"), search, network)
+        else:
+            checks += guarded(("search index",), lambda: [check_search_table(reachable)], network)
+        model_checks = (
+            ("clip weights", lambda: [check_clip(settings.clip, load=load_models)]),
+            ("text model", lambda: [check_text_model(settings.text, load=load_models)]),
+            ("face models", lambda: [check_face_models(load=load_models)]),
+        )
+        for name, probe in model_checks:
+            checks += [_if_remote(c, settings.embedder) for c in guarded((name,), probe, MODEL_DEADLINE_S)]
+        checks += guarded(("storage",), lambda: [check_storage(settings.storage_url)], network)
+        if settings.embedder.backend == "http":
+            service = lambda: [check_embed_service(settings.embedder, timeout)]  # noqa: E731
+            checks += guarded(("embedding service",), service, network)
+        return checks
+    finally:
+        engine.dispose()
+
+
+def guarded(names: Sequence[str], probe: Callable[[], list[Check]], deadline: float) -> list[Check]:
+    """``probe()`` run in a daemon thread: its checks, or a FAIL per name if it raised or did
+    not answer within ``deadline`` seconds (the thread is left behind; the process exits)."""
+    outcome: list[list[Check] | BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(probe())
+        except Exception as error:  # a check that crashes is reported, never raised
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, name=f"doctor-{names[0]}", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if not outcome:
+        return [
+            fail(name, f"no answer within {deadline:g} s", "see why the dependency hangs") for name in names
+        ]
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        return [fail(name, f"check failed: {type(result).__name__}: {one_line(result)}") for name in names]
+    return result
+
+
+# -- database --------------------------------------------------------------------------------
+
+
+def database_engine(database_url: str, timeout: float) -> sa.Engine:
+    """An engine without a pool whose connection attempts give up after ``timeout`` seconds
+    (libpq counts whole seconds, at least 2). Unlike ``adapters.db.engine.create_engine`` it
+    creates no folder for a SQLite file: the doctor changes nothing."""
+    url = make_url(database_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {"poolclass": sa.pool.NullPool}
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = {"connect_timeout": max(2, math.ceil(timeout))}
+    return sa.create_engine(url, **options)
+
+
+_PRODUCTS = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def check_database(engine: sa.Engine) -> list[Check]:
+    """``database`` (reachable, server version) and ``migrations`` (at the head revision)."""
+    shown = engine.url.render_as_string(hide_password=True)
+    not_checked = fail("migrations", "not checked: the database is unreachable")
+    sqlite_file = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if sqlite_file not in (None, "", ":memory:") and not Path(str(sqlite_file)).is_file():
+        fix = "run `scenedex db upgrade` (creates it), or set SCENEDEX_DATABASE_URL"
+        return [fail("database", f"SQLite file {sqlite_file} does not exist", fix), not_checked]
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+            version = ".".join(str(part) for part in connection.dialect.server_version_info or ())
+    except sa.exc.SQLAlchemyError as error:
+        reason = one_line(getattr(error, "orig", None) or error)
+        fix = "start the database, or fix SCENEDEX_DATABASE_URL (host, port, user, password, database)"
+        return [fail("database", f"{shown} unreachable: {reason}", fix), not_checked]
+    server = f"{_PRODUCTS.get(engine.dialect.name, engine.dialect.name)} {version}".strip()
+    return [ok("database", f"{shown} reachable ({server})"), check_migrations(engine)]
+
+
+def check_migrations(engine: sa.Engine) -> Check:
+    """The database's Alembic revision against the newest one shipped with this code."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from scenedex.adapters.db.migrate import alembic_config, current_revision
+
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    current = current_revision(engine)
+    if current == head:
+        return ok("migrations", f"at head {head}")
+    upgrade = "run `scenedex db upgrade`"
+    if current is None:
+        return fail("migrations", f"no schema (head is {head})", upgrade)
+    try:
+        script.get_revision(current)
+    except CommandError:
+        return fail(
+            "migrations",
+            f"at {current}, a revision this code does not know (head {head}): the database is newer",
+            "run the scenedex version that migrated it, or restore a matching backup",
+        )
+    return fail("migrations", f"at {current}, head is {head}", upgrade)
+
+
+def check_search_table(engine: sa.Engine | None) -> Check:
+    """The table-backed search index (``SCENEDEX_SEARCH__BACKEND=table``)."""
+    from scenedex.adapters.db.tables import search_documents
+
+    name = "search index"
+    if engine is None:
+        return fail(name, "not checked: the database is unreachable")
+    if not sa.inspect(engine).has_table(search_documents.name):
+        return fail(name, f"table {search_documents.name} is missing", "run `scenedex db upgrade`")
+    return ok(name, f"table {search_documents.name} (SCENEDEX_SEARCH__BACKEND=table)")
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+def check_redis(url: str, timeout: float) -> Check:
+    """Reachable (PING); WARN when Redis may evict keys, which would lose queued messages."""
+    import redis
+
+    shown = hide_password(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+        info = _redis_info(client)
+    except redis.exceptions.AuthenticationError as error:
+        fix = "put the password in SCENEDEX_REDIS_URL (redis://:PASSWORD@host:6379/0)"
+        return fail("redis", f"{shown}: authentication failed ({one_line(error)})", fix)
+    except redis.exceptions.RedisError as error:
+        return fail(
+            "redis", f"{shown} unreachable: {one_line(error)}", "start Redis, or fix SCENEDEX_REDIS_URL"
+        )
+    finally:
+        client.close()
+    detail = f"{shown} reachable (Redis {info.get('redis_version', 'version unknown')})"
+    policy = info.get("maxmemory_policy")
+    if info.get("maxmemory") and policy not in (None, "noeviction"):
+        fix = "set maxmemory-policy noeviction (the broker's queues must never be evicted)"
+        return warn("redis", f"{detail}; maxmemory-policy {policy} may evict queued messages", fix)
+    return ok("redis", detail)
+
+
+def _redis_info(client: Any) -> dict[str, Any]:
+    import redis
+
+    try:
+        return dict(client.info())
+    except redis.exceptions.ResponseError:  # INFO not allowed for this user: only PING is checked
+        return {}
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+# -- OpenSearch ------------------------------------------------------------------------------
+
+
+def check_opensearch(search: SearchSettings, timeout: float) -> list[Check]:
+    """``opensearch`` (cluster reachable, version, health) and ``search aliases`` (the read and
+    write aliases of ``SCENEDEX_SEARCH__INDEX_PREFIX``)."""
+    from opensearchpy import exceptions as errors
+
+    from scenedex.adapters.opensearch import IndexNames, OpenSearchIndex, make_client
+
+    password = search.password.get_secret_value() if search.password else None
+    client = make_client(
+        search.url,
+        username=search.username,
+        password=password,
+        verify_certs=search.verify_certs,
+        ca_certs=search.ca_certs,
+        timeout_s=timeout,
+        max_retries=0,
+    )
+    not_checked = fail("search aliases", "not checked: the cluster is unreachable")
+    try:
+        info = client.info()
+    except (errors.AuthenticationException, errors.AuthorizationException) as error:
+        fix = "set SCENEDEX_SEARCH__USERNAME and __PASSWORD (a user allowed the scenedex indexes)"
+        return [
+            fail("opensearch", f"{search.url} refused the credentials (HTTP {error.status_code})", fix),
+            not_checked,
+        ]
+    except errors.SSLError as error:
+        fix = "set SCENEDEX_SEARCH__CA_CERTS to the cluster's CA (PEM), or fix SCENEDEX_SEARCH__URL"
+        return [fail("opensearch", f"{search.url}: TLS failed ({_reason(error, timeout)})", fix), not_checked]
+    except errors.ConnectionError as error:
+        fix = (
+            "start OpenSearch, or set SCENEDEX_SEARCH__URL to the cluster (or SCENEDEX_SEARCH__BACKEND=table)"
+        )
+        return [fail("opensearch", f"{search.url} unreachable: {_reason(error, timeout)}", fix), not_checked]
+    except errors.TransportError as error:
+        return [
+            fail("opensearch", f"{search.url} answered HTTP {error.status_code}: {error.error}"),
+            not_checked,
+        ]
+    version = info.get("version", {}).get("number", "?")
+    cluster = _cluster_health(client)
+    detail = f"{search.url} reachable (OpenSearch {version}, cluster {cluster or 'health unknown'})"
+    if cluster == "red":
+        first = fail(
+            "opensearch", detail, "some primary shards are unassigned: see GET _cluster/allocation/explain"
+        )
+    elif cluster == "yellow":
+        fix = "replicas are unassigned: add nodes, or SCENEDEX_SEARCH__REPLICAS=0 on a single node"
+        first = warn("opensearch", detail, fix)
+    else:
+        first = ok("opensearch", detail)
+    names = IndexNames(search.index_prefix)
+    return [first, _aliases(OpenSearchIndex(client, _no_layout, names=names), names)]
+
+
+def _cluster_health(client: Any) -> str | None:
+    try:
+        return str(client.cluster.health()["status"])
+    except Exception:  # a user without cluster:monitor rights: health is just not shown
+        return None
+
+
+def _no_layout() -> Any:
+    raise RuntimeError("the doctor reads aliases only")
+
+
+def _aliases(index: Any, names: Any) -> Check:
+    name = "search aliases"
+    state = index.aliases()
+    read, write = names.read_alias, names.write_alias
+    if state.read and state.write:
+        phase = "live" if state.phase == "live" else f"building {state.write}"
+        return ok(name, f"{read} -> {state.read}, {write} -> {state.write} ({phase})")
+    if state.write:
+        return warn(
+            name,
+            f"{read} is missing: the first index {state.write} is being built, searches find nothing yet",
+            "let the reprocess finish (the read alias moves when every scene is indexed), "
+            "or run `scenedex index promote`",
+        )
+    if state.read:
+        return warn(name, f"{write} is missing ({read} -> {state.read})", "the next reprocess recreates it")
+    return warn(
+        name,
+        f"no scene index yet ({read}, {write} missing)",
+        "run `scenedex reprocess --scope all --enqueue` (its first write creates the index and aliases)",
+    )
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """A short cause for a client connection error (theirs are long and nested)."""
+    text = one_line(error)
+    for marker, short in (
+        ("Connection refused", "connection refused"),
+        ("timed out", f"no answer within {timeout:g} s"),
+        ("Name or service not known", "host name not found"),
+        ("Temporary failure in name resolution", "host name not found"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
+    ):
+        if marker in text:
+            return short
+    return text[:200]
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
+    """The CLIP weights: a local checkpoint file, or a pretrained tag whose weights are in the
+    Hugging Face cache (looked up, never downloaded); ``none`` (untrained) is a WARN."""
+    from scenedex.adapters.clip import UNTRAINED, OpenClipImageEmbedder
+    from scenedex.domain.errors import ModelLoadError
+
+    name = "clip weights"
+    local = "set SCENEDEX_CLIP__PRETRAINED to a local open_clip checkpoint file"
+    if clip.pretrained.strip().lower() == UNTRAINED:
+        return warn(
+            name,
+            f"{clip.model} with untrained random weights (SCENEDEX_CLIP__PRETRAINED=none): tests only",
+            f"{local}, or to a pretrained tag cached on this node",
+        )
+    try:
+        embedder = OpenClipImageEmbedder(
+            clip.model, clip.pretrained, device=clip.device, precision=clip.precision
+        )
+        embedder.preprocessing_id  # noqa: B018  (checks the architecture and the tag; no weights)
+    except (ModelLoadError, ValueError) as error:
+        return fail(name, one_line(error), local)
+    checkpoint = Path(clip.pretrained).expanduser()
+    if checkpoint.is_file():
+        found = f"{clip.model} checkpoint {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MiB)"
+    else:
+        cached, where = cached_clip_weights(clip.model, clip.pretrained)
+        if cached is None:
+            return fail(
+                name,
+                f"pretrained weights {clip.model}/{clip.pretrained} are not cached on this node "
+                f"({where}); a worker would try to download them at start and fail offline",
+                f"{local} (e.g. SCENEDEX_CLIP__PRETRAINED=/models/open_clip_model.safetensors), or copy "
+                f"the weights into this node's Hugging Face cache (HF_HOME) from a machine that can "
+                f"reach the hub",
+            )
+        found = f"{clip.model}/{clip.pretrained} cached at {cached}"
+    return _loaded(name, found, embedder, load)
+
+
+def cached_clip_weights(model: str, tag: str) -> tuple[str | None, str]:
+    """Where open_clip would find ``tag``'s weights without downloading: ``(path, where)``
+    with path None when they are not there (``where`` says where it looked)."""
+    import open_clip
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    cfg = open_clip.get_pretrained_cfg(model, tag) or {}
+    if cfg.get("file"):
+        return (cfg["file"] if os.path.isfile(cfg["file"]) else None), cfg["file"]
+    if cfg.get("hf_hub"):
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo, filename = os.path.split(cfg["hf_hub"])
+        candidates = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+        if filename.endswith((".bin", ".pth")):
+            candidates.insert(0, filename[:-4] + ".safetensors")
+        for candidate in candidates:
+            path = try_to_load_from_cache(repo, candidate)
+            if isinstance(path, str):
+                return path, repo
+        return None, f"Hugging Face repo {repo} not in {constants.HF_HUB_CACHE}"
+    if cfg.get("url"):
+        path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
+        return (path if os.path.isfile(path) else None), path
+    return None, "no download source known to open_clip"
+
+
+def check_text_model(text: TextSettings, *, load: bool = False) -> Check:
+    """The sentence-transformers folder (packaged MiniLM or a local folder) and its weights."""
+    from scenedex.adapters.text import SentenceTransformerTextEmbedder
+    from scenedex.domain.errors import ModelLoadError
+
+    name = "text model"
+    try:
+        embedder = SentenceTransformerTextEmbedder(text.model, device=text.device, precision=text.precision)
+    except (ModelLoadError, ValueError) as error:
+        return fail(name, one_line(error), "set SCENEDEX_TEXT__MODEL to a local sentence-transformers folder")
+    return _loaded(name, f"{text.model} in {embedder.folder}", embedder, load)
+
+
+def check_face_models(*, load: bool = False) -> Check:
+    """dlib and the ``face_recognition_models`` files."""
+    from scenedex.adapters.faces import DlibFaceEmbedder, face_models_dir
+    from scenedex.domain.errors import ModelLoadError
+
+    name = "face models"
+    install = "pip install 'scenedex[ml]' (dlib-bin and face_recognition_models)"
+    if importlib.util.find_spec("dlib") is None:
+        return fail(name, "dlib is not installed", install)
+    try:
+        folder = face_models_dir()
+    except ModelLoadError as error:
+        return fail(name, one_line(error), install)
+    return _loaded(name, f"dlib models in {folder}", DlibFaceEmbedder() if load else None, load)
+
+
+def _loaded(name: str, found: str, embedder: Any, load: bool) -> Check:
+    """OK with ``found``; with ``load``, only once the embedder's weights have loaded."""
+    if not load:
+        return ok(name, found)
+    from scenedex.domain.errors import ModelLoadError
+
+    try:
+        embedder.load()
+    except ModelLoadError as error:
+        return fail(name, f"{found}, but loading failed: {one_line(error)}", "replace the file (corrupt?)")
+    return ok(name, f"{found}; loaded")
+
+
+def _if_remote(check: Check, embedder: EmbedderSettings) -> Check:
+    """With the embedding service (``SCENEDEX_EMBEDDER__BACKEND=http``) workers load no model:
+    a model problem here is a WARN (it matters where ``scenedex embed-server`` runs)."""
+    if embedder.backend != "http" or check.status is not Status.FAIL:
+        return check
+    return warn(check.name, f"{check.detail} (workers here use the embedding service)", check.fix)
+
+
+# -- storage and the embedding service -------------------------------------------------------
+
+
+def check_storage(storage_url: str) -> Check:
+    """The blob store root (``SCENEDEX_STORAGE_URL``, via fsspec) exists and is listable."""
+    from fsspec.core import url_to_fs
+
+    name = "storage"
+    try:
+        fs, root = url_to_fs(storage_url)
+    except (ImportError, ValueError) as error:
+        return fail(name, f"{storage_url}: {one_line(error)}", "pip install 'scenedex[s3]' for s3:// URLs")
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    try:
+        if not fs.exists(root):
+            if local:
+                return _missing_local_root(name, storage_url, Path(root))
+            return fail(
+                name, f"{storage_url} does not exist", "create the bucket, or fix SCENEDEX_STORAGE_URL"
+            )
+        entries = len(fs.ls(root, detail=False))
+    except Exception as error:  # fsspec backends raise their own types (botocore's, aiohttp's...)
+        return fail(name, f"{storage_url}: {one_line(error)}", "fix SCENEDEX_STORAGE_URL or its credentials")
+    if local and not os.access(root, os.W_OK):
+        return warn(name, f"{storage_url} is not writable by this user", "ingest writes keyframes there")
+    return ok(name, f"{storage_url} listable ({entries} entries)")
+
+
+def _missing_local_root(name: str, storage_url: str, root: Path) -> Check:
+    parent = next((p for p in root.parents if p.exists()), None)
+    if parent is not None and os.access(parent, os.W_OK):
+        return warn(name, f"{storage_url} does not exist yet", "nothing to do: the first ingest creates it")
+    return fail(
+        name, f"{storage_url} does not exist and cannot be created", "create it, or fix SCENEDEX_STORAGE_URL"
+    )
+
+
+def check_embed_service(embedder: EmbedderSettings, timeout: float) -> Check:
+    """``GET {url}/health`` of the embedding service, with the model ids it reports."""
+    import httpx
+
+    name = "embedding service"
+    url = embedder.url.rstrip("/") + "/health"
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as error:
+        fix = "start `scenedex embed-server` there, or fix SCENEDEX_EMBEDDER__URL"
+        return fail(name, f"{url} unreachable: {_reason(error, timeout)}", fix)
+    if response.status_code != 200:
+        return fail(name, f"{url} answered HTTP {response.status_code}", "see the embedding service's log")
+    try:
+        body = response.json()
+    except ValueError:
+        return fail(
+            name, f"{url} answered 200 but not JSON", "is SCENEDEX_EMBEDDER__URL the embedding service?"
+        )
+    models = model_ids(body)
+    listed = ", ".join(f"{role}={model_id}" for role, model_id in models.items()) or "none reported"
+    status = body.get("status", "ok") if isinstance(body, dict) else "ok"
+    detail = f"{url} status {status}; models: {listed}"
+    if status != "ok":
+        return warn(name, detail, "see the embedding service's log")
+    if not models:
+        return warn(name, detail, "the worker fingerprints its steps with these ids: upgrade the service")
+    return ok(name, detail)
+
+
+def model_ids(body: Any) -> dict[str, str]:
+    """``{role: model_id}`` from a ``/health`` body (``models: {role: {"model_id"}}``)."""
+    models = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(models, dict):
+        return {}
+    found = {}
+    for role, model in models.items():
+        if isinstance(model, dict) and model.get("model_id"):
+            found[str(role)] = str(model["model_id"])
+        elif isinstance(model, str):
+            found[str(role)] = model
+    return found
