@@ -480,6 +480,20 @@ def snapshot(services: Any, owner: uuid.UUID) -> dict[tuple[str, str, str], Any]
     return records
 
 
+def local_services(settings: Settings, models: EmbedModels, engine: Any, blobs: Any) -> Any:
+    """Services on ``engine`` and ``blobs`` with the in-process model adapters of ``models``."""
+    from scenedex.worker.bootstrap import bootstrap
+
+    return bootstrap(
+        settings,
+        engine=engine,
+        blobs=blobs,
+        image_embedder=models.clip,
+        text_embedder=models.text,
+        face_embedder=models.faces,
+    )
+
+
 def with_backend(settings: Settings, url: str) -> Settings:
     return settings.model_copy(
         update={"embedder": settings.embedder.model_copy(update={"backend": "http", "url": url})}
@@ -499,14 +513,7 @@ def test_reprocess_through_http_and_local_writes_identical_embeddings_and_finger
     owner, _ = seed_owner(postgres_engine, blobs, tmp_path)
     request = ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner)
     settings = settings_for()
-    local = bootstrap(
-        settings,
-        engine=postgres_engine,
-        blobs=blobs,
-        image_embedder=models.clip,
-        text_embedder=models.text,
-        face_embedder=models.faces,
-    )
+    local = local_services(settings, models, postgres_engine, blobs)
     remote = bootstrap(with_backend(settings, server[0]), engine=postgres_engine, blobs=blobs)
     assert type(remote.image_embedder).__name__ == "HttpImageEmbedder"
     assert remote.spec == local.spec and remote.spec.version == local.spec.version
@@ -560,14 +567,7 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     owner, scene_ids = seed_owner(postgres_engine, blobs, tmp_path)
     request = ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner)
     settings = settings_for()
-    local = bootstrap(
-        settings,
-        engine=postgres_engine,
-        blobs=blobs,
-        image_embedder=models.clip,
-        text_embedder=models.text,
-        face_embedder=models.faces,
-    )
+    local = local_services(settings, models, postgres_engine, blobs)
     assert local.runner().run(request).ok
     bf16 = OpenClipImageEmbedder(
         "ViT-B-32", "none", device="cpu", precision="bf16", max_bytes=MAX_IMAGE_BYTES

@@ -130,6 +130,21 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
+def replaying(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` that gives ``body`` (already read by a middleware) as one
+    ``http.request`` message, then defers to the real ``receive`` (disconnects)."""
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return dict(await receive())
+
+    return replay
+
+
 class BodySizeLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets 413 JSON before the app sees
     it, whether announced by ``Content-Length`` or streamed in chunks (bodies are buffered up
@@ -165,17 +180,7 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return dict(await receive())
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         response = JSONResponse(

@@ -51,7 +51,7 @@ from scenedex.adapters.request_signing import (
     SignatureError,
     SignatureVerifier,
 )
-from scenedex.api.app import BodySizeLimit
+from scenedex.api.app import BodySizeLimit, replaying
 from scenedex.api.auth import ApiConfigError
 from scenedex.api.embed_batcher import DynamicBatcher
 from scenedex.api.embed_fetch import FetchPolicy, ImageFetcher, ImageInputError, decode_base64
@@ -535,16 +535,7 @@ class SignedRequests:
         except SignatureError as error:
             await JSONResponse({"detail": f"unauthorised: {error}"}, status_code=401)(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return dict(await receive())
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 class RequestMetrics:

@@ -249,18 +249,10 @@ def check_opensearch(search: SearchSettings, timeout: float) -> list[Check]:
     write aliases of ``SCENEDEX_SEARCH__INDEX_PREFIX``)."""
     from opensearchpy import exceptions as errors
 
-    from scenedex.adapters.opensearch import IndexNames, OpenSearchIndex, make_client
+    from scenedex.adapters.opensearch import IndexNames, OpenSearchIndex
+    from scenedex.worker.bootstrap import opensearch_client
 
-    password = search.password.get_secret_value() if search.password else None
-    client = make_client(
-        search.url,
-        username=search.username,
-        password=password,
-        verify_certs=search.verify_certs,
-        ca_certs=search.ca_certs,
-        timeout_s=timeout,
-        max_retries=0,
-    )
+    client = opensearch_client(search, timeout_s=timeout, max_retries=0)
     not_checked = fail("search aliases", "not checked: the cluster is unreachable")
     try:
         info = client.info()

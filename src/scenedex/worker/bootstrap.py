@@ -29,7 +29,7 @@ from scenedex.domain.ports import (
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.search import search_scenes
-from scenedex.worker.settings import Settings
+from scenedex.worker.settings import SearchSettings, Settings
 
 
 @dataclass
@@ -121,29 +121,33 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
     return services
 
 
+def opensearch_client(
+    search: SearchSettings, *, timeout_s: float | None = None, max_retries: int | None = None
+) -> Any:
+    """An ``opensearchpy.OpenSearch`` client for ``SCENEDEX_SEARCH__*`` (URL, basic auth, TLS);
+    ``timeout_s`` (seconds) and ``max_retries`` override the settings' (``scenedex doctor``
+    uses short ones)."""
+    from scenedex.adapters.opensearch import make_client
+
+    return make_client(
+        search.url,
+        username=search.username,
+        password=search.password.get_secret_value() if search.password else None,
+        verify_certs=search.verify_certs,
+        ca_certs=search.ca_certs,
+        timeout_s=search.timeout_s if timeout_s is None else timeout_s,
+        max_retries=search.max_retries if max_retries is None else max_retries,
+    )
+
+
 def _opensearch(services: Services) -> SearchIndex:
     """The OpenSearch index of ``services``' spec; its layout (spec fingerprint, vector sizes
     from the embedders, which load no weights for it) is resolved on first use."""
-    from scenedex.adapters.opensearch import (
-        IndexLayout,
-        IndexNames,
-        OpenSearchIndex,
-        make_client,
-        sql_scene_counts,
-    )
+    from scenedex.adapters.opensearch import IndexLayout, IndexNames, OpenSearchIndex, sql_scene_counts
 
     search = services.settings.search
     names = IndexNames(search.index_prefix)
-    password = search.password.get_secret_value() if search.password else None
-    client = make_client(
-        search.url,
-        username=search.username,
-        password=password,
-        verify_certs=search.verify_certs,
-        ca_certs=search.ca_certs,
-        timeout_s=search.timeout_s,
-        max_retries=search.max_retries,
-    )
+    client = opensearch_client(search)
 
     def layout() -> IndexLayout:
         text: Any = services.text_embedder  # the adapters' ``dim`` (not part of the port)
