@@ -4,7 +4,10 @@ harness that runs the same runner scenarios over the in-memory fakes and both da
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +25,7 @@ from scenedex.adapters.db.tables import metadata
 from scenedex.domain.model import Person, PersonPhoto, Scene, Video, new_id
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
+from scenedex.services.ingest import keyframe_key
 from tests.fakes import (
     FakeFaceEmbedder,
     FakeImageEmbedder,
@@ -128,15 +132,25 @@ class World:
     text: FakeTextEmbedder
     faces: FakeFaceEmbedder
 
-    def runner(self, batch_size: int = 4, **spec_changes: Any) -> ReprocessRunner:
-        spec = ReprocessSpec.latest(make_inputs(self.clip, self.text, self.faces, **spec_changes))
+    def runner(
+        self,
+        batch_size: int = 4,
+        *,
+        spec: ReprocessSpec | None = None,
+        index: Any = None,
+        **spec_changes: Any,
+    ) -> ReprocessRunner:
+        """A runner on this world's fakes; ``spec`` (default: the latest for the fakes with
+        ``spec_changes``) and ``index`` (default: the world's) may be given."""
+        if spec is None:
+            spec = ReprocessSpec.latest(make_inputs(self.clip, self.text, self.faces, **spec_changes))
         return ReprocessRunner(
             uow_factory=self.uow_factory,
             blobs=self.blobs,
             image_embedder=self.clip,
             text_embedder=self.text,
             face_embedder=self.faces,
-            search_index=self.index,
+            search_index=self.index if index is None else index,
             spec=spec,
             batch_size=batch_size,
         )
@@ -153,7 +167,7 @@ class World:
         )
         scenes = []
         for i, data in enumerate(keyframes):
-            key = f"owners/{owner_id}/videos/{video.id}/keyframes/{i:05d}.jpg"
+            key = keyframe_key(owner_id, video.id, i)
             uri = self.blobs.write(key, data) if data is not None else f"memory://blobs/{key}"
             scenes.append(
                 Scene(
@@ -228,3 +242,18 @@ def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Any]:
     from scenedex.tasks import runtime
 
     runtime.install(None)
+
+
+def cli_json(*args: str, timeout: float = 300, **env_vars: str) -> Any:
+    """Run ``scenedex *args --json`` in a subprocess, offline and with explicitly untrained CLIP
+    weights (plus ``env_vars``); assert exit 0 and return the parsed JSON of stdout."""
+    env = {**os.environ, "SCENEDEX_CLIP__PRETRAINED": "none", "HF_HUB_OFFLINE": "1", **env_vars}
+    result = subprocess.run(
+        [sys.executable, "-m", "scenedex.scripts.cli", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
+    return json.loads(result.stdout)

@@ -79,17 +79,7 @@ class OsWorld:
         return OpenSearchIndex(self.client, self.layout(spec), **options)
 
     def runner(self, spec: ReprocessSpec, index: Any, batch_size: int = 2) -> ReprocessRunner:
-        w = self.world
-        return ReprocessRunner(
-            uow_factory=w.uow_factory,
-            blobs=w.blobs,
-            image_embedder=w.clip,
-            text_embedder=w.text,
-            face_embedder=w.faces,
-            search_index=index,
-            spec=spec,
-            batch_size=batch_size,
-        )
+        return self.world.runner(batch_size, spec=spec, index=index)
 
     def run_all(self, spec: ReprocessSpec, index: Any, batch_size: int = 2) -> Any:
         return self.runner(spec, index, batch_size).run(ReprocessRequest(ReprocessScope.ALL))
@@ -107,17 +97,21 @@ class OsWorld:
         return owner_ids
 
 
-@pytest.fixture
-def os_world(sqlite_engine: sa.Engine, os_client: OpenSearch) -> OsWorld:
-    world = World(
-        SqlUnitOfWorkFactory(sqlite_engine),
+def fake_world(engine: sa.Engine) -> World:
+    """A world on ``engine`` with fake embedders and no index of its own (each test gives one)."""
+    return World(
+        SqlUnitOfWorkFactory(engine),
         InMemoryBlobStore(),
         None,
         FakeImageEmbedder(),
         FakeTextEmbedder(),
         FakeFaceEmbedder(),
     )
-    return OsWorld(world, sqlite_engine, os_client, IndexNames("t-"))
+
+
+@pytest.fixture
+def os_world(sqlite_engine: sa.Engine, os_client: OpenSearch) -> OsWorld:
+    return OsWorld(fake_world(sqlite_engine), sqlite_engine, os_client, IndexNames("t-"))
 
 
 class WorkerKilled(Exception):

@@ -3,10 +3,6 @@ Postgres (real text and face models; CLIP with explicitly untrained weights)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from scenedex.adapters.db.engine import create_engine
+from tests.conftest import cli_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 KEYS = {
@@ -25,16 +22,7 @@ BENCH_DATABASE = "scenedex_bench_pytest"
 
 
 def bench(*args: str, **env_vars: str) -> dict[str, Any]:
-    env = {**os.environ, "SCENEDEX_CLIP__PRETRAINED": "none", "HF_HUB_OFFLINE": "1", **env_vars}
-    result = subprocess.run(
-        [sys.executable, "-m", "scenedex.scripts.cli", "bench", *args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
-    report: dict[str, Any] = json.loads(result.stdout)
+    report: dict[str, Any] = cli_json("bench", *args, **env_vars)
     return report
 
 

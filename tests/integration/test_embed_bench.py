@@ -4,16 +4,13 @@ own bookkeeping (request tickets, batch histogram deltas) without models."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
 
 from scenedex.services.embed_bench import BatchCounters, Tickets, batch_figures
+from tests.conftest import cli_json
 
 KEYS = {"machine", "model", "images", "settings", "runs", "seconds", "stopped_early", "warnings"}
 RUN_KEYS = {
@@ -24,16 +21,7 @@ BATCH_KEYS = {"batches", "images", "mean_batch", "batch_sizes", "queue_wait_ms_m
 
 
 def embed_bench(*args: str) -> dict[str, Any]:
-    env = {**os.environ, "SCENEDEX_CLIP__PRETRAINED": "none", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "scenedex.scripts.cli", "embed-bench", *args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
-    report: dict[str, Any] = json.loads(result.stdout)
+    report: dict[str, Any] = cli_json("embed-bench", *args)
     return report
 
 

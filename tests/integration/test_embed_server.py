@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scenedex.adapters.http_embedder import http_embedders
 from scenedex.adapters.request_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_headers
 from scenedex.api import ApiConfigError
 from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import BadInputError
+from scenedex.worker.bootstrap import http_embedders
 from scenedex.worker.settings import Settings
 from tests.conftest import REAL_MEDIA
 

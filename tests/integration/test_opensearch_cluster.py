@@ -18,20 +18,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.opensearch import IndexNames, make_client
 from scenedex.domain.model import SearchQuery
 from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
-from tests.conftest import World
 from tests.fakes import (
-    FakeFaceEmbedder,
-    FakeImageEmbedder,
-    FakeTextEmbedder,
-    InMemoryBlobStore,
     InMemorySearchIndex,
     face_image,
 )
-from tests.opensearch_fixtures import OsWorld
+from tests.opensearch_fixtures import OsWorld, fake_world
 
 URL = os.environ.get("OPENSEARCH_URL")
 pytestmark = [
@@ -61,15 +55,7 @@ def cluster(sqlite_engine: sa.Engine) -> Iterator[OsWorld]:
         verify_certs=os.environ.get("OPENSEARCH_VERIFY_CERTS", "1") != "0",
     )
     prefix = f"scenedex-test-{uuid.uuid4().hex[:8]}-"
-    world = World(
-        SqlUnitOfWorkFactory(sqlite_engine),
-        InMemoryBlobStore(),
-        None,
-        FakeImageEmbedder(),
-        FakeTextEmbedder(),
-        FakeFaceEmbedder(),
-    )
-    yield OsWorld(world, sqlite_engine, client, IndexNames(prefix))
+    yield OsWorld(fake_world(sqlite_engine), sqlite_engine, client, IndexNames(prefix))
     client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
     client.indices.delete_index_template(name=f"{prefix}scenes", ignore=[404])
     for pipeline in client.search_pipeline.get(ignore=[404]) or {}:

@@ -34,7 +34,6 @@ import numpy as np
 from scenedex.adapters.request_signing import signed_headers
 from scenedex.domain.errors import BadInputError, ModelLoadError, PermanentError, TransientError
 from scenedex.domain.model import DetectedFace
-from scenedex.worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class EmbedServiceClient:
         """POST ``payload`` (plus a fresh ``request_id`` per attempt) and return the JSON answer.
 
         Raises ``TransientError`` after the retries, ``ModelLoadError`` on 401 (wrong secret or
-        clock), ``BadInputError`` on 413/422 for single-item requests (the item's fault) and
+        clock), ``BadInputError`` on 413/422 (the request's input is at fault) and
         ``PermanentError`` for other 4xx."""
         return self._send("POST", path, payload)
 
@@ -293,24 +292,3 @@ def _chunks(encoded: list[str], batch_size: int) -> list[list[str]]:
     if current:
         chunks.append(current)
     return chunks
-
-
-def http_embedders(
-    settings: Settings, transport: httpx.BaseTransport | None = None
-) -> tuple[HttpImageEmbedder, HttpTextEmbedder, HttpFaceEmbedder]:
-    """The three remote embedders sharing one client of ``settings.embedder.url``."""
-    embedder = settings.embedder
-    secret = settings.embed.hmac_secret.get_secret_value() if settings.embed.hmac_secret else None
-    client = EmbedServiceClient(
-        embedder.url,
-        secret=secret,
-        timeout_s=embedder.timeout_s,
-        max_retries=embedder.max_retries,
-        backoff_s=embedder.backoff_s,
-        transport=transport,
-    )
-    return (
-        HttpImageEmbedder(client, embedder.batch_size),
-        HttpTextEmbedder(client, embedder.batch_size),
-        HttpFaceEmbedder(client, embedder.batch_size),
-    )

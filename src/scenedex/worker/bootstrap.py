@@ -98,8 +98,6 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
         if settings.embedder.backend == "local":
             return (_clip, _text, _faces)[role](settings)
         if not remote:
-            from scenedex.adapters.http_embedder import http_embedders
-
             remote.append(http_embedders(settings))
         return remote[0][role]
 
@@ -167,6 +165,34 @@ def _opensearch(services: Services) -> SearchIndex:
         names=names,
         scene_counts=lambda: sql_scene_counts(services.engine),
         max_chunk_bytes=search.max_chunk_bytes,
+    )
+
+
+def http_embedders(settings: Settings, transport: Any = None) -> tuple[Any, Any, Any]:
+    """The three remote embedders (``SCENEDEX_EMBEDDER__BACKEND=http``): image, text and face
+    adapters of ``scenedex.adapters.http_embedder`` sharing one client of
+    ``settings.embedder.url``, signing with ``SCENEDEX_EMBED__HMAC_SECRET``."""
+    from scenedex.adapters.http_embedder import (
+        EmbedServiceClient,
+        HttpFaceEmbedder,
+        HttpImageEmbedder,
+        HttpTextEmbedder,
+    )
+
+    embedder = settings.embedder
+    secret = settings.embed.hmac_secret.get_secret_value() if settings.embed.hmac_secret else None
+    client = EmbedServiceClient(
+        embedder.url,
+        secret=secret,
+        timeout_s=embedder.timeout_s,
+        max_retries=embedder.max_retries,
+        backoff_s=embedder.backoff_s,
+        transport=transport,
+    )
+    return (
+        HttpImageEmbedder(client, embedder.batch_size),
+        HttpTextEmbedder(client, embedder.batch_size),
+        HttpFaceEmbedder(client, embedder.batch_size),
     )
 
 

@@ -7,7 +7,7 @@ Production values are documented per field (``.env.example`` lists them).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +16,17 @@ from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
 
 UNTRAINED = "none"
 """Value of ``SCENEDEX_CLIP__PRETRAINED`` that selects random (untrained) CLIP weights."""
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+def _precision_field(part_of: str) -> Any:
+    """The ``precision`` setting of a model group; the resolved value is part of ``part_of``."""
+    return Field(
+        "auto",
+        description="auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) | fp32 | bf16 | "
+        f"fp16 (CUDA only); part of {part_of}",
+    )
 
 
 class ClipSettings(BaseModel):
@@ -28,11 +39,7 @@ class ClipSettings(BaseModel):
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     batch_size: int = Field(32, ge=1, le=1024)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto",
-        description="auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) | fp32 | bf16 | "
-        "fp16 (CUDA only); part of the preprocessing id",
-    )
+    precision: Precision = _precision_field("the preprocessing id")
 
 
 class TextSettings(BaseModel):
@@ -44,11 +51,7 @@ class TextSettings(BaseModel):
     )
     device: str = "auto"
     batch_size: int = Field(64, ge=1, le=4096)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto",
-        description="auto (fp16 on CUDA; bf16 on a CPU with native bf16, else fp32) | fp32 | bf16 | "
-        "fp16 (CUDA only); part of the model id",
-    )
+    precision: Precision = _precision_field("the model id")
 
 
 class FaceSettings(BaseModel):
@@ -168,9 +171,9 @@ class SearchSettings(BaseModel):
 class EmbedServerSettings(BaseModel):
     """The GPU embedding service (``scenedex embed-server``, ``SCENEDEX_EMBED__*``).
 
-    Requests are signed with HMAC-SHA256 over ``"{METHOD}\n{path}\n{sha256 hex of body}\n
-    {timestamp}"`` using ``hmac_secret`` (the worker's HTTP embedder signs with the same secret);
-    without a secret the server refuses to start unless ``allow_insecure_auth`` is set
+    Requests are signed with HMAC-SHA256 (the scheme: ``scenedex.adapters.request_signing``
+    and the README) using ``hmac_secret``; the worker's HTTP embedder signs with the same secret.
+    Without a secret the server refuses to start unless ``allow_insecure_auth`` is set
     explicitly. Images given by URL are fetched only from ``allowed_hosts`` (host names, exact)
     or under ``allowed_storage_roots`` (URL prefixes, e.g. ``s3://media/`` or ``file:///data/``),
     and never from private, loopback or link-local addresses unless ``allow_private_addresses``.
