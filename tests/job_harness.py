@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from scenedex.adapters.db import tables as t
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.reprocess import ReprocessRequest
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 from tests.conftest import World
 from tests.fakes import (
     FakeFaceEmbedder,

@@ -367,7 +367,7 @@ def api_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     parameters and body (built offline: no connection, no model)."""
     import scenedex.tasks  # noqa: F401  (the tests' broker, before create_app would install one)
     from scenedex.api import create_app
-    from scenedex.worker.settings import ApiSettings, ClipSettings, Settings
+    from scenedex.settings import ApiSettings, ClipSettings, Settings
 
     root = tmp_path_factory.mktemp("api")
     settings = Settings(

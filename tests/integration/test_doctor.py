@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
-from scenedex.services.doctor import (
+from scenedex.tools.doctor import (
     Check,
     Status,
     check_clip,
@@ -34,7 +34,7 @@ from scenedex.services.doctor import (
     hide_password,
     run_checks,
 )
-from scenedex.worker.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
+from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
 from tests.opensearch_fixtures import osmem  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration

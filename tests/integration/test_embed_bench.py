@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scenedex.services.embed_bench import BatchCounters, Tickets, batch_figures
+from scenedex.tools.embed_bench import BatchCounters, Tickets, batch_figures
 from tests.conftest import cli_json
 
 KEYS = {"machine", "model", "images", "settings", "runs", "seconds", "stopped_early", "warnings"}

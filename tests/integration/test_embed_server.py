@@ -28,7 +28,7 @@ from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import BadInputError
 from scenedex.worker.bootstrap import http_embedders
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 from tests.conftest import REAL_MEDIA
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

@@ -15,7 +15,7 @@ import redis
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.reprocess import ReprocessScope
 from scenedex.worker.scheduler import LEADER_KEY, Scheduler, SchedulerConfigError
-from scenedex.worker.settings import SchedulerSettings
+from scenedex.settings import SchedulerSettings
 from tests.job_harness import Harness
 
 pytestmark = pytest.mark.integration

@@ -110,7 +110,7 @@ class Site:
     def spec_version(self) -> str:
         """The spec version of the workers' settings (as ``reprocess --enqueue`` computes it)."""
         from scenedex.worker.bootstrap import bootstrap
-        from scenedex.worker.settings import ClipSettings, Settings
+        from scenedex.settings import ClipSettings, Settings
 
         settings = Settings(
             database_url=self.database_url,

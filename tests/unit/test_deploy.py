@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from scenedex.api.routes.health import router as health_router
 from scenedex.scripts import env_example
 from scenedex.scripts.cli import app
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_SCHEMA = ROOT / ".." / "shared" / "schemas" / "compose-spec.json"

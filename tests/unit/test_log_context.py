@@ -1,4 +1,4 @@
-"""Structured logs: the log context (``scenedex.logcontext``) on every line, as JSON or text."""
+"""Structured logs: the log context (``scenedex.domain.logcontext``) on every line, as JSON or text."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from scenedex.domain.errors import BadInputError
-from scenedex.logcontext import FIELDS, current, log_context
+from scenedex.domain.logcontext import FIELDS, current, log_context
 from scenedex.worker.logs import LogContextMiddleware, configure_logging, install_log_context
 from tests.conftest import World
 from tests.fakes import (

@@ -20,7 +20,7 @@ from scenedex.adapters.torch_runtime import (
 )
 from scenedex.domain.errors import ModelLoadError
 from scenedex.worker import bootstrap as bootstrap_module
-from scenedex.worker.settings import ClipSettings, Settings, TextSettings
+from scenedex.settings import ClipSettings, Settings, TextSettings
 
 
 @pytest.fixture

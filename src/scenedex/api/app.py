@@ -39,7 +39,7 @@ from scenedex.domain.errors import (
     TransientError,
 )
 from scenedex.domain.jobs import ActiveJobError
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 log = logging.getLogger("scenedex.api")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import jwt
 
-from scenedex.worker.settings import ApiSettings
+from scenedex.settings import ApiSettings
 
 log = logging.getLogger("scenedex.api")
 

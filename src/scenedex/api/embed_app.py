@@ -57,7 +57,7 @@ from scenedex.api.embed_batcher import DynamicBatcher
 from scenedex.api.embed_fetch import FetchPolicy, ImageFetcher, ImageInputError, decode_base64
 from scenedex.domain.errors import BadInputError, ModelLoadError
 from scenedex.domain.model import l2_normalise
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 log = logging.getLogger("scenedex.embed")
 

@@ -40,7 +40,7 @@ from scenedex.domain.reprocess import (
     ReprocessScope,
 )
 from scenedex.domain.spec import EmbeddingStepType
-from scenedex.logcontext import log_context
+from scenedex.domain.logcontext import log_context
 
 log = logging.getLogger("scenedex.jobs")
 

@@ -51,7 +51,7 @@ from scenedex.domain.ports import (
     UnitOfWorkFactory,
 )
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
-from scenedex.logcontext import log_context
+from scenedex.domain.logcontext import log_context
 
 Step = EmbeddingStepType
 log = logging.getLogger("scenedex.reprocess")

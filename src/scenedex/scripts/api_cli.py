@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from scenedex.worker.logs import configure_logging
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 
 def _cli() -> Any:

@@ -24,7 +24,7 @@ from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexE
 from scenedex.domain.reprocess import ReprocessProgress, ReprocessRequest, parse_uuid
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.worker.logs import configure_logging
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 app = typer.Typer(help="scenedex: keep video search embeddings correct and current.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -297,7 +297,7 @@ def demo(
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.services.demo import run_demo
+    from scenedex.tools.demo import run_demo
     from scenedex.worker.bootstrap import bootstrap
 
     base = Settings()
@@ -371,7 +371,7 @@ def bench(
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.services.bench import run_bench
+    from scenedex.tools.bench import run_bench
 
     settings = Settings()
     configure_logging("WARNING", settings.log_format)
@@ -492,7 +492,7 @@ def embed_bench(
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.services.embed_bench import run_embed_bench
+    from scenedex.tools.embed_bench import run_embed_bench
 
     settings = Settings()
     configure_logging("WARNING", settings.log_format)

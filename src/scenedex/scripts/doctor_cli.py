@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from scenedex.worker.logs import configure_logging
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -36,7 +36,7 @@ def doctor(
     Never downloads model weights (HF_HUB_OFFLINE=1 unless set) and changes nothing.
     --json: {"ok": bool, "checks": [{"name", "status" (ok|warn|fail), "detail", "fix"}]}."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.services.doctor import Status, run_checks
+    from scenedex.tools.doctor import Status, run_checks
 
     settings = Settings()
     configure_logging("ERROR", settings.log_format)  # the checks report failures themselves

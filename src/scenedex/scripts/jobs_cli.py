@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scenedex.domain.reprocess import parse_uuid
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 jobs_app = typer.Typer(help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]

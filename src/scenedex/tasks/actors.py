@@ -5,7 +5,7 @@ transitions are conditional updates, records are idempotent upserts, current rec
 skipped, and item counts are set rather than incremented (see ``domain.jobs``).
 
 Every line logged while an actor runs carries its ``job_id``, ``video_id``, ``owner_id`` and the
-worker's ``spec_version`` (``scenedex.logcontext``; the coordinator and runner add the rest).
+worker's ``spec_version`` (``scenedex.domain.logcontext``; the coordinator and runner add the rest).
 
 Options, on purpose:
 
@@ -32,7 +32,7 @@ from dramatiq.middleware import CurrentMessage
 from scenedex.domain.errors import PermanentError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope, parse_uuid
-from scenedex.logcontext import log_context
+from scenedex.domain.logcontext import log_context
 from scenedex.tasks import runtime
 
 log = logging.getLogger("scenedex.worker")

@@ -18,7 +18,7 @@ from dramatiq.common import dq_name
 
 from scenedex.domain.jobs import JobCoordinator, MessageProbe
 from scenedex.worker.broker import NAMESPACE
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 if TYPE_CHECKING:
     from scenedex.adapters.db.jobs import SqlJobStore

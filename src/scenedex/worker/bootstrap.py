@@ -29,7 +29,7 @@ from scenedex.domain.ports import (
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.search import search_scenes
-from scenedex.worker.settings import SearchSettings, Settings
+from scenedex.settings import SearchSettings, Settings
 
 
 @dataclass

@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 NAMESPACE = "dramatiq"
 """Redis key prefix of the queues (dramatiq's default): ``dramatiq:<queue>.msgs`` holds the

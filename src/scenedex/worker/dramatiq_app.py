@@ -14,7 +14,7 @@ from dramatiq.middleware.prometheus import Prometheus
 import scenedex.tasks  # noqa: F401  (sets the broker, declares the actors)
 from scenedex.tasks.runtime import WorkerRuntime
 from scenedex.worker.logs import configure_logging, install_log_context
-from scenedex.worker.settings import Settings
+from scenedex.settings import Settings
 
 settings = Settings()
 configure_logging(settings.log_level, settings.log_format)

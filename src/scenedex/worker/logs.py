@@ -1,5 +1,5 @@
 """Logging setup shared by the entry points: every line carries the log context (``job_id``,
-``owner_id``, ``video_id``, ``step``, ``spec_version``; see ``scenedex.logcontext``), whichever
+``owner_id``, ``video_id``, ``step``, ``spec_version``; see ``scenedex.domain.logcontext``), whichever
 logger wrote it, as text or as one JSON object per line (``SCENEDEX_LOG_FORMAT=json``)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import dramatiq
 
-from scenedex import logcontext
-from scenedex.logcontext import FIELDS
+from scenedex.domain import logcontext
+from scenedex.domain.logcontext import FIELDS
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(scenedex_context)s: %(message)s"
 """``scenedex_context``: `` [job=... owner=... video=... step=... spec=...]``, the fields that are set."""

@@ -35,7 +35,7 @@ from croniter import croniter  # type: ignore[import-untyped]
 from scenedex.domain.jobs import ActiveJobError, Job, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
-from scenedex.worker.settings import SchedulerSettings, Settings
+from scenedex.settings import SchedulerSettings, Settings
 
 log = logging.getLogger("scenedex.scheduler")
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from scenedex.adapters.model_files import one_line
-from scenedex.worker.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings, TextSettings
+from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings, TextSettings
 
 MODEL_DEADLINE_S = 120.0
 """Model checks import open_clip and torch (several seconds on a cold disk); loading takes longer."""

@@ -121,7 +121,7 @@ def run_demo(
     gives a context-managed ProgressListener; ``say`` prints a line for the user."""
     from scenedex.adapters.db.migrate import upgrade
     from scenedex.adapters.video import PySceneDetectSceneDetector
-    from scenedex.services.clip_fallback import services_with_usable_clip
+    from scenedex.tools.clip_fallback import services_with_usable_clip
     from scenedex.services.ingest import add_person, ingest_video
 
     prepare_directory(directory)

@@ -43,11 +43,11 @@ from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import TEXT_CHANNELS, DetectedFace, Scene, Video, l2_normalise, new_id
 from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, TextEmbedder
 from scenedex.domain.reprocess import ProgressListener, ReprocessProgress, ReprocessRequest, ReprocessScope
-from scenedex.services.clip_fallback import services_with_usable_clip
-from scenedex.services.demo import PACKAGED_SAMPLES
+from scenedex.tools.clip_fallback import services_with_usable_clip
+from scenedex.tools.demo import PACKAGED_SAMPLES
 from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.worker.bootstrap import Services, bootstrap
-from scenedex.worker.settings import UNTRAINED, Settings
+from scenedex.settings import UNTRAINED, Settings
 
 log = logging.getLogger(__name__)
 SEED = 20261121
