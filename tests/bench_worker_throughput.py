@@ -38,11 +38,12 @@ from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.domain.jobs import JobCoordinator, JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.coordinator import JobCoordinator
+from scenedex.domain.jobs import JobTrigger
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.settings import ClipSettings, Settings
 from scenedex.tools.bench import build_library, face_photo
 from scenedex.worker.bootstrap import bootstrap
-from scenedex.settings import ClipSettings, Settings
 from tests.worker_processes import (
     WorkerProcess,
     clear_records,

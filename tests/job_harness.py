@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
 from scenedex.domain.jobs import JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest
+from scenedex.domain.request import ReprocessRequest
 from scenedex.settings import Settings
 from tests.conftest import World
 from tests.fakes import (

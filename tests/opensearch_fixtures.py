@@ -24,7 +24,8 @@ from scenedex.adapters.opensearch import (
     make_client,
     sql_scene_counts,
 )
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessRunner, ReprocessScope
+from scenedex.domain.reprocess import ReprocessRunner
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import ReprocessSpec
 from tests.conftest import World, make_inputs
 from tests.fakes import FakeFaceEmbedder, FakeImageEmbedder, FakeTextEmbedder, InMemoryBlobStore

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from scenedex.api import ApiConfigError, create_app
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ApiSettings, Settings
 from tests.fakes import face_image
 from tests.job_harness import OWNER, Harness, library

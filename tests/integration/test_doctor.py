@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
+from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
 from scenedex.tools.doctor import (
     Check,
     Status,
@@ -34,7 +35,6 @@ from scenedex.tools.doctor import (
     hide_password,
     run_checks,
 )
-from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
 from tests.opensearch_fixtures import osmem  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,8 @@ from scenedex.api import ApiConfigError
 from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import BadInputError
-from scenedex.worker.bootstrap import http_embedders
 from scenedex.settings import Settings
+from scenedex.worker.bootstrap import http_embedders
 from tests.conftest import REAL_MEDIA
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -504,7 +504,7 @@ def test_reprocess_through_http_and_local_writes_identical_embeddings_and_finger
     server: tuple[str, Any], models: EmbedModels, postgres_engine: Any, tmp_path: Path
 ) -> None:
     from scenedex.adapters.storage import FsspecBlobStore
-    from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+    from scenedex.domain.request import ReprocessRequest, ReprocessScope
     from scenedex.worker.bootstrap import bootstrap
     from tests.conftest import truncate_all
 
@@ -558,7 +558,7 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     marks the CLIP step (and the index documents built from it) stale, and nothing else."""
     from scenedex.adapters.clip import OpenClipImageEmbedder
     from scenedex.adapters.storage import FsspecBlobStore
-    from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+    from scenedex.domain.request import ReprocessRequest, ReprocessScope
     from scenedex.worker.bootstrap import bootstrap
     from tests.conftest import truncate_all
 

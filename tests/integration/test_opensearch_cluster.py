@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.opensearch import IndexNames, make_client
 from scenedex.domain.model import SearchQuery
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from tests.fakes import (
     InMemorySearchIndex,
     face_image,

@@ -9,7 +9,7 @@ import pytest
 
 from scenedex.domain.errors import NotFoundError
 from scenedex.domain.model import PhotoStatus
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from tests.conftest import World
 from tests.fakes import face_image

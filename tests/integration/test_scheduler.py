@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from scenedex.domain.jobs import JobTrigger
-from scenedex.domain.reprocess import ReprocessScope
-from scenedex.worker.scheduler import LEADER_KEY, Scheduler, SchedulerConfigError
+from scenedex.domain.request import ReprocessScope
 from scenedex.settings import SchedulerSettings
+from scenedex.worker.scheduler import LEADER_KEY, Scheduler, SchedulerConfigError
 from tests.job_harness import Harness
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import dramatiq
 import pytest
 
 from scenedex.domain.jobs import ActiveJobError, ItemKind, ItemStatus, JobStatus, JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from tests.job_harness import OWNER, Harness, library
 

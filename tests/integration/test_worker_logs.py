@@ -13,8 +13,8 @@ import dramatiq
 import pytest
 
 from scenedex.domain.jobs import JobStatus
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
 from scenedex.domain.logcontext import FIELDS
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.worker.logs import configure_logging, install_log_context
 from tests.job_harness import OWNER, Harness, library
 

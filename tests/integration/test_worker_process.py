@@ -35,7 +35,7 @@ from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.domain.model import Video, new_id
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from tests.conftest import REAL_MEDIA
 from tests.worker_processes import (
     WorkerProcess,
@@ -109,8 +109,8 @@ class Site:
     @cached_property
     def spec_version(self) -> str:
         """The spec version of the workers' settings (as ``reprocess --enqueue`` computes it)."""
-        from scenedex.worker.bootstrap import bootstrap
         from scenedex.settings import ClipSettings, Settings
+        from scenedex.worker.bootstrap import bootstrap
 
         settings = Settings(
             database_url=self.database_url,
@@ -123,7 +123,8 @@ class Site:
     def enqueue_owner(self, owner_id: uuid.UUID) -> uuid.UUID:
         """Create an owner job and send its planner message, as ``enqueue_reprocess`` does."""
         from scenedex.adapters.db.jobs import SqlJobStore
-        from scenedex.domain.jobs import JobCoordinator, JobTrigger
+        from scenedex.domain.coordinator import JobCoordinator
+        from scenedex.domain.jobs import JobTrigger
         from scenedex.tasks.runtime import DramatiqSender
 
         coordinator = JobCoordinator(SqlJobStore(self.engine), DramatiqSender())

@@ -87,7 +87,7 @@ def memory_world() -> World:
 
 
 def test_lines_logged_while_a_video_runs_in_a_job_carry_the_job_context(json_lines: Any) -> None:
-    from scenedex.domain.reprocess import ReprocessProgress
+    from scenedex.domain.progress import ReprocessProgress
 
     world = memory_world()
     video, scenes = world.add_video(OWNER, [face_image(salt="ok"), b"CORRUPT keyframe"])

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobStatus, JobTrigger
 from scenedex.domain.model import utcnow
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.worker.metrics import PrometheusJobEvents
 
 

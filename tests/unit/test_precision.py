@@ -19,8 +19,8 @@ from scenedex.adapters.torch_runtime import (
     torch_dtype,
 )
 from scenedex.domain.errors import ModelLoadError
-from scenedex.worker import bootstrap as bootstrap_module
 from scenedex.settings import ClipSettings, Settings, TextSettings
+from scenedex.worker import bootstrap as bootstrap_module
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenedex.domain.jobs import JobStatus, JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
 _OWNER = "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10"
 _VIDEO = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"

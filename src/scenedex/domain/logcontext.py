@@ -14,10 +14,12 @@ dramatiq's, opensearch-py's...) wrote it. Standard library only: ``domain`` uses
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import MappingProxyType
+from typing import Any
 
 FIELDS = ("job_id", "owner_id", "video_id", "step", "spec_version")
 """The context fields, in the order the text format shows them."""
@@ -73,3 +75,15 @@ def log_context(**fields: object) -> Iterator[LogContext]:
         yield LogContext()
     finally:
         pop(token)
+
+
+class SpecLogger(logging.LoggerAdapter[logging.Logger]):
+    """Logger whose every record carries ``spec_version`` (and any other context) as extras,
+    for the formatter set up by ``scenedex.worker.logs``."""
+
+    def __init__(self, spec_version: str, **context: Any) -> None:
+        super().__init__(logging.getLogger("scenedex.reprocess"), {"spec_version": spec_version, **context})
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs

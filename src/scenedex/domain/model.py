@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -275,3 +275,47 @@ def score_document(
     if not parts:
         return None
     return sum(score * weight for score, weight in parts) / sum(weight for _, weight in parts)
+
+
+def match_faces(
+    faces: Iterable[DetectedFace], person_vectors: Mapping[uuid.UUID, np.ndarray], threshold: float
+) -> tuple[DetectedFace, ...]:
+    """Each face matched to its nearest person query embedding when the Euclidean distance
+    between unit vectors is at most ``threshold`` (see ``DEFAULT_FACE_MATCH_THRESHOLD``).
+
+    ``person_vectors``: ``(128,)`` float32 L2-normalised vectors by person id.
+    """
+    ids = list(person_vectors)
+    matrix = np.stack([person_vectors[i] for i in ids]) if ids else np.zeros((0, 128), np.float32)
+    matched = []
+    for face in faces:
+        if not ids:
+            matched.append(face)
+            continue
+        distances = np.linalg.norm(matrix - l2_normalise(face.descriptor), axis=1)
+        best = int(np.argmin(distances))
+        distance = float(distances[best])
+        person = ids[best] if distance <= threshold else None
+        matched.append(DetectedFace(face.bbox, face.descriptor, person, round(distance, 6)))
+    return tuple(matched)
+
+
+def largest_face(faces: Sequence[DetectedFace]) -> DetectedFace:
+    """The face with the largest bounding box area (ties: the first)."""
+    return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+
+
+def faces_from_record(record: EmbeddingRecord | None) -> tuple[DetectedFace, ...]:
+    """The faces stored in a scene face record (``vector``: ``(n, 128)`` float32 descriptors,
+    ``payload["faces"]``: bbox, person id and distance per face); none for no record."""
+    if record is None or record.vector is None:
+        return ()
+    faces = []
+    for entry, descriptor in zip(record.payload["faces"], record.vector, strict=True):
+        person = entry.get("person_id")
+        faces.append(
+            DetectedFace(
+                (*entry["bbox"],), descriptor, uuid.UUID(person) if person else None, entry.get("distance")
+            )
+        )
+    return tuple(faces)

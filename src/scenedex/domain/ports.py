@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from scenedex.domain.errors import BadInputError
+from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobItem, JobStatus, JobSummary, JobTrigger
 from scenedex.domain.model import (
     DetectedFace,
     EmbeddingRecord,
@@ -31,6 +32,7 @@ from scenedex.domain.model import (
     SearchQuery,
     Video,
 )
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
 
 RecordKey = tuple[uuid.UUID, str]
@@ -218,3 +220,117 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+# -- jobs ----------------------------------------------------------------------------
+
+
+class JobStore(Protocol):
+    """Job state in the database. Every method is one transaction."""
+
+    def create(self, request: ReprocessRequest, spec_version: str, trigger: JobTrigger) -> Job:
+        """Insert a queued job; raises ``ActiveJobError`` when its scope already has an active job."""
+        ...
+
+    def get(self, job_id: uuid.UUID) -> Job | None: ...
+
+    def list(
+        self,
+        *,
+        limit: int = 20,
+        status: JobStatus | None = None,
+        scope: ReprocessScope | None = None,
+        trigger: JobTrigger | None = None,
+    ) -> builtins.list[Job]:
+        """Most recent first, filtered by whichever of status, scope and trigger are given."""
+        ...
+
+    def start(self, job_id: uuid.UUID) -> Job | None:
+        """queued -> running (sets ``started_at``); the job if it is active, else None."""
+        ...
+
+    def add_items(self, job_id: uuid.UUID, items: Sequence[tuple[ItemKind, uuid.UUID, uuid.UUID]]) -> None:
+        """Insert queued items ``(kind, subject_id, owner_id)``; existing ones are left as they are."""
+        ...
+
+    def set_cursor(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> None: ...
+
+    def mark_planned(self, job_id: uuid.UUID) -> Job | None:
+        """Set ``planned_at`` and finish the job if no item is left; the job if this call
+        finished it, else None."""
+        ...
+
+    def claim_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID) -> JobItem | None:
+        """If the job is active and the item unfinished: deliveries += 1, status running,
+        return it; else None (duplicate or cancelled delivery)."""
+        ...
+
+    def finish_item(
+        self,
+        job_id: uuid.UUID,
+        kind: ItemKind,
+        subject_id: uuid.UUID,
+        status: ItemStatus,
+        *,
+        counts: dict[str, dict[str, int]] | None = None,
+        errors: Sequence[dict[str, Any]] = (),
+        error: str | None = None,
+    ) -> Job | None:
+        """Set the item's final state (only if it is unfinished), then, under a lock on the job
+        row, finish the job when it is planned and this was its last unfinished item. Returns
+        the job if this call finished it, else None."""
+        ...
+
+    def fail(self, job_id: uuid.UUID, error: str) -> None:
+        """The job failed as a whole (e.g. its scope vanished); unfinished items are cancelled."""
+        ...
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        """Cancel an active job and its unfinished items; raises ``NotFoundError`` /
+        ``InvalidRequestError`` (already finished)."""
+        ...
+
+    def retry_failed(self, job_id: uuid.UUID) -> tuple[Job, builtins.list[JobItem]]:
+        """Put the job's failed video items back to queued (deliveries, errors and counts
+        reset) and make the job running and unfinished again; returns the job and the reset
+        items. Raises ``NotFoundError`` (unknown job), ``InvalidRequestError`` (cancelled, or no
+        failed video item) and ``ActiveJobError`` (a finished job whose scope has another
+        active job now)."""
+        ...
+
+    def unfinished_items(self, job_id: uuid.UUID) -> builtins.list[JobItem]: ...
+
+    def set_message_ids(
+        self, job_id: uuid.UUID, message_ids: Sequence[tuple[ItemKind, uuid.UUID, str]]
+    ) -> None: ...
+
+    def set_plan_message_id(self, job_id: uuid.UUID, message_id: str) -> None: ...
+
+    def summary(self, job_id: uuid.UUID) -> JobSummary | None: ...
+
+    def active_jobs(self) -> builtins.list[Job]: ...
+
+
+class JobEvents(Protocol):
+    """Told what happened, for metrics (``scenedex.worker.metrics``)."""
+
+    def item_finished(
+        self, kind: ItemKind, status: ItemStatus, counts: dict[str, dict[str, int]]
+    ) -> None: ...
+
+    def job_finished(self, job: Job) -> None: ...
+
+
+class MessageSender(Protocol):
+    """Sends job messages to the broker; each method returns the message id it sent."""
+
+    def send_plan(self, job_id: uuid.UUID) -> str: ...
+
+    def send_video(self, job_id: uuid.UUID, video_id: uuid.UUID) -> str: ...
+
+
+class MessageProbe(Protocol):
+    """True when the broker still holds the message (queued, delayed for retry, or in flight);
+    None (never sent) counts as lost."""
+
+    def __call__(self, message_id: str | None) -> bool: ...

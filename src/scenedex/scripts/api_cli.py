@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from scenedex.worker.logs import configure_logging
 from scenedex.settings import Settings
+from scenedex.worker.logs import configure_logging
 
 
 def _cli() -> Any:

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from scenedex.worker.logs import configure_logging
 from scenedex.settings import Settings
+from scenedex.worker.logs import configure_logging
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scenedex.domain.errors import InvalidRequestError
-from scenedex.domain.reprocess import parse_uuid
+from scenedex.domain.request import parse_uuid
 
 index_app = typer.Typer(
     help="OpenSearch scene indexes: status, verify, promote, rollback, prune.", no_args_is_help=True

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scenedex.domain.reprocess import parse_uuid
+from scenedex.domain.request import parse_uuid
 from scenedex.settings import Settings
 
 jobs_app = typer.Typer(help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True)

@@ -31,8 +31,8 @@ from dramatiq.middleware import CurrentMessage
 
 from scenedex.domain.errors import PermanentError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope, parse_uuid
 from scenedex.domain.logcontext import log_context
+from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
 from scenedex.tasks import runtime
 
 log = logging.getLogger("scenedex.worker")

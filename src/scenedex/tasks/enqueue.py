@@ -12,7 +12,7 @@ import uuid
 from functools import cache
 
 from scenedex.domain.jobs import Job, JobTrigger
-from scenedex.domain.reprocess import ReprocessRequest
+from scenedex.domain.request import ReprocessRequest
 from scenedex.tasks import runtime
 
 

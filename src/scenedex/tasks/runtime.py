@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.common import dq_name
 
-from scenedex.domain.jobs import JobCoordinator, MessageProbe
-from scenedex.worker.broker import NAMESPACE
+from scenedex.domain.coordinator import JobCoordinator
+from scenedex.domain.ports import MessageProbe
 from scenedex.settings import Settings
+from scenedex.worker.broker import NAMESPACE
 
 if TYPE_CHECKING:
     from scenedex.adapters.db.jobs import SqlJobStore

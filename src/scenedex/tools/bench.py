@@ -42,12 +42,13 @@ from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import TEXT_CHANNELS, DetectedFace, Scene, Video, l2_normalise, new_id
 from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, TextEmbedder
-from scenedex.domain.reprocess import ProgressListener, ReprocessProgress, ReprocessRequest, ReprocessScope
+from scenedex.domain.progress import ProgressListener, ReprocessProgress
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.services.ingest import add_person, keyframe_key
+from scenedex.settings import UNTRAINED, Settings
 from scenedex.tools.clip_fallback import services_with_usable_clip
 from scenedex.tools.demo import PACKAGED_SAMPLES
-from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.worker.bootstrap import Services, bootstrap
-from scenedex.settings import UNTRAINED, Settings
 
 log = logging.getLogger(__name__)
 SEED = 20261121

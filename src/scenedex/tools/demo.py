@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from scenedex.domain.errors import InvalidRequestError
-from scenedex.domain.reprocess import ProgressListener, ReprocessProgress, ReprocessRequest, ReprocessScope
+from scenedex.domain.progress import ProgressListener, ReprocessProgress
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
 log = logging.getLogger(__name__)
 DEMO_OWNER = uuid.UUID("00000000-0000-4000-8000-00000000de00")
@@ -121,8 +122,8 @@ def run_demo(
     gives a context-managed ProgressListener; ``say`` prints a line for the user."""
     from scenedex.adapters.db.migrate import upgrade
     from scenedex.adapters.video import PySceneDetectSceneDetector
-    from scenedex.tools.clip_fallback import services_with_usable_clip
     from scenedex.services.ingest import add_person, ingest_video
+    from scenedex.tools.clip_fallback import services_with_usable_clip
 
     prepare_directory(directory)
     services, clip_note = services_with_usable_clip(

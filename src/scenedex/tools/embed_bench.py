@@ -45,8 +45,8 @@ from scenedex.adapters.request_signing import signed_headers
 from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import ModelLoadError
-from scenedex.tools.bench import FACE_EVERY, FRAME_SIZE, face_crop, face_photo, keyframe, machine
 from scenedex.settings import UNTRAINED, Settings
+from scenedex.tools.bench import FACE_EVERY, FRAME_SIZE, face_crop, face_photo, keyframe, machine
 
 PATH = "/v1/embed/image"
 REQUEST_TIMEOUT_S = 60.0

@@ -12,9 +12,9 @@ import dramatiq
 from dramatiq.middleware.prometheus import Prometheus
 
 import scenedex.tasks  # noqa: F401  (sets the broker, declares the actors)
+from scenedex.settings import Settings
 from scenedex.tasks.runtime import WorkerRuntime
 from scenedex.worker.logs import configure_logging, install_log_context
-from scenedex.settings import Settings
 
 settings = Settings()
 configure_logging(settings.log_level, settings.log_format)

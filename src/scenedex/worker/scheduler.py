@@ -34,7 +34,7 @@ from croniter import croniter  # type: ignore[import-untyped]
 
 from scenedex.domain.jobs import ActiveJobError, Job, JobTrigger
 from scenedex.domain.model import utcnow
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import SchedulerSettings, Settings
 
 log = logging.getLogger("scenedex.scheduler")

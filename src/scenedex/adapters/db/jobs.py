@@ -29,7 +29,7 @@ from scenedex.domain.jobs import (
     scope_key,
 )
 from scenedex.domain.model import utcnow
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
 _UNFINISHED = (ItemStatus.QUEUED.value, ItemStatus.RUNNING.value)
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scenedex.adapters.opensearch.index import OpenSearchIndex
+from scenedex.domain.freshness import ExpectedStates, staleness
 from scenedex.domain.ports import UnitOfWorkFactory
-from scenedex.domain.reprocess import ExpectedStates, ReprocessProgress, ReprocessRunner, staleness
+from scenedex.domain.progress import ReprocessProgress
+from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec
 
 SAMPLE = 20

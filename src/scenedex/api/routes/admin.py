@@ -26,7 +26,7 @@ from scenedex.api.schemas import (
 )
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.jobs import ActiveJobError, Job, JobStatus, JobTrigger, scope_key
-from scenedex.domain.reprocess import ReprocessScope
+from scenedex.domain.request import ReprocessScope
 
 router = APIRouter(
     prefix="/v1/admin",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from scenedex.api.deps import CallerDep, ServicesDep
 from scenedex.api.schemas import EmbedResponse, ErrorResponse, SearchResponse
-from scenedex.domain.reprocess import ReprocessRequest, ReprocessScope
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.services.search import MAX_K
 
 router = APIRouter(

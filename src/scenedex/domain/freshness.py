@@ -1,0 +1,123 @@
+"""Freshness: when a derived record is current.
+
+For every item the spec gives an expected ``(fingerprint, input_hash)`` that is computable from
+source rows alone (texts, keyframe and photo content hashes, person photo sets), so a dry run is
+exact. A record is current when its stored state equals the expected one; otherwise it is
+missing, or stale because its fingerprint (the method) or its input hash (the data) changed.
+A record stores the input hash of what it was actually computed from: when an upstream record
+was missing (a failed keyframe, say), the stored hash differs from the expected one and the item
+is retried on the next run instead of being taken for current.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from scenedex.domain.model import PersonPhoto, RecordState, Scene, content_hash
+from scenedex.domain.progress import StaleReason
+from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
+
+Step = EmbeddingStepType
+
+
+def staleness(stored: RecordState | None, expected: RecordState, force: bool = False) -> StaleReason | None:
+    """Why a record must be (re)computed, or None when it is current."""
+    if stored is None:
+        return StaleReason.MISSING
+    if stored.fingerprint != expected.fingerprint:
+        return StaleReason.FINGERPRINT
+    if stored.input_hash != expected.input_hash:
+        return StaleReason.INPUT
+    return StaleReason.FORCED if force else None
+
+
+@dataclass(frozen=True)
+class SceneStates:
+    """Expected states of one scene's records: text per channel, CLIP, faces, search document."""
+
+    texts: Mapping[str, RecordState]
+    clip: RecordState
+    faces: RecordState
+    document: RecordState
+
+
+class ExpectedStates:
+    """The expected ``(fingerprint, input_hash)`` of every item of one owner under a spec."""
+
+    def __init__(self, spec: ReprocessSpec, photos: Sequence[PersonPhoto], person_ids: Sequence[uuid.UUID]):
+        self.spec = spec
+        self.photo_rows = tuple(photos)
+        self.photos = {
+            p.id: RecordState(spec.fingerprint(Step.PERSON_PHOTO_EMBEDDINGS), content_hash(p.image_sha256))
+            for p in photos
+        }
+        by_person: dict[uuid.UUID, list[tuple[uuid.UUID, RecordState]]] = {pid: [] for pid in person_ids}
+        for photo in photos:
+            by_person.setdefault(photo.person_id, []).append((photo.id, self.photos[photo.id]))
+        self.persons = {
+            pid: RecordState(spec.fingerprint(Step.PERSON_QUERY_EMBEDDINGS), self.person_input(entries))
+            for pid, entries in by_person.items()
+        }
+        self.person_set = self.person_set_hash(self.persons)
+
+    @staticmethod
+    def person_input(photo_states: Iterable[tuple[uuid.UUID, RecordState | None]]) -> str:
+        return content_hash(
+            sorted(
+                (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing") for i, s in photo_states
+            )
+        )
+
+    @staticmethod
+    def person_set_hash(person_states: Mapping[uuid.UUID, RecordState | None]) -> str:
+        return content_hash(
+            sorted(
+                (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing")
+                for i, s in person_states.items()
+            )
+        )
+
+    def text(self, scene: Scene, channel: str) -> RecordState:
+        return RecordState(
+            self.spec.fingerprint(Step.SCENE_TEXT_EMBEDDINGS), content_hash(channel, scene.text(channel))
+        )
+
+    def clip(self, scene: Scene) -> RecordState:
+        return RecordState(
+            self.spec.fingerprint(Step.SCENE_CLIP_EMBEDDINGS), content_hash(scene.keyframe_sha256)
+        )
+
+    def faces(self, scene: Scene, person_set: str | None = None) -> RecordState:
+        return RecordState(
+            self.spec.fingerprint(Step.SCENE_PERSON_EMBEDDINGS),
+            content_hash(scene.keyframe_sha256, person_set or self.person_set),
+        )
+
+    def scene(self, scene: Scene) -> SceneStates:
+        """Every expected state of one scene (each hash computed once)."""
+        texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels}
+        clip = self.clip(scene)
+        faces = self.faces(scene)
+        upstream: dict[tuple[Step, str], RecordState | None] = {
+            (Step.SCENE_TEXT_EMBEDDINGS, c): state for c, state in texts.items()
+        }
+        upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
+        upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
+        return SceneStates(texts, clip, faces, self.document(scene, upstream))
+
+    def document(
+        self, scene: Scene, upstream: Mapping[tuple[Step, str], RecordState | None] | None = None
+    ) -> RecordState:
+        """Expected document state; with ``upstream`` given, the state of a document built
+        from those upstream records (None = missing)."""
+        if upstream is None:
+            return self.scene(scene).document
+        parts = sorted(
+            (step.value, key, s.fingerprint if s else "missing", s.input_hash if s else "")
+            for (step, key), s in upstream.items()
+        )
+        texts = {c: scene.text(c) for c in self.spec.inputs.text_channels}
+        source = (str(scene.video_id), scene.start_s, scene.end_s, texts)
+        return RecordState(self.spec.fingerprint(Step.SEARCH_REINDEX), content_hash(source, parts))

@@ -1,0 +1,287 @@
+"""The scene steps (text, CLIP, faces) on one skeleton.
+
+The runner brings a scope's scenes up to the spec in batches. Each batch has a ``SceneBatch``
+context: its unit of work, the owner, the expected states, the owner's persons, why each item
+must be computed (read by the planning pass, force included), the progress tracker and the
+keyframe images (read once, shared by the image steps). ``run_scene_step`` is the skeleton
+every step shares: take the items that are not current, count the rest as skipped, compute,
+upsert, all timed as the step's. A step is one small class: its record keys per scene and its
+``compute``; steps computed from the keyframe derive from ``KeyframeStep`` and give only the
+model call and the record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scenedex.domain.errors import BadInputError
+from scenedex.domain.freshness import ExpectedStates
+from scenedex.domain.model import (
+    DetectedFace,
+    EmbeddingRecord,
+    RecordState,
+    Scene,
+    match_faces,
+)
+from scenedex.domain.ports import BlobStore, FaceEmbedder, ImageEmbedder, RecordKey, TextEmbedder, UnitOfWork
+from scenedex.domain.progress import ProgressTracker, StaleReason
+from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
+
+Step = EmbeddingStepType
+
+
+def make_record(
+    spec: ReprocessSpec,
+    step: Step,
+    owner_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    key: str,
+    vector: np.ndarray | None,
+    model_id: str,
+    input_hash: str,
+    payload: Mapping[str, Any],
+) -> EmbeddingRecord:
+    """A derived record of ``step`` under ``spec`` (its version and the step's fingerprint);
+    ``vector`` is stored as float32 (``(d,)``, or ``(n, d)`` for several faces)."""
+    return EmbeddingRecord(
+        owner_id=owner_id,
+        subject_id=subject_id,
+        key=key,
+        vector=None if vector is None else np.asarray(vector, dtype=np.float32),
+        model_id=model_id,
+        spec_version=spec.version,
+        fingerprint=spec.fingerprint(step),
+        input_hash=input_hash,
+        payload=payload,
+    )
+
+
+def read_blobs(blobs: BlobStore, uris: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, bytes | BadInputError]:
+    """Blob bytes by item id; a missing or empty blob becomes that item's ``BadInputError``
+    (other errors of the store, e.g. an outage, propagate)."""
+    results: dict[uuid.UUID, bytes | BadInputError] = {}
+    for item_id, uri in uris.items():
+        try:
+            data = blobs.read(uri)
+            results[item_id] = data if data else BadInputError("empty file (0 bytes)")
+        except BadInputError as error:
+            results[item_id] = error
+    return results
+
+
+class People:
+    """The owner's person query embeddings as loaded for scene matching: ``vectors`` (``(128,)``
+    float32, L2-normalised, by person id) and ``set_hash``, the hash of the states they were
+    loaded in (part of a scene face record's input hash)."""
+
+    def __init__(self, person_ids: Sequence[uuid.UUID], records: Mapping[RecordKey, EmbeddingRecord]):
+        states: dict[uuid.UUID, RecordState | None] = {}
+        self.vectors: dict[uuid.UUID, np.ndarray] = {}
+        for person_id in person_ids:
+            record = records.get((person_id, ""))
+            states[person_id] = RecordState(record.fingerprint, record.input_hash) if record else None
+            if record is not None and record.vector is not None:
+                self.vectors[person_id] = record.vector
+        self.set_hash = ExpectedStates.person_set_hash(states)
+
+
+class KeyframeImages:
+    """Keyframe bytes of one batch, read on first use and shared by the image steps."""
+
+    def __init__(self, blobs: BlobStore, scenes: Sequence[Scene]):
+        self._blobs = blobs
+        self._uris = {s.id: s.keyframe_uri for s in scenes}
+        self._data: dict[uuid.UUID, bytes | BadInputError] = {}
+
+    def embed(
+        self, scenes: Sequence[Scene], embed: Callable[[list[bytes]], list[Any]]
+    ) -> dict[uuid.UUID, Any]:
+        """``embed`` over the readable keyframes of ``scenes`` (one call, in order); by scene id
+        its result, or the ``BadInputError`` of a keyframe that could not be read."""
+        missing = {s.id: self._uris[s.id] for s in scenes if s.id not in self._data}
+        self._data.update(read_blobs(self._blobs, missing))
+        readable = [s.id for s in scenes if not isinstance(self._data[s.id], BadInputError)]
+        results: dict[uuid.UUID, Any] = {s.id: self._data[s.id] for s in scenes}
+        if readable:
+            results.update(zip(readable, embed([self._data[i] for i in readable]), strict=True))  # type: ignore[misc]
+        return results
+
+
+@dataclass(frozen=True)
+class SceneBatch:
+    """What every scene step of one batch needs.
+
+    ``reasons``: per step, why each item ``(scene_id, key)`` must be computed (None: current),
+    as assessed by the planning pass with the run's ``force``. A batch reuses them rather than
+    re-reading the states: a record written in between by a duplicate delivery is then computed
+    again, which the idempotent upsert makes harmless, and the no-op path stays a few queries
+    per owner.
+    """
+
+    uow: UnitOfWork
+    owner_id: uuid.UUID
+    scenes: Sequence[Scene]
+    spec: ReprocessSpec
+    expected: ExpectedStates
+    people: People
+    reasons: Mapping[Step, Mapping[RecordKey, StaleReason | None]]
+    tracker: ProgressTracker
+    images: KeyframeImages
+
+    def record(
+        self,
+        step: Step,
+        scene: Scene,
+        key: str,
+        vector: np.ndarray | None,
+        input_hash: str,
+        payload: Mapping[str, Any],
+    ) -> EmbeddingRecord:
+        """A record of ``step`` for ``scene`` with the step's model id."""
+        return make_record(
+            self.spec,
+            step,
+            self.owner_id,
+            scene.id,
+            key,
+            vector,
+            self.spec.step(step).model_id,
+            input_hash,
+            payload,
+        )
+
+
+class SceneStep(ABC):
+    """One scene step: the record keys it writes per scene and how it computes them."""
+
+    step: ClassVar[Step]
+
+    def keys(self, spec: ReprocessSpec) -> Sequence[str]:
+        """The record keys of one scene (``""``: one record per scene)."""
+        return ("",)
+
+    @abstractmethod
+    def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
+        """Records for the ``stale`` items; counts each item computed or failed on
+        ``batch.tracker`` (bad input fails its item, it is not raised)."""
+
+
+def run_scene_step(step: SceneStep, batch: SceneBatch) -> None:
+    """The skeleton every scene step runs per batch: items that are not current are computed
+    and upserted in the batch's unit of work, the rest counted as skipped; timed as the step's."""
+    keys = step.keys(batch.spec)
+    reasons = batch.reasons[step.step]
+    with batch.tracker.timed(step.step):
+        stale = [
+            (scene, key) for scene in batch.scenes for key in keys if reasons[(scene.id, key)] is not None
+        ]
+        batch.tracker.skipped(step.step, len(batch.scenes) * len(keys) - len(stale))
+        batch.uow.records.upsert(step.step, step.compute(batch, stale))
+
+
+class SceneTextStep(SceneStep):
+    """One text embedding per scene and channel; an empty text gets a record without a vector."""
+
+    step = Step.SCENE_TEXT_EMBEDDINGS
+
+    def __init__(self, embedder: TextEmbedder) -> None:
+        self._embedder = embedder
+
+    def keys(self, spec: ReprocessSpec) -> Sequence[str]:
+        return spec.inputs.text_channels
+
+    def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
+        texts = [(scene, channel, scene.text(channel).strip()) for scene, channel in stale]
+        non_empty = [text for _, _, text in texts if text]
+        vectors = iter(self._embedder.embed_texts(non_empty) if non_empty else [])
+        records = [
+            batch.record(
+                self.step,
+                scene,
+                channel,
+                next(vectors) if text else None,
+                batch.expected.text(scene, channel).input_hash,
+                {"empty": not text},
+            )
+            for scene, channel, text in texts
+        ]
+        batch.tracker.computed(self.step, len(records))
+        return records
+
+
+class KeyframeStep(SceneStep):
+    """A step computed from each scene's keyframe, one record per scene: a keyframe that cannot
+    be read or decoded fails its scene, the batch goes on."""
+
+    @abstractmethod
+    def embed(self, images: list[bytes]) -> list[Any]:
+        """The model call over encoded images: one result (or ``BadInputError``) per image."""
+
+    @abstractmethod
+    def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
+        """The record of ``scene`` from its model result."""
+
+    def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
+        scenes = [scene for scene, _ in stale]
+        outcomes = batch.images.embed(scenes, self.embed)
+        records = []
+        for scene in scenes:
+            outcome = outcomes[scene.id]
+            if isinstance(outcome, BadInputError):
+                message = f"keyframe {scene.keyframe_uri}: {outcome}"
+                batch.tracker.failed(self.step, scene.id, message, batch.owner_id, scene.video_id)
+                continue
+            records.append(self.record(batch, scene, outcome))
+            batch.tracker.computed(self.step)
+        return records
+
+
+class SceneClipStep(KeyframeStep):
+    """The CLIP image embedding of the keyframe (``(d,)`` float32, L2-normalised)."""
+
+    step = Step.SCENE_CLIP_EMBEDDINGS
+
+    def __init__(self, embedder: ImageEmbedder) -> None:
+        self._embedder = embedder
+
+    def embed(self, images: list[bytes]) -> list[Any]:
+        return list(self._embedder.embed_images(images))
+
+    def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
+        return batch.record(self.step, scene, "", outcome, batch.expected.clip(scene).input_hash, {})
+
+
+class SceneFacesStep(KeyframeStep):
+    """Faces in the keyframe (``(n, 128)`` float32 descriptors) matched to the owner's persons
+    at ``threshold`` (see ``match_faces``)."""
+
+    step = Step.SCENE_PERSON_EMBEDDINGS
+
+    def __init__(self, embedder: FaceEmbedder, threshold: float) -> None:
+        self._embedder = embedder
+        self._threshold = threshold
+
+    def embed(self, images: list[bytes]) -> list[Any]:
+        return list(self._embedder.detect_faces(images))
+
+    def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
+        faces: tuple[DetectedFace, ...] = match_faces(outcome, batch.people.vectors, self._threshold)
+        payload = {
+            "faces": [
+                {
+                    "bbox": list(f.bbox),
+                    "person_id": str(f.person_id) if f.person_id else None,
+                    "distance": f.distance,
+                }
+                for f in faces
+            ]
+        }
+        vector = np.stack([f.descriptor for f in faces]).astype(np.float32) if faces else None
+        input_hash = batch.expected.faces(scene, batch.people.set_hash).input_hash
+        return batch.record(self.step, scene, "", vector, input_hash, payload)
