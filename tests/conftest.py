@@ -1,5 +1,6 @@
-"""Shared fixtures: real Postgres and SQLite databases (migrated with Alembic) and a ``world``
-harness that runs the same runner scenarios over the in-memory fakes and both databases."""
+"""Shared fixtures: real Postgres and SQLite databases (migrated with Alembic), probed once per
+run (the Postgres test database created if missing), and a ``World`` harness that runs the same
+runner scenarios over the in-memory fakes and both databases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -35,44 +37,204 @@ from tests.fakes import (
     InMemoryStore,
 )
 
-# The tests' broker: Redis database 15, flushed by the tests that use it (set before
-# ``scenedex.tasks`` is first imported, which binds the actors to it).
+# The tests' broker: Redis database 15, flushed by the tests that use it (set before the first
+# runtime is built, which installs the broker from the settings and binds the actors to it).
 os.environ.setdefault("SCENEDEX_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 REAL_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/scenedex_test"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """URL of a Postgres database the tests may wipe (SCENEDEX_TEST_DATABASE_URL). Skipped when
-    unreachable, unless SCENEDEX_REQUIRE_POSTGRES=1 (CI), which makes that a failure."""
-    url = os.environ.get("SCENEDEX_TEST_DATABASE_URL", DEFAULT_PG_URL)
+@dataclass(frozen=True)
+class Service:
+    """What the run found of a server the tests use (probed once, in ``pytest_configure``)."""
+
+    name: str
+    url: str  # as the fixture returns it
+    shown_url: str  # password hidden
+    require_variables: tuple[str, ...]  # any of them =1 makes "unreachable" a failure
+    error: str | None = None  # None: reachable
+    note: str | None = None  # said at the start of the run when reachable (e.g. database created)
+
+    @property
+    def required_by(self) -> str | None:
+        """The variable that makes this server required, if one is set."""
+        return next((v for v in self.require_variables if os.environ.get(v) == "1"), None)
+
+    @property
+    def required(self) -> bool:
+        return self.required_by is not None
+
+    @property
+    def message(self) -> str:
+        return f"{self.name} not reachable at {self.shown_url}: {self.error}"
+
+    def line(self, skipped: int | None = None) -> str:
+        """The one line the run prints about an unreachable server, at its start (``skipped``
+        None) and at its end."""
+        if self.required_by:
+            return f"{self.message} -- required ({self.required_by}=1): the run fails"
+        outcome = "its tests are skipped" if skipped is None else f"{skipped} tests skipped"
+        return f"{self.message} -- {outcome} ({self.require_variables[0]}=1 makes that a failure)"
+
+
+SERVICES = pytest.StashKey[dict[str, Service]]()
+
+
+def _first_line(error: BaseException) -> str:
+    error = getattr(error, "orig", None) or error  # the driver's error, not SQLAlchemy's wrapper
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def probe_postgres(url: str) -> Service:
+    """Connect to the test database at ``url``; when that fails but the server answers on its
+    ``postgres`` maintenance database, create the test database (if missing) and try again."""
+    target = sa.engine.make_url(url)
+    if target.drivername == "postgresql":  # as scenedex's create_engine reads it: psycopg 3
+        target = target.set(drivername="postgresql+psycopg")
+    service = Service(
+        "Postgres",
+        url,
+        target.render_as_string(hide_password=True),
+        ("SCENEDEX_REQUIRE_POSTGRES",),
+    )
+
+    def connect(database_url: sa.URL, **options: Any) -> sa.Connection:
+        engine = sa.create_engine(
+            database_url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5}, **options
+        )
+        return engine.connect()
+
     try:
-        with create_engine(url).connect() as connection:
+        with connect(target) as connection:
+            connection.execute(sa.text("select 1"))
+        return service
+    except sa.exc.OperationalError as error:
+        first_error = error
+    try:
+        with connect(target.set(database="postgres"), isolation_level="AUTOCOMMIT") as server:
+            exists = server.execute(
+                sa.text("select 1 from pg_database where datname = :name"), {"name": target.database}
+            ).first()
+            if not exists:
+                name = server.dialect.identifier_preparer.quote(target.database or "")
+                try:
+                    server.execute(sa.text(f"create database {name}"))
+                except sa.exc.ProgrammingError as error:  # created meanwhile by another run
+                    if "already exists" not in str(error):
+                        raise
+    except sa.exc.OperationalError:  # the server does not answer either
+        return replace(service, error=_first_line(first_error))
+    except sa.exc.SQLAlchemyError as error:
+        return replace(service, error=f"cannot create database {target.database}: {_first_line(error)}")
+    try:  # again (if the database was there, the first failure may have been passing)
+        with connect(target) as connection:
             connection.execute(sa.text("select 1"))
     except sa.exc.OperationalError as error:
-        message = f"Postgres not reachable at {url}: {str(error).splitlines()[0]}"
-        if os.environ.get("SCENEDEX_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
+        return replace(service, error=_first_line(error))
+    if exists:
+        return service
+    return replace(
+        service, note=f"Postgres: created the test database {target.database} at {service.shown_url}"
+    )
+
+
+def probe_redis(url: str) -> Service:
+    import redis
+
+    service = Service(
+        "Redis",
+        url,
+        _hide_redis_password(url),
+        ("SCENEDEX_REQUIRE_REDIS", "SCENEDEX_REQUIRE_POSTGRES"),  # the latter: CI before it had its own
+    )
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.exceptions.RedisError as error:
+        return replace(service, error=_first_line(error))
+    return service
+
+
+def _hide_redis_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Probe Postgres (creating the test database if missing) and Redis, once per run."""
+    postgres = probe_postgres(os.environ.get("SCENEDEX_TEST_DATABASE_URL", DEFAULT_PG_URL))
+    config.stash[SERVICES] = {"postgres": postgres, "redis": probe_redis(os.environ["SCENEDEX_REDIS_URL"])}
+
+
+def _start_lines(config: pytest.Config) -> list[str]:
+    lines = []
+    for service in config.stash.get(SERVICES, {}).values():
+        if service.error or service.note:
+            lines.append(service.line() if service.error else service.note)
+    return lines
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return _start_lines(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ``-q`` pytest prints no header: say it here instead."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and (config.option.verbose < 0 or config.option.no_header):
+        for line in _start_lines(config):
+            reporter.write_line(line, yellow=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A required server that is unreachable fails the run, even if no selected test needs it."""
+    services = session.config.stash.get(SERVICES, {}).values()
+    if exitstatus == pytest.ExitCode.OK and any(s.error and s.required for s in services):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest's own summary: the line comes last
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> Iterator[None]:
+    result = yield
+    for service in config.stash.get(SERVICES, {}).values():
+        if service.error:
+            skipped = sum(
+                1
+                for report in terminalreporter.stats.get("skipped", [])
+                if isinstance(report.longrepr, tuple) and service.message in str(report.longrepr[2])
+            )
+            terminalreporter.write_line(
+                service.line(skipped), red=service.required, yellow=not service.required
+            )
+    return result
+
+
+def _service(config: pytest.Config, key: str) -> str:
+    service = config.stash[SERVICES][key]
+    if service.error:
+        if service.required:
+            pytest.fail(service.message, pytrace=False)
+        pytest.skip(service.message)
+    return service.url
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The tests' Redis (SCENEDEX_REDIS_URL, database 15); skipped or failed like Postgres."""
-    import redis
+def postgres_url(pytestconfig: pytest.Config) -> str:
+    """URL of a Postgres database the tests may wipe (SCENEDEX_TEST_DATABASE_URL), created by the
+    run if missing. Skipped when the server is unreachable, unless SCENEDEX_REQUIRE_POSTGRES=1
+    (CI), which makes that a failure."""
+    return _service(pytestconfig, "postgres")
 
-    url = os.environ["SCENEDEX_REDIS_URL"]
-    try:
-        redis.Redis.from_url(url).ping()
-    except redis.exceptions.ConnectionError as error:
-        message = f"Redis not reachable at {url}: {error}"
-        if os.environ.get("SCENEDEX_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
+
+@pytest.fixture(scope="session")
+def redis_url(pytestconfig: pytest.Config) -> str:
+    """The tests' Redis (SCENEDEX_REDIS_URL, database 15); skipped when unreachable, unless
+    SCENEDEX_REQUIRE_REDIS=1 (or SCENEDEX_REQUIRE_POSTGRES=1, as CI set it before) fails them."""
+    return _service(pytestconfig, "redis")
 
 
 @pytest.fixture(scope="session")
@@ -203,20 +365,15 @@ class World:
         return person
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("sqlite", marks=pytest.mark.integration),
-        pytest.param("postgres", marks=pytest.mark.integration),
-    ]
-)
-def world(request: pytest.FixtureRequest) -> World:
-    """The same ports over three backends: in-memory fakes, SQLite and Postgres."""
-    if request.param == "memory":
+def make_world(request: pytest.FixtureRequest, backend: str) -> World:
+    """The same ports over three backends: in-memory fakes ("memory"), "sqlite" and "postgres".
+    The runner scenarios' ``world`` fixtures use it: tests/unit/test_runner_contract.py over the
+    fakes, tests/integration/test_runner_contract.py over both databases."""
+    if backend == "memory":
         uow_factory: Any = InMemoryStore()
         index: Any = InMemorySearchIndex()
     else:
-        if request.param == "sqlite":
+        if backend == "sqlite":
             engine = request.getfixturevalue("sqlite_engine")
         else:
             engine = request.getfixturevalue("postgres_engine")
@@ -237,11 +394,8 @@ def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Any]:
     h = Harness(postgres_engine, redis_url)
     h.redis.flushdb()
     yield h
-    h.stop_worker()
+    h.close()
     h.redis.flushdb()
-    from scenedex.tasks import runtime
-
-    runtime.install(None)
 
 
 def cli_json(*args: str, timeout: float = 300, **env_vars: str) -> Any:

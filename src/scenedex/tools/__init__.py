@@ -1,1 +1,4 @@
-"""Operator tools: the benchmarks (bench, embed-bench), doctor and the demo; apart from the use cases in ``services/``."""
+"""Operator tools: the benchmarks (bench, embed-bench), doctor and the demo.
+
+They stand apart from the use cases in ``services/``.
+"""
