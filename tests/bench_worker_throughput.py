@@ -35,15 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis
 
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ClipSettings, Settings
 from scenedex.tools.bench import build_library, face_photo
-from scenedex.worker.bootstrap import bootstrap
+from scenedex.worker.bootstrap import bootstrap, build_runtime
 from tests.worker_processes import (
     WorkerProcess,
     clear_records,
@@ -115,9 +113,8 @@ def timed_job(
     )
     try:
         booted = worker.wait_ready(timeout=600) - worker.started
-        from scenedex.tasks.runtime import DramatiqSender
-
-        coordinator = JobCoordinator(SqlJobStore(engine), DramatiqSender())
+        settings = Settings(database_url=env["SCENEDEX_DATABASE_URL"], redis_url=args.redis_url)
+        coordinator = build_runtime(settings, engine=engine).coordinator  # installs the broker
         request = ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id)
         cpu_before = worker.cpu_seconds()
         enqueued = time.monotonic()
@@ -151,9 +148,6 @@ def timed_job(
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
-    from scenedex.worker.broker import install_broker
-
-    install_broker(Settings(redis_url=args.redis_url))  # before DramatiqSender declares the actors
     database_url = create_database(args.server_url, f"scenedex_wk_bench_{os.getpid()}")
     results = []
     try:

@@ -28,12 +28,15 @@ OWNER = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
 
 
 class Harness:
-    """A runtime on Postgres + Redis with fake embedders, and an in-process worker."""
+    """A runtime on Postgres + Redis with fake embedders, held by a ``TaskRuntime`` middleware
+    on the tests' broker (where the actors find it; ``close`` removes it), and an in-process
+    worker."""
 
     def __init__(self, engine: sa.Engine, redis_url: str) -> None:
         from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
         from scenedex.adapters.db.search_index import TableSearchIndex
-        from scenedex.tasks import runtime
+        from scenedex.tasks.runtime import TaskRuntime
+        from scenedex.worker.bootstrap import bootstrap, build_runtime
 
         self.engine = engine
         self.redis = redis.Redis.from_url(redis_url)
@@ -46,7 +49,7 @@ class Harness:
             FakeFaceEmbedder(),
         )
         settings = Settings(database_url=str(engine.url), redis_url=redis_url)
-        self.runtime = runtime.build_runtime(
+        services = bootstrap(
             settings,
             engine=engine,
             uow_factory=self.world.uow_factory,
@@ -56,7 +59,9 @@ class Harness:
             face_embedder=self.world.faces,
             search_index=self.world.index,
         )
-        runtime.install(self.runtime)
+        self.runtime = build_runtime(settings, services)  # installs the tests' broker if none is set
+        self.middleware = TaskRuntime(self.runtime)
+        dramatiq.get_broker().add_middleware(self.middleware)
         self.coordinator = self.runtime.coordinator
         self.store = self.coordinator.store
         self.worker: dramatiq.Worker | None = None
@@ -70,10 +75,17 @@ class Harness:
             self.worker.stop()
             self.worker = None
 
-    def enqueue(self, request: ReprocessRequest) -> uuid.UUID:
-        from scenedex.tasks import enqueue_reprocess
+    def close(self) -> None:
+        """Stop the worker and take the runtime off the broker."""
+        self.stop_worker()
+        broker = dramatiq.get_broker()
+        if self.middleware in broker.middleware:
+            broker.middleware.remove(self.middleware)
 
-        return enqueue_reprocess(request, trigger=JobTrigger.CLI, spec_version=self.spec_version).id
+    def enqueue(self, request: ReprocessRequest) -> uuid.UUID:
+        """Create the job and send its planner message (no scope check: an unknown video is
+        found by the planner, as the job tests want)."""
+        return self.coordinator.enqueue(request, self.spec_version, JobTrigger.CLI).id
 
     @property
     def spec_version(self) -> str:

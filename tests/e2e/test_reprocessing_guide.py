@@ -365,7 +365,6 @@ def test_scenedex_command_parses(command: str, inline: bool) -> None:
 def api_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """The OpenAPI ``paths`` of the app ``scenedex api`` serves: every route with its methods,
     parameters and body (built offline: no connection, no model)."""
-    import scenedex.tasks  # noqa: F401  (the tests' broker, before create_app would install one)
     from scenedex.api import create_app
     from scenedex.settings import ApiSettings, ClipSettings, Settings
 

@@ -1,5 +1,5 @@
 """The scheduler against real Redis (lease, period records, sweeper messages) and Postgres (jobs
-through ``scenedex.tasks.enqueue_reprocess``)."""
+through ``scenedex.services.enqueue.enqueue_reprocess``)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def make(harness: Harness, name: str, **settings: Any) -> Scheduler:
     return Scheduler(
         SchedulerSettings(**options),
         redis.Redis.from_url(harness.runtime.settings.redis_url),
-        spec_version=harness.spec_version,
+        harness.runtime,
         instance_id=name,
     )
 

@@ -121,8 +121,6 @@ def test_poison_item_fails_after_max_deliveries_and_the_job_is_partially_failed(
 
 
 def test_redis_flushed_mid_job_is_completed_by_resume(harness: Harness) -> None:
-    from scenedex.tasks import runtime
-
     library(harness.world, videos=3)
     job_id = harness.enqueue(owner_request())
     # The planner runs (no worker yet: its video messages wait in Redis), then Redis loses them.
@@ -130,7 +128,7 @@ def test_redis_flushed_mid_job_is_completed_by_resume(harness: Harness) -> None:
     assert harness.redis.llen("dramatiq:reprocessing") == 4  # planner message + 3 videos
     harness.redis.flushdb()
 
-    probe = runtime.current().probe
+    probe = harness.runtime.probe
     assert harness.coordinator.resume(job_id, probe) == 3
     assert harness.coordinator.resume(job_id, probe) == 0  # messages held again: nothing re-sent
     harness.start_worker()

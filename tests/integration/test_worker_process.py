@@ -122,12 +122,12 @@ class Site:
 
     def enqueue_owner(self, owner_id: uuid.UUID) -> uuid.UUID:
         """Create an owner job and send its planner message, as ``enqueue_reprocess`` does."""
-        from scenedex.adapters.db.jobs import SqlJobStore
-        from scenedex.domain.coordinator import JobCoordinator
         from scenedex.domain.jobs import JobTrigger
-        from scenedex.tasks.runtime import DramatiqSender
+        from scenedex.settings import Settings
+        from scenedex.worker.bootstrap import build_runtime
 
-        coordinator = JobCoordinator(SqlJobStore(self.engine), DramatiqSender())
+        settings = Settings(database_url=self.database_url, redis_url=self.redis_url)
+        coordinator = build_runtime(settings, engine=self.engine).coordinator
         request = ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id)
         return coordinator.enqueue(request, self.spec_version, JobTrigger.CLI).id
 

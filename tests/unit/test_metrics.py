@@ -55,7 +55,7 @@ from dramatiq.middleware.prometheus import Prometheus
 from scenedex.tasks.runtime import WorkerRuntime
 broker = StubBroker()
 broker.add_middleware(Prometheus())
-broker.add_middleware(WorkerRuntime())
+broker.add_middleware(WorkerRuntime(build=lambda: None))  # process boot only: nothing is built
 broker.emit_after("process_boot")
 import prometheus_client.values as values
 print(values.ValueClass.__name__ if hasattr(values.ValueClass, "__name__") else values.ValueClass)

@@ -1,8 +1,9 @@
 """The FastAPI app factory: ``create_app(settings, runtime=None)``.
 
-The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.resolve``
-and ``plan``, ``JobCoordinator``, ``Services.search``) and the enqueue helpers of
-``scenedex.tasks``. Errors are always JSON ``{"detail": ...}``:
+The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.plan``,
+``JobCoordinator``, ``Services.search``) and the enqueue use case
+(``scenedex.services.enqueue``), on the runtime in ``app.state``. Errors are always JSON
+``{"detail": ...}``:
 
 | error | status |
 | --- | --- |
@@ -22,7 +23,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import dramatiq.broker
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -40,37 +40,32 @@ from scenedex.domain.errors import (
 )
 from scenedex.domain.jobs import ActiveJobError
 from scenedex.settings import Settings
+from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime
 
 log = logging.getLogger("scenedex.api")
 
 __all__ = ["ApiConfigError", "create_app"]
 
 
-def create_app(settings: Settings, runtime: Any = None) -> FastAPI:
-    """The API on ``settings``. ``runtime`` (a ``scenedex.tasks.runtime.Runtime`` with
-    services; tests pass one with fake embedders) defaults to one built from ``settings``:
-    models load lazily on first use, nothing connects before the first request.
+def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI:
+    """The API on ``settings``. ``runtime`` (a ``JobRuntime`` with services; tests pass one
+    with fake embedders) defaults to one the composition root builds from ``settings``
+    (``build_runtime(settings, bootstrap(settings))``, which installs the broker unless one is
+    set): models load lazily on first use, nothing connects before the first request. Routes
+    reach it through ``app.state.runtime`` (``api.deps``).
 
-    When the app starts (its lifespan), ``runtime`` becomes this process's task runtime, so
-    ``scenedex.tasks.enqueue_reprocess`` writes jobs to the same database. Raises
-    ``ApiConfigError`` when no JWT key is configured (unless ``allow_insecure_dev``) or a key
-    is unusable: the API refuses to start rather than run open.
+    Raises ``ApiConfigError`` when no JWT key is configured (unless ``allow_insecure_dev``), a
+    key is unusable, or ``runtime`` has no services: the API refuses to start rather than run
+    open.
     """
     verifier = TokenVerifier(settings.api)
-    if dramatiq.broker.global_broker is None:
-        from scenedex.worker.broker import install_broker
-
-        install_broker(settings)
-    from scenedex.tasks import runtime as task_runtime
-
     if runtime is None:
-        runtime = task_runtime.build_runtime(settings, with_models=True)
+        runtime = build_runtime(settings, bootstrap(settings))
     if runtime.services is None:
-        raise ApiConfigError("the API needs a runtime with services (build_runtime(with_models=True))")
+        raise ApiConfigError("the API needs a runtime with services (build_runtime(settings, services))")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task_runtime.install(runtime)  # left installed at the end: another app may share it
         try:
             yield
         finally:

@@ -1,18 +1,15 @@
-"""FastAPI dependencies, as ``Annotated`` aliases: the process runtime, its services, and the
-authenticated caller (any role, or admin)."""
+"""FastAPI dependencies, as ``Annotated`` aliases: the app's job runtime (``app.state.runtime``,
+from ``create_app``), its services, and the authenticated caller (any role, or admin)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scenedex.api.auth import AuthError, Principal, TokenVerifier
-from scenedex.worker.bootstrap import Services
-
-if TYPE_CHECKING:  # importing scenedex.tasks installs a broker: create_app does it first
-    from scenedex.tasks.runtime import Runtime
+from scenedex.worker.bootstrap import JobRuntime, Services
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -21,12 +18,14 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def get_runtime(request: Request) -> JobRuntime:
+    """The job runtime the app was created with."""
+    runtime: JobRuntime = request.app.state.runtime
     return runtime
 
 
 def get_services(request: Request) -> Services:
+    """The services of the app's runtime."""
     services: Services = request.app.state.services
     return services
 
@@ -56,7 +55,4 @@ def require_admin(caller: CallerDep) -> Principal:
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
 ServicesDep = Annotated[Services, Depends(get_services)]
-if TYPE_CHECKING:
-    RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-else:
-    RuntimeDep = Annotated[Any, Depends(get_runtime)]
+RuntimeDep = Annotated[JobRuntime, Depends(get_runtime)]

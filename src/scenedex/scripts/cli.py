@@ -1,92 +1,66 @@
-"""The ``scenedex`` command line (typer).
+"""The ``scenedex`` command line (typer): the root app, its own commands, and the sub-apps.
 
-Exit codes: 0 success; 1 some items failed or a dependency (model, database) is unusable;
-2 usage error (bad uuid, unknown video or owner, wrong scope arguments, missing file), always
-with a one-line message on stderr, never a traceback.
+The sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``, ``doctor_cli``) and this module share the
+helpers of ``common`` (exit codes are described there); no module imports this one back.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
 
-from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
-from scenedex.domain.reprocess import ReprocessProgress, ReprocessRequest, parse_uuid
+from scenedex.domain.errors import InvalidRequestError
+from scenedex.domain.progress import ReprocessProgress
+from scenedex.domain.request import ReprocessRequest, parse_uuid
 from scenedex.domain.spec import EmbeddingStepType
-from scenedex.worker.logs import configure_logging
+from scenedex.scripts.api_cli import (
+    API_EPILOG,
+    EMBED_SERVER_EPILOG,
+    SCHEDULER_EPILOG,
+    api,
+    embed_server,
+    scheduler,
+)
+from scenedex.scripts.common import (
+    JsonOption,
+    OwnerOption,
+    build_services,
+    fail,
+    parse_owner,
+    print_json,
+    stderr,
+    user_errors,
+)
+from scenedex.scripts.doctor_cli import DOCTOR_EPILOG, doctor
+from scenedex.scripts.index_cli import index_app
+from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
 from scenedex.settings import Settings
+from scenedex.worker.logs import configure_logging
 
-app = typer.Typer(help="scenedex: keep video search embeddings correct and current.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-person_app = typer.Typer(help="Persons and their reference photos.", no_args_is_help=True)
+# Help texts are written for the terminal: typer shows a command's docstring (keep it to one line,
+# which the command list shows as is) and its epilog (plain paragraphs, rich markup, no RST).
+app = typer.Typer(
+    help="scenedex: keep video search embeddings correct and current.",
+    epilog="Exit codes: 0 success; 1 some items failed or a dependency (model, database) is unusable; "
+    "2 usage error (bad uuid, unknown video or owner, wrong scope arguments, missing file), always with "
+    "a one-line message on stderr, never a traceback.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+db_app = typer.Typer(
+    help="Database schema (Alembic migrations).", no_args_is_help=True, rich_markup_mode="rich"
+)
+person_app = typer.Typer(
+    help="Persons and their reference photos.", no_args_is_help=True, rich_markup_mode="rich"
+)
 app.add_typer(db_app, name="db")
 app.add_typer(person_app, name="person")
-
-
-def _register_job_commands() -> None:
-    from scenedex.scripts.index_cli import index_app
-    from scenedex.scripts.jobs_cli import jobs_app, worker
-
-    app.add_typer(index_app, name="index")
-    app.add_typer(jobs_app, name="jobs")
-    app.command()(worker)
-    from scenedex.scripts.api_cli import api, embed_server, scheduler
-
-    app.command()(api)
-    app.command(name="embed-server")(embed_server)
-    app.command()(scheduler)
-    from scenedex.scripts.doctor_cli import doctor
-
-    app.command()(doctor)
-
-
-stderr = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-OwnerOption = Annotated[str, typer.Option("--owner-id", help="Owner (tenant) UUID.")]
-
-
-def fail(message: str, code: int) -> NoReturn:
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn scenedex's own errors into a one-line message and an exit code."""
-    try:
-        yield
-    except (InvalidRequestError, NotFoundError) as error:
-        fail(str(error), 2)
-    except ScenedexError as error:
-        fail(str(error), 1)
-    except OperationalError as error:
-        fail(f"database unreachable: {str(error.orig or error).splitlines()[0]}", 1)
-
-
-def _services(**overrides: Any) -> Any:
-    from scenedex.worker.bootstrap import bootstrap
-
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return bootstrap(settings, **overrides)
-
-
-def _owner(value: str) -> Any:
-    return parse_uuid(value, "owner id")
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
 
 
 @db_app.command("upgrade")
@@ -95,12 +69,16 @@ def db_upgrade() -> None:
     from scenedex.adapters.db.migrate import current_revision, upgrade
 
     with user_errors():
-        services = _services()
+        services = build_services()
         upgrade(services.engine)
         stderr.print(f"database at revision {current_revision(services.engine)}")
 
 
-@app.command()
+@app.command(
+    epilog="The workers (scenedex worker) then embed its scenes; with --no-embed, embed them later "
+    "with scenedex reprocess. If the broker is unreachable the video is still ingested, and the error "
+    "(exit 1) says which reprocess to run."
+)
 def ingest(
     video: Annotated[Path, typer.Argument(help="Video file to ingest.")],
     owner_id: OwnerOption,
@@ -111,14 +89,13 @@ def ingest(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Cut a video into scenes (PySceneDetect), store keyframes and create its rows, then
-    enqueue ``embed_video`` for the workers (unless ``--no-embed``)."""
+    """Cut a video into scenes (PySceneDetect), store keyframes and rows, and enqueue embed_video."""
     from scenedex.adapters.video import PySceneDetectSceneDetector
     from scenedex.services.ingest import ingest_video
 
     with user_errors():
-        owner = _owner(owner_id)
-        services = _services()
+        owner = parse_owner(owner_id)
+        services = build_services()
         result = ingest_video(
             uow_factory=services.uow_factory,
             blobs=services.blobs,
@@ -128,9 +105,9 @@ def ingest(
             title=title,
             subtitles=subtitles,
         )
-    message_id = None if no_embed else _enqueue_embed(result.video.id, owner)
+    message_id = None if no_embed else _enqueue_embed(services, result.video.id, owner)
     if json_output:
-        _print_json(
+        print_json(
             {"video_id": str(result.video.id), "scenes": len(result.scenes), "embed_message_id": message_id}
         )
     else:
@@ -139,15 +116,15 @@ def ingest(
             print(f"embed_video enqueued (message {message_id})")
 
 
-def _enqueue_embed(video_id: Any, owner_id: Any) -> str:
+def _enqueue_embed(services: Any, video_id: Any, owner_id: Any) -> str:
     """Enqueue embed_video; an unreachable broker is exit 1 with what to run instead (the
     video itself is ingested)."""
     import redis
 
-    from scenedex.tasks import enqueue_embed_video
+    from scenedex.worker.bootstrap import build_runtime
 
-    try:
-        return enqueue_embed_video(video_id, owner_id)
+    try:  # the video was just created here: no ownership to check, and no spec needed
+        return build_runtime(services.settings, engine=services.engine).sender.send_embed(video_id, owner_id)
     except redis.exceptions.ConnectionError as error:
         fail(
             f"video {video_id} ingested, but embed_video could not be enqueued ({error}); "
@@ -167,8 +144,8 @@ def person_add(
     from scenedex.services.ingest import add_person
 
     with user_errors():
-        owner = _owner(owner_id)
-        services = _services()
+        owner = parse_owner(owner_id)
+        services = build_services()
         result = add_person(
             uow_factory=services.uow_factory,
             blobs=services.blobs,
@@ -177,12 +154,15 @@ def person_add(
             photo_paths=photos,
         )
     if json_output:
-        _print_json({"person_id": str(result.person.id), "photos": len(result.photos)})
+        print_json({"person_id": str(result.person.id), "photos": len(result.photos)})
     else:
         print(f"person {result.person.id}: {len(result.photos)} photos")
 
 
-@app.command()
+@app.command(
+    epilog="Runs inline with a progress bar per step, or with --enqueue as a job for the workers "
+    "(follow it with scenedex jobs status JOB_ID). Exit 1 when some items failed."
+)
 def reprocess(
     scope: Annotated[str, typer.Option(help="video | owner | all")],
     video_id: Annotated[str | None, typer.Option("--video-id", help="Video UUID (scope video).")] = None,
@@ -195,13 +175,12 @@ def reprocess(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Bring every embedding in the scope up to the latest spec: inline with a progress bar,
-    or with ``--enqueue`` as a job for the workers (``scenedex jobs status JOB_ID``)."""
+    """Bring every embedding in the scope up to the latest spec."""
     with user_errors():
         request = ReprocessRequest.parse(
             scope, video_id=video_id, owner_id=owner_id, force=force, since=since
         )
-        services = _services()
+        services = build_services()
         runner = services.runner()
         configure_logging(
             services.settings.log_level, services.settings.log_format, spec_version=runner.spec.version
@@ -211,7 +190,7 @@ def reprocess(
             _print_plan(plan.to_dict(), json_output)
             return
         if enqueue:
-            _enqueue_job(runner, request, json_output)
+            _enqueue_job(services, runner, request, json_output)
             return
         with _ProgressBars(enabled=not json_output or stderr.is_terminal) as bars:
             progress = runner.run(request, listener=bars)
@@ -219,19 +198,22 @@ def reprocess(
     raise typer.Exit(0 if progress.ok else 1)
 
 
-def _enqueue_job(runner: Any, request: ReprocessRequest, json_output: bool) -> None:
+def _enqueue_job(services: Any, runner: Any, request: ReprocessRequest, json_output: bool) -> None:
+    """Enqueue a job with the enqueue use case on a runtime sharing ``services``' engine; an
+    unknown video or owner is a usage error now (``NotFoundError``), not a failed job later."""
     import redis
 
     from scenedex.domain.jobs import JobTrigger
-    from scenedex.tasks import enqueue_reprocess
+    from scenedex.services.enqueue import enqueue_reprocess
+    from scenedex.worker.bootstrap import build_runtime
 
-    runner.resolve(request)  # unknown video or owner: a usage error now, not a failed job later
+    coordinator = build_runtime(services.settings, services).coordinator
     try:
-        job = enqueue_reprocess(request, trigger=JobTrigger.CLI, spec_version=runner.spec.version)
+        job = enqueue_reprocess(request, runner=runner, coordinator=coordinator, trigger=JobTrigger.CLI).job
     except redis.exceptions.ConnectionError as error:
         fail(f"broker unreachable: {error}", 1)
     if json_output:
-        _print_json({"job_id": str(job.id)})
+        print_json({"job_id": str(job.id)})
     else:
         print(f"job {job.id} queued; follow it with: scenedex jobs status {job.id} --watch")
 
@@ -249,11 +231,11 @@ def search(
 ) -> None:
     """Nearest scenes of one owner, best first (exact cosine kNN on the table-backed index)."""
     with user_errors():
-        owner = _owner(owner_id)
+        owner = parse_owner(owner_id)
         person = parse_uuid(person_id, "person id")
         if image is not None and not image.is_file():
             raise InvalidRequestError(f"image file not found: {image}")
-        services = _services()
+        services = build_services()
         hits = services.search(
             owner,
             text=text,
@@ -262,7 +244,7 @@ def search(
             k=k,
         )
     if json_output:
-        _print_json({"results": [hit.to_dict() for hit in hits]})
+        print_json({"results": [hit.to_dict() for hit in hits]})
         return
     table = Table(title=f"{len(hits)} scenes")
     for column in ("score", "video", "start_s", "end_s", "scene", "persons"):
@@ -280,7 +262,10 @@ def search(
     Console().print(table)
 
 
-@app.command()
+@app.command(
+    epilog="The demo never downloads model weights (HF_HUB_OFFLINE=1 unless set): it uses pretrained "
+    "CLIP weights when they are cached, and says so plainly when it falls back to untrained ones."
+)
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Folder for the demo's database and media.")
@@ -290,10 +275,7 @@ def demo(
     ),
     json_output: JsonOption = False,
 ) -> None:
-    """Run the whole pipeline on sample media, offline: ingest, person, reprocess twice, search.
-
-    The demo never downloads model weights (HF_HUB_OFFLINE=1 unless set): it uses pretrained CLIP
-    weights when they are cached, and says so plainly when it falls back to untrained ones."""
+    """Run the whole pipeline on sample media, offline: ingest, person, reprocess twice, search."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -324,13 +306,37 @@ def demo(
             lambda line: stderr.print(line, highlight=False, soft_wrap=True),
         )
     if json_output:
-        _print_json({**vars(report), "directory": str(report.directory)})
+        print_json({**vars(report), "directory": str(report.directory)})
     else:
         _print_demo(report)
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command()
+BENCH_EPILOG = (
+    "Phases: the bare models (CLIP, text, faces) at the batch size after a warm-up batch; the full "
+    "reprocess; a no-op reprocess; bf16 vs fp32 cosine; with --noop-scenes, a no-op over that many "
+    "seeded scenes (stand-in vectors). Weights are never downloaded: without pretrained CLIP weights "
+    "it says so and uses SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning."
+    "\n\n"
+    "--json keys (seconds, items or scenes per second, MiB):\n"
+    "database, owner_id, scenes, videos, batch_size;\n"
+    "machine {cpu_model, cpus, torch_threads, torch, python, load_1m \\[start, end]};\n"
+    "models {spec_version, clip_model_id, text_model_id, face_model_id, clip_precision, "
+    "text_precision, clip_note};\n"
+    "library {seconds, faces_pasted, keyframe_kib_mean, words_per_scene};\n"
+    "bare {clip, text, faces: {items, seconds, items_per_s}};\n"
+    "full, noop {seconds, scenes_per_s, computed, failed, steps {step: {planned, computed, skipped, "
+    "failed, seconds}}};\n"
+    "efficiency (bare seconds / full reprocess seconds);\n"
+    "precision {clip, text: {precision, compared, min, mean, ok} or {precision, note}};\n"
+    "noop_seeded (null or {owner_id, scenes, seed_seconds, noop, note});\n"
+    "rss_mib {after_build, after_bare, after_full, after_noop, after_precision, after_seed, "
+    "after_seeded_noop} (peak RSS so far);\n"
+    "warnings (list of strings)."
+)
+
+
+@app.command(epilog=BENCH_EPILOG)
 def bench(
     scenes: Annotated[int, typer.Option(min=1, help="Scenes in the synthetic library.")] = 200,
     batch_size: Annotated[int, typer.Option(min=1, help="Scenes per batch (runner and CLIP).")] = 32,
@@ -346,28 +352,7 @@ def bench(
     ),
     json_output: JsonOption = False,
 ) -> None:
-    """Measure reprocess speed on a synthetic library with the configured models.
-
-    Phases: the bare models (CLIP, text, faces) at the batch size after a warm-up batch; the full
-    reprocess; a no-op reprocess; bf16 vs fp32 cosine; with --noop-scenes, a no-op over that many
-    seeded scenes (stand-in vectors). Weights are never downloaded: without pretrained CLIP
-    weights it says so and uses SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning.
-
-    --json keys (seconds, items or scenes per second, MiB):
-    database, owner_id, scenes, videos, batch_size;
-    machine {cpu_model, cpus, torch_threads, torch, python, load_1m [start, end]};
-    models {spec_version, clip_model_id, text_model_id, face_model_id, clip_precision,
-    text_precision, clip_note};
-    library {seconds, faces_pasted, keyframe_kib_mean, words_per_scene};
-    bare {clip, text, faces: {items, seconds, items_per_s}};
-    full, noop {seconds, scenes_per_s, computed, failed, steps {step: {planned, computed,
-    skipped, failed, seconds}}};
-    efficiency (bare seconds / full reprocess seconds);
-    precision {clip, text: {precision, compared, min, mean, ok} or {precision, note}};
-    noop_seeded (null or {owner_id, scenes, seed_seconds, noop, note});
-    rss_mib {after_build, after_bare, after_full, after_noop, after_precision, after_seed,
-    after_seeded_noop} (peak RSS so far);
-    warnings (list of strings)."""
+    """Measure reprocess speed on a synthetic library with the configured models."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -389,7 +374,7 @@ def bench(
     for warning in report.warnings:
         stderr.print(f"[bold red]warning:[/bold red] {warning}", highlight=False, soft_wrap=True)
     if json_output:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         _print_bench(report.to_dict())
     raise typer.Exit(0 if report.ok else 1)
@@ -457,7 +442,21 @@ def _run_figures(run: dict[str, Any]) -> tuple[float, float]:
     return run["seconds"], run["scenes_per_s"]
 
 
-@app.command(name="embed-bench")
+EMBED_BENCH_EPILOG = (
+    "Loads the models once and serves them twice (batcher on, batcher off). Per client count and "
+    "batcher setting, N concurrent clients send signed POST /v1/embed/image requests (1280x720 JPEG "
+    "keyframes, ~200 kB) until --requests are sent or --max-seconds pass (the run then says it stopped "
+    "early). Weights are never downloaded: without pretrained CLIP weights it says so and uses "
+    "SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning (failed requests)."
+    "\n\n"
+    "--json keys (seconds, ms, KiB): machine, model {clip_model_id, precision, device, note}, images, "
+    "settings, runs [{batcher, clients, requests, ok, failures, seconds, images_per_s, latency_ms {mean, "
+    "p50, p90, p99, max}, batch {batches, images, mean_batch, batch_sizes, queue_wait_ms_mean}, "
+    "stopped_early}], seconds, stopped_early, warnings."
+)
+
+
+@app.command(name="embed-bench", epilog=EMBED_BENCH_EPILOG)
 def embed_bench(
     clients: Annotated[
         list[int] | None,
@@ -477,18 +476,7 @@ def embed_bench(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Load-test the embedding service on loopback with its dynamic batcher on and off.
-
-    Loads the models once and serves them twice (batcher on, batcher off). Per client count and
-    batcher setting, N concurrent clients send signed POST /v1/embed/image requests (1280x720
-    JPEG keyframes, ~200 kB) until --requests are sent or --max-seconds pass (the run then says
-    it stopped early). Weights are never downloaded: without pretrained CLIP weights it says so
-    and uses SCENEDEX_CLIP__PRETRAINED=none. Exit code 1 after a warning (failed requests).
-
-    --json keys (seconds, ms, KiB): machine, model {clip_model_id, precision, device, note},
-    images, settings, runs [{batcher, clients, requests, ok, failures, seconds, images_per_s,
-    latency_ms {mean, p50, p90, p99, max}, batch {batches, images, mean_batch, batch_sizes,
-    queue_wait_ms_mean}, stopped_early}], seconds, stopped_early, warnings."""
+    """Load-test the embedding service on loopback with its dynamic batcher on and off."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -511,7 +499,7 @@ def embed_bench(
     if report["stopped_early"]:
         stderr.print(f"[yellow]note:[/yellow] a run stopped early, at --max-seconds {max_seconds:g}")
     if json_output:
-        _print_json(report)
+        print_json(report)
     else:
         _print_embed_bench(report)
     raise typer.Exit(0 if not report["warnings"] else 1)
@@ -594,7 +582,7 @@ def _print_demo(report: Any) -> None:
 
 def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
     if json_output:
-        _print_json(plan)
+        print_json(plan)
         return
     table = Table(
         title=f"plan under spec {plan['spec_version']} ({plan['videos']} videos, {plan['scenes']} scenes)"
@@ -611,7 +599,7 @@ def _print_plan(plan: dict[str, Any], json_output: bool) -> None:
 def _print_progress(progress: ReprocessProgress, json_output: bool) -> None:
     summary = progress.to_dict()
     if json_output:
-        _print_json(summary)
+        print_json(summary)
         return
     table = Table(title=f"reprocess under spec {progress.spec_version}")
     for column in ("step", "planned", "computed", "skipped", "failed", "seconds", "items/s"):
@@ -662,7 +650,14 @@ class _ProgressBars:
         self._progress.advance(self._tasks[step], count)
 
 
-_register_job_commands()
+# after the commands above, so that `scenedex --help` lists them first
+app.add_typer(index_app, name="index")
+app.add_typer(jobs_app, name="jobs")
+app.command(epilog=WORKER_EPILOG)(worker)
+app.command(epilog=API_EPILOG)(api)
+app.command(name="embed-server", epilog=EMBED_SERVER_EPILOG)(embed_server)
+app.command(epilog=SCHEDULER_EPILOG)(scheduler)
+app.command(epilog=DOCTOR_EPILOG)(doctor)
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

@@ -15,14 +15,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from scenedex.scripts.common import JsonOption
 from scenedex.settings import Settings
 from scenedex.worker.logs import configure_logging
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
+# `scenedex doctor` is registered by cli.py, with this epilog
+DOCTOR_EPILOG = (
+    "Checks the database and its migrations, Redis, the search index, the model weights, storage and "
+    "(backend http) the embedding service. Never downloads model weights (HF_HUB_OFFLINE=1 unless set) "
+    "and changes nothing. Exit 0 when nothing FAILs (WARNs are fine), 1 otherwise."
+    "\n\n"
+    '--json: {"ok": bool, "checks": [{"name", "status" (ok|warn|fail), "detail", "fix"}]}'
+)
+
 
 def doctor(
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    json_output: JsonOption = False,
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds each network dependency gets to answer.")
     ] = 2.0,
@@ -30,11 +40,7 @@ def doctor(
         bool, typer.Option("--load-models", help="Also load every model (slower; catches corrupt files).")
     ] = False,
 ) -> None:
-    """Check every configured dependency: database and migrations, Redis, the search index,
-    the model weights, storage and (backend http) the embedding service; say what to fix.
-
-    Never downloads model weights (HF_HUB_OFFLINE=1 unless set) and changes nothing.
-    --json: {"ok": bool, "checks": [{"name", "status" (ok|warn|fail), "detail", "fix"}]}."""
+    """Check every configured dependency, one line each (OK, WARN or FAIL), and say what to fix."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from scenedex.tools.doctor import Status, run_checks
 

@@ -9,7 +9,7 @@
 - ``rollback``: abandon a build, or move both aliases back to the previous index;
 - ``prune [--dry-run]``: delete the indexes no alias points at.
 
-Exit codes as in ``cli.py``: 0 ok; 1 differences found (or left after ``--repair``), or
+Exit codes as in ``common``: 0 ok; 1 differences found (or left after ``--repair``), or
 OpenSearch unusable; 2 usage error (another backend, bad owner id, nothing to roll back).
 """
 
@@ -25,36 +25,32 @@ from rich.table import Table
 
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.request import parse_uuid
+from scenedex.scripts.common import JsonOption, build_services, fail, print_json, user_errors
 
 index_app = typer.Typer(
-    help="OpenSearch scene indexes: status, verify, promote, rollback, prune.", no_args_is_help=True
+    help="OpenSearch scene indexes: status, verify, promote, rollback, prune.",
+    epilog="Only with SCENEDEX_SEARCH__BACKEND=opensearch (the table backend has no indexes; exit 2).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def _cli() -> Any:
-    from scenedex.scripts import cli
-
-    return cli
 
 
 @contextmanager
 def _index_errors() -> Iterator[None]:
-    """scenedex errors as in ``cli.user_errors``; OpenSearch answers as a one-line exit 1."""
+    """scenedex errors as in ``common.user_errors``; OpenSearch answers as a one-line exit 1."""
     from opensearchpy.exceptions import TransportError
 
-    cli = _cli()
-    with cli.user_errors():
+    with user_errors():
         try:
             yield
         except TransportError as error:
-            cli.fail(f"OpenSearch: {error}", 1)
+            fail(f"OpenSearch: {error}", 1)
 
 
 def _services_and_index() -> tuple[Any, Any]:
     from scenedex.adapters.opensearch import OpenSearchIndex
 
-    services = _cli()._services()
+    services = build_services()
     if not isinstance(services.search_index, OpenSearchIndex):
         raise InvalidRequestError(
             "index commands need SCENEDEX_SEARCH__BACKEND=opensearch (the table backend has no indexes)"
@@ -69,7 +65,7 @@ def index_status(json_output: JsonOption = False) -> None:
         _, index = _services_and_index()
         report = index.status().to_dict()
     if json_output:
-        _cli()._print_json(report)
+        print_json(report)
         return
     console = Console()
     aliases = ", ".join(f"{alias} -> {target or '(none)'}" for alias, target in report["aliases"].items())
@@ -101,7 +97,7 @@ def index_status(json_output: JsonOption = False) -> None:
         )
 
 
-@index_app.command("verify")
+@index_app.command("verify", epilog="Exit 1 when any is found (with --repair: when any is left afterwards).")
 def index_verify(
     owner_id: Annotated[
         str | None, typer.Option("--owner-id", help="Only this owner (default: every owner).")
@@ -111,8 +107,7 @@ def index_verify(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Compare the database with this configuration's index: missing, stale and extra documents
-    per owner. Exit 1 when any is found (with ``--repair``: when any is left afterwards)."""
+    """Compare the database with this configuration's index: missing, stale, extra documents per owner."""
     from scenedex.adapters.opensearch.verify import repair_index, verify_index
 
     with _index_errors():
@@ -129,13 +124,17 @@ def index_verify(
     ok = all(r.ok for r in reports)
     result["ok"] = ok
     if json_output:
-        _cli()._print_json(result)
+        print_json(result)
     else:
         _print_verify(result)
     raise typer.Exit(0 if ok else 1)
 
 
-@index_app.command("promote")
+@index_app.command(
+    "promote",
+    epilog="Writes promote a complete build by themselves; this is for a build whose last write was a "
+    "delete, say. Exit 1 when the index being built does not cover every scene yet.",
+)
 def index_promote(json_output: JsonOption = False) -> None:
     """Promote the index being built (read alias moved to it) if it covers every scene."""
     with _index_errors():
@@ -145,7 +144,7 @@ def index_promote(json_output: JsonOption = False) -> None:
     report = {"phase": state.phase, "read": state.read, "write": state.write}
     report["coverage"] = coverage.to_dict() if coverage else None
     if json_output:
-        _cli()._print_json(report)
+        print_json(report)
     elif coverage is None:
         print(f"nothing to promote ({state.phase}: reads on {state.read}, writes on {state.write})")
     else:
@@ -154,16 +153,18 @@ def index_promote(json_output: JsonOption = False) -> None:
     raise typer.Exit(0 if coverage is None or coverage.complete else 1)
 
 
-@index_app.command("rollback")
+@index_app.command(
+    "rollback",
+    epilog="The index left is marked rolled back: it is not written to or promoted again until pruned.",
+)
 def index_rollback(json_output: JsonOption = False) -> None:
-    """Abandon the build in progress, or move both aliases back to the previous index. The index
-    left is marked rolled back: it is not written to or promoted again until pruned."""
+    """Abandon the build in progress, or move both aliases back to the previous index."""
     with _index_errors():
         _, index = _services_and_index()
         message = index.rollback()
         state = index.aliases()
     if json_output:
-        _cli()._print_json({"message": message, "read": state.read, "write": state.write})
+        print_json({"message": message, "read": state.read, "write": state.write})
     else:
         print(message)
 
@@ -178,7 +179,7 @@ def index_prune(
         _, index = _services_and_index()
         names = index.prune(dry_run=dry_run)
     if json_output:
-        _cli()._print_json({"deleted": [] if dry_run else names, "would_delete": names if dry_run else []})
+        print_json({"deleted": [] if dry_run else names, "would_delete": names if dry_run else []})
     else:
         verb = "would delete" if dry_run else "deleted"
         print(f"{verb} {len(names)} index(es){': ' + ', '.join(names) if names else ''}")

@@ -1,6 +1,6 @@
 """``scenedex worker`` and ``scenedex jobs ...``: the queued side of reprocessing.
 
-Exit codes as in ``cli.py``: 0 ok, 1 failed job or unusable dependency, 2 usage error.
+Exit codes as in ``common``: 0 ok, 1 failed job or unusable dependency, 2 usage error.
 ``jobs status`` exits with the job's outcome once it is over (0 succeeded, 1 otherwise) and 0
 while it runs.
 """
@@ -17,26 +17,29 @@ from rich.console import Console
 from rich.table import Table
 
 from scenedex.domain.request import parse_uuid
+from scenedex.scripts.common import JsonOption, fail, print_json, user_errors
 from scenedex.settings import Settings
 
-jobs_app = typer.Typer(help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def _cli() -> Any:
-    from scenedex.scripts import cli
-
-    return cli
+jobs_app = typer.Typer(
+    help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True, rich_markup_mode="rich"
+)
 
 
 def _runtime() -> Any:
-    from scenedex.tasks import runtime
+    """A job runtime without services (no spec computed, no model library imported)."""
+    from scenedex.worker.bootstrap import build_runtime
 
-    return runtime.current(with_models=False)
+    return build_runtime(Settings())
 
 
 def _job_id(value: str) -> Any:
     return parse_uuid(value, "job id")
+
+
+# `scenedex worker` is registered by cli.py, with this epilog
+WORKER_EPILOG = (
+    "Models load once per process before consuming; SIGTERM finishes or re-queues the current messages."
+)
 
 
 def worker(
@@ -47,8 +50,7 @@ def worker(
         typer.Option("--queues", help="Queues to consume (default: embeddings, reprocessing)."),
     ] = None,
 ) -> None:
-    """Run Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app): models load once per
-    process before consuming; SIGTERM finishes or re-queues the current messages."""
+    """Run the Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app)."""
     settings = Settings().worker
     processes = processes or settings.processes
     threads = threads or settings.threads
@@ -74,21 +76,22 @@ def worker(
     os.execvpe(sys.executable, argv, env)
 
 
-@jobs_app.command("status")
+@jobs_app.command(
+    "status", epilog="Exit code: 0 while the job runs; once it is over, 0 if it succeeded, 1 otherwise."
+)
 def jobs_status(
     job_id: Annotated[str, typer.Argument(help="Job UUID.")],
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until the job is over.")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Progress of a job: items done/failed/total, per-step counts, throughput, ETA, failed items."""
-    cli = _cli()
-    with cli.user_errors():
+    with user_errors():
         job_id_value = _job_id(job_id)
         store = _runtime().coordinator.store
         while True:
             summary = store.summary(job_id_value)
             if summary is None:
-                cli.fail(f"job {job_id} not found", 2)
+                fail(f"job {job_id} not found", 2)
             report = summary.to_dict()
             if not watch or not summary.job.status.active:
                 break
@@ -96,7 +99,7 @@ def jobs_status(
                 _print_status(report, compact=True)
             time.sleep(2)
     if json_output:
-        cli._print_json(report)
+        print_json(report)
     else:
         _print_status(report)
     over = not summary.job.status.active
@@ -113,8 +116,7 @@ def jobs_list(
     from scenedex.domain.errors import InvalidRequestError
     from scenedex.domain.jobs import JobStatus
 
-    cli = _cli()
-    with cli.user_errors():
+    with user_errors():
         try:
             wanted = JobStatus(status) if status else None
         except ValueError:
@@ -124,7 +126,7 @@ def jobs_list(
         jobs = _runtime().coordinator.store.list(limit=limit, status=wanted)
     rows = [job.to_dict() for job in jobs]
     if json_output:
-        cli._print_json({"jobs": rows})
+        print_json({"jobs": rows})
         return
     table = Table(title="reprocess jobs")
     for column in ("job_id", "status", "scope", "trigger", "created_at"):
@@ -140,12 +142,11 @@ def jobs_resume(
     json_output: JsonOption = False,
 ) -> None:
     """Re-send the messages of an active job that the broker lost (e.g. Redis restarted)."""
-    cli = _cli()
-    with cli.user_errors():
+    with user_errors():
         runtime = _runtime()
         sent = runtime.coordinator.resume(_job_id(job_id), runtime.probe)
     if json_output:
-        cli._print_json({"job_id": job_id, "resent": sent})
+        print_json({"job_id": job_id, "resent": sent})
     else:
         print(f"job {job_id}: re-sent {sent} message(s)")
 
@@ -156,11 +157,10 @@ def jobs_cancel(
     json_output: JsonOption = False,
 ) -> None:
     """Cancel an active job: items not yet finished are not run (a running video finishes)."""
-    cli = _cli()
-    with cli.user_errors():
+    with user_errors():
         job = _runtime().coordinator.store.cancel(_job_id(job_id))
     if json_output:
-        cli._print_json({"job_id": job_id, "status": job.status.value})
+        print_json({"job_id": job_id, "status": job.status.value})
     else:
         print(f"job {job_id}: {job.status.value}")
 

@@ -1,39 +1,39 @@
-"""Dramatiq actors and enqueue helpers.
+"""Dramatiq actors (``actors``), the runtime middleware the actors reach their process's runtime
+through (``runtime``), and what the broker holds (``messaging``).
 
-Importing this package sets the RedisBroker (from ``SCENEDEX_REDIS_URL``) as dramatiq's broker,
-unless a broker was set before, and declares the actors. It opens no connection, loads no model
-and does not import torch, so API services can import it to enqueue::
+Importing this package does nothing else: it installs no broker, opens no connection, loads no
+model and does not import torch. The actors are declared on dramatiq's global broker when
+``scenedex.tasks.actors`` is first imported, which the composition root does once it has
+installed the broker (``scenedex.worker.bootstrap.build_runtime``); the names below are looked
+up lazily, so ``from scenedex.tasks import reprocess_video`` works once a runtime is built.
 
-    from scenedex.tasks import enqueue_reprocess
-    job = enqueue_reprocess(ReprocessRequest.parse("owner", owner_id=...), trigger=JobTrigger.API)
+Python services enqueue through the enqueue use case on a runtime of the composition root::
+
+    services = bootstrap(settings)
+    runtime = build_runtime(settings, services)
+    enqueue_reprocess(request, runner=services.runner(), coordinator=runtime.coordinator,
+                      trigger=JobTrigger.API)  # scenedex.services.enqueue
 """
 
 from __future__ import annotations
 
-import dramatiq.broker
-
-from scenedex.worker.broker import install_broker
-
-if dramatiq.broker.global_broker is None:
-    install_broker()
-
-from scenedex.tasks.actors import (
-    EMBEDDINGS_QUEUE,
-    REPROCESSING_QUEUE,
-    embed_video,
-    reprocess_embeddings,
-    reprocess_video,
-    sweep_jobs,
-)
-from scenedex.tasks.enqueue import enqueue_embed_video, enqueue_reprocess
+from typing import Any
 
 __all__ = [
     "EMBEDDINGS_QUEUE",
     "REPROCESSING_QUEUE",
     "embed_video",
     "enqueue_embed_video",
-    "enqueue_reprocess",
     "reprocess_embeddings",
     "reprocess_video",
     "sweep_jobs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The actors' module attributes, imported (and so declared) on first use."""
+    if name in __all__:
+        from scenedex.tasks import actors
+
+        return getattr(actors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

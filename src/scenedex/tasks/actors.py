@@ -7,6 +7,11 @@ skipped, and item counts are set rather than incremented (see ``domain.jobs``).
 Every line logged while an actor runs carries its ``job_id``, ``video_id``, ``owner_id`` and the
 worker's ``spec_version`` (``scenedex.domain.logcontext``; the coordinator and runner add the rest).
 
+The actors are declared on dramatiq's global broker when this module is first imported, so the
+broker must be installed before (``worker.bootstrap.build_runtime`` and ``worker.dramatiq_app``
+do that). Each actor finds its process's runtime through its broker's middleware
+(``tasks.runtime.job_runtime``), never through a module global.
+
 Options, on purpose:
 
 - ``reprocess_video`` / ``embed_video``: ``max_retries=3`` with exponential backoff from 5 s to
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -33,7 +38,16 @@ from scenedex.domain.errors import PermanentError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.logcontext import log_context
 from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
-from scenedex.tasks import runtime
+from scenedex.tasks.messaging import broker_message_id
+from scenedex.tasks.runtime import job_runtime
+
+if TYPE_CHECKING:
+    from scenedex.worker.bootstrap import JobRuntime
+
+if dramatiq.broker.global_broker is None:  # dramatiq would fall back to a RabbitMQ broker
+    raise RuntimeError(
+        "install the broker before declaring the actors (scenedex.worker.bootstrap.build_runtime)"
+    )
 
 log = logging.getLogger("scenedex.worker")
 
@@ -55,7 +69,7 @@ def _uuid(value: str, what: str) -> uuid.UUID:
     return parsed
 
 
-def _spec_version(rt: runtime.Runtime) -> str | None:
+def _spec_version(rt: JobRuntime) -> str | None:
     """The spec the worker computes under (for the log context)."""
     return rt.services.spec.version if rt.services is not None else None
 
@@ -68,7 +82,7 @@ def _last_attempt() -> bool:
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=5, time_limit=3_600_000, throws=(PermanentError,))
 def reprocess_embeddings(job_id: str) -> None:
     """Plan job ``job_id``: persons items inline, one ``reprocess_video`` message per video."""
-    rt = runtime.current()
+    rt = job_runtime(reprocess_embeddings.broker)
     with log_context(job_id=job_id, spec_version=_spec_version(rt)):
         rt.coordinator.plan(_uuid(job_id, "job id"))
 
@@ -76,8 +90,9 @@ def reprocess_embeddings(job_id: str) -> None:
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, **_ITEM_OPTIONS)
 def reprocess_video(job_id: str, video_id: str) -> None:
     """Run the scene steps of one video item of job ``job_id``."""
-    with log_context(job_id=job_id, video_id=video_id, spec_version=_spec_version(runtime.current())):
-        _run_video_item(_uuid(job_id, "job id"), _uuid(video_id, "video id"))
+    rt = job_runtime(reprocess_video.broker)
+    with log_context(job_id=job_id, video_id=video_id, spec_version=_spec_version(rt)):
+        _run_video_item(rt, _uuid(job_id, "job id"), _uuid(video_id, "video id"))
 
 
 @dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
@@ -88,7 +103,7 @@ def embed_video(video_id: str, owner_id: str) -> None:
     request = ReprocessRequest(
         ReprocessScope.VIDEO, video_id=_uuid(video_id, "video id"), owner_id=_uuid(owner_id, "owner id")
     )
-    rt = runtime.current()
+    rt = job_runtime(embed_video.broker)
     assert rt.services is not None
     with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)) as context:
         try:
@@ -103,12 +118,12 @@ def embed_video(video_id: str, owner_id: str) -> None:
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=0, time_limit=300_000)
 def sweep_jobs() -> None:
     """Re-send the lost messages of every active job (see ``JobCoordinator.sweep``)."""
-    rt = runtime.current(with_models=False)
+    rt = job_runtime(sweep_jobs.broker)
     rt.coordinator.sweep(rt.probe)
 
 
-def _run_video_item(job_id: uuid.UUID, video_id: uuid.UUID) -> None:
-    coordinator = runtime.current().coordinator
+def _run_video_item(rt: JobRuntime, job_id: uuid.UUID, video_id: uuid.UUID) -> None:
+    coordinator = rt.coordinator
     try:
         coordinator.run_video(job_id, video_id)
     except Exception as error:
@@ -117,3 +132,32 @@ def _run_video_item(job_id: uuid.UUID, video_id: uuid.UUID) -> None:
         coordinator.fail_item(
             job_id, ItemKind.VIDEO, video_id, f"gave up after {ITEM_RETRIES} retries: {error}"
         )
+
+
+class DramatiqSender:
+    """Sends the actors' messages (on the broker they are declared on): ``MessageSender`` for
+    the coordinator (planner and video messages, returning their broker ids), plus the
+    ``embed_video`` and ``sweep_jobs`` messages."""
+
+    def send_plan(self, job_id: uuid.UUID) -> str:
+        """Send the planner message of ``job_id``; returns its broker id."""
+        return broker_message_id(reprocess_embeddings.send(str(job_id)))
+
+    def send_video(self, job_id: uuid.UUID, video_id: uuid.UUID) -> str:
+        """Send the message of one video item; returns its broker id."""
+        return broker_message_id(reprocess_video.send(str(job_id), str(video_id)))
+
+    def send_embed(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+        """Send ``embed_video`` for a video; returns the message id."""
+        return str(embed_video.send(str(video_id), str(owner_id)).message_id)
+
+    def send_sweep(self) -> None:
+        """Send ``sweep_jobs`` (a worker re-sends the lost messages of every active job)."""
+        sweep_jobs.send()
+
+
+def enqueue_embed_video(video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+    """Send ``embed_video`` for a video this process just created (no ownership check: callers
+    that take the ids from outside use ``scenedex.services.enqueue.enqueue_embed_video``);
+    returns the message id. Raises redis-py's errors when the broker is unreachable."""
+    return DramatiqSender().send_embed(video_id, owner_id)

@@ -1,27 +1,35 @@
 """The composition root: builds every adapter from settings, once per process.
 
-The CLI, the worker and the API call ``bootstrap(settings)``; tests pass fakes through
-``overrides``. Nothing here loads a model or opens a connection: embedders load their weights
-lazily on first use, engines connect on first query.
+The CLI, the worker and the API call ``bootstrap(settings)`` for the services and, when they
+enqueue or run jobs, ``build_runtime(settings, services)`` for the job runtime on the same
+engine (job store, Dramatiq sender and broker, Redis probe, coordinator); tests pass fakes
+through ``overrides``. The entry points construct the ``Settings`` and pass them here. Nothing
+here loads a model or opens a connection: embedders load their weights lazily on first use,
+engines connect on first query, the broker on its first command.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import dramatiq
 import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
+from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.model import SearchHit
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
     ImageEmbedder,
+    JobStore,
+    MessageProbe,
     SearchIndex,
     TextEmbedder,
     UnitOfWorkFactory,
@@ -30,6 +38,11 @@ from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.search import search_scenes
 from scenedex.settings import SearchSettings, Settings
+from scenedex.tasks.messaging import RedisMessageProbe
+from scenedex.worker.broker import ensure_broker
+
+if TYPE_CHECKING:
+    from scenedex.tasks.actors import DramatiqSender
 
 
 @dataclass
@@ -117,6 +130,64 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
     if "search_index" not in overrides and settings.search.backend == "opensearch":
         services.search_index = _opensearch(services)
     return services
+
+
+@dataclass
+class JobRuntime:
+    """The queued side of a process, built by ``build_runtime``: the ``JobCoordinator`` (SQL
+    job store, Dramatiq sender, and the services' runner when built with services), the Redis
+    probe that ``resume`` and the sweeper ask, and the sender of the ``embed_video`` and
+    ``sweep_jobs`` messages. ``services``: None in a process that only enqueues or inspects jobs."""
+
+    settings: Settings
+    services: Services | None
+    coordinator: JobCoordinator
+    probe: MessageProbe
+    sender: DramatiqSender
+
+    @property
+    def store(self) -> JobStore:
+        """The coordinator's job store."""
+        return self.coordinator.store
+
+
+def build_runtime(
+    settings: Settings, services: Services | None = None, *, engine: sa.Engine | None = None
+) -> JobRuntime:
+    """The job runtime of a process on ``settings``.
+
+    With ``services`` (the worker, the API, the scheduler, ``scenedex reprocess --enqueue``) it
+    shares their engine and its coordinator runs jobs on their runner, which computes their
+    spec from the configured model ids (no weights loaded; CLIP's preprocessing description
+    imports open_clip). Without (``scenedex jobs``, the embed message after an ingest) it only
+    creates, sends and inspects jobs, on ``engine`` or a new one, and imports no model library.
+
+    Installs dramatiq's global broker from ``settings`` unless one is set (``ensure_broker``)
+    and declares the actors on it. Opens no connection.
+    """
+    broker = task_broker(settings)
+    from scenedex.tasks.actors import DramatiqSender
+
+    if services is not None:
+        engine = services.engine
+    sender = DramatiqSender()
+    coordinator = JobCoordinator(
+        SqlJobStore(engine or create_engine(settings.database_url)),
+        sender,
+        services.runner() if services is not None else None,
+        max_deliveries=settings.worker.max_deliveries,
+    )
+    return JobRuntime(settings, services, coordinator, RedisMessageProbe(broker), sender)
+
+
+def task_broker(settings: Settings) -> dramatiq.Broker:
+    """dramatiq's global broker with scenedex's actors declared on it: the broker set before,
+    or a RedisBroker on ``settings.redis_url`` installed now (``ensure_broker``). The worker's
+    entry calls it before adding its middleware; ``build_runtime`` calls it too."""
+    broker = ensure_broker(settings)
+    import scenedex.tasks.actors  # noqa: F401  (declares the actors on the global broker)
+
+    return broker
 
 
 def opensearch_client(

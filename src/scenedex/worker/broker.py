@@ -1,7 +1,8 @@
 """The Dramatiq broker: a RedisBroker from settings, set as the global broker.
 
 Building it opens no connection (redis-py connects on first command) and imports no model
-code, so API services can import ``scenedex.tasks`` to enqueue.
+code. The composition root (``worker.bootstrap.build_runtime``) installs it before the actors
+are declared; the worker's entry (``worker.dramatiq_app``) does the same.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ def build_broker(settings: Settings) -> RedisBroker:
     return broker
 
 
-def install_broker(settings: Settings | None = None) -> RedisBroker:
+def install_broker(settings: Settings) -> RedisBroker:
     """Build the broker and make it dramatiq's global broker (before any actor is declared)."""
-    broker = build_broker(settings or Settings())
+    broker = build_broker(settings)
     dramatiq.set_broker(broker)
     return broker
+
+
+def ensure_broker(settings: Settings) -> dramatiq.Broker:
+    """dramatiq's global broker: the one set before (by an earlier runtime of this process, a
+    test, a host application), else a RedisBroker on ``settings`` installed now."""
+    return dramatiq.broker.global_broker or install_broker(settings)

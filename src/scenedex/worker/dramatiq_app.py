@@ -1,5 +1,7 @@
-"""The module ``scenedex worker`` hands to dramatiq's CLI: the broker with the worker-only
-middleware (model loading and sweeper, Prometheus metrics) and the actors.
+"""The module ``scenedex worker`` hands to dramatiq's CLI, the worker's entry point: it reads
+the settings, installs the broker with the actors declared on it and adds the worker-only
+middleware (``WorkerRuntime``: each worker process builds its runtime through the composition
+root and loads the models; Prometheus metrics; the log context).
 
 Prometheus: dramatiq's middleware serves every process's metrics (multiprocess mode) on
 ``dramatiq_prom_port`` (``SCENEDEX_WORKER__METRICS_PORT``, default 9191; 0 turns metrics off),
@@ -8,18 +10,24 @@ including scenedex's own (``scenedex.worker.metrics``).
 
 from __future__ import annotations
 
-import dramatiq
 from dramatiq.middleware.prometheus import Prometheus
 
-import scenedex.tasks  # noqa: F401  (sets the broker, declares the actors)
 from scenedex.settings import Settings
 from scenedex.tasks.runtime import WorkerRuntime
+from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime, task_broker
 from scenedex.worker.logs import configure_logging, install_log_context
 
 settings = Settings()
 configure_logging(settings.log_level, settings.log_format)
-broker = dramatiq.get_broker()
+broker = task_broker(settings)
+
+
+def build_worker_runtime() -> JobRuntime:
+    """This worker process's services and job runtime (called once per process, at boot)."""
+    return build_runtime(settings, bootstrap(settings))
+
+
 if settings.worker.metrics_port:
     broker.add_middleware(Prometheus())
-broker.add_middleware(WorkerRuntime(settings))
+broker.add_middleware(WorkerRuntime(build_worker_runtime))
 install_log_context(broker)

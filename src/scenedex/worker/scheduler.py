@@ -14,7 +14,7 @@ Each tick of the leader:
    once, whichever instance ticks, however often (so two leaders during a lease hand-over
    cannot both create its job);
 4. enqueues a non-forced ``all`` job (trigger ``scheduler``) with
-   ``scenedex.tasks.enqueue_reprocess``, the API's code path; an active ``all`` job
+   ``scenedex.services.enqueue.enqueue_reprocess``, the API's code path; an active ``all`` job
    (``ActiveJobError``) covers the period and none is created. If enqueuing fails otherwise
    (database down), the claim is dropped so the next tick tries again.
 """
@@ -28,14 +28,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter  # type: ignore[import-untyped]
 
 from scenedex.domain.jobs import ActiveJobError, Job, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
-from scenedex.settings import SchedulerSettings, Settings
+from scenedex.services.enqueue import enqueue_reprocess
+from scenedex.settings import SchedulerSettings
+
+if TYPE_CHECKING:
+    from scenedex.worker.bootstrap import JobRuntime
 
 log = logging.getLogger("scenedex.scheduler")
 
@@ -108,17 +112,17 @@ class TickResult:
 
 
 class Scheduler:
-    """One scheduler instance. ``enqueue`` defaults to ``scenedex.tasks.enqueue_reprocess``
-    with trigger ``scheduler`` (``spec_version`` None: the configured models' version);
-    ``send_sweep`` to sending ``sweep_jobs``. Raises ``SchedulerConfigError`` for an invalid
-    cron expression."""
+    """One scheduler instance on ``runtime`` (a ``JobRuntime`` built with services, passed in
+    by the entry point). ``enqueue`` defaults to the enqueue use case with trigger
+    ``scheduler`` under the services' spec; ``send_sweep`` to sending ``sweep_jobs``. Raises
+    ``SchedulerConfigError`` for an invalid cron expression."""
 
     def __init__(
         self,
         settings: SchedulerSettings,
         client: Any,
+        runtime: JobRuntime,
         *,
-        spec_version: str | None = None,
         enqueue: Callable[[ReprocessRequest], Job] | None = None,
         send_sweep: Callable[[], Any] | None = None,
         instance_id: str | None = None,
@@ -130,9 +134,9 @@ class Scheduler:
         self.client = client
         self.instance_id = instance_id or f"scheduler-{uuid.uuid4().hex[:12]}"
         self.lease = RedisLease(client, LEADER_KEY, settings.lease_ms, token=self.instance_id)
-        self._spec_version = spec_version
+        self.runtime = runtime
         self._enqueue = enqueue or self._enqueue_reprocess
-        self._send_sweep = send_sweep or _send_sweep
+        self._send_sweep = send_sweep or runtime.sender.send_sweep
         self._clock = clock
         self._last_sweep: float | None = None
         self.is_leader = False
@@ -224,26 +228,19 @@ class Scheduler:
         return True
 
     def _enqueue_reprocess(self, request: ReprocessRequest) -> Job:
-        from scenedex.tasks import enqueue_reprocess
-
-        return enqueue_reprocess(request, trigger=JobTrigger.SCHEDULER, spec_version=self._spec_version)
-
-
-def _send_sweep() -> None:
-    from scenedex.tasks import sweep_jobs
-
-    sweep_jobs.send()
+        coordinator = self.runtime.coordinator
+        enqueued = enqueue_reprocess(
+            request, runner=coordinator.runner, coordinator=coordinator, trigger=JobTrigger.SCHEDULER
+        )
+        return enqueued.job
 
 
-def build_scheduler(settings: Settings, **options: Any) -> Scheduler:
-    """A scheduler on ``settings`` (Redis from ``redis_url``); ``options`` go to ``Scheduler``.
-    Installs the broker from ``settings`` first if none is set, so jobs and sweeps go there."""
-    import dramatiq.broker
+def build_scheduler(runtime: JobRuntime, **options: Any) -> Scheduler:
+    """A scheduler on ``runtime`` (its settings' ``scheduler`` group; Redis from their
+    ``redis_url``, where the runtime's broker sends jobs and sweeps too); ``options`` go to
+    ``Scheduler``. Raises ``SchedulerConfigError`` for an invalid cron expression."""
     import redis
 
-    if dramatiq.broker.global_broker is None:
-        from scenedex.worker.broker import install_broker
-
-        install_broker(settings)
+    settings = runtime.settings
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, socket_timeout=5.0)
-    return Scheduler(settings.scheduler, client, **options)
+    return Scheduler(settings.scheduler, client, runtime, **options)

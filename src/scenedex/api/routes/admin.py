@@ -1,6 +1,6 @@
 """Admin endpoints (role ``admin``): enqueue reprocess jobs and follow, cancel, resume or retry
-them. Jobs are enqueued with ``scenedex.tasks.enqueue_reprocess``, the code path the CLI and
-the scheduler use too."""
+them. Jobs are enqueued with ``scenedex.services.enqueue.enqueue_reprocess``, the code path the
+CLI and the scheduler use too."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from scenedex.api.schemas import (
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.jobs import ActiveJobError, Job, JobStatus, JobTrigger, scope_key
 from scenedex.domain.request import ReprocessScope
+from scenedex.services.enqueue import enqueue_reprocess
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -67,19 +68,21 @@ def _conflicts() -> Iterator[None]:
         422: {"model": ErrorResponse, "description": "invalid body, or a scope without its id"},
     },
 )
-def reprocess_embeddings(body: ReprocessBody, services: ServicesDep, response: Response) -> Any:
+def reprocess_embeddings(
+    body: ReprocessBody, services: ServicesDep, runtime: RuntimeDep, response: Response
+) -> Any:
     """Create a job for the scope and send its planner message; 202 with the job id. Only
     records that are missing or stale are recomputed unless ``force``."""
-    from scenedex.tasks import enqueue_reprocess
-
     request = body.to_request()
     runner = services.runner()
     if body.dry_run:
         return JSONResponse(
             PlanResponse.model_validate(runner.plan(request).to_dict()).model_dump(mode="json")
         )
-    video_count = sum(len(scope.videos) for scope in runner.resolve(request))
-    job = enqueue_reprocess(request, trigger=JobTrigger.API, spec_version=services.spec.version)
+    enqueued = enqueue_reprocess(
+        request, runner=runner, coordinator=runtime.coordinator, trigger=JobTrigger.API
+    )
+    job, video_count = enqueued.job, enqueued.video_count
     location = f"{router.prefix}/reprocess-jobs/{job.id}"
     response.headers["Location"] = location
     return EnqueueResponse(

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from scenedex.api.deps import CallerDep, ServicesDep
+from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
 from scenedex.api.schemas import EmbedResponse, ErrorResponse, SearchResponse
-from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.services.enqueue import enqueue_embed_video
 from scenedex.services.search import MAX_K
 
 router = APIRouter(
@@ -28,13 +28,14 @@ router = APIRouter(
     summary="Enqueue embed_video for one of the caller's videos",
     responses={404: {"model": ErrorResponse, "description": "no such video for the caller's owner"}},
 )
-def embed_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> EmbedResponse:
-    """Runs the latest spec for the video on a worker (missing or stale records only)."""
-    from scenedex.tasks import enqueue_embed_video
-
-    request = ReprocessRequest(ReprocessScope.VIDEO, video_id=video_id, owner_id=caller.owner_id)
-    services.runner().resolve(request)  # NotFoundError (404) unless the caller owns the video
-    message_id = enqueue_embed_video(video_id, caller.owner_id)
+def embed_video(
+    video_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
+) -> EmbedResponse:
+    """Runs the latest spec for the video on a worker (missing or stale records only); 404
+    unless the caller's owner owns the video."""
+    message_id = enqueue_embed_video(
+        video_id, caller.owner_id, runner=services.runner(), send=runtime.sender.send_embed
+    )
     return EmbedResponse(video_id=video_id, owner_id=caller.owner_id, message_id=message_id)
 
 

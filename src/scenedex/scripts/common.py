@@ -1,0 +1,64 @@
+"""What the ``scenedex`` CLI modules share: stderr, option aliases, errors as exit codes, JSON output.
+
+It imports no CLI module: ``cli.py`` imports the sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``,
+``doctor_cli``) and they all import this module, never ``cli.py``.
+
+Exit codes: 0 success; 1 some items failed or a dependency (model, database) is unusable;
+2 usage error (bad uuid, unknown video or owner, wrong scope arguments, missing file), always
+with a one-line message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
+from scenedex.domain.request import parse_uuid
+from scenedex.settings import Settings
+from scenedex.worker.logs import configure_logging
+
+stderr = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+OwnerOption = Annotated[str, typer.Option("--owner-id", help="Owner (tenant) UUID.")]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn scenedex's own errors into a one-line message and an exit code."""
+    try:
+        yield
+    except (InvalidRequestError, NotFoundError) as error:
+        fail(str(error), 2)
+    except ScenedexError as error:
+        fail(str(error), 1)
+    except OperationalError as error:
+        fail(f"database unreachable: {str(error.orig or error).splitlines()[0]}", 1)
+
+
+def build_services(**overrides: Any) -> Any:
+    from scenedex.worker.bootstrap import bootstrap
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return bootstrap(settings, **overrides)
+
+
+def parse_owner(value: str) -> Any:
+    return parse_uuid(value, "owner id")
+
+
+def print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
