@@ -180,11 +180,8 @@ def reprocess(
         request = ReprocessRequest.parse(
             scope, video_id=video_id, owner_id=owner_id, force=force, since=since
         )
-        services = build_services()
+        services = build_services(log_spec_version=True)
         runner = services.runner()
-        configure_logging(
-            services.settings.log_level, services.settings.log_format, spec_version=runner.spec.version
-        )
         if dry_run:
             plan = runner.plan(request)
             _print_plan(plan.to_dict(), json_output)
@@ -247,17 +244,17 @@ def search(
         print_json({"results": [hit.to_dict() for hit in hits]})
         return
     table = Table(title=f"{len(hits)} scenes")
-    for column in ("score", "video", "start_s", "end_s", "scene", "persons"):
+    for column in ("score", "video", "external id", "start_s", "end_s", "scene", "persons"):
         table.add_column(column, no_wrap=True)
     for hit in hits:
-        row = hit.to_dict()
         table.add_row(
             f"{hit.score:.3f}",
-            row["video_id"],
+            str(hit.video_id),
+            hit.external_id or "",
             f"{hit.start_s:.2f}",
             f"{hit.end_s:.2f}",
-            row["scene_id"],
-            ", ".join(row["persons"]),
+            str(hit.scene_id),
+            ", ".join(person.name for person in hit.persons),
         )
     Console().print(table)
 

@@ -48,12 +48,19 @@ def user_errors() -> Iterator[None]:
         fail(f"database unreachable: {str(error.orig or error).splitlines()[0]}", 1)
 
 
-def build_services(**overrides: Any) -> Any:
+def build_services(*, log_spec_version: bool = False, **overrides: Any) -> Any:
+    """Settings from the environment, logging configured once (before any model library is
+    imported), then the services of the composition root (``overrides`` replace adapters).
+    With ``log_spec_version`` every log line carries the spec version (which reads the model
+    ids, so it imports open_clip)."""
     from scenedex.worker.bootstrap import bootstrap
 
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return bootstrap(settings, **overrides)
+    log_filter = configure_logging(settings.log_level, settings.log_format)
+    services = bootstrap(settings, **overrides)
+    if log_spec_version:
+        log_filter.context["spec_version"] = services.spec.version
+    return services
 
 
 def parse_owner(value: str) -> Any:
