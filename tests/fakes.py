@@ -2,13 +2,15 @@
 deterministic embedders that hash their input into unit vectors.
 
 Fake image bytes: ``b"CORRUPT..."`` fails to decode; ``b"FACES:alice,bob|..."`` holds the
-faces named before ``|`` (each name maps to a fixed descriptor), anything else has no face.
+faces named before ``|`` (each name maps to a fixed descriptor), anywhere in the bytes (so a real
+PNG carrying the marker in a text chunk, ``face_png``, has them too); anything else has no face.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import posixpath
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -44,6 +46,22 @@ def hashed_vector(seed: str | bytes, dim: int) -> np.ndarray:
 
 def face_image(*names: str, salt: str = "") -> bytes:
     return b"FACES:" + ",".join(names).encode() + b"|" + salt.encode()
+
+
+def face_png(*names: str, salt: str = "", size: int = 32) -> bytes:
+    """A real, decodable PNG (``size`` x ``size`` pixels) in which the fake face embedder finds
+    the faces ``names`` (the ``face_image`` marker in a text chunk): photos for the upload
+    endpoints, which decode what they store."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("scenedex-test", face_image(*names, salt=salt).decode())
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), (len(salt) * 40 % 256, 120, 200)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
 
 
 class FakeImageEmbedder:
@@ -83,15 +101,18 @@ class FakeFaceEmbedder:
         self.model_id = model_id
         self.detection_id = "fake-detection"
         self.calls: list[int] = []
+        self.images: list[bytes] = []
+        """Every image faces were detected in, in order (counts what was detected, and where)."""
 
     def detect_faces(self, images: Sequence[bytes]) -> list[list[DetectedFace] | BadInputError]:
         self.calls.append(len(images))
+        self.images.extend(images)
         results: list[list[DetectedFace] | BadInputError] = []
         for data in images:
             if data.startswith(b"CORRUPT"):
                 results.append(BadInputError("cannot identify image file"))
-            elif data.startswith(b"FACES:"):
-                names = data[6:].split(b"|")[0].decode().split(",")
+            elif (start := data.find(b"FACES:")) >= 0:
+                names = data[start + 6 :].split(b"|")[0].decode().split(",")
                 results.append(
                     [
                         DetectedFace((10 * i, 0, 10 * i + 8 + i, 8), hashed_vector(name, 128) * 1.45)
@@ -104,6 +125,8 @@ class FakeFaceEmbedder:
 
 
 class InMemoryBlobStore:
+    root_uri = "memory://blobs"
+
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.reads: list[str] = []
@@ -118,6 +141,21 @@ class InMemoryBlobStore:
         if uri not in self.blobs:
             raise BlobNotFoundError(f"file not found: {uri}")
         return self.blobs[uri]
+
+    def delete(self, uri: str) -> None:
+        self.blobs.pop(uri, None)
+
+    def key_of(self, uri: str) -> str | None:
+        key = uri.removeprefix("memory://blobs/")
+        canonical = key != uri and key and posixpath.normpath(key) == key and not key.startswith("..")
+        return key if canonical else None
+
+    def delete_prefix(self, prefix: str) -> int:
+        start = f"{self.root_uri}/{prefix.strip('/')}/"
+        gone = [uri for uri in self.blobs if uri.startswith(start)]
+        for uri in gone:
+            del self.blobs[uri]
+        return len(gone)
 
 
 class InMemorySearchIndex:
@@ -235,6 +273,11 @@ class _Videos:
         v = self.d.videos.get(video_id)
         return v.owner_id if v else None
 
+    def external_ids(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, str | None]:
+        return {v: video.external_id for v in video_ids if (video := self.get(owner_id, v)) is not None}
+
 
 class _Scenes:
     def __init__(self, data: _Data) -> None:
@@ -244,6 +287,10 @@ class _Scenes:
         for s in scenes:
             assert self.d.videos[s.video_id].owner_id == s.owner_id
             self.d.scenes[s.id] = s
+
+    def get(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene | None:
+        s = self.d.scenes.get(scene_id)
+        return s if s and s.owner_id == owner_id else None
 
     def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
         return sorted(
@@ -290,6 +337,30 @@ class _Persons:
         p = self.d.photos.get(photo_id)
         if p and p.owner_id == owner_id:
             self.d.photos[photo_id] = PersonPhoto(**{**vars(p), "status": status, "error": error})
+
+    def rename(self, owner_id: uuid.UUID, person_id: uuid.UUID, name: str) -> bool:
+        if (p := self.get(owner_id, person_id)) is None:
+            return False
+        self.d.persons[person_id] = Person(**{**vars(p), "name": name})
+        return True
+
+    def delete(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+        """As the database's cascades: the photos and the person's derived records go too."""
+        if self.get(owner_id, person_id) is None:
+            return False
+        del self.d.persons[person_id]
+        for photo in [p for p in self.d.photos.values() if p.person_id == person_id]:
+            self.delete_photo(owner_id, person_id, photo.id)
+        self.d.records[EmbeddingStepType.PERSON_QUERY_EMBEDDINGS].pop((person_id, ""), None)
+        return True
+
+    def delete_photo(self, owner_id: uuid.UUID, person_id: uuid.UUID, photo_id: uuid.UUID) -> bool:
+        p = self.d.photos.get(photo_id)
+        if p is None or p.owner_id != owner_id or p.person_id != person_id:
+            return False
+        del self.d.photos[photo_id]
+        self.d.records[EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS].pop((photo_id, ""), None)
+        return True
 
 
 class _Records:

@@ -114,10 +114,24 @@ class ApiSettings(BaseModel):
     )
     jwt_audience: str | None = Field(None, description="required 'aud' claim when set")
     jwt_issuer: str | None = Field(None, description="required 'iss' claim when set")
+    max_token_lifetime_s: int = Field(
+        24 * 3600,
+        ge=60,
+        description="tokens whose 'exp' is further ahead than this (seconds) get 401: a leaked token "
+        "stays usable at most this long (24 h: Auth0's default API token lifetime; most providers "
+        "issue 1 h tokens)",
+    )
     allow_insecure_dev: bool = Field(False, description="run without token checks (development only)")
     host: str = Field("127.0.0.1", description="listen address; production: 0.0.0.0 behind a proxy")
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger request bodies get 413")
+    max_photos: int = Field(8, ge=1, le=100, description="most person photos in one request")
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="larger multipart uploads (query images, person photos) get 413; each image is "
+        "also held to SCENEDEX_MAX_IMAGE_BYTES",
+    )
 
 
 class SchedulerSettings(BaseModel):

@@ -219,14 +219,17 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     )
     first = by_text["results"][0]
     assert (first["video_id"], first["start_s"]) == (library["bikes"]["video_id"], 0.0)
-    assert set(first) == {"scene_id", "video_id", "score", "start_s", "end_s", "persons"}
+    assert set(first) == {
+        "scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url"
+    }  # fmt: skip
+    assert first["keyframe_url"] == f"/v1/scenes/{first['scene_id']}/keyframe"
     scores = [r["score"] for r in by_text["results"]]
     assert len(scores) == 2 and scores[0] > scores[1]  # only scenes with text are comparable
 
     by_person = cli.json("search", "--owner-id", OWNER, "--person-id", library["person"]["person_id"])
     top = by_person["results"][0]
     assert (top["video_id"], top["start_s"]) == (library["interview"]["video_id"], 0.0)
-    assert top["persons"] == [library["person"]["person_id"]]
+    assert [p["person_id"] for p in top["persons"]] == [library["person"]["person_id"]]
 
     by_image = cli.json(
         "search", "--owner-id", OWNER, "--image", str(REAL_MEDIA / "astronaut.png"), "--k", "1"
@@ -255,4 +258,6 @@ def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
     assert (titles[cyclists[0]["video_id"]], cyclists[0]["start_s"]) == ("bikes", 0.0)
     person = next(r for q, r in searches.items() if q.startswith("person"))
     assert (titles[person[0]["video_id"]], person[0]["start_s"]) == ("interview", 0.0)
-    assert person[0]["persons"] == [report["person"]["person_id"]]
+    assert person[0]["persons"] == [
+        {"person_id": report["person"]["person_id"], "name": report["person"]["name"]}
+    ]

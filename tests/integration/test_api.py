@@ -6,6 +6,7 @@ Jobs run on an in-process dramatiq worker with the fake embedders (``Harness`` f
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ OWNER_A = OWNER
 OWNER_B = uuid.UUID("00000000-0000-0000-0000-0000000000b2")
 ADMIN = ("admin",)
 JOBS = "/v1/admin/reprocess-jobs"
+HIT_FIELDS = {"scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url"}
 REPROCESS = "/v1/admin/reprocess-embeddings"
 
 
@@ -274,11 +276,12 @@ def test_owner_endpoints_only_see_the_tokens_owner(api: Api) -> None:
 
     hits_a = api.client.get("/v1/search", params={"text": "scene 0 words", "k": 50}, headers=as_a).json()
     assert hits_a["results"] and {h["video_id"] for h in hits_a["results"]} <= {str(v) for v in videos_a}
-    assert set(hits_a["results"][0]) == {"scene_id", "video_id", "score", "start_s", "end_s", "persons"}
+    assert set(hits_a["results"][0]) == HIT_FIELDS
     hits_b = api.client.get("/v1/search", params={"text": "a red bike"}, headers=as_b).json()
     assert {h["video_id"] for h in hits_b["results"]} == {str(video_b)}
     by_person = api.client.get("/v1/search", params={"person_id": str(person_b)}, headers=as_b)
-    assert by_person.status_code == 200 and by_person.json()["results"][0]["persons"] == [str(person_b)]
+    assert by_person.status_code == 200
+    assert by_person.json()["results"][0]["persons"] == [{"person_id": str(person_b), "name": "bob"}]
     assert api.client.get("/v1/search", params={"person_id": str(person_b)}, headers=as_a).status_code == 404
     assert api.client.get("/v1/search", headers=as_a).status_code == 422  # no query
     assert api.client.get("/v1/search", params={"text": "x", "k": 0}, headers=as_a).status_code == 422
@@ -440,8 +443,64 @@ def test_openapi_documents_the_endpoints_with_examples(api: Api) -> None:
     assert {REPROCESS, f"{JOBS}/{{job_id}}/retry-failed", "/v1/search", "/ready"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert components["ReprocessBody"]["examples"][0] == {"scope": "all"}
-    assert components["ReprocessBody"]["additionalProperties"] is False
+    assert components["ReprocessBody"]["discriminator"]["propertyName"] == "scope"
+    variants = {ref["$ref"].rsplit("/", 1)[1] for ref in components["ReprocessBody"]["oneOf"]}
+    assert variants == {"ReprocessVideoBody", "ReprocessOwnerBody", "ReprocessAllBody"}
+    assert all(components[name]["additionalProperties"] is False for name in variants)
+    assert components["ReprocessVideoBody"]["required"] == ["scope", "video_id"]
+    assert components["ReprocessOwnerBody"]["required"] == ["scope", "owner_id"]
     assert "examples" in components["JobResponse"] and "examples" in components["EnqueueResponse"]
     post = schema["paths"][REPROCESS]["post"]
     assert {"200", "202", "401", "403", "404", "409", "422"} <= set(post["responses"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+    # Every operation: its request body and every response with a JSON (or form) body, 2xx and
+    # declared errors alike, shows an example.
+    missing = [
+        f"{method.upper()} {path} {part}"
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        for part, media in _bodies(operation)
+        if not _has_example(media, components)
+    ]
+    assert not missing, "no example for:\n" + "\n".join(missing)
+
+
+def test_docs_openapi_json_is_the_served_document(api: Api) -> None:
+    """The copy that client generators use is what the API serves, whatever its settings."""
+    checked_in = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    assert checked_in == api.client.get("/openapi.json").json(), (
+        "docs/openapi.json is stale: python -m scenedex.scripts.openapi > docs/openapi.json"
+    )
+
+
+_EXAMPLE_MEDIA = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _bodies(operation: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(what, media type object)`` for the request body and each response of ``operation``
+    that carries a JSON or form body (an image or an empty 304 has nothing to exemplify)."""
+    for media_type, media in operation.get("requestBody", {}).get("content", {}).items():
+        if media_type in _EXAMPLE_MEDIA:
+            yield f"request {media_type}", media
+    for status, response in operation["responses"].items():
+        for media_type, media in response.get("content", {}).items():
+            if media_type in _EXAMPLE_MEDIA:
+                yield f"response {status}", media
+
+
+def _has_example(media: dict[str, Any], components: dict[str, Any]) -> bool:
+    """An example on the media type (``example``/``examples``) or on its schema (``$ref``s
+    followed, ``anyOf``/``oneOf`` of documented schemas)."""
+    if "example" in media or media.get("examples"):
+        return True
+
+    def documented(schema: dict[str, Any]) -> bool:
+        if "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[1]]
+        if schema.get("examples") or "example" in schema:
+            return True
+        branches = schema.get("anyOf") or schema.get("oneOf") or []
+        return bool(branches) and all(documented(b) for b in branches if b.get("type") != "null")
+
+    return documented(media.get("schema", {}))

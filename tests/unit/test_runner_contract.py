@@ -132,6 +132,70 @@ def test_new_person_makes_face_matching_stale(world: World) -> None:
     assert all(face["person_id"] for face in record.payload["faces"])
 
 
+def keyframe_detections(world: World) -> int:
+    """How many scene keyframes the face embedder has been given (person photos not counted)."""
+    with world.uow_factory() as uow:
+        keyframes = {
+            world.blobs.blobs.get(s.keyframe_uri)
+            for v in uow.videos.list(OWNER_A)
+            for s in uow.scenes.list_for_video(OWNER_A, v.id)
+        }
+    return sum(1 for image in world.faces.images if image in keyframes)
+
+
+def test_a_person_change_rematches_stored_faces_without_detecting_again(world: World) -> None:
+    lib = library(world)
+    world.runner().run(owner(OWNER_A))
+    assert keyframe_detections(world) == 6
+    bob = world.add_person(OWNER_A, "bob", [face_image("bob")])
+    world.faces.images.clear()
+    world.blobs.reads.clear()
+
+    progress = world.runner().run(owner(OWNER_A))
+    assert progress.ok, progress.errors
+    assert keyframe_detections(world) == 0  # bob's photo only
+    assert world.faces.images == [face_image("bob")]
+    assert not any(
+        uri.startswith(lib["scenes"][0].keyframe_uri.rsplit("/", 1)[0]) for uri in world.blobs.reads
+    )
+    assert progress.steps[Step.SCENE_PERSON_EMBEDDINGS].computed == 6
+    assert progress.steps[Step.SEARCH_REINDEX].computed == 6
+    face_scene = lib["scenes"][1]
+    with world.uow_factory() as uow:
+        record = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, OWNER_A, [face_scene.id])[(face_scene.id, "")]
+    assert [f["person_id"] for f in record.payload["faces"]] == [str(lib["alice"].id), str(bob.id)]
+    assert search(world, person_id=bob.id, k=10)[0].person_ids == (lib["alice"].id, bob.id)
+    assert sum(counts(world.runner().run(owner(OWNER_A)), "computed").values()) == 0
+
+    # A person removed: matched again, nobody lists it; with no person left faces stay unmatched.
+    for person in (bob, lib["alice"]):
+        with world.uow_factory() as uow:
+            assert uow.persons.delete(OWNER_A, person.id)
+            uow.commit()
+        assert world.runner().plan(owner(OWNER_A)).steps[Step.SCENE_PERSON_EMBEDDINGS].stale == {
+            "input_changed": 6
+        }
+        assert world.runner().run(owner(OWNER_A)).ok
+        assert keyframe_detections(world) == 0
+        with world.uow_factory() as uow:
+            record = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, OWNER_A, [face_scene.id])[
+                (face_scene.id, "")
+            ]
+        assert str(person.id) not in {f["person_id"] for f in record.payload["faces"]}
+        assert all(person.id not in hit.person_ids for hit in text_hits(world, lib["scenes"]))
+    assert [f["person_id"] for f in record.payload["faces"]] == [None, None]
+
+    # force detects again.
+    world.runner().run(owner(OWNER_A, force=True))
+    assert keyframe_detections(world) == 6
+
+
+def text_hits(world: World, scenes) -> list:
+    """A text search's hits among ``scenes`` (every scene with a transcript is a hit)."""
+    hits = search(world, text="scene 0 words", k=50)
+    return [h for h in hits if h.scene_id in {s.id for s in scenes}]
+
+
 def library_scene(world: World, ordinal: int) -> uuid.UUID:
     with world.uow_factory() as uow:
         (video,) = uow.videos.list(OWNER_A)

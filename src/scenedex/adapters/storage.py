@@ -49,6 +49,33 @@ class FsspecBlobStore:
         except IsADirectoryError:
             raise BadInputError(f"not a file: {uri}") from None
 
+    def key_of(self, uri: str) -> str | None:
+        """The key of ``uri`` under this store's root; None outside it, and for a path that is
+        not canonical (``.``, ``..``, ``//`` segments), whatever it would resolve to."""
+        if not uri.startswith(self.root_uri + "/"):
+            return None
+        key = uri[len(self.root_uri) + 1 :]
+        return key if key and posixpath.normpath(key) == key and not key.startswith("..") else None
+
+    def delete(self, uri: str) -> None:
+        """Remove the blob at ``uri`` (nothing there: nothing to do). Raises ``BadInputError``
+        for a URI outside this store's root."""
+        if not uri.startswith(self.root_uri + "/"):
+            raise BadInputError(f"{uri} is outside the storage root {self.root_uri}")
+        path = self._path(uri[len(self.root_uri) :])
+        if self._fs.isfile(path):
+            self._fs.rm_file(path)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every blob under the key folder ``prefix`` (e.g. a video's
+        ``owners/{owner}/videos/{video}``); returns how many files were removed."""
+        path = self._path(prefix)
+        if path == self._root or not self._fs.exists(path):
+            return 0
+        files = self._fs.find(path)
+        self._fs.rm(path, recursive=True)
+        return len(files)
+
     def _path(self, key: str) -> str:
         clean = posixpath.normpath(key.lstrip("/"))
         if clean.startswith(".."):

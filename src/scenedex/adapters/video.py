@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -106,6 +107,37 @@ class PySceneDetectSceneDetector:
             raise BadInputError(f"cannot decode video {path}: {detail}") from exc
         finally:
             capture = getattr(video, "capture", None)  # VideoStreamCv2: free the decoder now
+            if capture is not None:
+                capture.release()
+
+    def frames_at(self, path: str | Path, times_s: Sequence[float]) -> tuple[float, list[bytes]]:
+        """The video's duration (seconds) and one JPEG per time in ``times_s`` (the frame
+        shown at that time; a time past the end takes the last frame): keyframes of scenes
+        given by an upstream pipeline.
+
+        Raises:
+            BadInputError: the file is missing, is not a readable video, or has no frames.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise BadInputError(f"video file not found: {path}")
+        try:
+            video = open_video(str(path))
+        except _DECODE_ERRORS as exc:
+            raise BadInputError(f"cannot open video {path}: not a readable video file") from exc
+        try:
+            fps = float(video.frame_rate)
+            n_frames = int(video.duration.frame_num) if video.duration is not None else 0
+            if n_frames <= 0 or fps <= 0:
+                raise BadInputError(f"video {path} has no decodable frames")
+            last = n_frames - 1
+            frames = [self._read_frame(video, min(last, max(0, int(t * fps))), path) for t in times_s]
+            return n_frames / fps, [self._encode_jpeg(frame) for frame in frames]
+        except _DECODE_ERRORS as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise BadInputError(f"cannot decode video {path}: {detail}") from exc
+        finally:
+            capture = getattr(video, "capture", None)
             if capture is not None:
                 capture.release()
 

@@ -10,7 +10,8 @@ The app is thin: routes parse and authorise, then call the domain (``ReprocessRu
 | missing, expired, badly signed token / not an admin | 401 / 403 |
 | ``NotFoundError`` (unknown job, video, owner, person; or another owner's) | 404 |
 | ``ActiveJobError`` (with ``active_job_id``), a job state refusing the action | 409 |
-| body over ``max_body_bytes`` | 413 |
+| body over ``max_body_bytes`` (multipart: ``max_upload_bytes``), ``PayloadTooLargeError`` | 413 |
+| ``UnsupportedMediaTypeError`` (an upload that is not an image) | 415 |
 | invalid body or parameters, unknown fields, ``InvalidRequestError`` | 422 |
 | database or Redis unreachable, transient errors, models unusable | 503 |
 | anything else (a bug) | 500, logged |
@@ -29,14 +30,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
-from scenedex.api.routes import admin, health, owner
+from scenedex.api.routes import admin, health, owner, persons, search, videos
 from scenedex.domain.errors import (
     InvalidRequestError,
     ModelLoadError,
     NotFoundError,
+    PayloadTooLargeError,
     PermanentError,
     ScenedexError,
     TransientError,
+    UnsupportedMediaTypeError,
 )
 from scenedex.domain.jobs import ActiveJobError
 from scenedex.settings import Settings
@@ -85,8 +88,13 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(owner.router)
+    app.include_router(videos.router)
+    app.include_router(search.router)
+    app.include_router(persons.router)
     _add_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.api.max_body_bytes, max_upload_bytes=settings.api.max_upload_bytes
+    )
     return app
 
 
@@ -95,6 +103,10 @@ def _status_of(error: Exception) -> int:
         return 409
     if isinstance(error, NotFoundError):
         return 404
+    if isinstance(error, PayloadTooLargeError):
+        return 413
+    if isinstance(error, UnsupportedMediaTypeError):
+        return 415
     if isinstance(error, (ModelLoadError, TransientError, OperationalError, redis.exceptions.RedisError)):
         return 503
     if isinstance(error, (InvalidRequestError, PermanentError)):
@@ -141,25 +153,29 @@ def replaying(body: bytes, receive: Any) -> Any:
 
 
 class BodySizeLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413 JSON before the app sees
-    it, whether announced by ``Content-Length`` or streamed in chunks (bodies are buffered up
-    to the limit, then replayed to the app)."""
+    """ASGI middleware: a request body over ``max_bytes`` (a ``multipart/form-data`` upload:
+    ``max_upload_bytes``) gets 413 JSON before the app sees it, whether announced by
+    ``Content-Length`` or streamed in chunks (bodies are buffered up to the limit, then
+    replayed to the app)."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes or max_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.max_upload_bytes if upload else self.max_bytes
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
             await JSONResponse({"detail": "invalid Content-Length"}, status_code=400)(scope, receive, send)
             return
-        if length is not None and int(length) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if length is not None and int(length) > limit:
+            await self._too_large(limit, scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -169,16 +185,14 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if size > limit:
+                await self._too_large(limit, scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         await self.app(scope, replaying(b"".join(chunks), receive), send)
 
-    async def _too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        response = JSONResponse(
-            {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
-        )
+    async def _too_large(self, limit: int, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
         await response(scope, receive, send)

@@ -5,12 +5,15 @@ with ``jwt_secret``, RS256 (and the other asymmetric algorithms) with ``jwt_publ
 key is chosen by the token's algorithm family and only configured algorithms are accepted, so an
 HS token is never checked against the public key (RFC 8725 section 2.1). Claims: ``sub``
 (user id), ``owner_id`` (tenant UUID), ``roles`` (list of strings; ``"admin"`` opens the admin
-endpoints) and ``exp``, all required except ``roles`` (default: none).
+endpoints) and ``exp``, all required except ``roles`` (default: none). ``exp`` must be a JSON
+number (PyJWT alone accepts a numeric string) no further ahead than
+``ApiSettings.max_token_lifetime_s``, so a token minted to never expire is refused.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +71,7 @@ class TokenVerifier:
         unknown = set(settings.jwt_algorithms) - _SYMMETRIC - _ASYMMETRIC
         if unknown:
             raise ApiConfigError(f"SCENEDEX_API__JWT_ALGORITHMS: unsupported {sorted(unknown)}")
+        self._max_lifetime_s = settings.max_token_lifetime_s
         self._audience = settings.jwt_audience or None  # empty (as in a copied .env) = unset
         self._issuer = settings.jwt_issuer or None
         secret = (settings.jwt_secret.get_secret_value() if settings.jwt_secret else None) or None
@@ -126,7 +130,19 @@ class TokenVerifier:
             raise AuthError("token expired") from None
         except jwt.PyJWTError as error:
             raise AuthError(f"invalid token: {error}") from None
+        _check_expiry(claims.get("exp"), self._max_lifetime_s)
         return _principal(claims)
+
+
+def _check_expiry(exp: Any, max_lifetime_s: int) -> None:
+    """Raise ``AuthError`` unless ``exp`` (already checked by PyJWT to be in the future) is a
+    JSON number at most ``max_lifetime_s`` seconds ahead."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise AuthError("invalid token: 'exp' must be a number (seconds since the epoch)")
+    if exp > time.time() + max_lifetime_s:  # a comparison: no float overflow for a huge int
+        raise AuthError(
+            f"invalid token: 'exp' is more than {max_lifetime_s} s ahead (SCENEDEX_API__MAX_TOKEN_LIFETIME_S)"
+        )
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -1,17 +1,18 @@
 """Request and response bodies of the API (pydantic), with the examples shown in OpenAPI.
 
 Request bodies forbid unknown fields. Response models mirror the dictionaries the domain
-already produces (``JobSummary.to_dict``, ``ReprocessPlan.to_dict``, ``SearchHit.to_dict``), so
-the API and the CLI's ``--json`` outputs have one shape.
+already produces (``JobSummary.to_dict``, ``ReprocessPlan.to_dict``), so the API and the CLI's
+``--json`` outputs have one shape. The search models live beside their routes
+(``routes.search``, ``SceneResult.to_dict``).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from scenedex.domain.jobs import JobStatus, JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
@@ -26,39 +27,128 @@ def _examples(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
-class ReprocessBody(BaseModel):
-    """What to reprocess. ``video`` scope needs ``video_id`` (``owner_id`` optional, checked
-    when given), ``owner`` needs ``owner_id``, ``all`` takes neither. ``since`` keeps videos
-    updated at or after it (no timezone: UTC). ``dry_run`` answers with the plan instead of
-    enqueuing."""
+class _ReprocessOptions(BaseModel):
+    """The options every scope takes; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(False, description="recompute current records too")
+    since: datetime | None = Field(
+        None, description="only videos updated at or after this time (no timezone: UTC)"
+    )
+    dry_run: bool = Field(False, description="return the plan (missing / stale / current), enqueue nothing")
+
+    def _request(
+        self, scope: str, video_id: uuid.UUID | None, owner_id: uuid.UUID | None
+    ) -> ReprocessRequest:
+        """The domain request (``InvalidRequestError`` for a scope without its id)."""
+        return ReprocessRequest(
+            scope=ReprocessScope(scope),
+            video_id=video_id,
+            owner_id=owner_id,
+            force=self.force,
+            since=None if self.since is None else _utc(self.since),
+        )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (no timezone: taken as UTC), clamped to the years 1..9999 that Python and
+    the database read back: ``0001-01-01T00:00:00+05:00`` is before every video, not an error."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
+class ReprocessVideoBody(_ReprocessOptions):
+    """``scope: video``: one video (``video_id``); ``owner_id``, when given, must own it."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"scope": "all"},
-                {"scope": "owner", "owner_id": _OWNER, "force": False},
-                {"scope": "video", "video_id": _VIDEO, "dry_run": True},
-                {"scope": "all", "since": "2026-11-01T00:00:00Z"},
-            ]
-        },
+        json_schema_extra={"examples": [{"scope": "video", "video_id": _VIDEO, "dry_run": True}]},
     )
+
+    scope: Literal["video"]
+    video_id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(None, description="checked when given: 404 unless it owns the video")
+
+    def to_request(self) -> ReprocessRequest:
+        return self._request(self.scope, self.video_id, self.owner_id)
+
+
+class ReprocessOwnerBody(_ReprocessOptions):
+    """``scope: owner``: every video of one owner (``owner_id``); no ``video_id``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"scope": "owner", "owner_id": _OWNER, "force": False}]},
+    )
+
+    scope: Literal["owner"]
+    owner_id: uuid.UUID
+    video_id: None = Field(None, description="not taken by this scope (null or absent)")
+
+    def to_request(self) -> ReprocessRequest:
+        return self._request(self.scope, None, self.owner_id)
+
+
+class ReprocessAllBody(_ReprocessOptions):
+    """``scope: all``: every video of every owner; neither id."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"scope": "all"}, {"scope": "all", "since": "2026-11-01T00:00:00Z"}]},
+    )
+
+    scope: Literal["all"]
+    video_id: None = Field(None, description="not taken by this scope (null or absent)")
+    owner_id: None = Field(None, description="not taken by this scope (null or absent)")
+
+    def to_request(self) -> ReprocessRequest:
+        return self._request(self.scope, None, None)
+
+
+ReprocessVariant = Annotated[
+    ReprocessVideoBody | ReprocessOwnerBody | ReprocessAllBody, Field(discriminator="scope")
+]
+
+
+class ReprocessBody(RootModel[ReprocessVariant]):
+    """What to reprocess, one shape per ``scope`` (a discriminated union): ``video`` needs
+    ``video_id`` (``owner_id`` optional, checked when given), ``owner`` needs ``owner_id`` and
+    takes no ``video_id``, ``all`` takes neither. ``since`` keeps videos updated at or after it
+    (no timezone: UTC). ``dry_run`` answers with the plan instead of enqueuing."""
+
+    model_config = _examples(
+        {"scope": "all"},
+        {"scope": "owner", "owner_id": _OWNER, "force": False},
+        {"scope": "video", "video_id": _VIDEO, "dry_run": True},
+        {"scope": "all", "since": "2026-11-01T00:00:00Z"},
+    )
+
+    @property
+    def dry_run(self) -> bool:
+        return self.root.dry_run
+
+    def to_request(self) -> ReprocessRequest:
+        """The domain request of the chosen variant."""
+        return self.root.to_request()
+
+
+class ReprocessFields(_ReprocessOptions):
+    """The flat shape of every scope's fields, unchecked against the scope: the admin route
+    parses with it first so that ids that do not fit the scope get the domain's one-line 422
+    message (``ReprocessRequest``) instead of the union's field errors. Not an API schema."""
 
     scope: ReprocessScope
     video_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
-    force: bool = Field(False, description="recompute current records too")
-    since: datetime | None = Field(None, description="only videos updated at or after this time")
-    dry_run: bool = Field(False, description="return the plan (missing / stale / current), enqueue nothing")
 
     def to_request(self) -> ReprocessRequest:
-        """The domain request; raises ``InvalidRequestError`` for a scope without its id."""
-        since = self.since
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return ReprocessRequest(
-            scope=self.scope, video_id=self.video_id, owner_id=self.owner_id, force=self.force, since=since
-        )
+        return self._request(self.scope, self.video_id, self.owner_id)
 
 
 class EnqueueResponse(BaseModel):
@@ -249,34 +339,10 @@ class EmbedResponse(BaseModel):
     message_id: str
 
 
-class SearchResult(BaseModel):
-    scene_id: uuid.UUID
-    video_id: uuid.UUID
-    score: float = Field(description="cosine similarity in [-1, 1], higher is nearer")
-    start_s: float
-    end_s: float
-    persons: list[uuid.UUID]
+class HealthResponse(BaseModel):
+    model_config = _examples({"status": "ok"})
 
-
-class SearchResponse(BaseModel):
-    """Best first; the same shape as ``scenedex search --json``."""
-
-    model_config = _examples(
-        {
-            "results": [
-                {
-                    "scene_id": "0d1f7a36-9b0e-4f5b-8d7e-6b2f0a9c1e11",
-                    "video_id": _VIDEO,
-                    "score": 0.612345,
-                    "start_s": 12.4,
-                    "end_s": 18.0,
-                    "persons": [],
-                }
-            ]
-        }
-    )
-
-    results: list[SearchResult]
+    status: Literal["ok"] = "ok"
 
 
 class ReadyResponse(BaseModel):
@@ -291,7 +357,14 @@ class ReadyResponse(BaseModel):
 class ErrorResponse(BaseModel):
     """Every error: ``detail`` is a message (a list of field errors for invalid requests)."""
 
-    model_config = _examples({"detail": "job c56a4180-... not found"})
+    model_config = _examples(
+        {"detail": "job c56a4180-... not found"},
+        {
+            "detail": [
+                {"type": "uuid_parsing", "loc": ["path", "job_id"], "msg": "Input should be a valid UUID"}
+            ]
+        },
+    )
 
     detail: Any
 

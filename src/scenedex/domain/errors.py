@@ -28,6 +28,19 @@ class NotFoundError(PermanentError):
     """An id names nothing the caller's owner has (never reveals another owner's rows)."""
 
 
+class ConflictError(PermanentError):
+    """A create names something that exists with other fields (e.g. a video's
+    ``external_id`` given again with another source): the API answers 409."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """An uploaded or named image is over the configured size limit (the API answers 413)."""
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """An uploaded or named file is not a decodable image (the API answers 415)."""
+
+
 class BadInputError(PermanentError):
     """One input item cannot be processed: missing file, corrupt, empty or oversized image."""
 

@@ -48,7 +48,17 @@ third of the cost of planning a no-op over 100k scenes."""
 
 
 class VideoStatus(StrEnum):
-    INGESTED = "ingested"
+    """Where a video is in its lifecycle. ``scenedex ingest`` creates ``ready`` videos (their
+    scenes exist; it sends the embed itself). A video created over HTTP is ``queued`` until a
+    worker's ``ingest_video`` takes it (``ingesting``: fetch, scene detection, keyframes), then
+    ``embedding`` until its embed job finishes (``ready``); ``failed`` with an ``error`` when its
+    source cannot be read. Changed scene texts put a ready video back to ``embedding``."""
+
+    QUEUED = "queued"
+    INGESTING = "ingesting"
+    EMBEDDING = "embedding"
+    READY = "ready"
+    FAILED = "failed"
 
 
 class PhotoStatus(StrEnum):
@@ -65,9 +75,14 @@ class Video:
     title: str
     source_uri: str
     duration_s: float
-    status: VideoStatus = VideoStatus.INGESTED
+    status: VideoStatus = VideoStatus.READY
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    error: str | None = None
+    external_id: str | None = None
+    ingest: Mapping[str, Any] | None = None
+    """What the video was created from over HTTP (``source_uri``, ``subtitles_uri``, upstream
+    ``scenes``), as JSON; None for videos ingested from a local file."""
 
 
 @dataclass(frozen=True)

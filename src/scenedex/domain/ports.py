@@ -31,6 +31,7 @@ from scenedex.domain.model import (
     SearchHit,
     SearchQuery,
     Video,
+    VideoStatus,
 )
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
@@ -93,12 +94,30 @@ class FaceEmbedder(Protocol):
 class BlobStore(Protocol):
     """Immutable blobs addressed by URI (``file://``, ``s3://``, ...)."""
 
+    root_uri: str
+    """The store's root: every URI it reads or writes starts with ``root_uri + "/"``."""
+
     def read(self, uri: str) -> bytes:
         """The blob's bytes; raises ``BlobNotFoundError`` when nothing is there."""
         ...
 
     def write(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` (a relative path) and return its URI."""
+        ...
+
+    def key_of(self, uri: str) -> str | None:
+        """The key (relative path, normalised) of ``uri`` in this store; None when ``uri`` is
+        outside the store or its path climbs out with ``..`` (what an owner may name is decided
+        on keys: ``owners/{owner_id}/...``)."""
+        ...
+
+    def delete(self, uri: str) -> None:
+        """Remove the blob at ``uri`` (a URI ``write`` returned); nothing there is not an error."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every blob whose key starts with ``prefix/`` (a folder of keys given to
+        ``write``); returns how many were removed (0 when nothing is there)."""
         ...
 
 
@@ -142,9 +161,61 @@ class VideoRepository(Protocol):
         """Admin lookup across owners: whose video this is (None if it does not exist)."""
         ...
 
+    def add_or_get(self, video: Video) -> tuple[Video, bool]:
+        """Insert ``video`` unless its owner has a video with its ``external_id``; returns the
+        stored video and whether this call created it."""
+        ...
+
+    def lock(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None:
+        """The video, locked against concurrent changes until the unit of work ends."""
+        ...
+
+    def update(
+        self,
+        owner_id: uuid.UUID,
+        video_id: uuid.UUID,
+        *,
+        when: Iterable[VideoStatus] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Set columns (``status``, ``error``, ``duration_s``, ``source_uri``) and
+        ``updated_at`` if the video exists and its status is in ``when`` (None: any)."""
+        ...
+
+    def page(
+        self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> builtins.list[Video]:
+        """One page of the owner's videos (with ``status`` when given), oldest first."""
+        ...
+
+    def delete(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> bool:
+        """Remove the video with its scenes and their derived records; False if absent."""
+        ...
+
+    def external_ids(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, str | None]:
+        """The caller's own id (``external_id``, None when not given) of each of the owner's
+        videos among ``video_ids``, in one query (search hits); other owners' ids are absent."""
+        ...
+
 
 class SceneRepository(Protocol):
     def add_many(self, scenes: Sequence[Scene]) -> None: ...
+
+    def replace_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID, scenes: Sequence[Scene]) -> None:
+        """The video's scenes become ``scenes`` (old scenes and their records removed)."""
+        ...
+
+    def set_texts(
+        self, owner_id: uuid.UUID, video_id: uuid.UUID, ordinal: int, texts: Mapping[str, str]
+    ) -> Scene | None:
+        """Set text columns of the video's scene ``ordinal``; the scene now, or None if absent."""
+        ...
+
+    def get(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene | None:
+        """The owner's scene (None for an unknown id or another owner's scene)."""
+        ...
 
     def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
         """The video's scenes in ordinal order."""
@@ -172,6 +243,20 @@ class PersonRepository(Protocol):
     def set_photo_status(
         self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
     ) -> None: ...
+
+    def rename(self, owner_id: uuid.UUID, person_id: uuid.UUID, name: str) -> bool:
+        """Set the person's name; False when the owner has no such person."""
+        ...
+
+    def delete(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+        """Remove the person with its photos and their derived records (person photo and query
+        embeddings); False when the owner has no such person."""
+        ...
+
+    def delete_photo(self, owner_id: uuid.UUID, person_id: uuid.UUID, photo_id: uuid.UUID) -> bool:
+        """Remove one photo of the person with its derived record; False when the owner's
+        person has no such photo."""
+        ...
 
 
 class EmbeddingRecordRepository(Protocol):

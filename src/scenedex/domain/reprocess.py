@@ -335,11 +335,25 @@ class ReprocessRunner:
             tracker.skipped(step, len(batch.scenes) - len(stale))
             if stale:
                 rejected = self._index.upsert(self._documents(batch.uow, owner_id, stale, batch.expected))
+                self._drop_vanished(owner_id, stale)
                 for scene in stale:
                     if scene.id in rejected:
                         message = f"search index: {rejected[scene.id]}"
                         tracker.failed(step, scene.id, message, owner_id, scene.video_id)
                 tracker.computed(step, len(stale) - len(rejected))
+
+    def _drop_vanished(self, owner_id: uuid.UUID, scenes: Sequence[Scene]) -> None:
+        """Delete the documents just written for scenes that no longer exist. A video deletion
+        removes rows, then documents; this check runs after the write, so whichever comes last
+        removes the document: the deletion (the scene still existed here, so the write came
+        before its rows went) or this (the scene is gone)."""
+        with self._uow_factory() as uow:
+            videos = {s.video_id for s in scenes}
+            existing = {s.id for s in uow.scenes.list_for_videos(owner_id, videos)}
+        vanished = [s.id for s in scenes if s.id not in existing]
+        if vanished:
+            self.log.info("%d scenes deleted during the run: their documents removed", len(vanished))
+            self._index.delete(owner_id, vanished)
 
     def _documents(
         self, uow: UnitOfWork, owner_id: uuid.UUID, scenes: Sequence[Scene], expected: ExpectedStates

@@ -27,6 +27,7 @@ from scenedex.domain.model import (
     EmbeddingRecord,
     RecordState,
     Scene,
+    faces_from_record,
     match_faces,
 )
 from scenedex.domain.ports import BlobStore, FaceEmbedder, ImageEmbedder, RecordKey, TextEmbedder, UnitOfWork
@@ -257,9 +258,20 @@ class SceneClipStep(KeyframeStep):
         return batch.record(self.step, scene, "", outcome, batch.expected.clip(scene).input_hash, {})
 
 
+DETECTED_IN = "keyframe_sha256"
+"""Payload key of a scene face record: the hash of the keyframe its faces were detected in."""
+
+
 class SceneFacesStep(KeyframeStep):
     """Faces in the keyframe (``(n, 128)`` float32 descriptors) matched to the owner's persons
-    at ``threshold`` (see ``match_faces``)."""
+    at ``threshold`` (see ``match_faces``).
+
+    A record that is stale only because the owner's persons changed (its reason is the input,
+    so the fingerprint, detection settings included, is the same; and it was detected in the
+    scene's keyframe as it is now, ``DETECTED_IN``) is matched again from its stored
+    descriptors: no keyframe read, no face detection. Anything else (missing, new fingerprint,
+    ``force``, records written before ``DETECTED_IN`` existed) detects again.
+    """
 
     step = Step.SCENE_PERSON_EMBEDDINGS
 
@@ -270,9 +282,37 @@ class SceneFacesStep(KeyframeStep):
     def embed(self, images: list[bytes]) -> list[Any]:
         return list(self._embedder.detect_faces(images))
 
+    def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
+        stored = self._rematchable(batch, stale)
+        records = super().compute(batch, [(scene, key) for scene, key in stale if scene.id not in stored])
+        for scene, _ in stale:
+            if scene.id in stored:
+                faces = [DetectedFace(f.bbox, f.descriptor) for f in faces_from_record(stored[scene.id])]
+                records.append(self.record(batch, scene, faces))
+                batch.tracker.computed(self.step)
+        return records
+
+    def _rematchable(
+        self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]
+    ) -> dict[uuid.UUID, EmbeddingRecord]:
+        """By scene id, the stored records among ``stale`` whose faces can be matched again as
+        they are (one query for the batch)."""
+        reasons = batch.reasons[self.step]
+        scenes = {scene.id: scene for scene, key in stale if reasons[(scene.id, key)] is StaleReason.INPUT}
+        if not scenes:
+            return {}
+        fingerprint = batch.spec.fingerprint(self.step)
+        return {
+            scene_id: record
+            for (scene_id, _), record in batch.uow.records.get(self.step, batch.owner_id, scenes).items()
+            if record.fingerprint == fingerprint
+            and record.payload.get(DETECTED_IN) == scenes[scene_id].keyframe_sha256
+        }
+
     def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
         faces: tuple[DetectedFace, ...] = match_faces(outcome, batch.people.vectors, self._threshold)
         payload = {
+            DETECTED_IN: scene.keyframe_sha256,
             "faces": [
                 {
                     "bbox": list(f.bbox),
@@ -280,7 +320,7 @@ class SceneFacesStep(KeyframeStep):
                     "distance": f.distance,
                 }
                 for f in faces
-            ]
+            ],
         }
         vector = np.stack([f.descriptor for f in faces]).astype(np.float32) if faces else None
         input_hash = batch.expected.faces(scene, batch.people.set_hash).input_hash

@@ -40,6 +40,8 @@ from scenedex.scripts.common import (
 from scenedex.scripts.doctor_cli import DOCTOR_EPILOG, doctor
 from scenedex.scripts.index_cli import index_app
 from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
+from scenedex.scripts.person_cli import person_app
+from scenedex.scripts.videos_cli import video_app
 from scenedex.settings import Settings
 from scenedex.worker.logs import configure_logging
 
@@ -55,9 +57,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(
     help="Database schema (Alembic migrations).", no_args_is_help=True, rich_markup_mode="rich"
-)
-person_app = typer.Typer(
-    help="Persons and their reference photos.", no_args_is_help=True, rich_markup_mode="rich"
 )
 app.add_typer(db_app, name="db")
 app.add_typer(person_app, name="person")
@@ -84,6 +83,13 @@ def ingest(
     owner_id: OwnerOption,
     title: Annotated[str | None, typer.Option(help="Title (default: file name).")] = None,
     subtitles: Annotated[Path | None, typer.Option(help="Subtitles (.srt or .vtt) for transcripts.")] = None,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file of the upstream cut: a list of {start_s, end_s, transcript?, "
+            "visual_description?, summary?, keyframe_uri?} (no scene detection; keyframes at the middles)."
+        ),
+    ] = None,
     no_embed: Annotated[
         bool, typer.Option("--no-embed", help="Do not enqueue embed_video (embed later with reprocess).")
     ] = False,
@@ -93,6 +99,9 @@ def ingest(
     from scenedex.adapters.video import PySceneDetectSceneDetector
     from scenedex.services.ingest import ingest_video
 
+    if scenes is not None:
+        _ingest_with_scenes(video, owner_id, title, subtitles, scenes, no_embed, json_output)
+        return
     with user_errors():
         owner = parse_owner(owner_id)
         services = build_services()
@@ -116,6 +125,50 @@ def ingest(
             print(f"embed_video enqueued (message {message_id})")
 
 
+def _ingest_with_scenes(
+    video: Path,
+    owner_id: str,
+    title: str | None,
+    subtitles: Path | None,
+    scenes_file: Path,
+    no_embed: bool,
+    json_output: bool,
+) -> None:
+    """``ingest --scenes``: the use case the API and the ingest_video actor share."""
+    import json
+
+    from scenedex.services.videos import ingest_local_file, parse_scenes
+
+    with user_errors():
+        owner = parse_owner(owner_id)
+        try:
+            data = json.loads(scenes_file.read_text())
+        except (OSError, ValueError) as error:
+            raise InvalidRequestError(f"cannot read scenes JSON {scenes_file}: {error}") from None
+        services = build_services()
+        result = ingest_local_file(
+            video,
+            owner,
+            parse_scenes(data),
+            uow_factory=services.uow_factory,
+            blobs=services.blobs,
+            cutter=services.video_cutter(),
+            title=title,
+            subtitles=subtitles,
+        )
+    if result.error:
+        fail(f"video {result.id} failed: {result.error}", 2)
+    message_id = None if no_embed else _enqueue_embed(services, result.id, owner)
+    if json_output:
+        print_json(
+            {"video_id": str(result.id), "status": result.status.value, "embed_message_id": message_id}
+        )
+    else:
+        print(f"video {result.id}: {result.duration_s:.2f} s, {result.status.value}")
+        if message_id:
+            print(f"embed_video enqueued (message {message_id})")
+
+
 def _enqueue_embed(services: Any, video_id: Any, owner_id: Any) -> str:
     """Enqueue embed_video; an unreachable broker is exit 1 with what to run instead (the
     video itself is ingested)."""
@@ -131,32 +184,6 @@ def _enqueue_embed(services: Any, video_id: Any, owner_id: Any) -> str:
             f"run: scenedex reprocess --scope video --video-id {video_id}",
             1,
         )
-
-
-@person_app.command("add")
-def person_add(
-    photos: Annotated[list[Path], typer.Argument(help="Reference photos of the person.")],
-    owner_id: OwnerOption,
-    name: Annotated[str, typer.Option(help="Person's name.")],
-    json_output: JsonOption = False,
-) -> None:
-    """Create a person from reference photos (faces are found by the next reprocess)."""
-    from scenedex.services.ingest import add_person
-
-    with user_errors():
-        owner = parse_owner(owner_id)
-        services = build_services()
-        result = add_person(
-            uow_factory=services.uow_factory,
-            blobs=services.blobs,
-            owner_id=owner,
-            name=name,
-            photo_paths=photos,
-        )
-    if json_output:
-        print_json({"person_id": str(result.person.id), "photos": len(result.photos)})
-    else:
-        print(f"person {result.person.id}: {len(result.photos)} photos")
 
 
 @app.command(
@@ -649,6 +676,7 @@ class _ProgressBars:
 
 # after the commands above, so that `scenedex --help` lists them first
 app.add_typer(index_app, name="index")
+app.add_typer(video_app, name="video")
 app.add_typer(jobs_app, name="jobs")
 app.command(epilog=WORKER_EPILOG)(worker)
 app.command(epilog=API_EPILOG)(api)

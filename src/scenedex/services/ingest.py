@@ -11,14 +11,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.subtitles import Cue, load_cues, transcript_for
-from scenedex.adapters.video import VideoScenes
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.model import Person, PersonPhoto, Scene, Video, new_id
 from scenedex.domain.ports import UnitOfWorkFactory
+
+if TYPE_CHECKING:  # the detector's types; importing them would load OpenCV
+    from scenedex.adapters.video import VideoScenes
 
 
 class SceneDetector(Protocol):

@@ -1,18 +1,79 @@
 """Owner-scoped scene search: builds query vectors with the configured embedders and asks the
-SearchIndex port (table-backed exact kNN, or OpenSearch hybrid search) for the nearest scenes."""
+SearchIndex port (table-backed exact kNN, or OpenSearch hybrid search) for the nearest scenes;
+then describes the hits for a results page (``describe_hits``: the video's ``external_id``,
+the persons' names, the keyframe URL) and serves a scene's keyframe (``owned_scene``,
+``keyframe_bytes``). The API and the CLI share these use cases."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from scenedex.domain.errors import BadInputError, InvalidRequestError, NotFoundError
-from scenedex.domain.model import SearchHit, SearchQuery
-from scenedex.domain.ports import ImageEmbedder, SearchIndex, TextEmbedder, UnitOfWorkFactory
+from scenedex.adapters.images import decode_image
+from scenedex.domain.errors import (
+    BadInputError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from scenedex.domain.model import Scene, SearchHit, SearchQuery
+from scenedex.domain.ports import BlobStore, ImageEmbedder, SearchIndex, TextEmbedder, UnitOfWorkFactory
 from scenedex.domain.spec import EmbeddingStepType
 
 MAX_K = 1000
+
+KEYFRAME_PATH = "/v1/scenes/{scene_id}/keyframe"
+"""Where the API serves a scene's keyframe (``SceneResult.keyframe_url``)."""
+
+_MEDIA_TYPES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+@dataclass(frozen=True)
+class PersonRef:
+    person_id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    """One ranked scene as a results page shows it: the hit (``score``: cosine in [-1, 1],
+    higher is nearer), its video's ``external_id`` (the caller's own id, None when not given),
+    the persons recognised in it and where its keyframe is served."""
+
+    scene_id: uuid.UUID
+    video_id: uuid.UUID
+    external_id: str | None
+    start_s: float
+    end_s: float
+    score: float
+    persons: tuple[PersonRef, ...]
+
+    @property
+    def keyframe_url(self) -> str:
+        return KEYFRAME_PATH.format(scene_id=self.scene_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the API's and ``scenedex search --json``'s results."""
+        return {
+            "scene_id": str(self.scene_id),
+            "video_id": str(self.video_id),
+            "external_id": self.external_id,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "score": round(self.score, 6),
+            "persons": [{"person_id": str(p.person_id), "name": p.name} for p in self.persons],
+            "keyframe_url": self.keyframe_url,
+        }
 
 
 def is_untrained(image_embedder: ImageEmbedder) -> bool:
@@ -74,3 +135,81 @@ def _person_vector(uow_factory: UnitOfWorkFactory, owner_id: uuid.UUID, person_i
             "the person's photos show a face"
         )
     return record.vector
+
+
+def describe_hits(
+    uow_factory: UnitOfWorkFactory, owner_id: uuid.UUID, hits: Sequence[SearchHit]
+) -> list[SceneResult]:
+    """``hits`` with their videos' ``external_id`` (one owner-scoped query for the hits' video
+    ids) and their persons' names (the owner's persons, read only when a hit shows one). A hit
+    whose video or person is gone from the database (deleted; its search document not yet
+    removed) is left out, or loses that person: a deletion disappears from results at once."""
+    if not hits:
+        return []
+    with uow_factory() as uow:
+        external_ids = uow.videos.external_ids(owner_id, {hit.video_id for hit in hits})
+        names = {p.id: p.name for p in uow.persons.list(owner_id)} if any(h.person_ids for h in hits) else {}
+    return [
+        SceneResult(
+            scene_id=hit.scene_id,
+            video_id=hit.video_id,
+            external_id=external_ids[hit.video_id],
+            start_s=hit.start_s,
+            end_s=hit.end_s,
+            score=hit.score,
+            persons=tuple(PersonRef(p, names[p]) for p in hit.person_ids if p in names),
+        )
+        for hit in hits
+        if hit.video_id in external_ids
+    ]
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
+    """``data`` if it is an image within the limits (size, then pixels read from the header:
+    the decompression-bomb guard of ``adapters.images``), as the person photo uploads check
+    theirs. Raises ``PayloadTooLargeError`` (over ``max_bytes`` or ``max_pixels``, a bomb) and
+    ``UnsupportedMediaTypeError`` (empty, corrupt, not an image)."""
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(f"image: {len(data)} bytes, larger than the limit of {max_bytes} bytes")
+    try:
+        decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, draft_size=(224, 224))
+    except BadInputError as error:
+        too_large = str(error).startswith(("image too large", "image rejected as a decompression bomb"))
+        raise (PayloadTooLargeError if too_large else UnsupportedMediaTypeError)(f"image: {error}") from None
+    return data
+
+
+def owner_blob(blobs: BlobStore, owner_id: uuid.UUID, uri: str) -> bytes:
+    """The bytes of ``uri`` if it names a blob under the owner's prefix of the store
+    (``owners/{owner_id}/...``: its keyframes, photos and uploads). Raises ``NotFoundError``
+    for anything else (another owner's blob, outside the store, nothing there), without
+    saying which."""
+    key = blobs.key_of(uri)
+    if key is None or not key.startswith(f"owners/{owner_id}/"):
+        raise NotFoundError(f"no image at {uri} for this owner")
+    try:
+        return blobs.read(uri)
+    except BadInputError:
+        raise NotFoundError(f"no image at {uri} for this owner") from None
+
+
+def owned_scene(uow_factory: UnitOfWorkFactory, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene:
+    """The owner's scene; ``NotFoundError`` for an unknown id or another owner's scene."""
+    with uow_factory() as uow:
+        scene = uow.scenes.get(owner_id, scene_id)
+    if scene is None:
+        raise NotFoundError(f"scene {scene_id} not found")
+    return scene
+
+
+def keyframe_bytes(blobs: BlobStore, scene: Scene) -> tuple[bytes, str]:
+    """The scene's keyframe and its media type (keyframes are JPEG; upstream ones may be
+    another format); ``NotFoundError`` when its blob is missing or unreadable."""
+    try:
+        data = blobs.read(scene.keyframe_uri)
+    except BadInputError:
+        raise NotFoundError(f"scene {scene.id} has no keyframe") from None
+    media_type = next((kind for magic, kind in _MEDIA_TYPES if data.startswith(magic)), None)
+    if media_type is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        media_type = "image/webp"
+    return data, media_type or "application/octet-stream"

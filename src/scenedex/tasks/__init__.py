@@ -22,8 +22,10 @@ from typing import Any
 __all__ = [
     "EMBEDDINGS_QUEUE",
     "REPROCESSING_QUEUE",
+    "delete_video",
     "embed_video",
     "enqueue_embed_video",
+    "ingest_video",
     "reprocess_embeddings",
     "reprocess_video",
     "sweep_jobs",

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from scenedex.domain.errors import PermanentError
+from scenedex.domain.errors import PermanentError, TransientError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.logcontext import log_context
 from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
@@ -99,20 +99,86 @@ def reprocess_video(job_id: str, video_id: str) -> None:
 def embed_video(video_id: str, owner_id: str) -> None:
     """A newly ingested video: a video-scope job (trigger ``ingest``) planned and run here,
     the same code path as ``scenedex reprocess --scope video``. If a job for this video is
-    already active it covers the video, and this message does nothing."""
-    request = ReprocessRequest(
-        ReprocessScope.VIDEO, video_id=_uuid(video_id, "video id"), owner_id=_uuid(owner_id, "owner id")
-    )
+    already active it covers the video, and this message does nothing (a video created over
+    HTTP waiting for its embed, ``embedding``, retries instead: the active job may have read
+    its scenes before a text change). A video ``embedding`` becomes ``ready`` when the job ends."""
     rt = job_runtime(embed_video.broker)
-    assert rt.services is not None
-    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)) as context:
+    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
+        _embed(rt, _uuid(video_id, "video id"), _uuid(owner_id, "owner id"))
+
+
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+def ingest_video(video_id: str) -> None:
+    """A video created over HTTP: fetch its source from the blob store, cut it (the caller's
+    scenes, or scene detection), write keyframes and scenes (``services.videos``), then embed
+    it as ``embed_video`` does. Safe twice; an unreadable source fails the video, not the
+    message. When the retries of a transient error run out, the video is failed."""
+    from scenedex.services.videos import fail_ingest, ingest_queued_video
+
+    rt = job_runtime(ingest_video.broker)
+    services = rt.services
+    assert services is not None
+    video_uuid = _uuid(video_id, "video id")
+    with log_context(video_id=video_id, spec_version=_spec_version(rt)):
         try:
-            job = rt.coordinator.store.create(request, rt.services.spec.version, JobTrigger.INGEST)
-        except ActiveJobError as active:
-            log.info("video %s: %s", video_id, active)
-            return
-        context.update(job_id=job.id)
+            video = ingest_queued_video(
+                video_uuid,
+                uow_factory=services.uow_factory,
+                blobs=services.blobs,
+                cutter=services.video_cutter(),
+            )
+        except Exception as error:
+            if _last_attempt():
+                fail_ingest(
+                    video_uuid,
+                    f"gave up after {ITEM_RETRIES} retries: {error}",
+                    uow_factory=services.uow_factory,
+                )
+            raise
+        if video is not None:
+            _embed(rt, video.id, video.owner_id)
+
+
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+def delete_video(video_id: str, owner_id: str) -> None:
+    """Remove a video everywhere (``services.videos.delete_video``: search documents, rows,
+    blobs). Idempotent: a second delivery finds nothing left."""
+    from scenedex.services.videos import delete_video as delete
+
+    rt = job_runtime(delete_video.broker)
+    services = rt.services
+    assert services is not None
+    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
+        done = delete(
+            _uuid(owner_id, "owner id"),
+            _uuid(video_id, "video id"),
+            uow_factory=services.uow_factory,
+            blobs=services.blobs,
+            index=services.search_index,
+        )
+        log.info("video %s deleted: %d scenes, %d blobs", video_id, done.scenes, done.blobs)
+
+
+def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
+    """Create and run (inline) the video's ``ingest`` job; a video ``embedding`` is ``ready``
+    after it (unless it changed meanwhile)."""
+    from scenedex.domain.model import VideoStatus, utcnow
+    from scenedex.services.videos import mark_ready, video_status
+
+    services = rt.services
+    assert services is not None
+    request = ReprocessRequest(ReprocessScope.VIDEO, video_id=video_id, owner_id=owner_id)
+    started = utcnow()
+    try:
+        job = rt.coordinator.store.create(request, services.spec.version, JobTrigger.INGEST)
+    except ActiveJobError as active:
+        if video_status(owner_id, video_id, uow_factory=services.uow_factory) is VideoStatus.EMBEDDING:
+            raise TransientError(f"video {video_id}: {active}; retried once it is over") from None
+        log.info("video %s: %s", video_id, active)
+        return
+    with log_context(job_id=job.id):
         rt.coordinator.plan(job.id, inline=True)
+        mark_ready(owner_id, video_id, started, uow_factory=services.uow_factory)
 
 
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=0, time_limit=300_000)
@@ -120,6 +186,42 @@ def sweep_jobs() -> None:
     """Re-send the lost messages of every active job (see ``JobCoordinator.sweep``)."""
     rt = job_runtime(sweep_jobs.broker)
     rt.coordinator.sweep(rt.probe)
+
+
+REFRESH_DELAY_MS = 10_000
+"""How long a ``refresh_owner`` message waits before its first attempt (milliseconds)."""
+
+
+@dramatiq.actor(
+    queue_name=REPROCESSING_QUEUE,
+    max_retries=20,
+    min_backoff=10_000,
+    max_backoff=600_000,
+    time_limit=60_000,
+    throws=(PermanentError,),
+)
+def refresh_owner(owner_id: str, trigger: str) -> None:
+    """A person change made while the owner's job was running (which may have run its person
+    steps already): enqueue the owner's reprocess (``services.persons.reprocess_owner``) once
+    that job is over. While the owner still has a running job this raises ``OwnerBusyError``
+    and Retries tries again with backoff (10 s to 10 min, 20 times: hours); past that the
+    scheduler's periodic jobs pick the change up."""
+    from scenedex.services.persons import OwnerBusyError, reprocess_owner
+
+    def busy(owner: uuid.UUID) -> str:
+        raise OwnerBusyError(f"owner {owner} still has a running job; retried later")
+
+    rt = job_runtime(refresh_owner.broker)
+    assert rt.services is not None
+    with log_context(owner_id=owner_id, spec_version=_spec_version(rt)):
+        done = reprocess_owner(
+            _uuid(owner_id, "owner id"),
+            runner=rt.services.runner(),
+            coordinator=rt.coordinator,
+            trigger=JobTrigger(trigger),
+            follow_up=busy,
+        )
+        log.info("owner %s: person change picked up by job %s", owner_id, done.job_id if done else None)
 
 
 def _run_video_item(rt: JobRuntime, job_id: uuid.UUID, video_id: uuid.UUID) -> None:
@@ -150,6 +252,20 @@ class DramatiqSender:
     def send_embed(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
         """Send ``embed_video`` for a video; returns the message id."""
         return str(embed_video.send(str(video_id), str(owner_id)).message_id)
+
+    def send_refresh_owner(self, owner_id: uuid.UUID, trigger: JobTrigger = JobTrigger.API) -> str:
+        """Send ``refresh_owner`` for ``owner_id``, delayed by ``REFRESH_DELAY_MS``; returns
+        the message id."""
+        message = refresh_owner.send_with_options(args=(str(owner_id), trigger.value), delay=REFRESH_DELAY_MS)
+        return str(message.message_id)
+
+    def send_ingest(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+        """Send ``ingest_video`` for a video created over HTTP; returns the message id."""
+        return str(ingest_video.send(str(video_id)).message_id)
+
+    def send_delete(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+        """Send ``delete_video``; returns the message id."""
+        return str(delete_video.send(str(video_id), str(owner_id)).message_id)
 
     def send_sweep(self) -> None:
         """Send ``sweep_jobs`` (a worker re-sends the lost messages of every active job)."""

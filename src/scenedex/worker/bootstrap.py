@@ -23,7 +23,8 @@ from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.domain.coordinator import JobCoordinator
-from scenedex.domain.model import SearchHit
+from scenedex.domain.errors import InvalidRequestError
+from scenedex.domain.model import Scene
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
@@ -36,7 +37,16 @@ from scenedex.domain.ports import (
 )
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
-from scenedex.services.search import search_scenes
+from scenedex.services.persons import Persons
+from scenedex.services.search import (
+    SceneResult,
+    check_image,
+    describe_hits,
+    keyframe_bytes,
+    owned_scene,
+    owner_blob,
+    search_scenes,
+)
 from scenedex.settings import SearchSettings, Settings
 from scenedex.tasks.messaging import RedisMessageProbe
 from scenedex.worker.broker import ensure_broker
@@ -87,9 +97,27 @@ class Services:
             batch_size=self.settings.reprocess.batch_size,
         )
 
-    def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SearchHit]:
-        """``search_scenes`` on these adapters (query: ``text=``, ``image=`` or ``person_id=``)."""
-        return search_scenes(
+    def persons(self) -> Persons:
+        """The person use cases on these adapters, photos held to the image limits."""
+        return Persons(
+            uow_factory=self.uow_factory,
+            blobs=self.blobs,
+            max_image_bytes=self.settings.max_image_bytes,
+            max_image_pixels=self.settings.max_image_pixels,
+            max_photos=self.settings.api.max_photos,
+        )
+
+    def video_cutter(self) -> Any:
+        """Scene detection and keyframe grabs for ``ingest_video`` (PySceneDetect and OpenCV,
+        imported on first use; CPU only, no weights)."""
+        from scenedex.adapters.video import PySceneDetectSceneDetector
+
+        return PySceneDetectSceneDetector()
+
+    def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:
+        """``search_scenes`` on these adapters (query: ``text=``, ``image=`` or ``person_id=``),
+        the hits described for a results page (``describe_hits``)."""
+        hits = search_scenes(
             uow_factory=self.uow_factory,
             index=self.search_index,
             text_embedder=self.text_embedder,
@@ -98,6 +126,25 @@ class Services:
             k=k,
             **query,
         )
+        return describe_hits(self.uow_factory, owner_id, hits)
+
+    def query_image(self, owner_id: uuid.UUID, *, data: bytes | None = None, uri: str | None = None) -> bytes:
+        """An image query's bytes: ``data`` (an upload) or the owner's blob at ``uri``
+        (``owner_blob``), held to ``max_image_bytes`` / ``max_image_pixels`` (``check_image``)."""
+        if (data is None) == (uri is None):
+            raise InvalidRequestError("give exactly one of: an image, a keyframe_uri")
+        image = data if data is not None else owner_blob(self.blobs, owner_id, str(uri))
+        return check_image(
+            image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+        )
+
+    def scene(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene:
+        """The owner's scene; ``NotFoundError`` for an unknown or another owner's (``owned_scene``)."""
+        return owned_scene(self.uow_factory, owner_id, scene_id)
+
+    def keyframe(self, scene: Scene) -> tuple[bytes, str]:
+        """The scene's keyframe bytes and media type (``keyframe_bytes``)."""
+        return keyframe_bytes(self.blobs, scene)
 
 
 def bootstrap(settings: Settings, **overrides: Any) -> Services:

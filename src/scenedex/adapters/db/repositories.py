@@ -7,12 +7,13 @@ Writes of derived records are upserts by natural key (idempotent under redeliver
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from scenedex.adapters.db import tables as t
@@ -26,6 +27,7 @@ from scenedex.domain.model import (
     Scene,
     Video,
     VideoStatus,
+    utcnow,
 )
 from scenedex.domain.ports import RecordKey
 from scenedex.domain.spec import EmbeddingStepType
@@ -62,6 +64,81 @@ class SqlVideoRepository:
     def owner_of(self, video_id: uuid.UUID) -> uuid.UUID | None:
         return self._session.scalar(sa.select(t.videos.c.owner_id).where(t.videos.c.id == video_id))
 
+    def external_ids(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, str | None]:
+        cols = t.videos.c
+        found: dict[uuid.UUID, str | None] = {}
+        for chunk in _chunks(video_ids):  # one query for up to 500 videos (a search's hits)
+            rows = self._session.execute(
+                sa.select(cols.id, cols.external_id).where(cols.owner_id == owner_id, cols.id.in_(chunk))
+            )
+            found.update({row.id: row.external_id for row in rows})
+        return found
+
+    def add_or_get(self, video: Video) -> tuple[Video, bool]:
+        """Insert ``video`` unless the owner has one with its ``external_id``; returns the
+        stored video and whether this call created it (concurrent creates: one wins)."""
+        if video.external_id is None:
+            self.add(video)
+            return video, True
+        insert = postgresql.insert if self._session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(t.videos).on_conflict_do_nothing(
+            index_elements=["owner_id", "external_id"], index_where=t.videos.c.external_id.is_not(None)
+        )
+        created = self._session.execute(stmt, _row(video)).rowcount == 1  # type: ignore[attr-defined]
+        row = self._session.execute(
+            sa.select(t.videos).where(
+                t.videos.c.owner_id == video.owner_id, t.videos.c.external_id == video.external_id
+            )
+        ).one()
+        return _video(row), created
+
+    def lock(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None:
+        """The video, its row locked until the unit of work ends (Postgres; SQLite locks the
+        database on write)."""
+        row = self._session.execute(
+            sa.select(t.videos)
+            .where(t.videos.c.owner_id == owner_id, t.videos.c.id == video_id)
+            .with_for_update()
+        ).first()
+        return _video(row) if row else None
+
+    def update(
+        self,
+        owner_id: uuid.UUID,
+        video_id: uuid.UUID,
+        *,
+        when: Iterable[VideoStatus] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Set ``values`` (column names: ``status``, ``error``, ``duration_s``, ...) and
+        ``updated_at``, if the video exists (and its status is in ``when``); True if it did."""
+        cols = t.videos.c
+        query = sa.update(t.videos).where(cols.owner_id == owner_id, cols.id == video_id)
+        if when is not None:
+            query = query.where(cols.status.in_([s.value for s in when]))
+        values = {k: v.value if isinstance(v, VideoStatus) else v for k, v in values.items()}
+        result = self._session.execute(query.values(updated_at=values.pop("updated_at", utcnow()), **values))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def page(
+        self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Video]:
+        """The owner's videos (with ``status`` when given), oldest first."""
+        query = sa.select(t.videos).where(t.videos.c.owner_id == owner_id)
+        if status is not None:
+            query = query.where(t.videos.c.status == status.value)
+        query = query.order_by(t.videos.c.created_at, t.videos.c.id).limit(limit).offset(offset)
+        return [_video(row) for row in self._session.execute(query)]
+
+    def delete(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> bool:
+        """Remove the video; the composite foreign keys cascade to its scenes and their records."""
+        result = self._session.execute(
+            sa.delete(t.videos).where(t.videos.c.owner_id == owner_id, t.videos.c.id == video_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
 
 class SqlSceneRepository:
     def __init__(self, session: Session) -> None:
@@ -70,6 +147,31 @@ class SqlSceneRepository:
     def add_many(self, scenes: Sequence[Scene]) -> None:
         if scenes:
             self._session.execute(sa.insert(t.scenes), [_row(scene) for scene in scenes])
+
+    def replace_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID, scenes: Sequence[Scene]) -> None:
+        """The video's scenes become ``scenes`` (the old ones and their records are removed)."""
+        self._session.execute(
+            sa.delete(t.scenes).where(t.scenes.c.owner_id == owner_id, t.scenes.c.video_id == video_id)
+        )
+        self.add_many(scenes)
+
+    def set_texts(
+        self, owner_id: uuid.UUID, video_id: uuid.UUID, ordinal: int, texts: Mapping[str, str]
+    ) -> Scene | None:
+        """Set the scene's text columns in ``texts`` (``transcript``, ``visual_description``,
+        ``summary``); the scene as it is now, or None when the owner's video has no such scene."""
+        cols = t.scenes.c
+        where = (cols.owner_id == owner_id, cols.video_id == video_id, cols.ordinal == ordinal)
+        if texts:
+            self._session.execute(sa.update(t.scenes).where(*where).values(updated_at=utcnow(), **texts))
+        row = self._session.execute(sa.select(t.scenes).where(*where)).first()
+        return Scene(**row._mapping) if row else None
+
+    def get(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene | None:
+        row = self._session.execute(
+            sa.select(t.scenes).where(t.scenes.c.owner_id == owner_id, t.scenes.c.id == scene_id)
+        ).first()
+        return Scene(**row._mapping) if row else None
 
     def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
         rows = self._session.execute(
@@ -131,6 +233,30 @@ class SqlPersonRepository:
             .where(t.person_photos.c.owner_id == owner_id, t.person_photos.c.id == photo_id)
             .values(status=status.value, error=error)
         )
+
+    def rename(self, owner_id: uuid.UUID, person_id: uuid.UUID, name: str) -> bool:
+        result = self._session.execute(
+            sa.update(t.persons)
+            .where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
+            .values(name=name)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+        # The composite foreign keys cascade to the photos and every derived record.
+        result = self._session.execute(
+            sa.delete(t.persons).where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_photo(self, owner_id: uuid.UUID, person_id: uuid.UUID, photo_id: uuid.UUID) -> bool:
+        photos = t.person_photos.c
+        result = self._session.execute(
+            sa.delete(t.person_photos).where(
+                photos.owner_id == owner_id, photos.person_id == person_id, photos.id == photo_id
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlEmbeddingRecordRepository:

@@ -45,8 +45,20 @@ videos = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     *_timestamps(),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("external_id", sa.Text, nullable=True),
+    sa.Column("ingest", Json, nullable=True),
     sa.UniqueConstraint("id", "owner_id"),
     sa.Index("ix_videos_owner_updated", "owner_id", "updated_at"),
+    # The caller's own id is unique per owner (idempotent create over HTTP).
+    sa.Index(
+        "uq_videos_owner_external_id",
+        "owner_id",
+        "external_id",
+        unique=True,
+        postgresql_where=sa.text("external_id IS NOT NULL"),
+        sqlite_where=sa.text("external_id IS NOT NULL"),
+    ),
 )
 
 scenes = sa.Table(

@@ -185,6 +185,9 @@ class OpenSearchIndex:
             targets = sorted({i for i in (state.read, state.write, self.layout.index) if i in state.indexes})
             if not targets:
                 return
+            # _delete_by_query only finds what a refresh made searchable: without this, a
+            # document written in the last refresh interval (a racing reprocess) would survive.
+            self.client.indices.refresh(index=",".join(targets), ignore_unavailable=True)
             self.client.delete_by_query(
                 index=",".join(targets),
                 body=delete_body(owner_id, ids),

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from scenedex.api.deps import RuntimeDep, ServicesDep, require_admin
 from scenedex.api.schemas import (
@@ -23,6 +24,7 @@ from scenedex.api.schemas import (
     JobResponse,
     PlanResponse,
     ReprocessBody,
+    ReprocessFields,
 )
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.jobs import ActiveJobError, Job, JobStatus, JobTrigger, scope_key
@@ -36,6 +38,7 @@ router = APIRouter(
     responses={
         401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
         403: {"model": ErrorResponse, "description": "the token lacks the admin role"},
+        422: {"model": ErrorResponse, "description": "invalid parameters or body"},
     },
 )
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "unknown job"}}
@@ -55,6 +58,17 @@ def _conflicts() -> Iterator[None]:
         raise HTTPException(409, str(error)) from None
 
 
+async def _ids_fit_the_scope(request: Request) -> None:
+    """A body whose fields are well typed but whose ids do not fit its ``scope`` gets the
+    domain's one-line 422 (``"scope 'video' needs a video id"``) rather than the union's field
+    errors; everything else is validated by ``ReprocessBody`` itself (same inputs accepted)."""
+    try:
+        fields = ReprocessFields.model_validate(await request.json())
+    except (ValueError, ValidationError):  # not JSON, or not well typed: ReprocessBody says why
+        return
+    fields.to_request()
+
+
 @router.post(
     "/reprocess-embeddings",
     status_code=202,
@@ -62,11 +76,13 @@ def _conflicts() -> Iterator[None]:
     summary="Enqueue a reprocess job (or plan one with dry_run)",
     responses={
         200: {"model": PlanResponse, "description": "dry_run: the plan, nothing enqueued"},
+        400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
         404: {"model": ErrorResponse, "description": "unknown video or owner"},
         409: {"model": ConflictResponse, "description": "the scope already has an active job"},
         413: {"model": ErrorResponse, "description": "body too large"},
         422: {"model": ErrorResponse, "description": "invalid body, or a scope without its id"},
     },
+    dependencies=[Depends(_ids_fit_the_scope)],
 )
 def reprocess_embeddings(
     body: ReprocessBody, services: ServicesDep, runtime: RuntimeDep, response: Response

@@ -9,15 +9,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from scenedex.api.schemas import NotReadyResponse, ReadyResponse
+from scenedex.api.schemas import HealthResponse, NotReadyResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 _NIL_OWNER = uuid.UUID(int=0)
 
 
-@router.get("/health", summary="Liveness: the process answers")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/health", response_model=HealthResponse, summary="Liveness: the process answers")
+def health() -> HealthResponse:
+    return HealthResponse()
 
 
 @router.get(

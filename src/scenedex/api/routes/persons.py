@@ -1,0 +1,285 @@
+"""Person endpoints: an owner's persons and their reference photos (``/v1/persons``).
+
+The owner is always the token's ``owner_id``; another owner's ids answer 404 exactly like ids
+that do not exist. Routes parse, call the use cases of ``scenedex.services.persons`` (the CLI's
+``scenedex person`` calls the same) and map their errors: a photo over ``max_image_bytes`` (or
+the pixel limit: ``PhotoTooLargeError``) 413, a photo that is not an image
+(``NotAnImageError``) 415, a bad body 422 (the app's error handlers).
+
+A change of the person set (create, add or delete photos, delete) enqueues the owner's
+reprocess (``reprocess_owner``: person steps, then the scene faces matched again from their
+stored descriptors, no detection); the response names the job in ``reprocess``. A rename
+changes no embedding and enqueues nothing. Photo uploads are multipart (``POST /v1/persons``,
+``POST /v1/persons/{id}/photos``): their bodies are held to ``max_upload_bytes``, not to
+``max_body_bytes`` (``BodySizeLimit``), and each photo to ``max_image_bytes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
+from scenedex.api.schemas import ErrorResponse
+from scenedex.domain.jobs import JobTrigger
+from scenedex.domain.model import PhotoStatus
+from scenedex.services.persons import (
+    MAX_NAME_LENGTH,
+    PersonView,
+    PhotoUpload,
+    Reprocessing,
+    reprocess_owner,
+)
+
+log = logging.getLogger("scenedex.api")
+
+_PERSON = "5d0b6a8e-2f4e-4c8e-9a51-3f0f6f7f1a22"
+_PHOTO = "9a1e3c55-7b8d-4e2f-8c3a-1d2b3c4d5e6f"
+_JOB = "c56a4180-65aa-42ec-a945-5fd21dec0538"
+_TIME = "2026-11-01T12:00:00Z"
+_PERSON_EXAMPLE: dict[str, Any] = {
+    "person_id": _PERSON,
+    "name": "Eileen Collins",
+    "created_at": _TIME,
+    "photos": [{"photo_id": _PHOTO, "status": "ok", "error": None, "created_at": _TIME}],
+}
+
+
+class PhotoOut(BaseModel):
+    """A reference photo: ``pending`` until the person steps ran, then ``ok``, ``no_face`` or
+    ``failed`` (with ``error``)."""
+
+    photo_id: uuid.UUID
+    status: PhotoStatus
+    error: str | None = None
+    created_at: datetime
+
+
+class ReprocessOut(BaseModel):
+    """The job that picks a person change up: a new owner-scope job (``created``), or the
+    owner's active job; when that one was already running, ``follow_up_message_id`` names the
+    delayed message that enqueues the owner's reprocess again once it is over."""
+
+    job_id: uuid.UUID
+    created: bool
+    follow_up_message_id: str | None = None
+
+
+class PersonOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PERSON_EXAMPLE]})
+
+    person_id: uuid.UUID
+    name: str
+    created_at: datetime
+    photos: list[PhotoOut]
+
+
+class PersonChange(PersonOut):
+    """A person after a change, and the reprocess that picks the change up (null when the
+    owner has nothing left to reprocess or the broker was unreachable: the sweeper's periodic
+    jobs or ``scenedex reprocess`` pick it up then)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "person_id": _PERSON,
+                    "name": "Eileen Collins",
+                    "created_at": _TIME,
+                    "photos": [{"photo_id": _PHOTO, "status": "pending", "error": None, "created_at": _TIME}],
+                    "reprocess": {"job_id": _JOB, "created": True, "follow_up_message_id": None},
+                }
+            ]
+        }
+    )
+
+    reprocess: ReprocessOut | None = None
+
+
+class PersonPageOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "persons": [_PERSON_EXAMPLE],
+                    "total": 1,
+                    "limit": 50,
+                    "offset": 0,
+                    "next_offset": None,
+                }
+            ]
+        }
+    )
+
+    persons: list[PersonOut]
+    total: int = Field(description="the owner's persons in all")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page (null: this is the last)")
+
+
+class RenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Eileen M. Collins"}]})
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
+
+
+router = APIRouter(
+    prefix="/v1/persons",
+    tags=["persons"],
+    responses={
+        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
+        422: {"model": ErrorResponse, "description": "invalid body or parameters"},
+    },
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no such person (or photo) for the caller's owner"}
+}
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "a photo (or the whole upload) over the size limit"},
+    415: {"model": ErrorResponse, "description": "a photo that is not a decodable image"},
+}
+PhotosField = Annotated[
+    list[UploadFile], File(description="reference photos (JPEG, PNG, ...), one face each")
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PersonChange,
+    summary="Create a person from reference photos (multipart: name, photos)",
+    responses=_UPLOAD_ERRORS,
+)
+def create_person(
+    caller: CallerDep,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+    name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_LENGTH, description="the person's name")],
+    photos: PhotosField,
+) -> PersonChange:
+    """Stores the photos and the person, then enqueues the owner's reprocess: the person steps
+    find the face in each photo, and the owner's scenes are matched against the new person."""
+    persons = services.persons()
+    view = persons.create(caller.owner_id, name, _read(photos, persons.max_image_bytes))
+    return _change(view, _reprocess(caller.owner_id, services, runtime))
+
+
+@router.post(
+    "/{person_id}/photos",
+    status_code=201,
+    response_model=PersonChange,
+    summary="Add reference photos to a person (multipart: photos)",
+    responses={**_UPLOAD_ERRORS, **_NOT_FOUND},
+)
+def add_photos(
+    person_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep, photos: PhotosField
+) -> PersonChange:
+    """The person with all its photos after the upload; enqueues the owner's reprocess."""
+    persons = services.persons()
+    view = persons.add_photos(caller.owner_id, person_id, _read(photos, persons.max_image_bytes))
+    return _change(view, _reprocess(caller.owner_id, services, runtime))
+
+
+@router.delete(
+    "/{person_id}/photos/{photo_id}",
+    response_model=PersonChange,
+    summary="Remove one reference photo",
+    responses=_NOT_FOUND,
+)
+def delete_photo(
+    person_id: uuid.UUID, photo_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
+) -> PersonChange:
+    """Removes the photo (row, descriptor, blob); the person with its remaining photos (it may
+    have none: it then matches no face). Enqueues the owner's reprocess."""
+    persons = services.persons()
+    persons.delete_photo(caller.owner_id, person_id, photo_id)
+    return _change(persons.get(caller.owner_id, person_id), _reprocess(caller.owner_id, services, runtime))
+
+
+@router.get("", response_model=PersonPageOut, summary="The caller's persons, oldest first")
+def list_persons(
+    caller: CallerDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="persons per page")] = 50,
+    offset: Annotated[int, Query(ge=0, description="persons to skip")] = 0,
+) -> PersonPageOut:
+    page = services.persons().list(caller.owner_id, limit=limit, offset=offset)
+    return PersonPageOut(
+        persons=[_out(v) for v in page.persons],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if offset + limit < page.total else None,
+    )
+
+
+@router.get(
+    "/{person_id}", response_model=PersonOut, summary="A person with its photos", responses=_NOT_FOUND
+)
+def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> PersonOut:
+    """Each photo with its status (``pending`` until the person steps ran) and error."""
+    return _out(services.persons().get(caller.owner_id, person_id))
+
+
+@router.patch("/{person_id}", response_model=PersonOut, summary="Rename a person", responses=_NOT_FOUND)
+def rename_person(
+    person_id: uuid.UUID, body: RenameBody, caller: CallerDep, services: ServicesDep
+) -> PersonOut:
+    """A new name; no embedding depends on it, so nothing is enqueued."""
+    return _out(services.persons().rename(caller.owner_id, person_id, body.name))
+
+
+@router.delete(
+    "/{person_id}",
+    response_model=PersonChange,
+    summary="Delete a person, its photos and their records",
+    responses=_NOT_FOUND,
+)
+def delete_person(
+    person_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
+) -> PersonChange:
+    """Removes the person, its photos, their derived records and the photo blobs (the person
+    as it was is returned); the enqueued reprocess matches the owner's scene faces again, after
+    which no scene lists the person."""
+    view = services.persons().delete(caller.owner_id, person_id)
+    return _change(view, _reprocess(caller.owner_id, services, runtime))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _read(photos: list[UploadFile], max_bytes: int) -> list[PhotoUpload]:
+    """The uploads' bytes, each read up to one byte over ``max_bytes`` (enough to refuse it)."""
+    return [PhotoUpload(photo.filename, photo.file.read(max_bytes + 1)) for photo in photos]
+
+
+def _reprocess(owner_id: uuid.UUID, services: ServicesDep, runtime: RuntimeDep) -> Reprocessing | None:
+    """``reprocess_owner`` for a change already committed: an unreachable broker does not fail
+    the request (the job row, if created, is re-sent by the sweeper)."""
+    try:
+        return reprocess_owner(
+            owner_id,
+            runner=services.runner(),
+            coordinator=runtime.coordinator,
+            trigger=JobTrigger.API,
+            follow_up=runtime.sender.send_refresh_owner,
+        )
+    except redis.exceptions.RedisError as error:
+        log.warning("owner %s: person change saved, reprocess not enqueued: %s", owner_id, error)
+        return None
+
+
+def _out(view: PersonView) -> PersonOut:
+    return PersonOut.model_validate(view.to_dict())
+
+
+def _change(view: PersonView, done: Reprocessing | None) -> PersonChange:
+    reprocess = ReprocessOut(**vars(done)) if done else None
+    return PersonChange(**_out(view).model_dump(), reprocess=reprocess)

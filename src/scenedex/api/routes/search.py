@@ -1,0 +1,337 @@
+"""Search endpoints for the API services: the caller's nearest scenes for a text, a person or an
+image, and the keyframe of a scene (the thumbnail of a hit). The owner is always the token's
+``owner_id``; another owner's ids answer 404, exactly like ids that do not exist.
+
+Every hit has one shape (``SceneResult.to_dict``, the same as ``scenedex search --json``):
+``scene_id, video_id, external_id, start_s, end_s, score, persons: [{person_id, name}],
+keyframe_url``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from scenedex.api.deps import CallerDep, ServicesDep
+from scenedex.api.schemas import ErrorResponse
+from scenedex.services.search import MAX_K
+
+KEYFRAME_MAX_AGE_S = 3600
+"""``Cache-Control: private, max-age`` of a keyframe: a results page shows its thumbnails again
+without a request for an hour, then revalidates them with ``If-None-Match`` (a 304 reads no
+blob). Short enough that a deleted video's thumbnails leave the browser caches the same day."""
+
+MAX_URI_LENGTH = 2000
+MAX_TEXT_LENGTH = 2000
+
+_SCENE = "0d1f7a36-9b0e-4f5b-8d7e-6b2f0a9c1e11"
+_VIDEO = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+_PERSON = "5e2b7c1a-8d44-4c0e-a3f1-2b9c6d7e8f90"
+_KEYFRAME_URI = "s3://media/scenedex/owners/7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10/uploads/frame.jpg"
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["search"],
+    responses={401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"}},
+)
+
+
+class PersonResult(BaseModel):
+    person_id: uuid.UUID
+    name: str
+
+
+class SearchResult(BaseModel):
+    scene_id: uuid.UUID
+    video_id: uuid.UUID
+    external_id: str | None = Field(description="the video's id in the caller's system, when given")
+    start_s: float
+    end_s: float
+    score: float = Field(description="cosine similarity in [-1, 1], higher is nearer")
+    persons: list[PersonResult] = Field(description="the caller's persons recognised in the scene")
+    keyframe_url: str = Field(description="the scene's keyframe (GET with the same bearer token)")
+
+
+class SearchResponse(BaseModel):
+    """Best first; the same shape as ``scenedex search --json``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "scene_id": _SCENE,
+                            "video_id": _VIDEO,
+                            "external_id": "catalog-4711",
+                            "start_s": 12.4,
+                            "end_s": 18.0,
+                            "score": 0.612345,
+                            "persons": [{"person_id": _PERSON, "name": "alice"}],
+                            "keyframe_url": f"/v1/scenes/{_SCENE}/keyframe",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    results: list[SearchResult]
+
+
+class ImageSearchBody(BaseModel):
+    """An image search by a blob of the caller's in the blob store (under its
+    ``owners/{owner_id}/`` prefix, e.g. a keyframe its pipeline uploaded)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"keyframe_uri": _KEYFRAME_URI}]}
+    )
+
+    keyframe_uri: str = Field(min_length=1, max_length=MAX_URI_LENGTH)
+
+
+_URI_FIELD = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_URI_LENGTH,
+    "description": "a blob under the caller's owners/{owner_id}/ prefix of the blob store",
+}
+_IMAGE_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary", "description": "JPEG, PNG, GIF, WebP"}
+                    },
+                    "required": ["image"],
+                    "additionalProperties": False,
+                },
+                "encoding": {"image": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}},
+                "example": {"image": "(the bytes of frame.jpg: curl -F image=@frame.jpg)"},
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"keyframe_uri": _URI_FIELD},
+                    "required": ["keyframe_uri"],
+                    "additionalProperties": False,
+                },
+                "example": {"keyframe_uri": _KEYFRAME_URI},
+            },
+            "application/json": {
+                "schema": ImageSearchBody.model_json_schema(),
+                "example": {"keyframe_uri": _KEYFRAME_URI},
+            },
+        },
+    }
+}
+
+KParam = Annotated[int, Query(ge=1, le=MAX_K, description="how many scenes")]
+
+
+_TEXT_OR_PERSON = {
+    "parameters": [
+        {
+            "name": "query",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "description": "exactly one of: text (find scenes by meaning), person_id (scenes showing "
+            "this person of the caller's)",
+            "schema": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {
+                            "text": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_TEXT_LENGTH,
+                                "pattern": r"\S",
+                            }
+                        },
+                        "required": ["text"],
+                        "not": {"required": ["person_id"]},
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"person_id": {"type": "string", "format": "uuid"}},
+                        "required": ["person_id"],
+                        "not": {"required": ["text"]},
+                    },
+                ]
+            },
+            "examples": {
+                "text": {"value": {"text": "cyclists riding down a busy street"}},
+                "person": {"value": {"person_id": _PERSON}},
+            },
+        }
+    ]
+}
+
+
+def text_or_person(request: Request) -> dict[str, Any]:
+    """The query of a ``GET /v1/search``: ``{"text": ...}`` or ``{"person_id": UUID}``; 422
+    unless exactly one is given and valid. Read from the query string here (not declared as two
+    optional parameters) so that the OpenAPI document can say "exactly one" (``_TEXT_OR_PERSON``)."""
+    text, person = request.query_params.get("text"), request.query_params.get("person_id")
+    if (text is None) == (person is None):
+        raise HTTPException(422, "give exactly one of: text, person_id")
+    if person is not None:
+        try:
+            return {"person_id": uuid.UUID(person)}
+        except ValueError:
+            raise HTTPException(422, "person_id must be a UUID") from None
+    assert text is not None
+    if not text.strip() or len(text) > MAX_TEXT_LENGTH:
+        raise HTTPException(422, f"text must have 1 to {MAX_TEXT_LENGTH} characters, not only spaces")
+    return {"text": text}
+
+
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    summary="The caller's nearest scenes for a text or a person",
+    openapi_extra=_TEXT_OR_PERSON,
+    responses={
+        404: {"model": ErrorResponse, "description": "no such person for the caller's owner"},
+        422: {"model": ErrorResponse, "description": "not exactly one of text, person_id; bad k"},
+    },
+)
+def search(
+    caller: CallerDep,
+    services: ServicesDep,
+    query: Annotated[dict[str, Any], Depends(text_or_person)],
+    k: KParam = 10,
+) -> SearchResponse:
+    """Owner-scoped nearest scenes through the search index, best first; give exactly one of
+    ``text`` or ``person_id``."""
+    results = services.search(caller.owner_id, k=k, **query)
+    return SearchResponse.model_validate({"results": [r.to_dict() for r in results]})
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """What an image search named: uploaded bytes or a blob URI (exactly one)."""
+
+    data: bytes | None = None
+    uri: str | None = None
+
+
+async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
+    """The image of a ``POST /v1/search/image``: an upload (multipart ``image``) or a
+    ``keyframe_uri`` (JSON, or an urlencoded form). 413 for an upload over ``max_image_bytes``
+    (read no further), 415 for another content type, 422 for anything else in the body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            body = ImageSearchBody.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+        return ImageQuery(uri=body.keyframe_uri)
+    field = {"multipart/form-data": "image", "application/x-www-form-urlencoded": "keyframe_uri"}.get(
+        content_type
+    )
+    if field is None:
+        raise HTTPException(415, "send multipart/form-data with an image, or application/json {keyframe_uri}")
+    limit = services.settings.max_image_bytes
+    async with request.form(max_files=1, max_fields=2) as form:
+        if set(form) != {field}:
+            raise HTTPException(422, f"this content type takes exactly one field: {field}")
+        value = form[field]
+        if field == "keyframe_uri":
+            if not isinstance(value, str) or not 1 <= len(value) <= MAX_URI_LENGTH:
+                raise HTTPException(422, f"keyframe_uri must have 1 to {MAX_URI_LENGTH} characters")
+            return ImageQuery(uri=value)
+        data = await value.read(limit + 1) if isinstance(value, UploadFile) else _part_bytes(value)
+    if len(data) > limit:
+        raise HTTPException(413, f"image larger than {limit} bytes")
+    return ImageQuery(data=data)
+
+
+@router.post(
+    "/search/image",
+    response_model=SearchResponse,
+    summary="The caller's nearest scenes for an image (an upload or a blob of the caller's)",
+    openapi_extra=_IMAGE_REQUEST_BODY,
+    responses={
+        404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
+        413: {"model": ErrorResponse, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
+        415: {"model": ErrorResponse, "description": "not an image, or another content type"},
+        422: {
+            "model": ErrorResponse,
+            "description": "a body without its one field (image, keyframe_uri); bad k",
+        },
+    },
+)
+def search_image(
+    caller: CallerDep,
+    services: ServicesDep,
+    query: Annotated[ImageQuery, Depends(image_query)],
+    k: KParam = 10,
+) -> SearchResponse:
+    """CLIP image kNN over the caller's scenes, best first. The image is an upload (multipart
+    ``image``) or ``keyframe_uri`` (JSON or urlencoded form): a blob under the caller's
+    ``owners/{owner_id}/`` prefix of the blob store; another owner's blob is as unknown as a
+    missing one (404). Images are held to the worker's limits (bytes or pixels: 413; not an image: 415)."""
+    image = services.query_image(caller.owner_id, data=query.data, uri=query.uri)
+    results = services.search(caller.owner_id, image=image, k=k)
+    return SearchResponse.model_validate({"results": [r.to_dict() for r in results]})
+
+
+@router.get(
+    "/scenes/{scene_id}/keyframe",
+    response_class=Response,
+    summary="A scene's keyframe image (a hit's thumbnail)",
+    responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "the If-None-Match ETag is current"},
+        404: {"model": ErrorResponse, "description": "no such scene (or keyframe) for the caller's owner"},
+        422: {"model": ErrorResponse, "description": "scene_id is not a UUID"},
+    },
+)
+def keyframe(
+    scene_id: uuid.UUID,
+    caller: CallerDep,
+    services: ServicesDep,
+    if_none_match: Annotated[str | None, Header(description="an ETag from an earlier answer")] = None,
+) -> Response:
+    """The keyframe bytes (JPEG for detected scenes) with ``ETag`` (the keyframe's SHA-256) and
+    ``Cache-Control: private``; 304 when ``If-None-Match`` names the current ETag."""
+    scene = services.scene(caller.owner_id, scene_id)
+    etag = f'"{scene.keyframe_sha256}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={KEYFRAME_MAX_AGE_S}",
+        "Vary": "Authorization",
+    }
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    data, media_type = services.keyframe(scene)
+    return Response(data, media_type=media_type, headers=headers)
+
+
+def _part_bytes(value: str) -> bytes:
+    """The bytes of a multipart part sent without a filename, which Starlette hands over as text
+    (decoded as UTF-8, else as Latin-1). Encoded images are never valid UTF-8, so Latin-1 gives
+    their bytes back exactly (other text may not round-trip, and is no image anyway: 415)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 section 13.1.2: ``*`` or any listed tag, compared weakly (``W/`` ignored)."""
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)

@@ -1,0 +1,281 @@
+"""Owner endpoints for the source data: create (from the blob store), read, list, change scene
+texts, delete. The owner is always the token's ``owner_id``; another owner's ids answer 404
+exactly like ids that do not exist. The work is in ``scenedex.services.videos``; the heavy
+parts (fetch, scene detection, keyframes, embeddings, deletion) run on the workers."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
+from scenedex.api.schemas import ErrorResponse
+from scenedex.domain.errors import ConflictError
+from scenedex.domain.model import Scene, Video, VideoStatus
+from scenedex.services import videos
+
+router = APIRouter(
+    prefix="/v1/videos",
+    tags=["videos"],
+    responses={
+        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
+        422: {"model": ErrorResponse, "description": "invalid body or parameters"},
+    },
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no such video (or scene) for the caller's owner"}
+}
+_URI = Field(min_length=1, max_length=2048)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SceneIn(_Body):
+    """A scene of the caller's own cut: ``[start_s, end_s)`` in seconds."""
+
+    start_s: float = Field(ge=0, allow_inf_nan=False)
+    end_s: float = Field(gt=0, allow_inf_nan=False)
+    keyframe_uri: str | None = Field(None, min_length=1, max_length=2048)
+    transcript: str = Field("", max_length=20_000)
+    visual_description: str = Field("", max_length=20_000)
+    summary: str = Field("", max_length=20_000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"start_s": 0.0, "end_s": 4.2, "summary": "a cyclist crosses the bridge"}
+        },
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SceneIn:
+        if not self.end_s > self.start_s or not math.isfinite(self.end_s):
+            raise ValueError("end_s must be greater than start_s")
+        return self
+
+
+class VideoCreate(_Body):
+    source_uri: str = _URI
+    title: str | None = Field(None, min_length=1, max_length=500)
+    external_id: str | None = Field(None, min_length=1, max_length=256)
+    subtitles_uri: str | None = Field(None, min_length=1, max_length=2048)
+    scenes: list[SceneIn] | None = Field(None, min_length=1, max_length=videos.MAX_SCENES)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "source_uri": "s3://media/uploads/clip-0042.mp4",
+                "title": "Bridge ride",
+                "external_id": "clip-0042",
+                "scenes": [{"start_s": 0.0, "end_s": 4.2, "summary": "a cyclist crosses the bridge"}],
+            }
+        },
+    )
+
+    def to_new_video(self) -> videos.NewVideo:
+        scenes = None
+        if self.scenes is not None:
+            scenes = tuple(videos.UpstreamScene(**scene.model_dump()) for scene in self.scenes)
+        return videos.NewVideo(
+            source_uri=self.source_uri,
+            title=self.title,
+            external_id=self.external_id,
+            subtitles_uri=self.subtitles_uri,
+            scenes=scenes,
+        )
+
+
+class VideoAccepted(BaseModel):
+    video_id: uuid.UUID
+    status: VideoStatus
+    message_id: str | None = Field(description="the worker message sent (null: none was needed)")
+
+
+class SceneOut(BaseModel):
+    scene_id: uuid.UUID
+    ordinal: int
+    start_s: float
+    end_s: float
+    transcript: str
+    visual_description: str
+    summary: str
+
+    @classmethod
+    def of(cls, scene: Scene) -> SceneOut:
+        return cls(
+            scene_id=scene.id,
+            ordinal=scene.ordinal,
+            start_s=scene.start_s,
+            end_s=scene.end_s,
+            transcript=scene.transcript,
+            visual_description=scene.visual_description,
+            summary=scene.summary,
+        )
+
+
+class VideoSummary(BaseModel):
+    video_id: uuid.UUID
+    external_id: str | None
+    title: str
+    status: VideoStatus
+    error: str | None = None
+    duration_s: float
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def fields_of(cls, video: Video) -> dict[str, Any]:
+        return {
+            "video_id": video.id,
+            "external_id": video.external_id,
+            "title": video.title,
+            "status": video.status,
+            "error": video.error,
+            "duration_s": video.duration_s,
+            "created_at": video.created_at,
+            "updated_at": video.updated_at,
+        }
+
+
+class VideoOut(VideoSummary):
+    scenes: list[SceneOut]
+    spec_version: str = Field(description="the embedding spec the workers compute under")
+
+
+class VideoPage(BaseModel):
+    videos: list[VideoSummary]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page (null: this is the last)")
+
+
+class TextsIn(_Body):
+    """The texts to replace (those left out stay as they are)."""
+
+    transcript: str | None = Field(None, max_length=20_000)
+    visual_description: str | None = Field(None, max_length=20_000)
+    summary: str | None = Field(None, max_length=20_000)
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"summary": "two cyclists at dusk"}}
+    )
+
+
+class TextsAccepted(BaseModel):
+    video_id: uuid.UUID
+    scene: SceneOut
+    message_id: str | None = Field(description="the embed message sent (null: no text changed)")
+
+
+class DeleteAccepted(BaseModel):
+    video_id: uuid.UUID
+    message_id: str
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=VideoAccepted,
+    summary="Create a video from the blob store; a worker ingests and embeds it",
+    responses={409: {"model": ErrorResponse, "description": "external_id used with other fields"}},
+)
+def create_video(
+    body: VideoCreate, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
+) -> VideoAccepted:
+    """``queued`` at once; poll ``GET /v1/videos/{id}`` until ``ready`` (or ``failed``). With an
+    ``external_id`` the owner used before: the same video."""
+    policy = videos.SourcePolicy(services.blobs.root_uri)
+    try:
+        created = videos.create_video(
+            body.to_new_video(),
+            caller.owner_id,
+            uow_factory=services.uow_factory,
+            policy=policy,
+            send_ingest=runtime.sender.send_ingest,
+        )
+    except ConflictError as error:
+        raise HTTPException(409, str(error)) from None
+    return VideoAccepted(
+        video_id=created.video.id, status=created.video.status, message_id=created.message_id
+    )
+
+
+@router.get("", response_model=VideoPage, summary="The caller's videos, oldest first")
+def list_videos(
+    caller: CallerDep,
+    services: ServicesDep,
+    status: Annotated[VideoStatus | None, Query(description="only videos in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> VideoPage:
+    page = videos.list_videos(
+        caller.owner_id, uow_factory=services.uow_factory, status=status, limit=limit + 1, offset=offset
+    )
+    return VideoPage(
+        videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in page[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(page) > limit else None,
+    )
+
+
+@router.get(
+    "/{video_id}", response_model=VideoOut, summary="One of the caller's videos", responses=_NOT_FOUND
+)
+def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> VideoOut:
+    detail = videos.get_video(caller.owner_id, video_id, uow_factory=services.uow_factory)
+    return VideoOut(
+        **VideoSummary.fields_of(detail.video),
+        scenes=[SceneOut.of(s) for s in detail.scenes],
+        spec_version=services.spec.version,
+    )
+
+
+@router.put(
+    "/{video_id}/scenes/{ordinal}/texts",
+    response_model=TextsAccepted,
+    status_code=202,
+    summary="Replace a scene's texts; the workers recompute what changed",
+    responses=_NOT_FOUND,
+)
+def put_texts(
+    video_id: uuid.UUID,
+    ordinal: Annotated[int, Path(ge=0, le=1_000_000)],
+    body: TextsIn,
+    caller: CallerDep,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+) -> TextsAccepted:
+    scene, message_id = videos.set_scene_texts(
+        caller.owner_id,
+        video_id,
+        ordinal,
+        body.model_dump(exclude_none=True),
+        uow_factory=services.uow_factory,
+        send_embed=runtime.sender.send_embed,
+    )
+    return TextsAccepted(video_id=video_id, scene=SceneOut.of(scene), message_id=message_id)
+
+
+@router.delete(
+    "/{video_id}",
+    status_code=202,
+    response_model=DeleteAccepted,
+    summary="Delete a video everywhere (rows, records, blobs, search documents) on a worker",
+    responses=_NOT_FOUND,
+)
+def delete_video(
+    video_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
+) -> DeleteAccepted:
+    message_id = videos.request_deletion(
+        caller.owner_id, video_id, uow_factory=services.uow_factory, send_delete=runtime.sender.send_delete
+    )
+    return DeleteAccepted(video_id=video_id, message_id=message_id)
