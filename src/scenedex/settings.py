@@ -134,6 +134,31 @@ class ApiSettings(BaseModel):
     )
 
 
+class IngestSettings(BaseModel):
+    """Where ``POST /v1/videos`` sources may come from besides the blob store
+    (``SCENEDEX_INGEST__*``): https URLs on ``allowed_url_hosts``, which the ``ingest_video``
+    worker downloads through the SSRF guard (``scenedex.adapters.url_fetch``: every address of
+    the host must be public, no redirects, streamed to a temporary file and cut at
+    ``max_source_bytes``). Empty (the default): only blob-store URIs are accepted.
+    """
+
+    allowed_url_hosts: tuple[str, ...] = Field(
+        (), description="host names (exact) whose https URLs may name a video's source, subtitles, keyframes"
+    )
+    max_source_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="larger downloads fail the video (a worker holds a source on disk, and in memory "
+        "while it copies it to the blob store)",
+    )
+    timeout_s: float = Field(30.0, gt=0, description="connect and each read of a download")
+    download_timeout_s: float = Field(1800.0, gt=0, description="a whole download (seconds)")
+    allow_private_addresses: bool = Field(
+        False, description="allow URLs resolving to private/loopback/link-local addresses (tests only)"
+    )
+    allow_http: bool = Field(False, description="accept http:// URLs as well (tests only)")
+
+
 class SchedulerSettings(BaseModel):
     """``scenedex scheduler``: periodic batch reindexing and the job sweeper.
 
@@ -269,6 +294,7 @@ class Settings(BaseSettings):
     reprocess: ReprocessSettings = ReprocessSettings()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
+    ingest: IngestSettings = IngestSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     search: SearchSettings = SearchSettings()
     embed: EmbedServerSettings = EmbedServerSettings()

@@ -389,15 +389,39 @@ def route_regex(path: str) -> re.Pattern[str]:
 
 
 def body_model(operation: dict[str, Any]) -> type[BaseModel] | None:
-    """The pydantic model of the operation's JSON body (``scenedex.api.schemas``), if any."""
-    from scenedex.api import schemas
+    """The pydantic model of the operation's JSON body (``scenedex.api.schemas`` or the route
+    modules, ``scenedex.api.routes.*``), if any."""
+    import importlib
+    import pkgutil
+
+    from scenedex.api import routes, schemas
 
     body = operation.get("requestBody")
     if body is None:
         return None
-    ref = body["content"]["application/json"]["schema"]["$ref"]
-    model: type[BaseModel] = getattr(schemas, ref.rsplit("/", 1)[1])
+    name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    modules = [schemas] + [
+        importlib.import_module(f"{routes.__name__}.{m.name}") for m in pkgutil.iter_modules(routes.__path__)
+    ]
+    found = [getattr(module, name) for module in modules if isinstance(getattr(module, name, None), type)]
+    assert found, f"no model {name} in scenedex.api.schemas or scenedex.api.routes"
+    model: type[BaseModel] = found[0]
     return model
+
+
+def query_names(operation: dict[str, Any]) -> set[str]:
+    """The query parameters a URL may name: each declared one, and the properties of an object
+    parameter sent exploded in form style (``GET /v1/search``: ``text`` or ``person_id``)."""
+    names = set()
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] != "query":
+            continue
+        schema = parameter.get("schema", {})
+        variants = [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]
+        properties = {p for variant in variants for p in variant.get("properties", {})}
+        exploded = parameter.get("style", "form") == "form" and parameter.get("explode", True)
+        names |= properties if properties and exploded else {parameter["name"]}
+    return names
 
 
 @pytest.mark.parametrize("request_", curl_requests(), ids=lambda r: f"{r.method} {r.path}")
@@ -411,7 +435,7 @@ def test_curl_calls_a_route_of_the_api(request_: CurlRequest, api_paths: dict[st
         f"{request_.method} {request_.path}: the route takes {[list(m) for m in matches.values()]}"
     )
     operation = operations[0]
-    query = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    query = query_names(operation)
     for name, _ in parse_qsl(request_.query):
         assert name in query, f"{request_.path}: no query parameter {name!r} (only {sorted(query)})"
     model = body_model(operation)

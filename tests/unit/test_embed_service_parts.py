@@ -27,8 +27,9 @@ from scenedex.adapters.request_signing import (
     sign,
     signed_headers,
 )
+from scenedex.adapters.url_fetch import is_public_address
 from scenedex.api.embed_batcher import DynamicBatcher
-from scenedex.api.embed_fetch import ImageInputError, decode_base64, is_public_address
+from scenedex.api.embed_fetch import ImageInputError, decode_base64
 from scenedex.domain.errors import BadInputError, ModelLoadError, PermanentError, TransientError
 
 SECRET = "unit-test-secret-0123456789abcdef"

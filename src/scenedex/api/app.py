@@ -9,6 +9,7 @@ The app is thin: routes parse and authorise, then call the domain (``ReprocessRu
 | --- | --- |
 | missing, expired, badly signed token / not an admin | 401 / 403 |
 | ``NotFoundError`` (unknown job, video, owner, person; or another owner's) | 404 |
+| a method the path does not serve (``Allow``: every method of the path) | 405 |
 | ``ActiveJobError`` (with ``active_job_id``), a job state refusing the action | 409 |
 | body over ``max_body_bytes`` (multipart: ``max_upload_bytes``), ``PayloadTooLargeError`` | 413 |
 | ``UnsupportedMediaTypeError`` (an upload that is not an image) | 415 |
@@ -26,8 +27,12 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.routes import admin, health, owner, persons, search, videos
@@ -93,7 +98,10 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(persons.router)
     _add_error_handlers(app)
     app.add_middleware(
-        BodySizeLimit, max_bytes=settings.api.max_body_bytes, max_upload_bytes=settings.api.max_upload_bytes
+        BodySizeLimit,
+        max_bytes=settings.api.max_body_bytes,
+        max_upload_bytes=settings.api.max_upload_bytes,
+        large_bodies=frozenset({("POST", videos.router.prefix)}),
     )
     return app
 
@@ -135,6 +143,41 @@ def _add_error_handlers(app: FastAPI) -> None:
     for kind in (ScenedexError, OperationalError, redis.exceptions.RedisError):
         app.add_exception_handler(kind, domain_error)
     app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(405, method_not_allowed)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods that some route serves at the request's path, each probed through the
+    router's own matching on a fresh scope (FastAPI's included routers do not list their
+    routes' methods, and the request's scope already carries the route that answered)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": [],
+            "query_string": b"",
+        }
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+async def method_not_allowed(request: Request, error: Exception) -> Response:
+    """405 with ``Allow`` listing all the path's methods. Starlette answers from the first route
+    whose path matches, with only that route's methods, but a path is often served by several
+    routes (``POST`` and ``GET /v1/videos``: one route each)."""
+    assert isinstance(error, StarletteHTTPException)
+    response = await http_exception_handler(request, error)
+    methods = allowed_methods(request)
+    if methods:
+        response.headers["Allow"] = ", ".join(methods)
+    return response
 
 
 def replaying(body: bytes, receive: Any) -> Any:
@@ -156,12 +199,21 @@ class BodySizeLimit:
     """ASGI middleware: a request body over ``max_bytes`` (a ``multipart/form-data`` upload:
     ``max_upload_bytes``) gets 413 JSON before the app sees it, whether announced by
     ``Content-Length`` or streamed in chunks (bodies are buffered up to the limit, then
-    replayed to the app)."""
+    replayed to the app). ``large_bodies`` (``(method, path)`` pairs) are held to
+    ``max_upload_bytes`` whatever their content type: ``POST /v1/videos`` carries the upstream
+    cut, up to ``MAX_SCENES`` scenes with their texts, which ``max_bytes`` could not hold."""
 
-    def __init__(self, app: Any, max_bytes: int, max_upload_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        max_upload_bytes: int | None = None,
+        large_bodies: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes or max_bytes
+        self.large_bodies = large_bodies
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -169,6 +221,7 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers") or [])
         upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        upload = upload or (scope["method"], scope["path"].rstrip("/")) in self.large_bodies
         limit = self.max_upload_bytes if upload else self.max_bytes
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():

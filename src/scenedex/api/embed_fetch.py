@@ -1,13 +1,10 @@
 """Getting the bytes of an image given to the embedding service: inline base64, a URL on an
 allowed host, or a URI under an allowed storage root. Nothing else is fetched.
 
-SSRF guard (OWASP SSRF Prevention Cheat Sheet: allow-list, resolve, refuse internal addresses,
-no redirects): a URL's host must be in ``allowed_hosts``; every address it resolves to must be
-public (not private, loopback, link-local, multicast, reserved or unspecified) unless
-``allow_private_addresses``; the connection goes to the checked address (the TLS server name and
-``Host`` header stay the URL's host), so a DNS answer that changes between check and connect
-cannot redirect it; redirects are not followed. Bodies are streamed and cut at
-``max_bytes``; the whole fetch is bounded by ``timeout_s``.
+URLs go through the SSRF guard of ``scenedex.adapters.url_fetch`` (allow-listed hosts, public
+addresses only unless ``allow_private_addresses``, connect to the checked address, no
+redirects, streamed and cut at ``max_bytes``, the whole fetch bounded by ``timeout_s``); its
+``UrlFetchError`` becomes the API's ``ImageInputError`` with the same code.
 """
 
 from __future__ import annotations
@@ -15,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-import httpx
-
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.adapters.url_fetch import GuardedFetcher, UrlFetchError, UrlPolicy
 from scenedex.domain.errors import BadInputError, BlobNotFoundError
 
 
@@ -56,14 +50,12 @@ class ImageInputError(Exception):
 
 
 @dataclass(frozen=True)
-class FetchPolicy:
-    """Where images may come from and how big they may be (``EmbedServerSettings``)."""
+class FetchPolicy(UrlPolicy):
+    """Where images may come from and how big they may be (``EmbedServerSettings``): the URL
+    guard's policy plus the storage roots."""
 
-    max_bytes: int
-    timeout_s: float
-    allowed_hosts: tuple[str, ...] = ()
     allowed_storage_roots: tuple[str, ...] = ()
-    allow_private_addresses: bool = False
+    hosts_setting: str = "SCENEDEX_EMBED__ALLOWED_HOSTS"
 
 
 def decode_base64(data: str, max_bytes: int) -> bytes:
@@ -81,98 +73,37 @@ def decode_base64(data: str, max_bytes: int) -> bytes:
     return raw
 
 
-def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast IP (``ipaddress``'s ``is_global``, minus multicast);
-    IPv4-mapped IPv6 addresses are judged by their IPv4 address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+class ImageFetcher(GuardedFetcher):
+    """Fetches images by URL (the guard of ``GuardedFetcher``) or storage URI under a
+    ``FetchPolicy``; one per service (shares an ``httpx.AsyncClient``). ``close()`` when done."""
 
-
-class ImageFetcher:
-    """Fetches images by URL or storage URI under a ``FetchPolicy``; one per service (shares an
-    ``httpx.AsyncClient``). ``close()`` when done."""
+    policy: FetchPolicy
 
     def __init__(self, policy: FetchPolicy) -> None:
-        self.policy = policy
-        self._client = httpx.AsyncClient(follow_redirects=False, timeout=policy.timeout_s, trust_env=False)
+        super().__init__(policy)
         self._stores = [(root, FsspecBlobStore(root)) for root in policy.allowed_storage_roots]
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
     async def fetch(self, url: str) -> bytes:
         """The bytes at ``url``; raises ``ImageInputError`` (see its table)."""
-        try:
-            return await asyncio.wait_for(self._fetch(url), self.policy.timeout_s)
-        except TimeoutError:
-            raise ImageInputError(
-                "fetch_timeout", f"fetching {url} took longer than {self.policy.timeout_s} s"
-            ) from None
-
-    async def _fetch(self, url: str) -> bytes:
         for root, store in self._stores:
             if url == root or url.startswith(root.rstrip("/") + "/"):
-                return await asyncio.to_thread(self._read_blob, store, url)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.to_thread(self._read_blob, store, url), self.policy.timeout_s
+                    )
+                except TimeoutError:
+                    raise ImageInputError(
+                        "fetch_timeout", f"fetching {url} took longer than {self.policy.timeout_s} s"
+                    ) from None
+        scheme = urlsplit(url).scheme
+        if scheme not in self.policy.schemes:
             raise ImageInputError(
-                "url_not_allowed",
-                f"{parts.scheme or 'a schemeless'} URL is not under an allowed storage root",
+                "url_not_allowed", f"{scheme or 'a schemeless'} URL is not under an allowed storage root"
             )
-        host = (parts.hostname or "").lower()
-        if not host or host not in self.policy.allowed_hosts:
-            raise ImageInputError(
-                "url_not_allowed",
-                f"host {host!r} is not in SCENEDEX_EMBED__ALLOWED_HOSTS",
-            )
-        address = await self._checked_address(host, parts.port or (443 if parts.scheme == "https" else 80))
-        netloc = f"[{address}]" if ":" in address else address
-        if parts.port:
-            netloc += f":{parts.port}"
-        target = parts._replace(netloc=netloc).geturl()
-        headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
         try:
-            async with self._client.stream(
-                "GET", target, headers=headers, extensions={"sni_hostname": host}
-            ) as response:
-                if response.status_code == 404:
-                    raise ImageInputError("not_found", f"{url} answered 404")
-                if response.is_redirect:
-                    raise ImageInputError("fetch_failed", f"{url} answered a redirect (not followed)")
-                if response.status_code >= 400:
-                    raise ImageInputError("fetch_failed", f"{url} answered {response.status_code}")
-                length = response.headers.get("content-length")
-                if length and length.isdigit() and int(length) > self.policy.max_bytes:
-                    raise ImageInputError("too_large", f"image larger than {self.policy.max_bytes} bytes")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.policy.max_bytes:
-                        raise ImageInputError("too_large", f"image larger than {self.policy.max_bytes} bytes")
-                    chunks.append(chunk)
-        except httpx.HTTPError as error:
-            raise ImageInputError("fetch_failed", f"fetching {url} failed: {error}") from None
-        return b"".join(chunks)
-
-    async def _checked_address(self, host: str, port: int) -> str:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as error:
-            raise ImageInputError("fetch_failed", f"cannot resolve {host}: {error}") from None
-        addresses = [str(info[4][0]) for info in infos]
-        if not addresses:
-            raise ImageInputError("fetch_failed", f"{host} has no address")
-        if not self.policy.allow_private_addresses:
-            private = [a for a in addresses if not is_public_address(a)]
-            if private:
-                raise ImageInputError(
-                    "url_not_allowed",
-                    f"{host} resolves to a private, loopback or link-local address ({private[0]})",
-                )
-        return addresses[0]
+            return await super().fetch(url)
+        except UrlFetchError as error:
+            raise ImageInputError(error.code, str(error)) from None
 
     def _read_blob(self, store: FsspecBlobStore, uri: str) -> bytes:
         if "/../" in uri or uri.endswith("/.."):

@@ -4,9 +4,12 @@ actors (``ingest_video``, ``delete_video``) call these; they parse, call, and ma
 
 Lifecycle (``VideoStatus``): ``create_video`` writes a ``queued`` row and sends
 ``ingest_video``; ``ingest_queued_video`` (the actor's work) fetches the source from the blob
-store, cuts it (the caller's scenes, or scene detection) and writes keyframes and scenes, then
-the video is ``embedding`` until its embed job finishes (``mark_ready``). A source that is not a
-readable video fails the video (``failed`` + ``error``, no scenes, no retry).
+store (or downloads an allow-listed https URL through the SSRF guard: ``SourcePolicy``,
+``Download``), cuts it (the caller's scenes, or scene detection) and writes keyframes and
+scenes, then the video is ``embedding`` until its embed job finishes (``mark_ready``). A source
+that is not a readable video fails the video (``failed`` + ``error``, no scenes, no retry); so
+does a download refused by the guard, over the size limit or answered with a 4xx, while a
+timeout, a connection error or a 5xx is transient (the actor retries it).
 
 At-least-once safety: every blob key and scene id is derived from the video id and the scene
 ordinal (``keyframe_key``, ``scene_id``), scenes are written in one transaction that first
@@ -35,7 +38,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from scenedex.adapters.subtitles import Cue, load_cues, transcript_for
-from scenedex.domain.errors import BadInputError, ConflictError, InvalidRequestError, NotFoundError
+from scenedex.domain.errors import (
+    BadInputError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    TransientError,
+)
 from scenedex.domain.model import Scene, Video, VideoStatus, new_id
 from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWorkFactory
 from scenedex.services.ingest import keyframe_key, video_prefix
@@ -51,6 +60,13 @@ MAX_SCENES = 10_000
 
 SendMessage = Callable[[uuid.UUID, uuid.UUID], str]
 """Sends an actor's message ``(video_id, owner_id)``; returns the message id."""
+
+Download = Callable[[str, Path], int]
+"""Streams a URL into a local file through the SSRF guard, returns its size
+(``adapters.url_fetch.UrlDownloader``); raises ``BadInputError`` (refused, too large, 4xx) or
+``TransientError`` (timeout, connection error, 5xx)."""
+
+URL_HOSTS_SETTING = "SCENEDEX_INGEST__ALLOWED_URL_HOSTS"
 
 
 class VideoCutter(Protocol):
@@ -101,10 +117,12 @@ class NewVideo:
 @dataclass(frozen=True)
 class SourcePolicy:
     """Where sources may come from: the blob store (``storage_root``), or https URLs on
-    ``allowed_hosts`` (empty: none)."""
+    ``allowed_hosts`` (``SCENEDEX_INGEST__ALLOWED_URL_HOSTS``, lower case; empty: none), http
+    too with ``allow_http`` (tests). The worker's download checks again (``Download``)."""
 
     storage_root: str
     allowed_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
 
     def check(self, uri: str, what: str) -> None:
         """Raises ``InvalidRequestError`` unless ``uri`` may be fetched."""
@@ -114,7 +132,15 @@ class SourcePolicy:
                 raise InvalidRequestError(f"{what} {uri} leaves the storage root")
             return
         parts = urlsplit(uri)
-        if parts.scheme == "https" and (parts.hostname or "").lower() in self.allowed_hosts:
+        if parts.scheme in ("http", "https"):
+            host = (parts.hostname or "").lower()
+            if parts.scheme == "http" and not self.allow_http:
+                raise InvalidRequestError(f"{what} must be an https URL (not http), got {uri!r}")
+            if not host or host not in self.allowed_hosts:
+                raise InvalidRequestError(
+                    f"{what}: host {host!r} is not allowed for URL sources; an operator allows it by "
+                    f"adding it to {URL_HOSTS_SETTING} (or upload the file to the blob store, {root}...)"
+                )
             return
         raise InvalidRequestError(
             f"{what} must name an object in the blob store ({root}...) or an https URL on an "
@@ -201,13 +227,15 @@ def ingest_queued_video(
     uow_factory: UnitOfWorkFactory,
     blobs: BlobStore,
     cutter: VideoCutter,
+    download: Download | None = None,
 ) -> Video | None:
     """The ``ingest_video`` actor's work: fetch, cut, keyframes and scenes of a queued video.
 
     Returns the video when it is ready to embed (``embedding``: this call or an earlier
     delivery ingested it), None when there is nothing to embed (deleted, failed, ready, or a
-    video without an ingest request). A source that cannot be read as a video fails the video
-    with its error (nothing raised: retrying cannot help); storage outages raise.
+    video without an ingest request). A source that cannot be read as a video, or a URL that
+    ``download`` refuses (None: URLs are not fetched), fails the video with its error (nothing
+    raised: retrying cannot help); storage outages and transient download errors raise.
     """
     with uow_factory() as uow:
         owner_id = uow.videos.owner_of(video_id)
@@ -221,7 +249,7 @@ def ingest_queued_video(
         uow.videos.update(video.owner_id, video_id, status=VideoStatus.INGESTING, when=_INGESTABLE)
         uow.commit()
     try:
-        duration_s, source_copy, scenes = _cut(video, blobs, cutter)
+        duration_s, source_copy, scenes = _cut(video, blobs, cutter, download)
     except BadInputError as error:
         error = BadInputError(_TEMP_PATH.sub("the source", str(error)))
         log.warning("video %s failed: %s", video_id, error)
@@ -253,24 +281,25 @@ _TEMP_PATH = re.compile(r"\S*scenedex-ingest-[^/\s]+/[^\s:]+")
 """The worker's temporary copy in an error message (the caller knows its own URI instead)."""
 
 
-def _cut(video: Video, blobs: BlobStore, cutter: VideoCutter) -> tuple[float, str, list[Scene]]:
+def _cut(
+    video: Video, blobs: BlobStore, cutter: VideoCutter, download: Download | None
+) -> tuple[float, str, list[Scene]]:
     """Duration, URI of the source copy, and the scenes (keyframes written) of ``video``."""
     assert video.ingest is not None
     source_uri: str = video.ingest["source_uri"]
-    data = _read(blobs, source_uri, "source")
-    if not data:
-        raise BadInputError(f"source {source_uri} is empty (0 bytes)")
     upstream = NewVideo.scenes_from(video.ingest)
     subtitles_uri = video.ingest.get("subtitles_uri")
     suffix = PurePosixPath(urlsplit(source_uri).path).suffix.lower()[:8] or ".bin"
     with tempfile.TemporaryDirectory(prefix="scenedex-ingest-") as tmp:
-        path = Path(tmp) / f"source{suffix}"
-        path.write_bytes(data)
+        path = _fetch(blobs, download, source_uri, Path(tmp) / f"source{suffix}", "source")
+        if path.stat().st_size == 0:
+            raise BadInputError(f"source {source_uri} is empty (0 bytes)")
         cues: Sequence[Cue] = ()
         if subtitles_uri:
-            subtitles = Path(tmp) / f"subtitles{PurePosixPath(urlsplit(subtitles_uri).path).suffix.lower()}"
-            subtitles.write_bytes(_read(blobs, subtitles_uri, "subtitles"))
-            cues = load_cues(subtitles)
+            subtitles = (
+                Path(tmp) / f"subtitles{PurePosixPath(urlsplit(subtitles_uri).path).suffix.lower()[:8]}"
+            )
+            cues = load_cues(_fetch(blobs, download, subtitles_uri, subtitles, "subtitles"))
         if upstream is None:
             detected = cutter.detect(path)
             duration_s = detected.duration_s
@@ -288,12 +317,16 @@ def _cut(video: Video, blobs: BlobStore, cutter: VideoCutter) -> tuple[float, st
             cuts = [
                 (
                     replace(s, transcript=s.transcript or transcript_for(s.start_s, s.end_s, cues)),
-                    grabbed[id(s)] if s.keyframe_uri is None else _read(blobs, s.keyframe_uri, "keyframe"),
+                    grabbed[id(s)]
+                    if s.keyframe_uri is None
+                    else _fetch(
+                        blobs, download, s.keyframe_uri, Path(tmp) / "keyframe", "keyframe"
+                    ).read_bytes(),
                 )
                 for s in upstream
             ]
-    prefix = video_prefix(video.owner_id, video.id)
-    source_copy = blobs.write(f"{prefix}/source{suffix}", data)
+        prefix = video_prefix(video.owner_id, video.id)
+        source_copy = blobs.write(f"{prefix}/source{suffix}", path.read_bytes())
     scenes = [_scene(video, blobs, ordinal, cut, jpeg) for ordinal, (cut, jpeg) in enumerate(cuts)]
     return duration_s, source_copy, scenes
 
@@ -314,6 +347,25 @@ def _scene(video: Video, blobs: BlobStore, ordinal: int, cut: UpstreamScene, jpe
         visual_description=cut.visual_description,
         summary=cut.summary,
     )
+
+
+def _fetch(blobs: BlobStore, download: Download | None, uri: str, path: Path, what: str) -> Path:
+    """``path``, holding the bytes at ``uri``: a blob (``_read``) or an http(s) URL outside the
+    blob store, streamed by ``download``. Errors name ``what``: ``BadInputError`` (missing,
+    refused, too large) or ``TransientError`` (retry)."""
+    blob_root = blobs.root_uri.rstrip("/") + "/"
+    if urlsplit(uri).scheme not in ("http", "https") or uri.startswith(blob_root):
+        path.write_bytes(_read(blobs, uri, what))
+        return path
+    if download is None:
+        raise BadInputError(f"{what}: URL sources are not fetched here ({uri})")
+    try:
+        download(uri, path)
+    except BadInputError as error:
+        raise BadInputError(f"{what}: {error}") from None
+    except TransientError as error:
+        raise TransientError(f"{what}: {error}") from None
+    return path
 
 
 def _read(blobs: BlobStore, uri: str, what: str) -> bytes:

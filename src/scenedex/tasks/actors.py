@@ -109,7 +109,8 @@ def embed_video(video_id: str, owner_id: str) -> None:
 
 @dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
 def ingest_video(video_id: str) -> None:
-    """A video created over HTTP: fetch its source from the blob store, cut it (the caller's
+    """A video created over HTTP: fetch its source from the blob store (or download its
+    allow-listed URL through the SSRF guard; a timeout or 5xx is retried), cut it (the caller's
     scenes, or scene detection), write keyframes and scenes (``services.videos``), then embed
     it as ``embed_video`` does. Safe twice; an unreadable source fails the video, not the
     message. When the retries of a transient error run out, the video is failed."""
@@ -126,6 +127,7 @@ def ingest_video(video_id: str) -> None:
                 uow_factory=services.uow_factory,
                 blobs=services.blobs,
                 cutter=services.video_cutter(),
+                download=services.source_download(),
             )
         except Exception as error:
             if _last_attempt():

@@ -22,6 +22,7 @@ from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.model import Scene
@@ -47,6 +48,7 @@ from scenedex.services.search import (
     owner_blob,
     search_scenes,
 )
+from scenedex.services.videos import URL_HOSTS_SETTING, SourcePolicy
 from scenedex.settings import SearchSettings, Settings
 from scenedex.tasks.messaging import RedisMessageProbe
 from scenedex.worker.broker import ensure_broker
@@ -113,6 +115,32 @@ class Services:
         from scenedex.adapters.video import PySceneDetectSceneDetector
 
         return PySceneDetectSceneDetector()
+
+    def source_policy(self) -> SourcePolicy:
+        """What ``POST /v1/videos`` accepts as a source: the blob store, and https URLs on
+        ``SCENEDEX_INGEST__ALLOWED_URL_HOSTS``."""
+        ingest = self.settings.ingest
+        return SourcePolicy(
+            self.blobs.root_uri,
+            allowed_hosts=tuple(h.lower() for h in ingest.allowed_url_hosts),
+            allow_http=ingest.allow_http,
+        )
+
+    def source_download(self) -> UrlDownloader:
+        """How ``ingest_video`` downloads a URL source: through the SSRF guard, streamed to a
+        file, at most ``SCENEDEX_INGEST__MAX_SOURCE_BYTES``."""
+        ingest = self.settings.ingest
+        return UrlDownloader(
+            UrlPolicy(
+                max_bytes=ingest.max_source_bytes,
+                timeout_s=ingest.timeout_s,
+                total_timeout_s=ingest.download_timeout_s,
+                allowed_hosts=tuple(h.lower() for h in ingest.allowed_url_hosts),
+                allow_private_addresses=ingest.allow_private_addresses,
+                schemes=("http", "https") if ingest.allow_http else ("https",),
+                hosts_setting=URL_HOSTS_SETTING,
+            )
+        )
 
     def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:
         """``search_scenes`` on these adapters (query: ``text=``, ``image=`` or ``person_id=``),

@@ -36,6 +36,7 @@ from scenedex.services.persons import (
     Reprocessing,
     reprocess_owner,
 )
+from scenedex.settings import ApiSettings
 
 log = logging.getLogger("scenedex.api")
 
@@ -145,9 +146,25 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "a photo (or the whole upload) over the size limit"},
     415: {"model": ErrorResponse, "description": "a photo that is not a decodable image"},
 }
+MAX_PHOTOS_DOCUMENTED: int = ApiSettings.model_fields["max_photos"].default
+"""``maxItems`` of ``photos`` in the OpenAPI document, which does not depend on the settings:
+the default of ``SCENEDEX_API__MAX_PHOTOS`` (the service refuses more with 422)."""
 PhotosField = Annotated[
-    list[UploadFile], File(description="reference photos (JPEG, PNG, ...), one face each")
+    list[UploadFile],
+    File(
+        min_length=1,
+        description="reference photos (JPEG, PNG, ...), one face each; 1 to SCENEDEX_API__MAX_PHOTOS "
+        f"({MAX_PHOTOS_DOCUMENTED} unless configured) per request",
+        json_schema_extra={"maxItems": MAX_PHOTOS_DOCUMENTED},
+    ),
 ]
+_PHOTO_BYTES = "(the bytes of astronaut.png: curl -F photos=@astronaut.png)"
+
+
+def _multipart_example(example: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for an upload: FastAPI generates the multipart schema from the form
+    parameters, this adds its example (merged into the generated request body)."""
+    return {"requestBody": {"content": {"multipart/form-data": {"example": example}}}}
 
 
 @router.post(
@@ -156,6 +173,7 @@ PhotosField = Annotated[
     response_model=PersonChange,
     summary="Create a person from reference photos (multipart: name, photos)",
     responses=_UPLOAD_ERRORS,
+    openapi_extra=_multipart_example({"name": "Eileen Collins", "photos": [_PHOTO_BYTES]}),
 )
 def create_person(
     caller: CallerDep,
@@ -177,6 +195,7 @@ def create_person(
     response_model=PersonChange,
     summary="Add reference photos to a person (multipart: photos)",
     responses={**_UPLOAD_ERRORS, **_NOT_FOUND},
+    openapi_extra=_multipart_example({"photos": [_PHOTO_BYTES]}),
 )
 def add_photos(
     person_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep, photos: PhotosField
@@ -228,7 +247,16 @@ def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -
     return _out(services.persons().get(caller.owner_id, person_id))
 
 
-@router.patch("/{person_id}", response_model=PersonOut, summary="Rename a person", responses=_NOT_FOUND)
+@router.patch(
+    "/{person_id}",
+    response_model=PersonOut,
+    summary="Rename a person",
+    responses={
+        400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+        413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
+        **_NOT_FOUND,
+    },
+)
 def rename_person(
     person_id: uuid.UUID, body: RenameBody, caller: CallerDep, services: ServicesDep
 ) -> PersonOut:

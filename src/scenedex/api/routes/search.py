@@ -231,11 +231,16 @@ class ImageQuery:
 async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
     """The image of a ``POST /v1/search/image``: an upload (multipart ``image``) or a
     ``keyframe_uri`` (JSON, or an urlencoded form). 413 for an upload over ``max_image_bytes``
-    (read no further), 415 for another content type, 422 for anything else in the body."""
+    (read no further), 415 for another content type, 400 for a JSON body that is not UTF-8, 422
+    for anything else in the body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
+        try:  # as FastAPI answers for the JSON bodies it parses (and the 422 below can echo it)
+            text = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the body is not UTF-8 text") from None
         try:
-            body = ImageSearchBody.model_validate_json(await request.body())
+            body = ImageSearchBody.model_validate_json(text)
         except ValidationError as error:
             raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
         return ImageQuery(uri=body.keyframe_uri)
@@ -265,6 +270,7 @@ async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
     summary="The caller's nearest scenes for an image (an upload or a blob of the caller's)",
     openapi_extra=_IMAGE_REQUEST_BODY,
     responses={
+        400: {"model": ErrorResponse, "description": "a JSON body that is not UTF-8 text"},
         404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
         413: {"model": ErrorResponse, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
         415: {"model": ErrorResponse, "description": "not an image, or another content type"},

@@ -30,7 +30,39 @@ router = APIRouter(
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "no such video (or scene) for the caller's owner"}
 }
+_JSON_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+    413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
+}
 _URI = Field(min_length=1, max_length=2048)
+
+_VIDEO = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
+_SCENE = "0d1f7a36-9b0e-4f5b-8d7e-6b2f0a9c1e11"
+_MESSAGE = "8b5f0c3e-2d7a-4e1b-9c6f-4a3d2e1f0b9c"
+_TIME = "2026-11-01T12:00:00Z"
+_SCENE_EXAMPLE: dict[str, Any] = {
+    "scene_id": _SCENE,
+    "ordinal": 0,
+    "start_s": 0.0,
+    "end_s": 4.2,
+    "transcript": "hello",
+    "visual_description": "a bridge over a river",
+    "summary": "a cyclist crosses the bridge",
+}
+_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "video_id": _VIDEO,
+    "external_id": "clip-0042",
+    "title": "Bridge ride",
+    "status": "ready",
+    "error": None,
+    "duration_s": 42.0,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+}
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class _Body(BaseModel):
@@ -94,12 +126,16 @@ class VideoCreate(_Body):
 
 
 class VideoAccepted(BaseModel):
+    model_config = _examples({"video_id": _VIDEO, "status": "queued", "message_id": _MESSAGE})
+
     video_id: uuid.UUID
     status: VideoStatus
     message_id: str | None = Field(description="the worker message sent (null: none was needed)")
 
 
 class SceneOut(BaseModel):
+    model_config = _examples(_SCENE_EXAMPLE)
+
     scene_id: uuid.UUID
     ordinal: int
     start_s: float
@@ -122,6 +158,8 @@ class SceneOut(BaseModel):
 
 
 class VideoSummary(BaseModel):
+    model_config = _examples(_SUMMARY_EXAMPLE)
+
     video_id: uuid.UUID
     external_id: str | None
     title: str
@@ -146,11 +184,17 @@ class VideoSummary(BaseModel):
 
 
 class VideoOut(VideoSummary):
+    model_config = _examples(
+        {**_SUMMARY_EXAMPLE, "scenes": [_SCENE_EXAMPLE], "spec_version": "2026-11-01+3f2a9c1d7e"}
+    )
+
     scenes: list[SceneOut]
     spec_version: str = Field(description="the embedding spec the workers compute under")
 
 
 class VideoPage(BaseModel):
+    model_config = _examples({"videos": [_SUMMARY_EXAMPLE], "limit": 50, "offset": 0, "next_offset": None})
+
     videos: list[VideoSummary]
     limit: int
     offset: int
@@ -170,12 +214,22 @@ class TextsIn(_Body):
 
 
 class TextsAccepted(BaseModel):
+    model_config = _examples(
+        {
+            "video_id": _VIDEO,
+            "scene": {**_SCENE_EXAMPLE, "summary": "two cyclists at dusk"},
+            "message_id": _MESSAGE,
+        }
+    )
+
     video_id: uuid.UUID
     scene: SceneOut
     message_id: str | None = Field(description="the embed message sent (null: no text changed)")
 
 
 class DeleteAccepted(BaseModel):
+    model_config = _examples({"video_id": _VIDEO, "message_id": _MESSAGE})
+
     video_id: uuid.UUID
     message_id: str
 
@@ -185,14 +239,18 @@ class DeleteAccepted(BaseModel):
     status_code=202,
     response_model=VideoAccepted,
     summary="Create a video from the blob store; a worker ingests and embeds it",
-    responses={409: {"model": ErrorResponse, "description": "external_id used with other fields"}},
+    responses={
+        **_JSON_BODY,
+        413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_UPLOAD_BYTES"},
+        409: {"model": ErrorResponse, "description": "external_id used with other fields"},
+    },
 )
 def create_video(
     body: VideoCreate, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
 ) -> VideoAccepted:
     """``queued`` at once; poll ``GET /v1/videos/{id}`` until ``ready`` (or ``failed``). With an
     ``external_id`` the owner used before: the same video."""
-    policy = videos.SourcePolicy(services.blobs.root_uri)
+    policy = services.source_policy()
     try:
         created = videos.create_video(
             body.to_new_video(),
@@ -244,7 +302,7 @@ def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> 
     response_model=TextsAccepted,
     status_code=202,
     summary="Replace a scene's texts; the workers recompute what changed",
-    responses=_NOT_FOUND,
+    responses={**_JSON_BODY, **_NOT_FOUND},
 )
 def put_texts(
     video_id: uuid.UUID,
