@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -94,21 +95,8 @@ class PySceneDetectSceneDetector:
             BadInputError: the file is missing, is not a readable video, or has no frames.
         """
         path = Path(path)
-        if not path.is_file():
-            raise BadInputError(f"video file not found: {path}")
-        try:
-            video = open_video(str(path))
-        except _DECODE_ERRORS as exc:
-            raise BadInputError(f"cannot open video {path}: not a readable video file") from exc
-        try:
+        with _opened(path) as video:
             return self._detect(video, path)
-        except _DECODE_ERRORS as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise BadInputError(f"cannot decode video {path}: {detail}") from exc
-        finally:
-            capture = getattr(video, "capture", None)  # VideoStreamCv2: free the decoder now
-            if capture is not None:
-                capture.release()
 
     def frames_at(self, path: str | Path, times_s: Sequence[float]) -> tuple[float, list[bytes]]:
         """The video's duration (seconds) and one JPEG per time in ``times_s`` (the frame
@@ -119,13 +107,7 @@ class PySceneDetectSceneDetector:
             BadInputError: the file is missing, is not a readable video, or has no frames.
         """
         path = Path(path)
-        if not path.is_file():
-            raise BadInputError(f"video file not found: {path}")
-        try:
-            video = open_video(str(path))
-        except _DECODE_ERRORS as exc:
-            raise BadInputError(f"cannot open video {path}: not a readable video file") from exc
-        try:
+        with _opened(path) as video:
             fps = float(video.frame_rate)
             n_frames = int(video.duration.frame_num) if video.duration is not None else 0
             if n_frames <= 0 or fps <= 0:
@@ -133,13 +115,6 @@ class PySceneDetectSceneDetector:
             last = n_frames - 1
             frames = [self._read_frame(video, min(last, max(0, int(t * fps))), path) for t in times_s]
             return n_frames / fps, [self._encode_jpeg(frame) for frame in frames]
-        except _DECODE_ERRORS as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise BadInputError(f"cannot decode video {path}: {detail}") from exc
-        finally:
-            capture = getattr(video, "capture", None)
-            if capture is not None:
-                capture.release()
 
     def _detect(self, video: VideoStream, path: Path) -> VideoScenes:
         fps = float(video.frame_rate)
@@ -187,3 +162,24 @@ class PySceneDetectSceneDetector:
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, format="JPEG", quality=self.jpeg_quality)
         return buf.getvalue()
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[VideoStream]:
+    """The video at ``path``, opened for decoding and released after the block; a missing,
+    unreadable or undecodable file becomes a ``BadInputError`` (one line, no traceback)."""
+    if not path.is_file():
+        raise BadInputError(f"video file not found: {path}")
+    try:
+        video = open_video(str(path))
+    except _DECODE_ERRORS as exc:
+        raise BadInputError(f"cannot open video {path}: not a readable video file") from exc
+    try:
+        yield video
+    except _DECODE_ERRORS as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise BadInputError(f"cannot decode video {path}: {detail}") from exc
+    finally:
+        capture = getattr(video, "capture", None)  # VideoStreamCv2: free the decoder now
+        if capture is not None:
+            capture.release()
