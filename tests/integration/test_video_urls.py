@@ -24,6 +24,7 @@ from scenedex.settings import IngestSettings
 from tests.integration.test_api import OWNER_A, Api, api_settings
 from tests.integration.test_videos import BIKES, UPSTREAM, blobs_under, counts, idle, owner, post, wait_status
 from tests.job_harness import Harness
+from tests.unit.test_url_fetch import QuietServer
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def remote() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
