@@ -309,6 +309,9 @@ class _Scenes:
             key=lambda s: (str(s.video_id), s.ordinal),
         )
 
+    def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        return {i for i in scene_ids if (s := self.d.scenes.get(i)) is not None and s.owner_id == owner_id}
+
 
 class _Persons:
     def __init__(self, data: _Data) -> None:

@@ -98,7 +98,7 @@ class WorkerSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """The admin/enqueue HTTP API (``scenedex api``).
+    """The admin/owner HTTP API (``scenedex api``).
 
     Bearer JWTs are verified with ``jwt_secret`` (HS256) or ``jwt_public_key`` (RS256: the PEM
     text, or a path to a PEM file). With neither the API refuses to start, unless

@@ -1,4 +1,4 @@
-"""The admin/enqueue API through FastAPI's TestClient, against real Postgres and Redis.
+"""The admin/owner API through FastAPI's TestClient, against real Postgres and Redis.
 
 Jobs run on an in-process dramatiq worker with the fake embedders (``Harness`` from
 ``test_worker_jobs``), so these tests exercise HTTP, auth, the job endpoints and the broker.

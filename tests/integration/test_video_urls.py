@@ -8,23 +8,30 @@ loopback, so the tests allow http and private addresses where they fetch."""
 from __future__ import annotations
 
 import http.server
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from scenedex.api import create_app
 from scenedex.domain.errors import TransientError
 from scenedex.domain.model import VideoStatus
 from scenedex.services import videos
 from scenedex.settings import IngestSettings
-from tests.integration.test_api import OWNER_A, Api, api_settings
-from tests.integration.test_videos import BIKES, UPSTREAM, blobs_under, counts, idle, owner, post, wait_status
+from tests.integration.test_api import OWNER_A, Api
+from tests.integration.test_videos import (
+    BIKES,
+    UPSTREAM,
+    blobs_under,
+    counts,
+    idle,
+    owner,
+    post,
+    videos_api,
+    wait_status,
+)
 from tests.job_harness import Harness
-from tests.unit.test_url_fetch import QuietServer
+from tests.loopback import serving
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +57,8 @@ def remote() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = QuietServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler) as url:
+        yield url
 
 
 def configure(harness: Harness, **ingest: Any) -> None:
@@ -63,16 +68,12 @@ def configure(harness: Harness, **ingest: Any) -> None:
     services.settings = services.settings.model_copy(update={"ingest": IngestSettings(**ingest)})
 
 
-LOOPBACK = {"allowed_url_hosts": ("127.0.0.1",), "allow_http": True, "allow_private_addresses": True}
-
-
 @pytest.fixture
 def api(harness: Harness) -> Iterator[Api]:
-    if not BIKES.is_file():
-        pytest.skip(f"sample media missing: {BIKES}")
-    app = create_app(api_settings(harness), runtime=harness.runtime)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(harness, client)
+    yield from videos_api(harness)
+
+
+LOOPBACK = {"allowed_url_hosts": ("127.0.0.1",), "allow_http": True, "allow_private_addresses": True}
 
 
 def test_a_url_on_an_allowed_host_is_downloaded_ingested_and_searchable(api: Api, remote: str) -> None:

@@ -35,13 +35,18 @@ UPSTREAM = [
 ]
 
 
-@pytest.fixture
-def api(harness: Harness) -> Iterator[Api]:
+def videos_api(harness: Harness) -> Iterator[Api]:
+    """The owner API on the harness's runtime (skipped without the sample media)."""
     if not BIKES.is_file():
         pytest.skip(f"sample media missing: {BIKES}")
     app = create_app(api_settings(harness), runtime=harness.runtime)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(harness, client)
+
+
+@pytest.fixture
+def api(harness: Harness) -> Iterator[Api]:
+    yield from videos_api(harness)
 
 
 def owner(api: Api, who: uuid.UUID = OWNER_A) -> dict[str, str]:

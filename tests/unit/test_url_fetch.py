@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +16,9 @@ import pytest
 
 from scenedex.adapters.url_fetch import GuardedFetcher, UrlDownloader, UrlFetchError, UrlPolicy
 from scenedex.domain.errors import BadInputError, TransientError
+from tests.loopback import serving
 
 BODY = bytes(range(256)) * 40  # 10 240 bytes
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    """A loopback test server that does not print the tracebacks of clients that hang up on
-    purpose (the size cap and timeout tests close the connection mid-body)."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +65,8 @@ def host() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = QuietServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    httpd.shutdown()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 def policy(**changes: Any) -> UrlPolicy:

@@ -1,4 +1,4 @@
-"""The admin/enqueue HTTP API (FastAPI): ``create_app(settings)``, run by ``scenedex api``.
+"""The admin/owner HTTP API (FastAPI): ``create_app(settings)``, run by ``scenedex api``.
 
 Admin endpoints (role ``admin``) enqueue and follow reprocess jobs; owner endpoints embed and
 search the caller's own videos. Importing this package loads no model and opens no connection.

@@ -1,16 +1,16 @@
 """The FastAPI app factory: ``create_app(settings, runtime=None)``.
 
 The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.plan``,
-``JobCoordinator``, ``Services.search``) and the enqueue use case
-(``scenedex.services.enqueue``), on the runtime in ``app.state``. Errors are always JSON
-``{"detail": ...}``:
+``JobCoordinator``, ``Services.search``) and the use cases of ``scenedex.services`` (``enqueue``,
+``videos``, ``persons``), on the runtime in ``app.state``. Errors are always JSON
+``{"detail": ...}``, mapped here rather than in the routes:
 
 | error | status |
 | --- | --- |
 | missing, expired, badly signed token / not an admin | 401 / 403 |
 | ``NotFoundError`` (unknown job, video, owner, person; or another owner's) | 404 |
 | a method the path does not serve (``Allow``: every method of the path) | 405 |
-| ``ActiveJobError`` (with ``active_job_id``), a job state refusing the action | 409 |
+| ``ActiveJobError`` (with ``active_job_id``), ``ConflictError``, a job state refusing the action | 409 |
 | body over ``max_body_bytes`` (multipart: ``max_upload_bytes``), ``PayloadTooLargeError`` | 413 |
 | ``UnsupportedMediaTypeError`` (an upload that is not an image) | 415 |
 | invalid body or parameters, unknown fields, ``InvalidRequestError`` | 422 |
@@ -37,6 +37,7 @@ from starlette.routing import Match
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.routes import admin, health, owner, persons, search, videos
 from scenedex.domain.errors import (
+    ConflictError,
     InvalidRequestError,
     ModelLoadError,
     NotFoundError,
@@ -107,7 +108,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
 
 
 def _status_of(error: Exception) -> int:
-    if isinstance(error, ActiveJobError):
+    if isinstance(error, (ActiveJobError, ConflictError)):
         return 409
     if isinstance(error, NotFoundError):
         return 404

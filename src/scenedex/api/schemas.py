@@ -23,7 +23,8 @@ _JOB = "c56a4180-65aa-42ec-a945-5fd21dec0538"
 _SPEC = "2026-11-01+3f2a9c1d7e"
 
 
-def _examples(*examples: dict[str, Any]) -> ConfigDict:
+def openapi_examples(*examples: dict[str, Any]) -> ConfigDict:
+    """A model's ``model_config`` with its examples for the OpenAPI document."""
     return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
@@ -122,7 +123,7 @@ class ReprocessBody(RootModel[ReprocessVariant]):
     takes no ``video_id``, ``all`` takes neither. ``since`` keeps videos updated at or after it
     (no timezone: UTC). ``dry_run`` answers with the plan instead of enqueuing."""
 
-    model_config = _examples(
+    model_config = openapi_examples(
         {"scope": "all"},
         {"scope": "owner", "owner_id": _OWNER, "force": False},
         {"scope": "video", "video_id": _VIDEO, "dry_run": True},
@@ -152,7 +153,7 @@ class ReprocessFields(_ReprocessOptions):
 
 
 class EnqueueResponse(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "job_id": _JOB,
             "status": "queued",
@@ -182,7 +183,7 @@ class StepPlan(BaseModel):
 class PlanResponse(BaseModel):
     """``dry_run``: per step, how many records are missing, stale (by reason) or current."""
 
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "spec_version": _SPEC,
             "owners": 1,
@@ -234,7 +235,7 @@ class JobResponse(BaseModel):
     finished items, throughput (items/s), ETA (seconds; null until an item finished or once the
     job is over) and up to 100 failed items with their errors."""
 
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "job_id": _JOB,
             "status": "running",
@@ -294,7 +295,7 @@ class JobListItem(BaseModel):
 
 
 class JobListResponse(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "jobs": [
                 {
@@ -320,7 +321,7 @@ class JobListResponse(BaseModel):
 class JobActionResponse(BaseModel):
     """The outcome of resume (``resent``: messages re-sent) or retry-failed (``retried``)."""
 
-    model_config = _examples({"job_id": _JOB, "status": "running", "resent": 0, "retried": 3})
+    model_config = openapi_examples({"job_id": _JOB, "status": "running", "resent": 0, "retried": 3})
 
     job_id: uuid.UUID
     status: JobStatus
@@ -329,7 +330,7 @@ class JobActionResponse(BaseModel):
 
 
 class EmbedResponse(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {"video_id": _VIDEO, "owner_id": _OWNER, "status": "queued", "message_id": "7d3c..."}
     )
 
@@ -340,13 +341,13 @@ class EmbedResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    model_config = _examples({"status": "ok"})
+    model_config = openapi_examples({"status": "ok"})
 
     status: Literal["ok"] = "ok"
 
 
 class ReadyResponse(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {"status": "ready", "checks": {"database": "ok", "redis": "ok", "search_index": "ok"}}
     )
 
@@ -357,7 +358,7 @@ class ReadyResponse(BaseModel):
 class ErrorResponse(BaseModel):
     """Every error: ``detail`` is a message (a list of field errors for invalid requests)."""
 
-    model_config = _examples(
+    model_config = openapi_examples(
         {"detail": "job c56a4180-... not found"},
         {
             "detail": [
@@ -373,7 +374,7 @@ class ConflictResponse(BaseModel):
     """409: the scope already has an active job (``active_job_id``), or the job's state does
     not allow the action."""
 
-    model_config = _examples(
+    model_config = openapi_examples(
         {"detail": f"job {_JOB} is already running for scope all", "active_job_id": _JOB}
     )
 
@@ -382,7 +383,7 @@ class ConflictResponse(BaseModel):
 
 
 class NotReadyResponse(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "detail": "not ready: redis",
             "checks": {"database": "ok", "redis": "error: Connection refused", "search_index": "ok"},
@@ -391,3 +392,19 @@ class NotReadyResponse(BaseModel):
 
     detail: str
     checks: dict[str, str]
+
+
+Responses = dict[int | str, dict[str, Any]]
+"""The ``responses`` of a router or route (status: model and description)."""
+
+COMMON_ERRORS: Responses = {
+    401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
+    422: {"model": ErrorResponse, "description": "invalid body or parameters"},
+}
+"""The errors every route behind a token can answer (its router's ``responses``; a route
+that says more about its 422 declares its own)."""
+JSON_BODY_ERRORS: Responses = {
+    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+    413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
+}
+"""The errors of a route with a JSON body (FastAPI's 400, ``BodySizeLimit``'s 413)."""

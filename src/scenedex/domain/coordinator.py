@@ -76,6 +76,7 @@ class JobCoordinator:
 
     @property
     def runner(self) -> ReprocessRunner:
+        """The runner items run on; raises ``RuntimeError`` when built for enqueueing only."""
         if self._runner is None:
             raise RuntimeError("this JobCoordinator was built without a runner (enqueue only)")
         return self._runner

@@ -64,6 +64,7 @@ class ExpectedStates:
 
     @staticmethod
     def person_input(photo_states: Iterable[tuple[uuid.UUID, RecordState | None]]) -> str:
+        """Input hash of a person query embedding: its photos' record states (None: missing)."""
         return content_hash(
             sorted(
                 (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing") for i, s in photo_states
@@ -72,6 +73,8 @@ class ExpectedStates:
 
     @staticmethod
     def person_set_hash(person_states: Mapping[uuid.UUID, RecordState | None]) -> str:
+        """Hash of the owner's person query states (None: missing), part of a scene face
+        record's input hash: any person change makes the owner's face matches stale."""
         return content_hash(
             sorted(
                 (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing")
@@ -90,6 +93,8 @@ class ExpectedStates:
         )
 
     def faces(self, scene: Scene, person_set: str | None = None) -> RecordState:
+        """State of the scene's face record: its keyframe and ``person_set`` (the persons as
+        matched; None: as expected now)."""
         return RecordState(
             self.spec.fingerprint(Step.SCENE_PERSON_EMBEDDINGS),
             content_hash(scene.keyframe_sha256, person_set or self.person_set),

@@ -300,13 +300,12 @@ def match_faces(
 
     ``person_vectors``: ``(128,)`` float32 L2-normalised vectors by person id.
     """
+    if not person_vectors:
+        return tuple(faces)
     ids = list(person_vectors)
-    matrix = np.stack([person_vectors[i] for i in ids]) if ids else np.zeros((0, 128), np.float32)
+    matrix = np.stack([person_vectors[i] for i in ids])
     matched = []
     for face in faces:
-        if not ids:
-            matched.append(face)
-            continue
         distances = np.linalg.norm(matrix - l2_normalise(face.descriptor), axis=1)
         best = int(np.argmin(distances))
         distance = float(distances[best])

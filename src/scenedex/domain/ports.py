@@ -228,6 +228,10 @@ class SceneRepository(Protocol):
         ordinal; one query per chunk of ids, or one query for the whole owner."""
         ...
 
+    def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of ``scene_ids`` are the owner's scenes now (ids only, one query per chunk)."""
+        ...
+
 
 class PersonRepository(Protocol):
     def add(self, person: Person) -> None: ...

@@ -160,12 +160,10 @@ class ProgressTracker:
         progress: ReprocessProgress,
         listener: ProgressListener | None,
         log: SpecLogger,
-        video_id: uuid.UUID | None = None,
     ):
         self.log = log
         self.progress = progress
         self.listener = listener
-        self.video_id = video_id
 
     def plan(self, step: Step, total: int) -> None:
         self.progress.steps[step].planned += total
@@ -189,7 +187,7 @@ class ProgressTracker:
         video_id: uuid.UUID | None = None,
     ) -> None:
         self.progress.steps[step].failed += 1
-        self.progress.errors.append(ItemError(step, item_id, message, owner_id, video_id or self.video_id))
+        self.progress.errors.append(ItemError(step, item_id, message, owner_id, video_id))
         self.log.warning("%s failed for %s: %s", step.value, item_id, message)
         self._advance(step, 1)
 

@@ -261,11 +261,9 @@ class ReprocessRunner:
     ) -> None:
         """Scene steps (text, CLIP, faces, search document) for one video of the owner.
         Raises ``NotFoundError`` if the owner has no such video."""
-        with self._uow_factory() as uow:
-            if uow.videos.get(owner_id, video_id) is None:
-                raise NotFoundError(f"video {video_id} not found for owner {owner_id}")
+        self.resolve(ReprocessRequest(ReprocessScope.VIDEO, video_id=video_id, owner_id=owner_id))
         with log_context(video_id=video_id):
-            self.run_scenes(owner_id, [video_id], progress, force=force, listener=listener, video_id=video_id)
+            self.run_scenes(owner_id, [video_id], progress, force=force, listener=listener)
 
     def run_scenes(
         self,
@@ -275,18 +273,16 @@ class ReprocessRunner:
         *,
         force: bool = False,
         listener: ProgressListener | None = None,
-        video_id: uuid.UUID | None = None,
     ) -> None:
         """Scene steps for the owner's scenes of ``video_ids`` (None: all its videos).
 
         Planned set-wise first (``_assess_scenes``): scenes whose every record is current are
         counted as skipped without further queries, so a no-op costs a few queries per owner.
         The rest run in batches of ``batch_size`` scenes taken across videos (full model
-        batches even for short videos), one unit of work per batch. ``video_id`` labels item
-        errors when the run is one video's.
+        batches even for short videos), one unit of work per batch.
         """
         with log_context(owner_id=owner_id, spec_version=self.spec.version):
-            tracker = ProgressTracker(progress, listener, self.log, video_id)
+            tracker = ProgressTracker(progress, listener, self.log)
             with self._uow_factory() as uow:
                 scenes = uow.scenes.list_for_videos(owner_id, video_ids)
                 expected = self._expected(uow, owner_id)
@@ -348,8 +344,7 @@ class ReprocessRunner:
         removes the document: the deletion (the scene still existed here, so the write came
         before its rows went) or this (the scene is gone)."""
         with self._uow_factory() as uow:
-            videos = {s.video_id for s in scenes}
-            existing = {s.id for s in uow.scenes.list_for_videos(owner_id, videos)}
+            existing = uow.scenes.existing(owner_id, [s.id for s in scenes])
         vanished = [s.id for s in scenes if s.id not in existing]
         if vanished:
             self.log.info("%d scenes deleted during the run: their documents removed", len(vanished))

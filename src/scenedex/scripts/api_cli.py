@@ -1,4 +1,4 @@
-"""``scenedex api`` (the admin/enqueue HTTP API on uvicorn), ``scenedex embed-server`` and
+"""``scenedex api`` (the admin/owner HTTP API on uvicorn), ``scenedex embed-server`` and
 ``scenedex scheduler``; cli.py registers them with the ``*_EPILOG`` texts.
 
 Exit codes as in ``common``: 2 for unusable settings (no JWT key, bad cron), with a one-line
@@ -28,7 +28,7 @@ def api(
     host: Annotated[str | None, typer.Option(help="Listen address (default: SCENEDEX_API__HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: SCENEDEX_API__PORT).")] = None,
 ) -> None:
-    """Run the admin/enqueue HTTP API on uvicorn."""
+    """Run the admin/owner HTTP API on uvicorn: jobs, videos, persons, search."""
     import uvicorn
 
     from scenedex.api import ApiConfigError, create_app

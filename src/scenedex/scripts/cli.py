@@ -1,7 +1,8 @@
 """The ``scenedex`` command line (typer): the root app, its own commands, and the sub-apps.
 
-The sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``, ``doctor_cli``) and this module share the
-helpers of ``common`` (exit codes are described there); no module imports this one back.
+The sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``, ``doctor_cli``, ``person_cli``,
+``videos_cli``) and this module share the helpers of ``common`` (exit codes are described there);
+no module imports this one back.
 """
 
 from __future__ import annotations

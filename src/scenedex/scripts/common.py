@@ -1,7 +1,7 @@
 """What the ``scenedex`` CLI modules share: stderr, option aliases, errors as exit codes, JSON output.
 
 It imports no CLI module: ``cli.py`` imports the sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``,
-``doctor_cli``) and they all import this module, never ``cli.py``.
+``doctor_cli``, ``person_cli``, ``videos_cli``) and they all import this module, never ``cli.py``.
 
 Exit codes: 0 success; 1 some items failed or a dependency (model, database) is unusable;
 2 usage error (bad uuid, unknown video or owner, wrong scope arguments, missing file), always

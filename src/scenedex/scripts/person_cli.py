@@ -1,6 +1,6 @@
 """``scenedex person``: an owner's persons and their reference photos, on the use cases of
-``scenedex.services.persons`` that the API's ``/v1/persons`` routes call too (same checks, same
-JSON shape with ``--json``)."""
+``scenedex.services.persons`` that the API's ``/v1/persons`` routes call too (same checks; with
+``--json``, persons in the API's shape, except ``add``: ``{"person_id", "photos": <count>}``)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from scenedex.scripts.common import (
 video_app = typer.Typer(
     help="An owner's videos: list, show, delete.", no_args_is_help=True, rich_markup_mode="rich"
 )
+VideoArgument = Annotated[str, typer.Argument(help="Video UUID.")]
 
 
 def _summary(video: Any) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def video_list(
 
 @video_app.command("show")
 def video_show(
-    video_id: Annotated[str, typer.Argument(help="Video UUID.")],
+    video_id: VideoArgument,
     owner_id: OwnerOption,
     json_output: JsonOption = False,
 ) -> None:
@@ -99,7 +100,7 @@ def video_show(
 
 @video_app.command("delete")
 def video_delete(
-    video_id: Annotated[str, typer.Argument(help="Video UUID.")],
+    video_id: VideoArgument,
     owner_id: OwnerOption,
     enqueue: Annotated[
         bool, typer.Option("--enqueue", help="Send delete_video to the workers instead of deleting here.")

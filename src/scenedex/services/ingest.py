@@ -43,6 +43,16 @@ def keyframe_key(owner_id: uuid.UUID, video_id: uuid.UUID, ordinal: int) -> str:
     return f"{video_prefix(owner_id, video_id)}/keyframes/{ordinal:05d}.jpg"
 
 
+def source_key(owner_id: uuid.UUID, video_id: uuid.UUID, suffix: str) -> str:
+    """Blob key of a video's source copy: ``owners/{owner}/videos/{video}/source.mp4``."""
+    return f"{video_prefix(owner_id, video_id)}/source{suffix}"
+
+
+def person_photo_key(owner_id: uuid.UUID, person_id: uuid.UUID, photo_id: uuid.UUID, suffix: str) -> str:
+    """Blob key of a person's reference photo: ``owners/{owner}/persons/{person}/{photo}.jpg``."""
+    return f"owners/{owner_id}/persons/{person_id}/{photo_id}{suffix}"
+
+
 def ingest_video(
     *,
     uow_factory: UnitOfWorkFactory,
@@ -63,8 +73,7 @@ def ingest_video(
     cues: Sequence[Cue] = load_cues(_existing_file(subtitles, "subtitles")) if subtitles else ()
     detected = detector.detect(source)
     video_id = new_id()
-    source_key = f"{video_prefix(owner_id, video_id)}/source{source.suffix.lower()}"
-    source_uri = blobs.write_file(source_key, str(source))
+    source_uri = blobs.write_file(source_key(owner_id, video_id, source.suffix.lower()), str(source))
     scenes = []
     for ordinal, cut in enumerate(detected.scenes):
         keyframe_uri = blobs.write(keyframe_key(owner_id, video_id, ordinal), cut.keyframe_jpeg)
@@ -122,7 +131,7 @@ def add_person(
     for file in files:
         data = file.read_bytes()
         photo_id = new_id()
-        uri = blobs.write(f"owners/{owner_id}/persons/{person.id}/{photo_id}{file.suffix.lower()}", data)
+        uri = blobs.write(person_photo_key(owner_id, person.id, photo_id, file.suffix.lower()), data)
         photos.append(
             PersonPhoto(
                 id=photo_id,

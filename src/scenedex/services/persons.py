@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from scenedex.adapters.images import decode_image
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import (
-    BadInputError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -40,6 +38,8 @@ from scenedex.domain.ports import BlobStore, UnitOfWork, UnitOfWorkFactory
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.services.enqueue import enqueue_reprocess
+from scenedex.services.ingest import person_photo_key
+from scenedex.services.search import check_image
 
 MAX_NAME_LENGTH = 200
 """Longest person name (characters), after stripping surrounding whitespace."""
@@ -241,17 +241,18 @@ class Persons:
             raise InvalidRequestError(f"at most {self.max_photos} photos at once, got {len(photos)}")
         for number, photo in enumerate(photos, 1):
             label = f"photo {number} ({photo.filename})" if photo.filename else f"photo {number}"
-            if len(photo.data) > self.max_image_bytes:
-                raise PhotoTooLargeError(
-                    f"{label}: {len(photo.data)} bytes, larger than the limit of {self.max_image_bytes} bytes"
-                )
             try:
-                decode_image(photo.data, max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
-            except BadInputError as error:
-                too_large = str(error).startswith(
-                    ("image too large", "image rejected as a decompression bomb")
+                check_image(
+                    photo.data,
+                    max_bytes=self.max_image_bytes,
+                    max_pixels=self.max_image_pixels,
+                    label=label,
+                    draft_size=None,
                 )
-                raise (PhotoTooLargeError if too_large else NotAnImageError)(f"{label}: {error}") from None
+            except PayloadTooLargeError as error:
+                raise PhotoTooLargeError(str(error)) from None
+            except UnsupportedMediaTypeError as error:
+                raise NotAnImageError(str(error)) from None
 
     def _store(self, person: Person, photos: Sequence[PhotoUpload]) -> tuple[PersonPhoto, ...]:
         stored = []
@@ -259,7 +260,7 @@ class Persons:
             photo_id = new_id()
             suffix = PurePath(photo.filename or "").suffix.lower()
             suffix = suffix if suffix in _SUFFIXES else ""
-            key = f"owners/{person.owner_id}/persons/{person.id}/{photo_id}{suffix}"
+            key = person_photo_key(person.owner_id, person.id, photo_id, suffix)
             stored.append(
                 PersonPhoto(
                     id=photo_id,

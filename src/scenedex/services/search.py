@@ -40,6 +40,8 @@ _MEDIA_TYPES = (
 
 @dataclass(frozen=True)
 class PersonRef:
+    """A person recognised in a scene, by id and current name."""
+
     person_id: uuid.UUID
     name: str
 
@@ -60,6 +62,7 @@ class SceneResult:
 
     @property
     def keyframe_url(self) -> str:
+        """The API path serving this scene's keyframe (``KEYFRAME_PATH``)."""
         return KEYFRAME_PATH.format(scene_id=self.scene_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,18 +167,27 @@ def describe_hits(
     ]
 
 
-def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
+def check_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    label: str = "image",
+    draft_size: tuple[int, int] | None = (224, 224),
+) -> bytes:
     """``data`` if it is an image within the limits (size, then pixels read from the header:
-    the decompression-bomb guard of ``adapters.images``), as the person photo uploads check
-    theirs. Raises ``PayloadTooLargeError`` (over ``max_bytes`` or ``max_pixels``, a bomb) and
-    ``UnsupportedMediaTypeError`` (empty, corrupt, not an image)."""
+    the decompression-bomb guard of ``adapters.images``, decoded at ``draft_size``); query
+    images and person photo uploads are checked here. Raises ``PayloadTooLargeError`` (over
+    ``max_bytes`` or ``max_pixels``, a bomb) and ``UnsupportedMediaTypeError`` (empty, corrupt,
+    not an image), their messages starting with ``label``."""
     if len(data) > max_bytes:
-        raise PayloadTooLargeError(f"image: {len(data)} bytes, larger than the limit of {max_bytes} bytes")
+        raise PayloadTooLargeError(f"{label}: {len(data)} bytes, larger than the limit of {max_bytes} bytes")
     try:
-        decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, draft_size=(224, 224))
+        decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, draft_size=draft_size)
     except BadInputError as error:
         too_large = str(error).startswith(("image too large", "image rejected as a decompression bomb"))
-        raise (PayloadTooLargeError if too_large else UnsupportedMediaTypeError)(f"image: {error}") from None
+        kind = PayloadTooLargeError if too_large else UnsupportedMediaTypeError
+        raise kind(f"{label}: {error}") from None
     return data
 
 

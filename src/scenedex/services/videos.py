@@ -46,8 +46,8 @@ from scenedex.domain.errors import (
     TransientError,
 )
 from scenedex.domain.model import Scene, Video, VideoStatus, new_id
-from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWorkFactory
-from scenedex.services.ingest import keyframe_key, video_prefix
+from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWork, UnitOfWorkFactory
+from scenedex.services.ingest import keyframe_key, source_key, video_prefix
 
 if TYPE_CHECKING:  # importing the detector would load OpenCV
     from scenedex.adapters.video import VideoScenes
@@ -74,7 +74,9 @@ class VideoCutter(Protocol):
 
     def detect(self, path: str | Path) -> VideoScenes: ...
 
-    def frames_at(self, path: str | Path, times_s: Sequence[float]) -> tuple[float, list[bytes]]: ...
+    def frames_at(self, path: str | Path, times_s: Sequence[float]) -> tuple[float, list[bytes]]:
+        """The video's duration and one JPEG per time in ``times_s`` (in order)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class NewVideo:
 
     @staticmethod
     def scenes_from(ingest: Mapping[str, Any]) -> tuple[UpstreamScene, ...] | None:
+        """The upstream scenes of a stored ``ingest_json`` (None: the worker detects them)."""
         scenes = ingest.get("scenes")
         return None if scenes is None else tuple(UpstreamScene(**s) for s in scenes)
 
@@ -150,6 +153,9 @@ class SourcePolicy:
 
 @dataclass(frozen=True)
 class CreatedVideo:
+    """The created (or, for a known ``external_id``, existing) video and the ``ingest_video``
+    message sent for it (None: none was sent)."""
+
     video: Video
     message_id: str | None
     created: bool
@@ -325,8 +331,7 @@ def _cut(
                 )
                 for s in upstream
             ]
-        prefix = video_prefix(video.owner_id, video.id)
-        source_copy = blobs.write(f"{prefix}/source{suffix}", path.read_bytes())
+        source_copy = blobs.write(source_key(video.owner_id, video.id, suffix), path.read_bytes())
     scenes = [_scene(video, blobs, ordinal, cut, jpeg) for ordinal, (cut, jpeg) in enumerate(cuts)]
     return duration_s, source_copy, scenes
 
@@ -392,6 +397,8 @@ def mark_ready(
 
 @dataclass(frozen=True)
 class VideoDetail:
+    """A video with its scenes in ordinal order."""
+
     video: Video
     scenes: tuple[Scene, ...]
 
@@ -399,10 +406,16 @@ class VideoDetail:
 def get_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, uow_factory: UnitOfWorkFactory) -> VideoDetail:
     """The owner's video with its scenes; ``NotFoundError`` for unknown or another owner's ids."""
     with uow_factory() as uow:
-        video = uow.videos.get(owner_id, video_id)
-        if video is None:
-            raise NotFoundError(f"video {video_id} not found")
+        video = _owned_video(uow, owner_id, video_id)
         return VideoDetail(video, tuple(uow.scenes.list_for_video(owner_id, video_id)))
+
+
+def _owned_video(uow: UnitOfWork, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video:
+    """The owner's video; ``NotFoundError`` for unknown or another owner's ids."""
+    video = uow.videos.get(owner_id, video_id)
+    if video is None:
+        raise NotFoundError(f"video {video_id} not found")
+    return video
 
 
 def list_videos(
@@ -457,13 +470,14 @@ def request_deletion(
     """Check the owner's video exists and send ``delete_video``; returns the message id.
     ``NotFoundError`` for unknown or another owner's ids (a video already deleted)."""
     with uow_factory() as uow:
-        if uow.videos.get(owner_id, video_id) is None:
-            raise NotFoundError(f"video {video_id} not found")
+        _owned_video(uow, owner_id, video_id)
     return send_delete(video_id, owner_id)
 
 
 @dataclass(frozen=True)
 class DeletedVideo:
+    """What ``delete_video`` found: whether the row existed, its scenes and blobs removed."""
+
     video_existed: bool
     scenes: int
     blobs: int

@@ -26,6 +26,7 @@ __all__ = [
     "embed_video",
     "enqueue_embed_video",
     "ingest_video",
+    "refresh_owner",
     "reprocess_embeddings",
     "reprocess_video",
     "sweep_jobs",

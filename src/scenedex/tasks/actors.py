@@ -14,14 +14,17 @@ do that). Each actor finds its process's runtime through its broker's middleware
 
 Options, on purpose:
 
-- ``reprocess_video`` / ``embed_video``: ``max_retries=3`` with exponential backoff from 5 s to
-  5 min for transient errors (database or storage hiccups); ``throws=(PermanentError,)``: bad
-  input, unknown ids and model load errors are not retried (item failures are recorded on the
-  item, not raised); ``time_limit`` 1 h (a 1000-scene video takes minutes on CPU). On the last
-  retry the item is failed with the error instead of being dead-lettered. A worker killed
-  mid-message is not a retry: the broker re-queues the message (see ``WorkerSettings``) and the
-  item's delivery counter fails it as poison after ``max_deliveries``.
+- ``reprocess_video`` / ``embed_video`` / ``ingest_video`` / ``delete_video``: ``max_retries=3``
+  with exponential backoff from 5 s to 5 min for transient errors (database or storage hiccups,
+  a download timeout); ``throws=(PermanentError,)``: bad input, unknown ids and model load
+  errors are not retried (item failures are recorded on the item, not raised); ``time_limit``
+  1 h (a 1000-scene video takes minutes on CPU). On the last retry the item (for
+  ``ingest_video``: the video) is failed with the error instead of being dead-lettered. A worker
+  killed mid-message is not a retry: the broker re-queues the message (see ``WorkerSettings``)
+  and the item's delivery counter fails it as poison after ``max_deliveries``.
 - ``reprocess_embeddings`` (planner): ``max_retries=5``; resumable from its cursor.
+- ``refresh_owner``: delayed, retried with backoff (10 s to 10 min, 20 times) while the owner's
+  job runs.
 - ``sweep_jobs``: no retries; the next sweep runs anyway.
 """
 
@@ -37,6 +40,7 @@ from dramatiq.middleware import CurrentMessage
 from scenedex.domain.errors import PermanentError, TransientError
 from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.logcontext import log_context
+from scenedex.domain.model import VideoStatus, utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
 from scenedex.tasks.messaging import broker_message_id
 from scenedex.tasks.runtime import job_runtime
@@ -164,7 +168,6 @@ def delete_video(video_id: str, owner_id: str) -> None:
 def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
     """Create and run (inline) the video's ``ingest`` job; a video ``embedding`` is ``ready``
     after it (unless it changed meanwhile)."""
-    from scenedex.domain.model import VideoStatus, utcnow
     from scenedex.services.videos import mark_ready, video_status
 
     services = rt.services
@@ -241,7 +244,8 @@ def _run_video_item(rt: JobRuntime, job_id: uuid.UUID, video_id: uuid.UUID) -> N
 class DramatiqSender:
     """Sends the actors' messages (on the broker they are declared on): ``MessageSender`` for
     the coordinator (planner and video messages, returning their broker ids), plus the
-    ``embed_video`` and ``sweep_jobs`` messages."""
+    ``embed_video``, ``ingest_video``, ``delete_video``, ``refresh_owner`` and ``sweep_jobs``
+    messages."""
 
     def send_plan(self, job_id: uuid.UUID) -> str:
         """Send the planner message of ``job_id``; returns its broker id."""

@@ -30,7 +30,6 @@ from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
     ImageEmbedder,
-    JobStore,
     MessageProbe,
     SearchIndex,
     TextEmbedder,
@@ -211,19 +210,14 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
 class JobRuntime:
     """The queued side of a process, built by ``build_runtime``: the ``JobCoordinator`` (SQL
     job store, Dramatiq sender, and the services' runner when built with services), the Redis
-    probe that ``resume`` and the sweeper ask, and the sender of the ``embed_video`` and
-    ``sweep_jobs`` messages. ``services``: None in a process that only enqueues or inspects jobs."""
+    probe that ``resume`` and the sweeper ask, and the sender of every actor's messages
+    (``DramatiqSender``). ``services``: None in a process that only enqueues or inspects jobs."""
 
     settings: Settings
     services: Services | None
     coordinator: JobCoordinator
     probe: MessageProbe
     sender: DramatiqSender
-
-    @property
-    def store(self) -> JobStore:
-        """The coordinator's job store."""
-        return self.coordinator.store
 
 
 def build_runtime(

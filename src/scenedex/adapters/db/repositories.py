@@ -192,6 +192,13 @@ class SqlSceneRepository:
             scenes.extend(Scene(**row._mapping) for row in rows)
         return scenes
 
+    def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        found: set[uuid.UUID] = set()
+        for chunk in _chunks(scene_ids):
+            query = sa.select(t.scenes.c.id).where(t.scenes.c.owner_id == owner_id, t.scenes.c.id.in_(chunk))
+            found.update(self._session.execute(query).scalars())
+        return found
+
 
 class SqlPersonRepository:
     def __init__(self, session: Session) -> None:

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from scenedex.api.deps import RuntimeDep, ServicesDep, require_admin
 from scenedex.api.schemas import (
+    COMMON_ERRORS,
+    JSON_BODY_ERRORS,
     ConflictResponse,
     EnqueueResponse,
     ErrorResponse,
@@ -36,9 +38,8 @@ router = APIRouter(
     tags=["admin"],
     dependencies=[Depends(require_admin)],
     responses={
-        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
+        **COMMON_ERRORS,
         403: {"model": ErrorResponse, "description": "the token lacks the admin role"},
-        422: {"model": ErrorResponse, "description": "invalid parameters or body"},
     },
 )
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "unknown job"}}
@@ -76,10 +77,9 @@ async def _ids_fit_the_scope(request: Request) -> None:
     summary="Enqueue a reprocess job (or plan one with dry_run)",
     responses={
         200: {"model": PlanResponse, "description": "dry_run: the plan, nothing enqueued"},
-        400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
+        **JSON_BODY_ERRORS,
         404: {"model": ErrorResponse, "description": "unknown video or owner"},
         409: {"model": ConflictResponse, "description": "the scope already has an active job"},
-        413: {"model": ErrorResponse, "description": "body too large"},
         422: {"model": ErrorResponse, "description": "invalid body, or a scope without its id"},
     },
     dependencies=[Depends(_ids_fit_the_scope)],

@@ -9,17 +9,10 @@ import uuid
 from fastapi import APIRouter
 
 from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
-from scenedex.api.schemas import EmbedResponse, ErrorResponse
+from scenedex.api.schemas import COMMON_ERRORS, EmbedResponse, ErrorResponse
 from scenedex.services.enqueue import enqueue_embed_video
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["owner"],
-    responses={
-        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
-        422: {"model": ErrorResponse, "description": "invalid parameters"},
-    },
-)
+router = APIRouter(prefix="/v1", tags=["owner"], responses=COMMON_ERRORS)
 
 
 @router.post(

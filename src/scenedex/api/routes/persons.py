@@ -26,7 +26,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
-from scenedex.api.schemas import ErrorResponse
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
@@ -131,18 +131,11 @@ class RenameBody(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
 
 
-router = APIRouter(
-    prefix="/v1/persons",
-    tags=["persons"],
-    responses={
-        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
-        422: {"model": ErrorResponse, "description": "invalid body or parameters"},
-    },
-)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+router = APIRouter(prefix="/v1/persons", tags=["persons"], responses=COMMON_ERRORS)
+_NOT_FOUND: Responses = {
     404: {"model": ErrorResponse, "description": "no such person (or photo) for the caller's owner"}
 }
-_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+_UPLOAD_ERRORS: Responses = {
     413: {"model": ErrorResponse, "description": "a photo (or the whole upload) over the size limit"},
     415: {"model": ErrorResponse, "description": "a photo that is not a decodable image"},
 }
@@ -251,11 +244,7 @@ def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -
     "/{person_id}",
     response_model=PersonOut,
     summary="Rename a person",
-    responses={
-        400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
-        413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
-        **_NOT_FOUND,
-    },
+    responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
 )
 def rename_person(
     person_id: uuid.UUID, body: RenameBody, caller: CallerDep, services: ServicesDep

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from scenedex.api.deps import CallerDep, ServicesDep
-from scenedex.api.schemas import ErrorResponse
-from scenedex.services.search import MAX_K
+from scenedex.api.schemas import COMMON_ERRORS, ErrorResponse
+from scenedex.services.search import KEYFRAME_PATH, MAX_K, SceneResult
 
 KEYFRAME_MAX_AGE_S = 3600
 """``Cache-Control: private, max-age`` of a keyframe: a results page shows its thumbnails again
@@ -35,11 +35,7 @@ _VIDEO = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
 _PERSON = "5e2b7c1a-8d44-4c0e-a3f1-2b9c6d7e8f90"
 _KEYFRAME_URI = "s3://media/scenedex/owners/7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10/uploads/frame.jpg"
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["search"],
-    responses={401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"}},
-)
+router = APIRouter(prefix="/v1", tags=["search"], responses=COMMON_ERRORS)
 
 
 class PersonResult(BaseModel):
@@ -74,7 +70,7 @@ class SearchResponse(BaseModel):
                             "end_s": 18.0,
                             "score": 0.612345,
                             "persons": [{"person_id": _PERSON, "name": "alice"}],
-                            "keyframe_url": f"/v1/scenes/{_SCENE}/keyframe",
+                            "keyframe_url": KEYFRAME_PATH.format(scene_id=_SCENE),
                         }
                     ]
                 }
@@ -83,6 +79,10 @@ class SearchResponse(BaseModel):
     )
 
     results: list[SearchResult]
+
+    @classmethod
+    def of(cls, results: list[SceneResult]) -> SearchResponse:
+        return cls.model_validate({"results": [result.to_dict() for result in results]})
 
 
 class ImageSearchBody(BaseModel):
@@ -216,8 +216,7 @@ def search(
 ) -> SearchResponse:
     """Owner-scoped nearest scenes through the search index, best first; give exactly one of
     ``text`` or ``person_id``."""
-    results = services.search(caller.owner_id, k=k, **query)
-    return SearchResponse.model_validate({"results": [r.to_dict() for r in results]})
+    return SearchResponse.of(services.search(caller.owner_id, k=k, **query))
 
 
 @dataclass(frozen=True)
@@ -291,12 +290,11 @@ def search_image(
     ``owners/{owner_id}/`` prefix of the blob store; another owner's blob is as unknown as a
     missing one (404). Images are held to the worker's limits (bytes or pixels: 413; not an image: 415)."""
     image = services.query_image(caller.owner_id, data=query.data, uri=query.uri)
-    results = services.search(caller.owner_id, image=image, k=k)
-    return SearchResponse.model_validate({"results": [r.to_dict() for r in results]})
+    return SearchResponse.of(services.search(caller.owner_id, image=image, k=k))
 
 
 @router.get(
-    "/scenes/{scene_id}/keyframe",
+    KEYFRAME_PATH.removeprefix(router.prefix),
     response_class=Response,
     summary="A scene's keyframe image (a hit's thumbnail)",
     responses={

@@ -10,29 +10,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
-from scenedex.api.schemas import ErrorResponse
-from scenedex.domain.errors import ConflictError
+from scenedex.api.schemas import (
+    COMMON_ERRORS,
+    JSON_BODY_ERRORS,
+    ErrorResponse,
+    Responses,
+    openapi_examples,
+)
 from scenedex.domain.model import Scene, Video, VideoStatus
 from scenedex.services import videos
 
-router = APIRouter(
-    prefix="/v1/videos",
-    tags=["videos"],
-    responses={
-        401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
-        422: {"model": ErrorResponse, "description": "invalid body or parameters"},
-    },
-)
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=COMMON_ERRORS)
+_NOT_FOUND: Responses = {
     404: {"model": ErrorResponse, "description": "no such video (or scene) for the caller's owner"}
-}
-_JSON_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
-    413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
 }
 _URI = Field(min_length=1, max_length=2048)
 
@@ -59,10 +53,6 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "created_at": _TIME,
     "updated_at": _TIME,
 }
-
-
-def _examples(*examples: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class _Body(BaseModel):
@@ -126,7 +116,7 @@ class VideoCreate(_Body):
 
 
 class VideoAccepted(BaseModel):
-    model_config = _examples({"video_id": _VIDEO, "status": "queued", "message_id": _MESSAGE})
+    model_config = openapi_examples({"video_id": _VIDEO, "status": "queued", "message_id": _MESSAGE})
 
     video_id: uuid.UUID
     status: VideoStatus
@@ -134,7 +124,7 @@ class VideoAccepted(BaseModel):
 
 
 class SceneOut(BaseModel):
-    model_config = _examples(_SCENE_EXAMPLE)
+    model_config = openapi_examples(_SCENE_EXAMPLE)
 
     scene_id: uuid.UUID
     ordinal: int
@@ -158,7 +148,7 @@ class SceneOut(BaseModel):
 
 
 class VideoSummary(BaseModel):
-    model_config = _examples(_SUMMARY_EXAMPLE)
+    model_config = openapi_examples(_SUMMARY_EXAMPLE)
 
     video_id: uuid.UUID
     external_id: str | None
@@ -184,7 +174,7 @@ class VideoSummary(BaseModel):
 
 
 class VideoOut(VideoSummary):
-    model_config = _examples(
+    model_config = openapi_examples(
         {**_SUMMARY_EXAMPLE, "scenes": [_SCENE_EXAMPLE], "spec_version": "2026-11-01+3f2a9c1d7e"}
     )
 
@@ -193,7 +183,9 @@ class VideoOut(VideoSummary):
 
 
 class VideoPage(BaseModel):
-    model_config = _examples({"videos": [_SUMMARY_EXAMPLE], "limit": 50, "offset": 0, "next_offset": None})
+    model_config = openapi_examples(
+        {"videos": [_SUMMARY_EXAMPLE], "limit": 50, "offset": 0, "next_offset": None}
+    )
 
     videos: list[VideoSummary]
     limit: int
@@ -214,7 +206,7 @@ class TextsIn(_Body):
 
 
 class TextsAccepted(BaseModel):
-    model_config = _examples(
+    model_config = openapi_examples(
         {
             "video_id": _VIDEO,
             "scene": {**_SCENE_EXAMPLE, "summary": "two cyclists at dusk"},
@@ -228,7 +220,7 @@ class TextsAccepted(BaseModel):
 
 
 class DeleteAccepted(BaseModel):
-    model_config = _examples({"video_id": _VIDEO, "message_id": _MESSAGE})
+    model_config = openapi_examples({"video_id": _VIDEO, "message_id": _MESSAGE})
 
     video_id: uuid.UUID
     message_id: str
@@ -240,7 +232,7 @@ class DeleteAccepted(BaseModel):
     response_model=VideoAccepted,
     summary="Create a video from the blob store; a worker ingests and embeds it",
     responses={
-        **_JSON_BODY,
+        **JSON_BODY_ERRORS,
         413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_UPLOAD_BYTES"},
         409: {"model": ErrorResponse, "description": "external_id used with other fields"},
     },
@@ -250,17 +242,13 @@ def create_video(
 ) -> VideoAccepted:
     """``queued`` at once; poll ``GET /v1/videos/{id}`` until ``ready`` (or ``failed``). With an
     ``external_id`` the owner used before: the same video."""
-    policy = services.source_policy()
-    try:
-        created = videos.create_video(
-            body.to_new_video(),
-            caller.owner_id,
-            uow_factory=services.uow_factory,
-            policy=policy,
-            send_ingest=runtime.sender.send_ingest,
-        )
-    except ConflictError as error:
-        raise HTTPException(409, str(error)) from None
+    created = videos.create_video(
+        body.to_new_video(),
+        caller.owner_id,
+        uow_factory=services.uow_factory,
+        policy=services.source_policy(),
+        send_ingest=runtime.sender.send_ingest,
+    )
     return VideoAccepted(
         video_id=created.video.id, status=created.video.status, message_id=created.message_id
     )
@@ -302,7 +290,7 @@ def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> 
     response_model=TextsAccepted,
     status_code=202,
     summary="Replace a scene's texts; the workers recompute what changed",
-    responses={**_JSON_BODY, **_NOT_FOUND},
+    responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
 )
 def put_texts(
     video_id: uuid.UUID,
