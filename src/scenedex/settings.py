@@ -95,6 +95,34 @@ class WorkerSettings(BaseModel):
         description="on SIGTERM, wait this long for running messages, then re-queue them (below the "
         "process manager's grace period: Kubernetes and compose default to 30 s and 10 s)",
     )
+    item_retries: int = Field(
+        3, ge=0, le=50, description="retries of an item after a transient error that is not an outage"
+    )
+    min_backoff_ms: int = Field(5_000, ge=10, description="first retry delay (doubled per retry, jittered)")
+    max_backoff_ms: int = Field(300_000, ge=10, description="longest retry delay")
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breakers, one per dependency (embedding service, OpenSearch, database, blob
+    store, Redis), shared by every worker process through Redis (Redis's own is per process).
+
+    ``failure_threshold`` dependency errors within ``failure_window_s`` open a breaker; while it
+    is open the items that need the dependency are held (their messages delayed, no retry or
+    delivery spent, status ``waiting``). After ``open_s`` one worker probes the dependency's
+    own health call (half-open); an answer closes the breaker, a failure opens it again for
+    twice as long, up to ``max_open_s``. A held message comes back after between
+    ``hold_min_s`` and ``hold_max_s`` (doubling per hold); while the breaker is still open it
+    is held again without touching the dependency. Recovery to the first held item running
+    therefore takes at most about ``max_open_s + hold_max_s``.
+    """
+
+    failure_threshold: int = Field(3, ge=1, description="dependency errors that open the breaker")
+    failure_window_s: float = Field(60.0, gt=0, description="errors older than this are forgotten")
+    open_s: float = Field(5.0, gt=0, description="first wait before probing an open breaker")
+    max_open_s: float = Field(30.0, gt=0, description="longest wait between two probes")
+    probe_timeout_s: float = Field(5.0, gt=0, description="a probe slower than this failed")
+    hold_min_s: float = Field(2.0, gt=0, description="shortest delay of a held message")
+    hold_max_s: float = Field(15.0, gt=0, description="longest delay of a held message")
 
 
 class ApiSettings(BaseModel):
@@ -122,6 +150,11 @@ class ApiSettings(BaseModel):
         "issue 1 h tokens)",
     )
     allow_insecure_dev: bool = Field(False, description="run without token checks (development only)")
+    console_secure_cookie: bool | None = Field(
+        None,
+        description="admin console (/admin): mark its session cookie Secure; unset: Secure when the "
+        "request came over https (X-Forwarded-Proto behind a proxy), off on plain http",
+    )
     host: str = Field("127.0.0.1", description="listen address; production: 0.0.0.0 behind a proxy")
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger request bodies get 413")
@@ -293,6 +326,7 @@ class Settings(BaseSettings):
     faces: FaceSettings = FaceSettings()
     reprocess: ReprocessSettings = ReprocessSettings()
     worker: WorkerSettings = WorkerSettings()
+    breakers: BreakerSettings = BreakerSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
     scheduler: SchedulerSettings = SchedulerSettings()

@@ -204,22 +204,33 @@ def test_job_endpoints(api: Api) -> None:
     assert queued.status_code == 200 and queued.json()["status"] == "queued"
     assert queued.json()["items"]["total"] == 0 and not queued.json()["planned"]
 
-    resumed = api.action(job_id, "resume")
-    assert resumed.status_code == 200 and resumed.json()["resent"] == 0  # its planner message is held
+    resent = api.action(job_id, "resend")
+    assert resent.status_code == 200 and resent.json()["resent"] == 0  # its planner message is held
     api.harness.redis.flushdb()  # Redis lost it
-    assert api.action(job_id, "resume").json()["resent"] == 1
+    assert api.action(job_id, "resend").json()["resent"] == 1
+
+    not_paused = api.action(job_id, "resume")
+    assert not_paused.status_code == 409 and "cannot resume" in not_paused.json()["detail"]
+    paused = api.action(job_id, "pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert api.action(job_id, "pause").status_code == 409
+    assert api.action(job_id, "resend").status_code == 409  # a paused job sends nothing
+    resumed = api.action(job_id, "resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "queued"  # it never started
+    assert resumed.json()["resent"] == 0  # its planner message is still held
+    api.action(job_id, "pause")
 
     nothing_failed = api.action(job_id, "retry-failed")
     assert nothing_failed.status_code == 409 and "no failed" in nothing_failed.json()["detail"]
 
     cancelled = api.action(job_id, "cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    for name in ("cancel", "resume", "retry-failed"):
+    for name in ("cancel", "pause", "resume", "resend", "retry-failed"):
         assert api.action(job_id, name).status_code == 409, name
 
     unknown = uuid.uuid4()
     assert api.job(unknown).status_code == 404
-    for name in ("cancel", "resume", "retry-failed"):
+    for name in ("cancel", "pause", "resume", "resend", "retry-failed"):
         missing = api.action(unknown, name)
         assert missing.status_code == 404 and str(unknown) in missing.json()["detail"], name
 

@@ -129,8 +129,8 @@ def test_redis_flushed_mid_job_is_completed_by_resume(harness: Harness) -> None:
     harness.redis.flushdb()
 
     probe = harness.runtime.probe
-    assert harness.coordinator.resume(job_id, probe) == 3
-    assert harness.coordinator.resume(job_id, probe) == 0  # messages held again: nothing re-sent
+    assert harness.coordinator.resend_lost(job_id, probe) == 3
+    assert harness.coordinator.resend_lost(job_id, probe) == 0  # messages held again: nothing re-sent
     harness.start_worker()
     summary = harness.wait(job_id)
     assert summary.job.status is JobStatus.SUCCEEDED

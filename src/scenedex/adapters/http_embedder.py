@@ -13,7 +13,8 @@ Requests are signed (``scenedex.adapters.request_signing``) with ``SCENEDEX_EMBE
 every attempt carries a fresh ``request_id``, so a retried body is never a replay. Transient
 failures (connection errors, timeouts, 429, 500, 502, 503, 504) are retried with exponential
 backoff and full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015), then
-raise ``TransientError`` (the job's message is retried by Dramatiq). Per-image errors of the
+raise ``DependencyUnavailableError`` (``embedding``: the item is held while the service's
+circuit breaker is open, see ``scenedex.tasks.holds``). Per-image errors of the
 service become the item's ``BadInputError``: a bad keyframe fails its scene, not the batch.
 """
 
@@ -32,7 +33,14 @@ import httpx
 import numpy as np
 
 from scenedex.adapters.request_signing import signed_headers
-from scenedex.domain.errors import BadInputError, ModelLoadError, PermanentError, TransientError
+from scenedex.domain.errors import (
+    EMBEDDING,
+    BadInputError,
+    DependencyUnavailableError,
+    ModelLoadError,
+    PermanentError,
+    TransientError,
+)
 from scenedex.domain.model import DetectedFace
 
 log = logging.getLogger(__name__)
@@ -97,9 +105,9 @@ class EmbedServiceClient:
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST ``payload`` (plus a fresh ``request_id`` per attempt) and return the JSON answer.
 
-        Raises ``TransientError`` after the retries, ``ModelLoadError`` on 401 (wrong secret or
-        clock), ``BadInputError`` on 413/422 (the request's input is at fault) and
-        ``PermanentError`` for other 4xx."""
+        Raises ``DependencyUnavailableError`` (a ``TransientError``) after the retries,
+        ``ModelLoadError`` on 401 (wrong secret or clock), ``BadInputError`` on 413/422 (the
+        request's input is at fault) and ``PermanentError`` for other 4xx."""
         return self._send("POST", path, payload)
 
     def _send(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -133,8 +141,9 @@ class EmbedServiceClient:
                     )
                 failure = f"{response.status_code} {detail}"
             if attempt >= self._max_retries:
-                raise TransientError(
-                    f"embedding service {method} {path} failed after {attempt + 1} attempts: {failure}"
+                raise DependencyUnavailableError(
+                    EMBEDDING,
+                    f"embedding service {method} {path} failed after {attempt + 1} attempts: {failure}",
                 )
             delay = random.uniform(0, self._backoff_s * 2**attempt)
             log.warning("embedding service %s %s: %s; retry in %.2f s", method, path, failure, delay)

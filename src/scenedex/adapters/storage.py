@@ -6,12 +6,37 @@ at write time stay valid.
 
 from __future__ import annotations
 
+import errno
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import fsspec
 from fsspec.core import url_to_fs
 
-from scenedex.domain.errors import BadInputError, BlobNotFoundError
+from scenedex.domain.errors import BLOBS, BadInputError, BlobNotFoundError, DependencyUnavailableError
+
+_OUTAGE_ERRNOS = frozenset(
+    {errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ECONNREFUSED}
+)
+"""OS errors that mean the store (a network mount, an object store) is unreachable, not that
+the blob is bad."""
+
+
+@contextmanager
+def _store_reachable(what: str) -> Iterator[None]:
+    """Connection errors, timeouts and the errnos above become ``DependencyUnavailableError``
+    (``blobs``): the work is held, not failed."""
+    try:
+        yield
+    except (ConnectionError, TimeoutError) as error:
+        raise DependencyUnavailableError(BLOBS, f"blob store unreachable during {what}: {error}") from error
+    except OSError as error:
+        if error.errno in _OUTAGE_ERRNOS:
+            raise DependencyUnavailableError(
+                BLOBS, f"blob store unreachable during {what}: {error}"
+            ) from error
+        raise
 
 
 class FsspecBlobStore:
@@ -25,24 +50,27 @@ class FsspecBlobStore:
     def write(self, key: str, data: bytes) -> str:
         """Store ``data`` at ``root/key`` and return its URI (e.g. ``file:///abs/path``)."""
         path = self._path(key)
-        self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self._fs.pipe_file(path, data)
+        with _store_reachable(f"write {key}"):
+            self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            self._fs.pipe_file(path, data)
         return self._fs.unstrip_protocol(path)
 
     def write_file(self, key: str, local_path: str) -> str:
         """Copy a local file to ``root/key`` without reading it into memory; returns its URI."""
         path = self._path(key)
-        self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self._fs.put_file(local_path, path)
+        with _store_reachable(f"write {key}"):
+            self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            self._fs.put_file(local_path, path)
         return self._fs.unstrip_protocol(path)
 
     def read(self, uri: str) -> bytes:
         """Bytes at ``uri``. Raises ``BlobNotFoundError`` when absent and ``BadInputError`` for a
-        URI outside this store's root."""
+        URI outside this store's root, ``DependencyUnavailableError`` (``blobs``) when the store
+        cannot be reached."""
         if not (uri == self.root_uri or uri.startswith(self.root_uri + "/")):
             raise BadInputError(f"{uri} is outside the storage root {self.root_uri}")
         try:
-            with fsspec.open(uri, "rb") as handle:
+            with _store_reachable(f"read {uri}"), fsspec.open(uri, "rb") as handle:
                 return handle.read()
         except FileNotFoundError:
             raise BlobNotFoundError(f"file not found: {uri}") from None

@@ -230,10 +230,21 @@ class FailedItem(BaseModel):
     errors: list[dict[str, Any]]
 
 
+class WaitingItems(BaseModel):
+    """Items of a job held on one dependency (or waiting for a retry): how many, since when
+    (the oldest), the last error."""
+
+    waiting_on: str = Field(description="embedding, opensearch, database, blobs, redis, or retry")
+    items: int
+    since: datetime
+    error: str | None
+
+
 class JobResponse(BaseModel):
     """A job's progress (``JobSummary.to_dict``): items by status, per-step counts summed over
     finished items, throughput (items/s), ETA (seconds; null until an item finished or once the
-    job is over) and up to 100 failed items with their errors."""
+    job is over), up to 100 failed items with their errors, and the items ``waiting`` grouped
+    by what they wait on (a dependency whose circuit breaker is open, or ``retry``)."""
 
     model_config = openapi_examples(
         {
@@ -251,11 +262,19 @@ class JobResponse(BaseModel):
             "finished_at": None,
             "planned": True,
             "error": None,
-            "items": {"total": 4, "done": 2, "failed": 0, "by_status": {"succeeded": 2, "queued": 2}},
+            "items": {"total": 4, "done": 2, "failed": 0, "by_status": {"succeeded": 2, "waiting": 2}},
             "steps": {"scene_clip_embeddings": {"planned": 6, "computed": 6, "skipped": 0, "failed": 0}},
             "items_per_s": 0.5,
             "eta_s": 4.0,
             "failed_items": [],
+            "waiting": [
+                {
+                    "waiting_on": "embedding",
+                    "items": 2,
+                    "since": "2026-11-02T03:00:03+00:00",
+                    "error": "embedding service POST /v1/embed/image-batch failed after 5 attempts",
+                }
+            ],
         }
     )
 
@@ -278,6 +297,7 @@ class JobResponse(BaseModel):
     items_per_s: float | None
     eta_s: float | None
     failed_items: list[FailedItem]
+    waiting: list[WaitingItems]
 
 
 class JobListItem(BaseModel):
@@ -319,7 +339,8 @@ class JobListResponse(BaseModel):
 
 
 class JobActionResponse(BaseModel):
-    """The outcome of resume (``resent``: messages re-sent) or retry-failed (``retried``)."""
+    """The outcome of resume or resend (``resent``: messages re-sent) or retry-failed
+    (``retried``: items queued again)."""
 
     model_config = openapi_examples({"job_id": _JOB, "status": "running", "resent": 0, "retried": 3})
 

@@ -92,14 +92,18 @@ class JobCoordinator:
     # -- planner ------------------------------------------------------------------------------
 
     def plan(self, job_id: uuid.UUID, *, inline: bool = False) -> None:
-        """Write the job's items owner by owner from its cursor, run each owner's person steps
-        (its ``persons`` item) and send one message per video item, then mark it planned.
-        With ``inline`` the video items run here instead of being sent (``embed_video``).
-        A scope that no longer exists fails the job (permanent)."""
+        """Write the job's items owner by owner from its cursor and run each owner's person
+        steps (its ``persons`` item), then send one message per video item, the owners in turn
+        (``JobStore.unsent_video_items``: an ``all`` job interleaves owners instead of draining
+        the largest first), then mark it planned. With ``inline`` the video items run here
+        instead of being sent (``embed_video``). A scope that no longer exists fails the job
+        (permanent). A paused job's planner stops; ``resume`` sends it again."""
         with log_context(job_id=job_id):
             job = self.store.start(job_id)
             if job is None:
-                log.info("job %s is not active; planner message ignored", job_id)
+                log.info(
+                    "job %s is not runnable (finished, cancelled or paused); planner message ignored", job_id
+                )
                 return
             try:
                 scopes = self.runner.resolve(job.request)
@@ -109,22 +113,32 @@ class JobCoordinator:
             for scope in sorted(scopes, key=lambda s: s.owner_id):
                 if job.plan_cursor is not None and scope.owner_id <= job.plan_cursor:
                     continue
+                if not self._runnable(job_id):
+                    log.info("job %s paused or over while planning; planner stops", job_id)
+                    return
                 self._run_persons_item(job, scope.owner_id)
                 videos = [v.id for v in scope.videos]
                 for start in range(0, len(videos), self.page_size):
                     page = videos[start : start + self.page_size]
                     self.store.add_items(job_id, [(ItemKind.VIDEO, v, scope.owner_id) for v in page])
-                    if inline:
-                        continue
-                    sent = [(ItemKind.VIDEO, v, self.sender.send_video(job_id, v)) for v in page]
-                    self.store.set_message_ids(job_id, sent)
                 self.store.set_cursor(job_id, scope.owner_id)
+            if not inline:
+                while page_items := self.store.unsent_video_items(job_id, self.page_size):
+                    sent = [
+                        (ItemKind.VIDEO, i.subject_id, self.sender.send_video(job_id, i.subject_id))
+                        for i in page_items
+                    ]
+                    self.store.set_message_ids(job_id, sent)
             if (finished := self.store.mark_planned(job_id)) is not None:
                 self.events.job_finished(finished)
             if inline:
                 for item in self.store.unfinished_items(job_id):
                     if item.kind is ItemKind.VIDEO:
                         self.run_video(job_id, item.subject_id)
+
+    def _runnable(self, job_id: uuid.UUID) -> bool:
+        job = self.store.get(job_id)
+        return job is not None and job.status.runnable
 
     def _run_persons_item(self, job: Job, owner_id: uuid.UUID) -> None:
         with log_context(owner_id=owner_id):
@@ -187,6 +201,23 @@ class JobCoordinator:
         job = self.store.finish_item(job_id, kind, subject_id, ItemStatus.FAILED, error=error)
         self._finished(kind, ItemStatus.FAILED, {}, job)
 
+    def hold(
+        self,
+        job_id: uuid.UUID,
+        video_id: uuid.UUID,
+        waiting_on: str,
+        error: str | None,
+        *,
+        refund_delivery: bool,
+    ) -> None:
+        """The video item's message was delayed (a dependency is down, or a retry waits for its
+        backoff): the item shows ``waiting`` on ``waiting_on``; ``refund_delivery`` when this
+        delivery's claim must not count towards ``max_deliveries``."""
+        log.warning("job %s video %s waiting on %s: %s", job_id, video_id, waiting_on, error)
+        self.store.hold_item(
+            job_id, ItemKind.VIDEO, video_id, waiting_on, error, refund_delivery=refund_delivery
+        )
+
     def _finish(
         self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID, progress: ReprocessProgress
     ) -> None:
@@ -213,16 +244,36 @@ class JobCoordinator:
 
     # -- recovery -----------------------------------------------------------------------------
 
-    def resume(self, job_id: uuid.UUID, message_exists: MessageProbe) -> int:
-        """Re-send what an active job lost: its planner message if it is not fully planned,
+    def pause(self, job_id: uuid.UUID) -> Job:
+        """Pause a queued or running job: no item starts until ``resume`` (running items
+        finish; the messages of the others are dropped as they arrive and ``resume`` sends
+        them again). Raises ``NotFoundError`` / ``InvalidRequestError`` (not queued or running)."""
+        job = self.store.pause(job_id)
+        log.info("job %s paused", job_id)
+        return job
+
+    def resume(self, job_id: uuid.UUID, message_exists: MessageProbe) -> tuple[Job, int]:
+        """Resume a paused job: it runs again, and the messages it dropped while paused are
+        sent again (``resend_lost``). Returns the job and the number of messages sent. Raises
+        ``NotFoundError`` / ``InvalidRequestError`` (not paused)."""
+        self.store.unpause(job_id)
+        log.info("job %s resumed", job_id)
+        sent = self.resend_lost(job_id, message_exists)
+        job = self.store.get(job_id)
+        assert job is not None
+        return job, sent
+
+    def resend_lost(self, job_id: uuid.UUID, message_exists: MessageProbe) -> int:
+        """Re-send what a running job lost: its planner message if it is not fully planned,
         and every unfinished video item whose message the broker no longer holds (Redis
-        flushed or restarted without persistence). Returns the number of messages sent.
-        Raises ``NotFoundError`` for an unknown job, ``InvalidRequestError`` for a finished one."""
+        flushed or restarted without persistence, or dropped while the job was paused).
+        Returns the number of messages sent. Raises ``NotFoundError`` for an unknown job,
+        ``InvalidRequestError`` for a finished or paused one."""
         job = self.store.get(job_id)
         if job is None:
             raise NotFoundError(f"job {job_id} not found")
-        if not job.status.active:
-            raise InvalidRequestError(f"job {job_id} is {job.status.value}; nothing to resume")
+        if not job.status.runnable:
+            raise InvalidRequestError(f"job {job_id} is {job.status.value}; nothing to re-send")
         sent = 0
         if job.planned_at is None and not message_exists(job.plan_message_id):
             self.store.set_plan_message_id(job_id, self.sender.send_plan(job_id))
@@ -256,12 +307,15 @@ class JobCoordinator:
         return job, len(sent)
 
     def sweep(self, message_exists: MessageProbe) -> dict[uuid.UUID, int]:
-        """``resume`` every active job; messages re-sent per job (jobs with none left out)."""
+        """``resend_lost`` of every runnable job (paused ones are left alone); messages re-sent
+        per job (jobs with none left out)."""
         resent = {}
         for job in self.store.active_jobs():
+            if not job.status.runnable:
+                continue
             try:
                 with log_context(job_id=job.id):
-                    count = self.resume(job.id, message_exists)
+                    count = self.resend_lost(job.id, message_exists)
             except (NotFoundError, InvalidRequestError):
                 continue  # finished meanwhile
             if count:

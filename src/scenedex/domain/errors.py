@@ -20,6 +20,28 @@ class TransientError(ScenedexError):
     """The same work may succeed when retried (after a backoff)."""
 
 
+class DependencyUnavailableError(TransientError):
+    """A dependency the work needs cannot serve it now (connection refused, timeout, 5xx, 429):
+    the work is held until the dependency's circuit breaker closes again, not failed.
+
+    ``dependency``: one of ``DEPENDENCIES`` (``embedding``, ``opensearch``, ``database``,
+    ``blobs``, ``redis``)."""
+
+    def __init__(self, dependency: str, message: str) -> None:
+        super().__init__(message)
+        self.dependency = dependency
+
+
+EMBEDDING = "embedding"
+"""The embedding service (``SCENEDEX_EMBEDDER__BACKEND=http``)."""
+OPENSEARCH = "opensearch"
+DATABASE = "database"
+BLOBS = "blobs"
+REDIS = "redis"
+DEPENDENCIES = (EMBEDDING, OPENSEARCH, DATABASE, BLOBS, REDIS)
+"""The dependencies that can be down, each with its circuit breaker (``adapters.breakers``)."""
+
+
 class InvalidRequestError(PermanentError):
     """A request is malformed: wrong scope arguments, bad ids, bad values."""
 

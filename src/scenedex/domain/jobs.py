@@ -32,8 +32,13 @@ MAX_ERRORS_PER_ITEM = 50
 
 
 class JobStatus(StrEnum):
+    """``queued`` -> ``running`` (<-> ``paused``) -> ``succeeded`` | ``failed`` |
+    ``partially_failed`` | ``cancelled``. A paused job holds its scope (no second job for it)
+    but starts no item; its running items finish."""
+
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIALLY_FAILED = "partially_failed"
@@ -41,19 +46,39 @@ class JobStatus(StrEnum):
 
     @property
     def active(self) -> bool:
+        """Not over yet (queued, running or paused): the job holds its scope."""
+        return self in ACTIVE_JOB_STATUSES
+
+    @property
+    def runnable(self) -> bool:
+        """Items may start (queued or running; not paused)."""
         return self in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+
+
 class ItemStatus(StrEnum):
+    """``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``; ``waiting``: its
+    message is delayed, held while a dependency is down (``JobItem.waiting_on`` names it) or
+    waiting for a retry after a transient error (``waiting_on`` = ``RETRY``)."""
+
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self not in (ItemStatus.QUEUED, ItemStatus.RUNNING)
+        return self not in UNFINISHED_ITEM_STATUSES
+
+
+UNFINISHED_ITEM_STATUSES = (ItemStatus.QUEUED, ItemStatus.RUNNING, ItemStatus.WAITING)
+
+RETRY = "retry"
+"""``JobItem.waiting_on`` of an item whose message waits for Dramatiq's retry backoff."""
 
 
 class JobTrigger(StrEnum):
@@ -132,16 +157,39 @@ class JobItem:
     message_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting_on: str | None = None
+    waiting_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WaitingGroup:
+    """Items of a job in ``waiting`` on one dependency (or ``RETRY``): how many, since when (the
+    oldest), and the last error seen."""
+
+    waiting_on: str
+    items: int
+    since: datetime
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "waiting_on": self.waiting_on,
+            "items": self.items,
+            "since": self.since.isoformat(),
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
 class JobSummary:
-    """A job with its items counted by status and its per-step counts summed over items."""
+    """A job with its items counted by status, its per-step counts summed over items, its
+    failed items and its waiting items grouped by what they wait on."""
 
     job: Job
     items_by_status: dict[ItemStatus, int]
     steps: dict[str, dict[str, int]]
     failed_items: list[JobItem]
+    waiting: list[WaitingGroup] = field(default_factory=list)
 
     @property
     def items_total(self) -> int:
@@ -155,7 +203,8 @@ class JobSummary:
         """JSON-able progress: ``Job.to_dict()`` plus ``{
         "items": {"total", "done", "failed", "by_status"}, "steps": {step: {"planned",
         "computed", "skipped", "failed"}}, "items_per_s", "eta_s", "failed_items": [{"kind",
-        "subject_id", "error", "deliveries", "errors"}]}``. Throughput is finished items per
+        "subject_id", "error", "deliveries", "errors"}], "waiting": [{"waiting_on", "items",
+        "since", "error"}]}``. Throughput is finished items per
         second since the job started; ETA (seconds) = unfinished items / throughput, None
         until an item has finished or once the job is over."""
         job = self.job
@@ -184,6 +233,7 @@ class JobSummary:
                 }
                 for item in self.failed_items
             ],
+            "waiting": [group.to_dict() for group in self.waiting],
         }
 
 

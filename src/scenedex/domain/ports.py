@@ -335,7 +335,8 @@ class JobStore(Protocol):
         ...
 
     def start(self, job_id: uuid.UUID) -> Job | None:
-        """queued -> running (sets ``started_at``); the job if it is active, else None."""
+        """queued -> running (sets ``started_at``); the job if it is runnable (queued or
+        running, not paused), else None."""
         ...
 
     def add_items(self, job_id: uuid.UUID, items: Sequence[tuple[ItemKind, uuid.UUID, uuid.UUID]]) -> None:
@@ -350,8 +351,25 @@ class JobStore(Protocol):
         ...
 
     def claim_item(self, job_id: uuid.UUID, kind: ItemKind, subject_id: uuid.UUID) -> JobItem | None:
-        """If the job is active and the item unfinished: deliveries += 1, status running,
-        return it; else None (duplicate or cancelled delivery)."""
+        """If the job is runnable (not paused) and the item unfinished (queued, running or
+        waiting): deliveries += 1, status running, ``waiting_on`` cleared, return it; else None
+        (duplicate, cancelled or paused delivery)."""
+        ...
+
+    def hold_item(
+        self,
+        job_id: uuid.UUID,
+        kind: ItemKind,
+        subject_id: uuid.UUID,
+        waiting_on: str,
+        error: str | None,
+        *,
+        refund_delivery: bool,
+    ) -> None:
+        """An unfinished item's message was delayed: status ``waiting`` on ``waiting_on`` (a
+        dependency's name, or ``jobs.RETRY``) since now (kept while it waits on the same
+        thing), ``error`` the last error. ``refund_delivery``: the claim of this delivery did
+        not count (a hold spends no delivery)."""
         ...
 
     def finish_item(
@@ -387,7 +405,26 @@ class JobStore(Protocol):
         active job now)."""
         ...
 
+    def pause(self, job_id: uuid.UUID) -> Job:
+        """queued or running -> paused. Raises ``NotFoundError`` / ``InvalidRequestError`` (not
+        queued or running)."""
+        ...
+
+    def unpause(self, job_id: uuid.UUID) -> Job:
+        """paused -> running (queued if it never started). Raises ``NotFoundError`` /
+        ``InvalidRequestError`` (not paused)."""
+        ...
+
+    def unsent_video_items(self, job_id: uuid.UUID, limit: int) -> builtins.list[JobItem]:
+        """Up to ``limit`` queued video items without a message, the owners interleaved
+        (round robin, owners in id order)."""
+        ...
+
     def unfinished_items(self, job_id: uuid.UUID) -> builtins.list[JobItem]: ...
+
+    def waiting_counts(self) -> dict[str, int]:
+        """Items ``waiting`` over all jobs, by what they wait on (a dependency, or ``retry``)."""
+        ...
 
     def set_message_ids(
         self, job_id: uuid.UUID, message_ids: Sequence[tuple[ItemKind, uuid.UUID, str]]
@@ -397,7 +434,9 @@ class JobStore(Protocol):
 
     def summary(self, job_id: uuid.UUID) -> JobSummary | None: ...
 
-    def active_jobs(self) -> builtins.list[Job]: ...
+    def active_jobs(self) -> builtins.list[Job]:
+        """Queued, running and paused jobs, oldest first."""
+        ...
 
 
 class JobEvents(Protocol):

@@ -21,7 +21,9 @@ from scenedex.scripts.common import JsonOption, fail, print_json, user_errors
 from scenedex.settings import Settings
 
 jobs_app = typer.Typer(
-    help="Queued reprocess jobs: status, list, resume, cancel.", no_args_is_help=True, rich_markup_mode="rich"
+    help="Queued reprocess jobs: status, list, pause, resume, resend, retry, cancel.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
 )
 
 
@@ -136,19 +138,61 @@ def jobs_list(
     Console().print(table)
 
 
+@jobs_app.command("pause")
+def jobs_pause(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Pause a queued or running job: no new item starts (running items finish)."""
+    with user_errors():
+        job = _runtime().coordinator.pause(_job_id(job_id))
+    _print_action(job_id, job.status.value, {}, json_output)
+
+
 @jobs_app.command("resume")
 def jobs_resume(
     job_id: Annotated[str, typer.Argument(help="Job UUID.")],
     json_output: JsonOption = False,
 ) -> None:
-    """Re-send the messages of an active job that the broker lost (e.g. Redis restarted)."""
+    """Resume a paused job: its items run again (their messages are sent again)."""
     with user_errors():
         runtime = _runtime()
-        sent = runtime.coordinator.resume(_job_id(job_id), runtime.probe)
+        job, sent = runtime.coordinator.resume(_job_id(job_id), runtime.probe)
+    _print_action(job_id, job.status.value, {"resent": sent}, json_output)
+
+
+@jobs_app.command("resend")
+def jobs_resend(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Re-send the messages of a running job that the broker lost (e.g. Redis restarted)."""
+    with user_errors():
+        runtime = _runtime()
+        job_uuid = _job_id(job_id)
+        sent = runtime.coordinator.resend_lost(job_uuid, runtime.probe)
+        job = runtime.coordinator.store.get(job_uuid)
+    _print_action(job_id, job.status.value, {"resent": sent}, json_output)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: Annotated[str, typer.Argument(help="Job UUID.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Run a job's failed video items again (a finished job becomes running)."""
+    with user_errors():
+        job, retried = _runtime().coordinator.retry_failed(_job_id(job_id))
+    _print_action(job_id, job.status.value, {"retried": retried}, json_output)
+
+
+def _print_action(job_id: str, status: str, counts: dict[str, int], json_output: bool) -> None:
     if json_output:
-        print_json({"job_id": job_id, "resent": sent})
-    else:
-        print(f"job {job_id}: re-sent {sent} message(s)")
+        print_json({"job_id": job_id, "status": status, **counts})
+        return
+    what = {"resent": "re-sent {} message(s)", "retried": "retried {} item(s)"}
+    done = "".join(f", {what[name].format(n)}" for name, n in counts.items())
+    print(f"job {job_id}: {status}{done}")
 
 
 @jobs_app.command("cancel")
@@ -159,10 +203,7 @@ def jobs_cancel(
     """Cancel an active job: items not yet finished are not run (a running video finishes)."""
     with user_errors():
         job = _runtime().coordinator.store.cancel(_job_id(job_id))
-    if json_output:
-        print_json({"job_id": job_id, "status": job.status.value})
-    else:
-        print(f"job {job_id}: {job.status.value}")
+    _print_action(job_id, job.status.value, {}, json_output)
 
 
 def _print_status(report: dict[str, Any], compact: bool = False) -> None:
@@ -176,6 +217,8 @@ def _print_status(report: dict[str, Any], compact: bool = False) -> None:
     console = Console(stderr=compact)
     console.print(line, highlight=False)
     if compact:
+        for group in report["waiting"]:
+            console.print(f"  waiting on {group['waiting_on']}: {group['items']} item(s)", highlight=False)
         return
     if report["error"]:
         console.print(f"error: {report['error']}", highlight=False)
@@ -185,5 +228,11 @@ def _print_status(report: dict[str, Any], compact: bool = False) -> None:
     for step, counts in report["steps"].items():
         table.add_row(step, *(str(counts.get(k, 0)) for k in ("planned", "computed", "skipped", "failed")))
     console.print(table)
+    for group in report["waiting"]:
+        console.print(
+            f"waiting on {group['waiting_on']}: {group['items']} item(s) since {group['since']}"
+            + (f" ({group['error']})" if group["error"] else ""),
+            highlight=False,
+        )
     for item in report["failed_items"]:
         console.print(f"failed {item['kind']} {item['subject_id']}: {item['error']}", highlight=False)

@@ -14,9 +14,18 @@ do that). Each actor finds its process's runtime through its broker's middleware
 
 Options, on purpose:
 
+- Every work actor runs through ``tasks.holds.run_guarded``: while a dependency's circuit
+  breaker is open the message is held (delayed again, no retry or delivery spent, the item
+  ``waiting`` on the dependency), so an outage pauses the work instead of failing it.
+- Priorities (dramatiq's ``priority``: a worker runs the lowest number first among the messages
+  it has fetched): new uploads (``embed_video``, ``ingest_video``, ``delete_video``, queue
+  ``embeddings``) are ``0``, backfill (``reprocess_embeddings``, ``reprocess_video``, queue
+  ``reprocessing``) ``10``, so a worker busy with a backfill takes an upload next (it waits for
+  at most the items already running).
 - ``reprocess_video`` / ``embed_video`` / ``ingest_video`` / ``delete_video``: ``max_retries=3``
-  with exponential backoff from 5 s to 5 min for transient errors (database or storage hiccups,
-  a download timeout); ``throws=(PermanentError,)``: bad input, unknown ids and model load
+  with exponential backoff from 5 s to 5 min for transient errors that are not outages
+  (``SCENEDEX_WORKER__ITEM_RETRIES``, ``__MIN_BACKOFF_MS``, ``__MAX_BACKOFF_MS``; applied by
+  ``configure_retries``); ``throws=(PermanentError,)``: bad input, unknown ids and model load
   errors are not retried (item failures are recorded on the item, not raised); ``time_limit``
   1 h (a 1000-scene video takes minutes on CPU). On the last retry the item (for
   ``ingest_video``: the video) is failed with the error instead of being dead-lettered. A worker
@@ -42,10 +51,12 @@ from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
 from scenedex.domain.logcontext import log_context
 from scenedex.domain.model import VideoStatus, utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
+from scenedex.tasks.holds import HeldItem, dependency_of, run_guarded
 from scenedex.tasks.messaging import broker_message_id
 from scenedex.tasks.runtime import job_runtime
 
 if TYPE_CHECKING:
+    from scenedex.settings import WorkerSettings
     from scenedex.worker.bootstrap import JobRuntime
 
 if dramatiq.broker.global_broker is None:  # dramatiq would fall back to a RabbitMQ broker
@@ -57,9 +68,11 @@ log = logging.getLogger("scenedex.worker")
 
 EMBEDDINGS_QUEUE = "embeddings"
 REPROCESSING_QUEUE = "reprocessing"
-ITEM_RETRIES = 3
+UPLOAD_PRIORITY = 0
+BACKFILL_PRIORITY = 10
+"""dramatiq priorities (lower runs first among a worker's fetched messages)."""
 _ITEM_OPTIONS: dict[str, Any] = {
-    "max_retries": ITEM_RETRIES,
+    "max_retries": 3,
     "min_backoff": 5_000,
     "max_backoff": 300_000,
     "time_limit": 3_600_000,
@@ -78,28 +91,50 @@ def _spec_version(rt: JobRuntime) -> str | None:
     return rt.services.spec.version if rt.services is not None else None
 
 
-def _last_attempt() -> bool:
+def _retries(actor: Any) -> int:
+    return int(actor.options.get("max_retries", 0))
+
+
+def _last_attempt(actor: Any) -> bool:
     message = CurrentMessage.get_current_message()
-    return message is not None and message.options.get("retries", 0) >= ITEM_RETRIES
+    return message is not None and message.options.get("retries", 0) >= _retries(actor)
 
 
-@dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=5, time_limit=3_600_000, throws=(PermanentError,))
+def configure_retries(settings: WorkerSettings) -> None:
+    """Apply ``SCENEDEX_WORKER__ITEM_RETRIES`` / ``__MIN_BACKOFF_MS`` / ``__MAX_BACKOFF_MS`` to
+    the item actors (dramatiq's ``Retries`` reads them from the actor's options)."""
+    for actor in (reprocess_video, embed_video, ingest_video, delete_video):
+        actor.options.update(
+            max_retries=settings.item_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        )
+
+
+@dramatiq.actor(
+    queue_name=REPROCESSING_QUEUE,
+    priority=BACKFILL_PRIORITY,
+    max_retries=5,
+    time_limit=3_600_000,
+    throws=(PermanentError,),
+)
 def reprocess_embeddings(job_id: str) -> None:
     """Plan job ``job_id``: persons items inline, one ``reprocess_video`` message per video."""
     rt = job_runtime(reprocess_embeddings.broker)
     with log_context(job_id=job_id, spec_version=_spec_version(rt)):
-        rt.coordinator.plan(_uuid(job_id, "job id"))
+        run_guarded(rt, reprocess_embeddings, lambda _: rt.coordinator.plan(_uuid(job_id, "job id")))
 
 
-@dramatiq.actor(queue_name=REPROCESSING_QUEUE, **_ITEM_OPTIONS)
+@dramatiq.actor(queue_name=REPROCESSING_QUEUE, priority=BACKFILL_PRIORITY, **_ITEM_OPTIONS)
 def reprocess_video(job_id: str, video_id: str) -> None:
-    """Run the scene steps of one video item of job ``job_id``."""
+    """Run the scene steps of one video item of job ``job_id`` (held while a dependency is down)."""
     rt = job_runtime(reprocess_video.broker)
+    item = HeldItem(_uuid(job_id, "job id"), _uuid(video_id, "video id"))
     with log_context(job_id=job_id, video_id=video_id, spec_version=_spec_version(rt)):
-        _run_video_item(rt, _uuid(job_id, "job id"), _uuid(video_id, "video id"))
+        run_guarded(rt, reprocess_video, lambda held: _run_video_item(rt, held), item)
 
 
-@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, priority=UPLOAD_PRIORITY, **_ITEM_OPTIONS)
 def embed_video(video_id: str, owner_id: str) -> None:
     """A newly ingested video: a video-scope job (trigger ``ingest``) planned and run here,
     the same code path as ``scenedex reprocess --scope video``. If a job for this video is
@@ -108,10 +143,14 @@ def embed_video(video_id: str, owner_id: str) -> None:
     its scenes before a text change). A video ``embedding`` becomes ``ready`` when the job ends."""
     rt = job_runtime(embed_video.broker)
     with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
-        _embed(rt, _uuid(video_id, "video id"), _uuid(owner_id, "owner id"))
+        run_guarded(
+            rt,
+            embed_video,
+            lambda held: _embed(rt, _uuid(video_id, "video id"), _uuid(owner_id, "owner id"), held),
+        )
 
 
-@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, priority=UPLOAD_PRIORITY, **_ITEM_OPTIONS)
 def ingest_video(video_id: str) -> None:
     """A video created over HTTP: fetch its source from the blob store (or download its
     allow-listed URL through the SSRF guard; a timeout or 5xx is retried), cut it (the caller's
@@ -124,7 +163,8 @@ def ingest_video(video_id: str) -> None:
     services = rt.services
     assert services is not None
     video_uuid = _uuid(video_id, "video id")
-    with log_context(video_id=video_id, spec_version=_spec_version(rt)):
+
+    def ingest(held: HeldItem) -> None:
         try:
             video = ingest_queued_video(
                 video_uuid,
@@ -134,18 +174,21 @@ def ingest_video(video_id: str) -> None:
                 download=services.source_download(),
             )
         except Exception as error:
-            if _last_attempt():
+            if _last_attempt(ingest_video) and dependency_of(error) is None:
                 fail_ingest(
                     video_uuid,
-                    f"gave up after {ITEM_RETRIES} retries: {error}",
+                    f"gave up after {_retries(ingest_video)} retries: {error}",
                     uow_factory=services.uow_factory,
                 )
             raise
         if video is not None:
-            _embed(rt, video.id, video.owner_id)
+            _embed(rt, video.id, video.owner_id, held)
+
+    with log_context(video_id=video_id, spec_version=_spec_version(rt)):
+        run_guarded(rt, ingest_video, ingest)
 
 
-@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, **_ITEM_OPTIONS)
+@dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, priority=UPLOAD_PRIORITY, **_ITEM_OPTIONS)
 def delete_video(video_id: str, owner_id: str) -> None:
     """Remove a video everywhere (``services.videos.delete_video``: search documents, rows,
     blobs). Idempotent: a second delivery finds nothing left."""
@@ -154,7 +197,8 @@ def delete_video(video_id: str, owner_id: str) -> None:
     rt = job_runtime(delete_video.broker)
     services = rt.services
     assert services is not None
-    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
+
+    def remove(_: HeldItem) -> None:
         done = delete(
             _uuid(owner_id, "owner id"),
             _uuid(video_id, "video id"),
@@ -164,10 +208,14 @@ def delete_video(video_id: str, owner_id: str) -> None:
         )
         log.info("video %s deleted: %d scenes, %d blobs", video_id, done.scenes, done.blobs)
 
+    with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
+        run_guarded(rt, delete_video, remove)
 
-def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
+
+def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID, held: HeldItem) -> None:
     """Create and run (inline) the video's ``ingest`` job; a video ``embedding`` is ``ready``
-    after it (unless it changed meanwhile)."""
+    after it (unless it changed meanwhile). An ``ingest`` job of this video left active by an
+    earlier delivery (held during an outage, or killed) is continued instead."""
     from scenedex.services.videos import mark_ready, video_status
 
     services = rt.services
@@ -177,16 +225,22 @@ def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
     try:
         job = rt.coordinator.store.create(request, services.spec.version, JobTrigger.INGEST)
     except ActiveJobError as active:
-        if video_status(owner_id, video_id, uow_factory=services.uow_factory) is VideoStatus.EMBEDDING:
+        earlier = rt.coordinator.store.get(active.active_job_id)
+        if earlier is not None and earlier.trigger is JobTrigger.INGEST and earlier.status.runnable:
+            job = earlier
+            log.info("video %s: continuing its ingest job %s", video_id, job.id)
+        elif video_status(owner_id, video_id, uow_factory=services.uow_factory) is VideoStatus.EMBEDDING:
             raise TransientError(f"video {video_id}: {active}; retried once it is over") from None
-        log.info("video %s: %s", video_id, active)
-        return
+        else:
+            log.info("video %s: %s", video_id, active)
+            return
+    held.job_id, held.video_id = job.id, video_id
     with log_context(job_id=job.id):
         rt.coordinator.plan(job.id, inline=True)
         mark_ready(owner_id, video_id, started, uow_factory=services.uow_factory)
 
 
-@dramatiq.actor(queue_name=REPROCESSING_QUEUE, max_retries=0, time_limit=300_000)
+@dramatiq.actor(queue_name=REPROCESSING_QUEUE, priority=BACKFILL_PRIORITY, max_retries=0, time_limit=300_000)
 def sweep_jobs() -> None:
     """Re-send the lost messages of every active job (see ``JobCoordinator.sweep``)."""
     rt = job_runtime(sweep_jobs.broker)
@@ -199,6 +253,7 @@ REFRESH_DELAY_MS = 10_000
 
 @dramatiq.actor(
     queue_name=REPROCESSING_QUEUE,
+    priority=BACKFILL_PRIORITY,
     max_retries=20,
     min_backoff=10_000,
     max_backoff=600_000,
@@ -229,15 +284,21 @@ def refresh_owner(owner_id: str, trigger: str) -> None:
         log.info("owner %s: person change picked up by job %s", owner_id, done.job_id if done else None)
 
 
-def _run_video_item(rt: JobRuntime, job_id: uuid.UUID, video_id: uuid.UUID) -> None:
+def _run_video_item(rt: JobRuntime, item: HeldItem) -> None:
+    """Run the item; an error that is not an outage fails it on the last attempt (an outage is
+    held by ``run_guarded`` whatever the attempt)."""
+    assert item.job_id is not None and item.video_id is not None
     coordinator = rt.coordinator
     try:
-        coordinator.run_video(job_id, video_id)
+        coordinator.run_video(item.job_id, item.video_id)
     except Exception as error:
-        if not _last_attempt():
+        if not _last_attempt(reprocess_video) or dependency_of(error) is not None:
             raise
         coordinator.fail_item(
-            job_id, ItemKind.VIDEO, video_id, f"gave up after {ITEM_RETRIES} retries: {error}"
+            item.job_id,
+            ItemKind.VIDEO,
+            item.video_id,
+            f"gave up after {_retries(reprocess_video)} retries: {error}",
         )
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 
 from scenedex.domain.jobs import ItemKind
-from scenedex.tasks.messaging import broker_message_id
+from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
 
 if TYPE_CHECKING:
     from scenedex.worker.bootstrap import JobRuntime
@@ -51,19 +51,23 @@ def job_runtime(broker: Any) -> JobRuntime:
 class WorkerRuntime(TaskRuntime):
     """The worker's ``TaskRuntime``: builds the runtime with ``build`` (the entry point's
     composition, e.g. ``lambda: build_runtime(settings, bootstrap(settings))``) and loads the
-    models once per worker process before its consumers start, and runs the periodic sweeper
-    (``runtime.settings.worker.sweep_interval_s``; one process at a time, under a Redis lock).
+    models once per worker process before its consumers start, runs the periodic sweeper
+    (``runtime.settings.worker.sweep_interval_s``; one process at a time, under a Redis lock)
+    and the circuit breakers' probes (every ``BREAKER_TICK_S``: an open breaker whose probe is
+    due is probed by one process, ``BreakerBoard.probe_due``).
 
     A model that cannot be loaded stops the worker process with one clear log line (and the
     dramatiq master then stops the others) instead of failing every job.
     """
 
     SWEEP_LOCK = "scenedex:sweeper"
+    BREAKER_TICK_S = 1.0
 
     def __init__(self, build: Callable[[], JobRuntime]) -> None:
         super().__init__()
         self._build = build
         self._stop = threading.Event()
+        self._gauges: Any = None
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         """Build this process's runtime and load every model. Any failure (a missing checkpoint
@@ -87,30 +91,46 @@ class WorkerRuntime(TaskRuntime):
             # so this one would import prometheus_client before dramatiq's Prometheus middleware
             # has set PROMETHEUS_MULTIPROC_DIR, leaving the process in single-process mode and
             # every metric (dramatiq's too) missing from the exposition on the metrics port.
-            from scenedex.worker.metrics import PrometheusJobEvents
+            from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
 
             runtime.coordinator.events = PrometheusJobEvents()
+            self._gauges = DependencyGauges()
         self.runtime = runtime
         log.info("worker ready: spec %s", services.spec.version)
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        """Start the sweeper thread (unless the interval is 0)."""
+        """Start the sweeper thread (unless the interval is 0) and the breaker probe thread."""
         interval = self.runtime.settings.worker.sweep_interval_s if self.runtime else 0
         if interval > 0:
             threading.Thread(target=self._sweep_loop, args=(broker, interval), daemon=True).start()
+        if self.runtime is not None:
+            threading.Thread(target=self._breaker_loop, daemon=True).start()
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         """Stop the sweeper thread."""
         self._stop.set()
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
-        """A retry is re-enqueued under a new broker id: record it on the item so the
-        sweeper does not take the delayed message for lost."""
+        """A retried or held message is re-enqueued under a new broker id: record it on the
+        item so the sweeper does not take the delayed message for lost. With the database
+        down the id is kept in Redis (``PendingMessageIds``) and written by the next sweep."""
         if delay is None or message.actor_name != "reprocess_video" or self.runtime is None:
             return
         job_id, video_id = (uuid.UUID(arg) for arg in message.args)
-        store = self.runtime.coordinator.store
-        store.set_message_ids(job_id, [(ItemKind.VIDEO, video_id, broker_message_id(message))])
+        message_id = broker_message_id(message)
+        pending = PendingMessageIds(broker.client)
+        try:
+            self.runtime.coordinator.store.set_message_ids(job_id, [(ItemKind.VIDEO, video_id, message_id)])
+        except Exception as error:
+            pending.record(job_id, video_id, message_id)
+            log.warning(
+                "job %s video %s: message id kept in Redis until the database is back (%s)",
+                job_id,
+                video_id,
+                error,
+            )
+            return
+        pending.forget(job_id, video_id)
 
     def _sweep_loop(self, broker: Any, interval: float) -> None:
         runtime = self.runtime
@@ -118,6 +138,9 @@ class WorkerRuntime(TaskRuntime):
         while not self._stop.wait(interval):
             try:
                 if broker.client.set(self.SWEEP_LOCK, broker.broker_id, nx=True, px=int(interval * 900)):
+                    PendingMessageIds(broker.client).flush(runtime.coordinator.store)
+                    if self._gauges is not None:
+                        self._gauges.held(runtime.coordinator.store.waiting_counts())
                     resent = runtime.coordinator.sweep(runtime.probe)
                     if resent:
                         log.warning(
@@ -125,3 +148,14 @@ class WorkerRuntime(TaskRuntime):
                         )
             except Exception:  # the sweeper must never kill the worker
                 log.exception("sweep failed")
+
+    def _breaker_loop(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        while not self._stop.wait(self.BREAKER_TICK_S):
+            try:
+                runtime.breakers.probe_due()
+                if self._gauges is not None:
+                    self._gauges.breakers(runtime.breakers.statuses())
+            except Exception:  # the probe thread must never kill the worker
+                log.exception("breaker probe failed")

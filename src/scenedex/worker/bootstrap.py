@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 import sqlalchemy as sa
 
+from scenedex.adapters.breakers import BreakerBoard, BreakerConfig, CircuitBreaker, LocalKeyValue
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
@@ -24,7 +25,7 @@ from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
 from scenedex.domain.coordinator import JobCoordinator
-from scenedex.domain.errors import InvalidRequestError
+from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH, REDIS, InvalidRequestError
 from scenedex.domain.model import Scene
 from scenedex.domain.ports import (
     BlobStore,
@@ -210,14 +211,16 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
 class JobRuntime:
     """The queued side of a process, built by ``build_runtime``: the ``JobCoordinator`` (SQL
     job store, Dramatiq sender, and the services' runner when built with services), the Redis
-    probe that ``resume`` and the sweeper ask, and the sender of every actor's messages
-    (``DramatiqSender``). ``services``: None in a process that only enqueues or inspects jobs."""
+    probe that ``resume`` and the sweeper ask, the sender of every actor's messages
+    (``DramatiqSender``) and the circuit breakers of the dependencies (``breakers``).
+    ``services``: None in a process that only enqueues or inspects jobs."""
 
     settings: Settings
     services: Services | None
     coordinator: JobCoordinator
     probe: MessageProbe
     sender: DramatiqSender
+    breakers: BreakerBoard
 
 
 def build_runtime(
@@ -239,14 +242,61 @@ def build_runtime(
 
     if services is not None:
         engine = services.engine
+    engine = engine or create_engine(settings.database_url)
     sender = DramatiqSender()
     coordinator = JobCoordinator(
-        SqlJobStore(engine or create_engine(settings.database_url)),
+        SqlJobStore(engine),
         sender,
         services.runner() if services is not None else None,
         max_deliveries=settings.worker.max_deliveries,
     )
-    return JobRuntime(settings, services, coordinator, RedisMessageProbe(broker), sender)
+    breakers = dependency_breakers(settings, broker, engine, services)
+    return JobRuntime(settings, services, coordinator, RedisMessageProbe(broker), sender, breakers)
+
+
+def dependency_breakers(
+    settings: Settings, broker: Any, engine: sa.Engine, services: Services | None = None
+) -> BreakerBoard:
+    """A circuit breaker and a health probe per dependency this process uses: the database,
+    the blob store and Redis always, the embedding service when ``SCENEDEX_EMBEDDER__BACKEND``
+    is ``http`` (``GET /health``), OpenSearch when it is the search backend (cluster health).
+    The breakers are shared through the broker's Redis, except Redis's own (in the process)."""
+    from fsspec.core import url_to_fs
+
+    config = BreakerConfig(
+        failure_threshold=settings.breakers.failure_threshold,
+        failure_window_s=settings.breakers.failure_window_s,
+        open_s=settings.breakers.open_s,
+        max_open_s=settings.breakers.max_open_s,
+        probe_timeout_s=settings.breakers.probe_timeout_s,
+    )
+    timeout = settings.breakers.probe_timeout_s
+
+    def database() -> None:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def blobs() -> None:
+        fs, root = url_to_fs(settings.storage_url)
+        fs.exists(root)
+
+    def redis() -> None:
+        broker.client.ping()
+
+    probes: dict[str, Any] = {DATABASE: database, BLOBS: blobs, REDIS: redis}
+    if settings.embedder.backend == "http":
+        import httpx
+
+        url = settings.embedder.url.rstrip("/") + "/health"
+        probes[EMBEDDING] = lambda: httpx.get(url, timeout=timeout, trust_env=False).raise_for_status()
+    if settings.search.backend == "opensearch":
+        client = opensearch_client(settings.search, timeout_s=timeout, max_retries=0)
+        probes[OPENSEARCH] = lambda: client.cluster.health(request_timeout=timeout)
+    shared = getattr(broker, "client", None) or LocalKeyValue()  # a stub broker (tests) has no Redis
+    breakers = {
+        name: CircuitBreaker(name, LocalKeyValue() if name == REDIS else shared, config) for name in probes
+    }
+    return BreakerBoard(breakers, probes)
 
 
 def task_broker(settings: Settings) -> dramatiq.Broker:
@@ -254,8 +304,9 @@ def task_broker(settings: Settings) -> dramatiq.Broker:
     or a RedisBroker on ``settings.redis_url`` installed now (``ensure_broker``). The worker's
     entry calls it before adding its middleware; ``build_runtime`` calls it too."""
     broker = ensure_broker(settings)
-    import scenedex.tasks.actors  # noqa: F401  (declares the actors on the global broker)
+    from scenedex.tasks.actors import configure_retries  # declares the actors on the global broker
 
+    configure_retries(settings.worker)
     return broker
 
 

@@ -7,7 +7,11 @@ on ``SCENEDEX_WORKER__METRICS_PORT`` (default 9191) from every worker process.
 - ``scenedex_records_total`` (counter; ``step``; ``outcome``: computed, skipped, failed):
   records per step by outcome;
 - ``scenedex_job_duration_seconds`` (histogram; ``trigger``, ``status``): seconds from a job's
-  creation to its end.
+  creation to its end;
+- ``scenedex_breaker_state`` (gauge; ``dependency``): 0 closed, 1 half-open, 2 open (the shared
+  state, so every process reports the same; ``max`` over processes);
+- ``scenedex_items_held`` (gauge; ``waiting_on``: a dependency, or ``retry``): job items
+  ``waiting``, counted by the process that runs the sweep (``mostrecent``).
 
 The metrics are created after dramatiq's middleware has set ``PROMETHEUS_MULTIPROC_DIR``
 (``after_process_boot``), as prometheus_client's multiprocess mode requires.
@@ -15,9 +19,12 @@ The metrics are created after dramatiq's middleware has set ``PROMETHEUS_MULTIPR
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scenedex.domain.jobs import ItemKind, ItemStatus, Job
+from scenedex.adapters.breakers import BreakerStatus
+from scenedex.domain.errors import DEPENDENCIES
+from scenedex.domain.jobs import RETRY, ItemKind, ItemStatus, Job
 
 JOB_DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600)
 """Seconds: one video takes seconds, a full reindex hours."""
@@ -55,3 +62,34 @@ class PrometheusJobEvents:
         if job.finished_at is not None:
             seconds = (job.finished_at - job.created_at).total_seconds()
             self.job_duration.labels(job.trigger.value, job.status.value).observe(seconds)
+
+
+class DependencyGauges:
+    """The breaker and held-item gauges above."""
+
+    def __init__(self, registry: Any = None) -> None:
+        import prometheus_client as prom
+
+        options = {"registry": registry} if registry is not None else {}
+        self.breaker_state = prom.Gauge(
+            "scenedex_breaker_state",
+            "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open.",
+            ["dependency"],
+            multiprocess_mode="max",
+            **options,
+        )
+        self.items_held = prom.Gauge(
+            "scenedex_items_held",
+            "Job items waiting, by the dependency they wait on (or retry).",
+            ["waiting_on"],
+            multiprocess_mode="mostrecent",
+            **options,
+        )
+
+    def breakers(self, statuses: Iterable[BreakerStatus]) -> None:
+        for status in statuses:
+            self.breaker_state.labels(status.name).set(status.state.gauge)
+
+    def held(self, counts: Mapping[str, int]) -> None:
+        for waiting_on in (*DEPENDENCIES, RETRY):
+            self.items_held.labels(waiting_on).set(counts.get(waiting_on, 0))

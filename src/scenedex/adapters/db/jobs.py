@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from scenedex.adapters.db import tables as t
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.jobs import (
+    ACTIVE_JOB_STATUSES,
     STEP_NAMES,
+    UNFINISHED_ITEM_STATUSES,
     ActiveJobError,
     ItemKind,
     ItemStatus,
@@ -26,13 +28,15 @@ from scenedex.domain.jobs import (
     JobStatus,
     JobSummary,
     JobTrigger,
+    WaitingGroup,
     scope_key,
 )
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
-_UNFINISHED = (ItemStatus.QUEUED.value, ItemStatus.RUNNING.value)
-_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_UNFINISHED = tuple(status.value for status in UNFINISHED_ITEM_STATUSES)
+_ACTIVE = tuple(status.value for status in ACTIVE_JOB_STATUSES)
+_RUNNABLE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class SqlJobStore:
@@ -120,7 +124,7 @@ class SqlJobStore:
                 .values(status=JobStatus.RUNNING.value, started_at=now, updated_at=now)
             )
         job = self.get(job_id)
-        return job if job is not None and job.status.active else None
+        return job if job is not None and job.status.runnable else None
 
     def set_cursor(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> None:
         self._update_job(job_id, plan_cursor=owner_id)
@@ -175,6 +179,35 @@ class SqlJobStore:
         job = self.get(job_id)
         assert job is not None
         return job
+
+    def pause(self, job_id: uuid.UUID) -> Job:
+        """See ``JobStore.pause``."""
+        self._switch(job_id, _RUNNABLE, JobStatus.PAUSED, "pause")
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def unpause(self, job_id: uuid.UUID) -> Job:
+        """See ``JobStore.unpause``: a paused job becomes running (queued if it never started)."""
+        job = self.get(job_id)
+        target = JobStatus.RUNNING if job is not None and job.started_at is not None else JobStatus.QUEUED
+        self._switch(job_id, (JobStatus.PAUSED.value,), target, "resume")
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def _switch(self, job_id: uuid.UUID, allowed: tuple[str, ...], target: JobStatus, verb: str) -> None:
+        with self.engine.begin() as connection:
+            status = self._lock_job(connection, job_id)
+            if status is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if status not in allowed:
+                raise InvalidRequestError(f"job {job_id} is {status}; cannot {verb} it")
+            connection.execute(
+                sa.update(t.reprocess_jobs)
+                .where(t.reprocess_jobs.c.id == job_id)
+                .values(status=target.value, updated_at=utcnow())
+            )
 
     @staticmethod
     def _cancel_items(connection: sa.Connection, job_id: uuid.UUID, now: Any) -> None:
@@ -232,7 +265,7 @@ class SqlJobStore:
         items = t.reprocess_job_items.c
         jobs = t.reprocess_jobs.c
         now = utcnow()
-        active_job = sa.exists().where(jobs.id == job_id, jobs.status.in_(_ACTIVE))
+        active_job = sa.exists().where(jobs.id == job_id, jobs.status.in_(_RUNNABLE))
         with self.engine.begin() as connection:
             claimed = connection.execute(
                 sa.update(t.reprocess_job_items)
@@ -245,6 +278,8 @@ class SqlJobStore:
                     status=ItemStatus.RUNNING.value,
                     deliveries=items.deliveries + 1,
                     started_at=sa.func.coalesce(items.started_at, now),
+                    waiting_on=None,
+                    waiting_since=None,
                     updated_at=now,
                 )
             ).rowcount
@@ -254,6 +289,42 @@ class SqlJobStore:
                 sa.select(t.reprocess_job_items).where(*_item_key(job_id, kind, subject_id))
             ).one()
         return _item(row)
+
+    def hold_item(
+        self,
+        job_id: uuid.UUID,
+        kind: ItemKind,
+        subject_id: uuid.UUID,
+        waiting_on: str,
+        error: str | None,
+        *,
+        refund_delivery: bool,
+    ) -> None:
+        """See ``JobStore.hold_item``. ``waiting_since`` keeps its value while the item waits on
+        the same thing."""
+        items = t.reprocess_job_items.c
+        now = utcnow()
+        since = sa.case(
+            (
+                sa.and_(items.status == ItemStatus.WAITING.value, items.waiting_on == waiting_on),
+                items.waiting_since,
+            ),
+            else_=now,
+        )
+        deliveries = items.deliveries - 1 if refund_delivery else items.deliveries
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.update(t.reprocess_job_items)
+                .where(*_item_key(job_id, kind, subject_id), items.status.in_(_UNFINISHED))
+                .values(
+                    status=ItemStatus.WAITING.value,
+                    waiting_on=waiting_on,
+                    waiting_since=sa.func.coalesce(since, now),
+                    error=error,
+                    deliveries=sa.case((items.deliveries > 0, deliveries), else_=0),
+                    updated_at=now,
+                )
+            )
 
     def finish_item(
         self,
@@ -282,6 +353,8 @@ class SqlJobStore:
                     errors=list(errors),
                     error=error,
                     finished_at=now,
+                    waiting_on=None,
+                    waiting_since=None,
                     updated_at=now,
                 )
             )
@@ -351,6 +424,38 @@ class SqlJobStore:
             )
             return job, [_item(row) for row in rows]
 
+    def unsent_video_items(self, job_id: uuid.UUID, limit: int) -> list[JobItem]:
+        """See ``JobStore.unsent_video_items``: the owners' items interleaved (each owner's
+        first unsent item, then each owner's second...), so an ``all`` job serves its owners in
+        turn instead of draining the largest first. One window query (``ROW_NUMBER() OVER
+        (PARTITION BY owner_id)``, Postgres and SQLite >= 3.25)."""
+        items = t.reprocess_job_items.c
+        turn = sa.func.row_number().over(partition_by=items.owner_id, order_by=items.subject_id).label("turn")
+        unsent = (
+            sa.select(t.reprocess_job_items, turn)
+            .where(
+                items.job_id == job_id,
+                items.kind == ItemKind.VIDEO.value,
+                items.status == ItemStatus.QUEUED.value,
+                items.message_id.is_(None),
+            )
+            .subquery()
+        )
+        query = sa.select(unsent).order_by(unsent.c.turn, unsent.c.owner_id).limit(limit)
+        with self.engine.connect() as connection:
+            return [_item(row) for row in connection.execute(query)]
+
+    def waiting_counts(self) -> dict[str, int]:
+        """See ``JobStore.waiting_counts``."""
+        items = t.reprocess_job_items.c
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(items.waiting_on, sa.func.count().label("n"))
+                .where(items.status == ItemStatus.WAITING.value)
+                .group_by(items.waiting_on)
+            )
+            return {row.waiting_on: row.n for row in rows}
+
     def unfinished_items(self, job_id: uuid.UUID) -> list[JobItem]:
         items = t.reprocess_job_items.c
         with self.engine.connect() as connection:
@@ -390,8 +495,22 @@ class SqlJobStore:
                     .limit(100)
                 )
             ]
+            waiting = [
+                WaitingGroup(row.waiting_on, row.n, _aware(row.since), row.error)
+                for row in connection.execute(
+                    sa.select(
+                        items.waiting_on,
+                        sa.func.count().label("n"),
+                        sa.func.min(items.waiting_since).label("since"),
+                        sa.func.max(items.error).label("error"),
+                    )
+                    .where(items.job_id == job_id, items.status == ItemStatus.WAITING.value)
+                    .group_by(items.waiting_on)
+                    .order_by(sa.func.min(items.waiting_since))
+                )
+            ]
         in_spec_order = {name: steps[name] for name in STEP_NAMES if name in steps}
-        return JobSummary(job, by_status, in_spec_order, failed)
+        return JobSummary(job, by_status, in_spec_order, failed, waiting)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -493,6 +612,8 @@ def _item(row: sa.Row[Any]) -> JobItem:
         message_id=data["message_id"],
         started_at=_aware(data["started_at"]),
         finished_at=_aware(data["finished_at"]),
+        waiting_on=data["waiting_on"],
+        waiting_since=_aware(data["waiting_since"]),
     )
 
 

@@ -170,7 +170,7 @@ search_documents = sa.Table(
 )
 """The table-backed search index (one document per scene); OpenSearch replaces it later."""
 
-_ACTIVE_JOB = "status IN ('queued', 'running')"
+_ACTIVE_JOB = "status IN ('queued', 'running', 'paused')"
 
 reprocess_jobs = sa.Table(
     "reprocess_jobs",
@@ -221,6 +221,9 @@ reprocess_job_items = sa.Table(
     sa.Column("started_at", Timestamp, nullable=True),
     sa.Column("finished_at", Timestamp, nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # ``waiting``: the dependency the item is held for (or ``retry``), and since when.
+    sa.Column("waiting_on", sa.String(32), nullable=True),
+    sa.Column("waiting_since", Timestamp, nullable=True),
     sa.Index("ix_reprocess_job_items_job_status", "job_id", "status"),
 )
 """One row per unit of a job: ``persons`` of an owner, or one ``video``; per-step counts are

@@ -13,7 +13,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from scenedex.adapters.opensearch.layout import META_KEY
-from scenedex.domain.errors import PermanentError, TransientError
+from scenedex.domain.errors import OPENSEARCH, DependencyUnavailableError, PermanentError, TransientError
 
 
 class SearchIndexBusyError(TransientError):
@@ -131,14 +131,17 @@ def reason(error: Any) -> str:
 
 @contextmanager
 def transient(what: str) -> Iterator[None]:
-    """Connection failures, timeouts and 429/5xx answers become ``TransientError`` (the actor
-    retries with backoff); other errors pass through."""
+    """Connection failures, timeouts and 429/5xx answers become ``DependencyUnavailableError``
+    (``opensearch``: the work is held while the cluster's circuit breaker is open); other
+    errors pass through."""
     try:
         yield
     except OpenSearchConnectionError as error:
-        raise TransientError(f"OpenSearch unreachable during {what}: {error}") from error
+        raise DependencyUnavailableError(
+            OPENSEARCH, f"OpenSearch unreachable during {what}: {error}"
+        ) from error
     except TransportError as error:
         status = error.status_code
         if isinstance(status, int) and (status == 429 or status >= 500):
-            raise TransientError(f"OpenSearch busy during {what}: {error}") from error
+            raise DependencyUnavailableError(OPENSEARCH, f"OpenSearch busy during {what}: {error}") from error
         raise

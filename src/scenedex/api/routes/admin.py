@@ -1,6 +1,6 @@
-"""Admin endpoints (role ``admin``): enqueue reprocess jobs and follow, cancel, resume or retry
-them. Jobs are enqueued with ``scenedex.services.enqueue.enqueue_reprocess``, the code path the
-CLI and the scheduler use too."""
+"""Admin endpoints (role ``admin``): enqueue reprocess jobs and follow, pause, resume, cancel,
+re-send or retry them. Jobs are enqueued with ``scenedex.services.enqueue.enqueue_reprocess``,
+the code path the CLI and the scheduler use too."""
 
 from __future__ import annotations
 
@@ -145,16 +145,45 @@ def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post(
+    "/reprocess-jobs/{job_id}/pause",
+    response_model=JobResponse,
+    summary="Pause a queued or running job (no new item starts; running items finish)",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def pause_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
+    """409 when the job is not queued or running (already paused, or over)."""
+    with _conflicts():
+        runtime.coordinator.pause(job_id)
+    return _summary(runtime, job_id)
+
+
+@router.post(
     "/reprocess-jobs/{job_id}/resume",
     response_model=JobActionResponse,
-    summary="Re-send the messages of an active job that the broker lost",
+    summary="Resume a paused job (the messages it dropped while paused are sent again)",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 def resume_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+    """409 when the job is not paused."""
     with _conflicts():
-        resent = runtime.coordinator.resume(job_id, runtime.probe)
+        job, resent = runtime.coordinator.resume(job_id, runtime.probe)
+    return JobActionResponse(job_id=job_id, status=job.status, resent=resent)
+
+
+@router.post(
+    "/reprocess-jobs/{job_id}/resend",
+    response_model=JobActionResponse,
+    summary="Re-send the messages of a running job that the broker lost",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def resend_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+    """For a Redis that lost its queues (restarted without persistence, flushed); the worker's
+    sweeper does the same every ``SCENEDEX_WORKER__SWEEP_INTERVAL_S``. 409 when the job is
+    paused or over."""
+    with _conflicts():
+        resent = runtime.coordinator.resend_lost(job_id, runtime.probe)
     job = runtime.coordinator.store.get(job_id)
-    assert job is not None  # resume raised NotFoundError otherwise
+    assert job is not None  # resend_lost raised NotFoundError otherwise
     return JobActionResponse(job_id=job_id, status=job.status, resent=resent)
 
 
