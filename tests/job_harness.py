@@ -32,7 +32,8 @@ class Harness:
     on the tests' broker (where the actors find it; ``close`` removes it), and an in-process
     worker."""
 
-    def __init__(self, engine: sa.Engine, redis_url: str) -> None:
+    def __init__(self, engine: sa.Engine, redis_url: str, **setting_fields: Any) -> None:
+        """``setting_fields``: ``Settings`` fields for this runtime (``breakers=BreakerSettings(...)``)."""
         from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
         from scenedex.adapters.db.search_index import TableSearchIndex
         from scenedex.tasks.runtime import TaskRuntime
@@ -48,7 +49,7 @@ class Harness:
             FakeTextEmbedder(),
             FakeFaceEmbedder(),
         )
-        settings = Settings(database_url=str(engine.url), redis_url=redis_url)
+        settings = Settings(database_url=str(engine.url), redis_url=redis_url, **setting_fields)
         services = bootstrap(
             settings,
             engine=engine,

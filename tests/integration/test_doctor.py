@@ -25,6 +25,7 @@ from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Se
 from scenedex.tools.doctor import (
     Check,
     Status,
+    check_breakers,
     check_clip,
     check_database,
     check_embed_service,
@@ -99,6 +100,9 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
         "database": OK,
         "migrations": OK,
         "redis": OK,
+        "breaker database": OK,
+        "breaker blobs": OK,
+        "breaker opensearch": OK,
         "opensearch": FAIL,
         "search aliases": FAIL,
         "clip weights": FAIL,
@@ -107,7 +111,7 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
         "storage": OK,
     }
     found = by_name(checks)
-    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == "at head 0003"
+    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == "at head 0004"
     assert "connection refused" in found["opensearch"].detail
     assert "SCENEDEX_SEARCH__URL" in (found["opensearch"].fix or "")
     assert "not cached on this node" in found["clip weights"].detail
@@ -165,12 +169,12 @@ def test_migrations_behind_missing_or_unknown_are_fails_with_the_fix(tmp_path: P
 
     sqlite3.connect(path).close()  # an empty database: no schema
     assert check_database(engine)[1] == Check(
-        "migrations", FAIL, "no schema (head is 0003)", "run `scenedex db upgrade`"
+        "migrations", FAIL, "no schema (head is 0004)", "run `scenedex db upgrade`"
     )
     migrated = create_engine(f"sqlite:///{path}")
     upgrade(migrated, "0001")
     behind = check_database(engine)[1]
-    assert behind.status is FAIL and behind.detail == "at 0001, head is 0003"
+    assert behind.status is FAIL and behind.detail == "at 0001, head is 0004"
     upgrade(migrated)
     assert [c.status for c in check_database(engine)] == [OK, OK]
     with migrated.begin() as connection:
@@ -342,6 +346,9 @@ def test_cli_json_on_this_machine(
         "database": "ok",
         "migrations": "ok",
         "redis": "ok",
+        "breaker database": "ok",
+        "breaker blobs": "ok",
+        "breaker opensearch": "ok",
         "opensearch": "fail",
         "search aliases": "fail",
         "clip weights": "fail",
@@ -373,10 +380,40 @@ def test_cli_text_one_line_per_check_and_exit_0_without_fails(
         ["OK", "database"],
         ["OK", "migrations"],
         ["OK", "redis"],
+        ["OK", "breaker"],
+        ["OK", "breaker"],
         ["OK", "search"],
         ["WARN", "clip"],
         ["OK", "text"],
         ["OK", "face"],
         ["WARN", "storage"],
     ]
-    assert "-> fix: " in lines[4] and "-> fix: " not in lines[0]
+    assert "-> fix: " in lines[6] and "-> fix: " not in lines[0]
+
+
+def test_an_open_breaker_is_a_warning_with_its_error_and_next_probe(
+    postgres_engine: sa.Engine, redis_url: str, tmp_path: Path
+) -> None:
+    """What the workers share in Redis: an embedding service they found down shows as WARN."""
+    import redis
+
+    from scenedex.adapters.breakers import BreakerConfig, CircuitBreaker
+    from scenedex.settings import EmbedderSettings
+
+    config = settings(
+        database_url=postgres_engine.url.render_as_string(hide_password=False),
+        redis_url=redis_url,
+        storage_url=str(tmp_path),
+        embedder=EmbedderSettings(backend="http", url=f"http://127.0.0.1:{free_port()}"),
+    )
+    client = redis.Redis.from_url(redis_url)
+    breaker = CircuitBreaker("embedding", client, BreakerConfig(failure_threshold=1, open_s=30))
+    breaker.record_failure("embedding service POST /v1/embed/image-batch: ConnectError")
+    try:
+        found = by_name(check_breakers(config, timeout=2.0))
+    finally:
+        breaker.reset()
+    assert found["breaker database"].status is OK and found["breaker blobs"].status is OK
+    embedding = found["breaker embedding"]
+    assert embedding.status is WARN and "ConnectError" in embedding.detail
+    assert "open for" in embedding.detail and "next probe in" in embedding.detail

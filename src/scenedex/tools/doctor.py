@@ -14,6 +14,7 @@ import importlib.util
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -63,14 +64,18 @@ def fail(name: str, detail: str, fix: str | None = None) -> Check:
 
 
 def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = False) -> list[Check]:
-    """Every check for ``settings``, in report order: database, migrations, Redis, the search
-    index, the models, storage and (``SCENEDEX_EMBEDDER__BACKEND=http``) the embedding service."""
+    """Every check for ``settings``, in report order: database, migrations, Redis, the circuit
+    breakers the workers share (when Redis answers), the search index, the models, storage and
+    (``SCENEDEX_EMBEDDER__BACKEND=http``) the embedding service."""
     engine = database_engine(settings.database_url, timeout)
     network = 3 * timeout + 1  # a check may make a few requests
     try:
         checks = guarded(("database", "migrations"), lambda: check_database(engine), network)
         reachable = engine if checks[0].status is Status.OK else None
         checks += guarded(("redis",), lambda: [check_redis(settings.redis_url, timeout)], network)
+        if checks[-1].status is not Status.FAIL:
+            names = tuple(f"breaker {name}" for name in breaker_names(settings))
+            checks += guarded(names, lambda: check_breakers(settings, timeout), network)
         if settings.search.backend == "opensearch":
             search = lambda: check_opensearch(settings.search, timeout)  # noqa: E731
             checks += guarded(("opensearch", "search aliases"), search, network)
@@ -220,6 +225,50 @@ def check_redis(url: str, timeout: float) -> Check:
         fix = "set maxmemory-policy noeviction (the broker's queues must never be evicted)"
         return warn("redis", f"{detail}; maxmemory-policy {policy} may evict queued messages", fix)
     return ok("redis", detail)
+
+
+def breaker_names(settings: Settings) -> list[str]:
+    """The shared breakers the workers of ``settings`` keep (Redis's own is per process)."""
+    from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH
+
+    names = [DATABASE, BLOBS]
+    if settings.embedder.backend == "http":
+        names.append(EMBEDDING)
+    if settings.search.backend == "opensearch":
+        names.append(OPENSEARCH)
+    return names
+
+
+def check_breakers(settings: Settings, timeout: float) -> list[Check]:
+    """Each shared circuit breaker as the workers see it (``adapters.breakers``): OK closed;
+    WARN open or half-open (work needing the dependency is held), with the error that opened
+    it and when the next probe is due."""
+    import redis
+
+    from scenedex.adapters.breakers import BreakerConfig, BreakerState, CircuitBreaker
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    checks = []
+    try:
+        for name in breaker_names(settings):
+            breaker = CircuitBreaker(name, client, BreakerConfig())
+            status = breaker.status()
+            label = f"breaker {name}"
+            if status.state is BreakerState.CLOSED:
+                checks.append(ok(label, f"closed ({status.failures} recent error(s))"))
+                continue
+            since = time.time() - (status.opened_at or time.time())
+            checks.append(
+                warn(
+                    label,
+                    f"{status.state.value} for {since:.0f} s, work needing it is held: {status.last_error}; "
+                    f"next probe in {breaker.retry_in():.0f} s",
+                    f"bring {name} back; the workers' probe closes the breaker and held work runs",
+                )
+            )
+    finally:
+        client.close()
+    return checks
 
 
 def _redis_info(client: Any) -> dict[str, Any]:
