@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobStatus, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
-from scenedex.worker.metrics import PrometheusJobEvents
+from scenedex.adapters.breakers import BreakerState, BreakerStatus
+from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
 
 
 def test_item_and_job_events_update_the_metrics() -> None:
@@ -42,6 +43,22 @@ def test_item_and_job_events_update_the_metrics() -> None:
     assert value("scenedex_records_total", step="scene_clip_embeddings", outcome="computed") == 6
     assert value("scenedex_records_total", step="scene_clip_embeddings", outcome="failed") == 2
     assert value("scenedex_job_duration_seconds_sum", trigger="scheduler", status="partially_failed") == 42
+
+
+def test_breaker_and_held_item_gauges() -> None:
+    registry = CollectorRegistry()
+    gauges = DependencyGauges(registry)
+    gauges.breakers(
+        [BreakerStatus("embedding", BreakerState.OPEN), BreakerStatus("database", BreakerState.CLOSED)]
+    )
+    gauges.held({"embedding": 7, "retry": 1})
+    assert registry.get_sample_value("scenedex_breaker_state", {"dependency": "embedding"}) == 2
+    assert registry.get_sample_value("scenedex_breaker_state", {"dependency": "database"}) == 0
+    assert registry.get_sample_value("scenedex_items_held", {"waiting_on": "embedding"}) == 7
+    assert registry.get_sample_value("scenedex_items_held", {"waiting_on": "retry"}) == 1
+    assert registry.get_sample_value("scenedex_items_held", {"waiting_on": "opensearch"}) == 0
+    gauges.breakers([BreakerStatus("embedding", BreakerState.HALF_OPEN)])
+    assert registry.get_sample_value("scenedex_breaker_state", {"dependency": "embedding"}) == 1
 
 
 def test_worker_process_boot_leaves_prometheus_in_multiprocess_mode(tmp_path: Path) -> None:
