@@ -11,10 +11,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from scenedex.adapters.breakers import BreakerState, BreakerStatus
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobStatus, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
-from scenedex.adapters.breakers import BreakerState, BreakerStatus
 from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
 
 
