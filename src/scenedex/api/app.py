@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
+from scenedex.api.console import install_console
 from scenedex.api.routes import admin, health, owner, persons, search, videos
 from scenedex.domain.errors import (
     ConflictError,
@@ -97,6 +98,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(videos.router)
     app.include_router(search.router)
     app.include_router(persons.router)
+    install_console(app)  # the admin console's pages under /admin
     _add_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,

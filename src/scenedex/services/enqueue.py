@@ -53,9 +53,16 @@ def enqueue_reprocess(
     ``ActiveJobError`` (with ``active_job_id``) when the scope already has a queued or running
     job, and the broker's or database's errors when they are unreachable.
     """
-    scopes = runner.resolve(request)
+    video_count = scope_video_count(request, runner=runner)
     job = coordinator.enqueue(request, runner.spec.version, trigger)
-    return EnqueuedJob(job, sum(len(scope.videos) for scope in scopes))
+    return EnqueuedJob(job, video_count)
+
+
+def scope_video_count(request: ReprocessRequest, *, runner: ReprocessRunner) -> int:
+    """The videos ``request``'s scope covers now: the ``video_count`` that ``enqueue_reprocess``
+    reports, computed without creating a job (the admin console's confirmation shows it).
+    Raises ``NotFoundError`` for an unknown video or owner."""
+    return sum(len(scope.videos) for scope in runner.resolve(request))
 
 
 def enqueue_embed_video(

@@ -52,7 +52,7 @@ from scenedex.domain.logcontext import log_context
 from scenedex.domain.model import VideoStatus, utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
 from scenedex.tasks.holds import HeldItem, dependency_of, run_guarded
-from scenedex.tasks.messaging import broker_message_id
+from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
 from scenedex.tasks.runtime import job_runtime
 
 if TYPE_CHECKING:
@@ -242,8 +242,12 @@ def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID, held: HeldI
 
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, priority=BACKFILL_PRIORITY, max_retries=0, time_limit=300_000)
 def sweep_jobs() -> None:
-    """Re-send the lost messages of every active job (see ``JobCoordinator.sweep``)."""
+    """Write the message ids kept in Redis during a database outage, then re-send the lost
+    messages of every running job (see ``JobCoordinator.sweep``)."""
     rt = job_runtime(sweep_jobs.broker)
+    client = getattr(sweep_jobs.broker, "client", None)
+    if client is not None:
+        PendingMessageIds(client).flush(rt.coordinator.store)
     rt.coordinator.sweep(rt.probe)
 
 
