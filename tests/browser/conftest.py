@@ -35,10 +35,12 @@ def browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium for the session; skipped (or failed with SCENEDEX_REQUIRE_BROWSER=1)
-    when it is missing."""
+    """A headless Chromium for one test module; skipped (or failed with
+    SCENEDEX_REQUIRE_BROWSER=1) when it is missing. Module scope, not session: Playwright's
+    sync API keeps an asyncio loop running in the main thread while it is started, and every
+    later test that calls ``asyncio.run`` would fail."""
     missing = browser_missing()
     if missing:
         if os.environ.get("SCENEDEX_REQUIRE_BROWSER") == "1":

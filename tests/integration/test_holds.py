@@ -285,7 +285,7 @@ def test_an_upload_is_served_before_a_running_backfill(outage_harness: Harness) 
 
     harness = outage_harness
     library(harness.world, videos=10)
-    Outage(harness.world.clip, seconds_per_call=0.2)
+    Outage(harness.world.clip, seconds_per_call=0.4)  # long beside the consumers' 0.1 s fetch
     upload, _ = harness.world.add_video(OWNER, [face_image(salt="upload")])
     harness.start_worker()
     backfill = owner_job(harness)
