@@ -341,3 +341,47 @@ def test_message_ids_of_held_messages_survive_a_database_outage(outage_harness: 
     assert PendingMessageIds(harness.redis).flush(harness.store) == 1
     [item] = [i for i in harness.store.unfinished_items(job.id) if i.kind is ItemKind.VIDEO]
     assert item.message_id == "held-1" and not harness.redis.exists(PendingMessageIds.KEY)
+
+
+def test_a_delayed_message_moved_back_to_its_queue_keeps_its_new_id_on_the_item(
+    outage_harness: Harness,
+) -> None:
+    """When a held or retried message's delay is over, dramatiq's worker re-enqueues it (no
+    delay) under a new Redis id: that id must reach the item too, or the sweeper would take the
+    message for lost. A first send (no ``retries``/``holds`` option) is the coordinator's."""
+    from scenedex.tasks.runtime import WorkerRuntime
+
+    harness = outage_harness
+    [video] = library(harness.world, videos=1)
+    job = harness.store.create(
+        ReprocessRequest(ReprocessScope.OWNER, owner_id=OWNER), harness.spec_version, JobTrigger.CLI
+    )
+    harness.store.add_items(job.id, [(ItemKind.VIDEO, video, OWNER)])
+    harness.store.set_message_ids(job.id, [(ItemKind.VIDEO, video, "first")])
+    middleware = WorkerRuntime(lambda: harness.runtime)
+    middleware.runtime = harness.runtime
+    broker = type("Broker", (), {"client": harness.redis})()
+
+    def message(**options: Any) -> Any:
+        return type(
+            "Message",
+            (),
+            {
+                "actor_name": "reprocess_video",
+                "args": (str(job.id), str(video)),
+                "message_id": "m",
+                "options": options,
+            },
+        )()
+
+    def item_message_id() -> str | None:
+        return next(i.message_id for i in harness.store.unfinished_items(job.id) if i.kind is ItemKind.VIDEO)
+
+    middleware.after_enqueue(broker, message(redis_message_id="sent-again"), delay=None)
+    assert item_message_id() == "first"  # a first send is recorded by the coordinator
+    middleware.after_enqueue(broker, message(redis_message_id="held", holds=1), delay=1500)
+    assert item_message_id() == "held"
+    middleware.after_enqueue(broker, message(redis_message_id="moved", holds=1), delay=None)
+    assert item_message_id() == "moved"
+    middleware.after_enqueue(broker, message(redis_message_id="retried", retries=1), delay=None)
+    assert item_message_id() == "retried"

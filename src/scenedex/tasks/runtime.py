@@ -111,10 +111,15 @@ class WorkerRuntime(TaskRuntime):
         self._stop.set()
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
-        """A retried or held message is re-enqueued under a new broker id: record it on the
-        item so the sweeper does not take the delayed message for lost. With the database
-        down the id is kept in Redis (``PendingMessageIds``) and written by the next sweep."""
-        if delay is None or message.actor_name != "reprocess_video" or self.runtime is None:
+        """A retried or held message is re-enqueued under a new broker id, twice: onto the delay
+        queue, then (its delay over) back onto its queue, where dramatiq's worker moves it under
+        yet another id (``delay`` None; it carries ``retries`` or ``holds``). Record each on the
+        item so the sweeper does not take the delayed message for lost. A first send is
+        recorded by the coordinator. With the database down the id is kept in Redis
+        (``PendingMessageIds``) and written by the next sweep."""
+        if message.actor_name != "reprocess_video" or self.runtime is None:
+            return
+        if delay is None and not {"retries", "holds"} & set(message.options):
             return
         job_id, video_id = (uuid.UUID(arg) for arg in message.args)
         message_id = broker_message_id(message)
