@@ -193,3 +193,28 @@ def test_dependency_of_names_the_dependency_of_an_outage_and_nothing_else() -> N
         sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
     ):
         assert dependency_of(not_an_outage) is None, not_an_outage
+
+
+def test_a_held_message_comes_back_within_hold_max_s_however_often_it_was_held() -> None:
+    """The delay doubles per hold up to ``hold_max_s`` (+20 % jitter), also after thousands of
+    holds (a day-long outage), and keeps the message's retry count."""
+    from types import SimpleNamespace
+
+    from scenedex.settings import BreakerSettings
+    from scenedex.tasks.holds import HeldItem, hold
+
+    sent: list[dict[str, object]] = []
+    actor = SimpleNamespace(send_with_options=lambda **options: sent.append(options))
+    board = BreakerBoard({EMBEDDING: local_breaker(Clock())}, {})
+    rt = SimpleNamespace(
+        settings=SimpleNamespace(breakers=BreakerSettings(hold_min_s=2, hold_max_s=15)), breakers=board
+    )
+    for holds in (0, 1, 5000):
+        message = SimpleNamespace(
+            args=("a",), kwargs={}, options={"retries": 2, "holds": holds}, actor_name="x"
+        )
+        hold(rt, actor, message, EMBEDDING, "refused", HeldItem(), refund=False)  # type: ignore[arg-type]
+    delays = [options["delay"] for options in sent]
+    assert 2000 <= delays[0] <= 2400 and 4000 <= delays[1] <= 4800 and 15000 <= delays[2] <= 18000, delays
+    assert [options["retries"] for options in sent] == [2, 2, 2]
+    assert [options["holds"] for options in sent] == [1, 2, 5001]

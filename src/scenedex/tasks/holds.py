@@ -136,7 +136,8 @@ def hold(
     holds = int(message.options.get("holds", 0))
     breaker = rt.breakers.breakers.get(dependency)
     wait = breaker.retry_in() if breaker is not None else 0.0
-    delay_s = min(settings.hold_max_s, max(settings.hold_min_s * 2**holds, wait)) * random.uniform(1.0, 1.2)
+    backoff = settings.hold_min_s * 2 ** min(holds, 16)  # capped: a day-long outage is thousands of holds
+    delay_s = min(settings.hold_max_s, max(backoff, wait)) * random.uniform(1.0, 1.2)
     actor.send_with_options(
         args=tuple(message.args),
         kwargs=dict(message.kwargs),
