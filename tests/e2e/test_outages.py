@@ -239,7 +239,7 @@ def test_3_an_embedding_outage_holds_the_job_and_a_corrupt_keyframe_fails_only_i
     stack: OutageStack,
 ) -> None:
     owner_id, videos = stack.library(7, SCENES, seed=30_000)
-    corrupt = videos[-1]
+    corrupt = max(videos, key=lambda video: video.id)  # items are sent in id order: it runs last
     corrupt_scene = stack.corrupt_keyframe(corrupt.id)
     job_id = stack.enqueue_owner(owner_id)
     wait_succeeded_items(stack, job_id, 1)
