@@ -28,7 +28,8 @@ Options, on purpose:
   ``configure_retries``); ``throws=(PermanentError,)``: bad input, unknown ids and model load
   errors are not retried (item failures are recorded on the item, not raised); ``time_limit``
   1 h (a 1000-scene video takes minutes on CPU). On the last retry the item (for
-  ``ingest_video``: the video) is failed with the error instead of being dead-lettered. A worker
+  ``ingest_video``: the video) is failed with the error instead of being dead-lettered, unless
+  the error is a dependency's outage, which is held instead (``tasks.holds``). A worker
   killed mid-message is not a retry: the broker re-queues the message (see ``WorkerSettings``)
   and the item's delivery counter fails it as poison after ``max_deliveries``.
 - ``reprocess_embeddings`` (planner): ``max_retries=5``; resumable from its cursor.
