@@ -55,12 +55,26 @@ class TextSettings(BaseModel):
 
 
 class FaceSettings(BaseModel):
-    """dlib face detection (HOG) and 128-d descriptors."""
+    """dlib face detection and 128-d descriptors. Detector, ``detect_side``, ``upsample``,
+    ``min_score``, ``num_jitters`` and ``max_side`` are part of the detection id, so changing
+    one marks exactly the face records (and what depends on them) stale; the defaults were
+    chosen on the labelled face check (docs/FACE_DETECTION.md)."""
 
     match_threshold: float = Field(DEFAULT_FACE_MATCH_THRESHOLD, gt=0, lt=2)
-    upsample: int = Field(1, ge=0, le=3, description="HOG detector upsampling (finds smaller faces)")
+    detector: Literal["hog", "cnn"] = Field(
+        "hog", description="dlib's HOG detector, or its CNN (MMOD) detector (about 100x slower on a CPU)"
+    )
+    detect_side: int = Field(
+        720,
+        ge=0,
+        description="the detector runs on a copy whose shorter side is this many pixels (down- or "
+        "upscaled; boxes mapped back); 0 = the decoded image as it is (before 2026-11-30)",
+    )
+    upsample: int = Field(0, ge=0, le=3, description="detector upsampling of the detection copy (finds smaller faces, ~4x time each)")
+    min_score: float = Field(0.25, ge=-2, le=5, description="smallest detection score kept")
     num_jitters: int = Field(1, ge=1, le=100)
-    max_side: int = Field(1600, ge=64, description="images are downscaled to this longer side (pixels)")
+    max_side: int = Field(1600, ge=64, description="images are downscaled to this longer side (pixels) for descriptors")
+    threads: int = Field(0, ge=0, le=64, description="images processed at once (0 = the CPUs available)")
 
 
 class ReprocessSettings(BaseModel):
@@ -238,6 +252,14 @@ class SearchSettings(BaseModel):
     )
     timeout_s: float = Field(30.0, gt=0, description="per-request timeout")
     max_retries: int = Field(3, ge=0, le=10, description="retries of a request (429s in bulk: backoff)")
+    cache_max_bytes: int = Field(
+        1 << 30,
+        ge=0,
+        description=(
+            "table backend: bytes of owners' vectors kept in memory per process (LRU by owner; about"
+            " 665 MB per 100k scenes; 0: no cache, each query scans the owner)"
+        ),
+    )
 
 
 class EmbedServerSettings(BaseModel):

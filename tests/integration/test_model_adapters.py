@@ -264,8 +264,53 @@ def faces() -> DlibFaceEmbedder:
 
 def test_face_ids(faces: DlibFaceEmbedder) -> None:
     assert re.fullmatch(r"dlib:resnet_v1:sha256-[0-9a-f]{16}", faces.model_id)
-    assert faces.detection_id == "hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600"
-    assert DlibFaceEmbedder(upsample=0, max_side=800).detection_id != faces.detection_id
+    assert faces.detection_id == "hog-side720-upsample0-minscore0.25-jitter1-landmarks5-maxside1600"
+    assert DlibFaceEmbedder(upsample=1, max_side=800).detection_id != faces.detection_id
+    # Without a detection side: the id every record had before the setting existed.
+    previous = DlibFaceEmbedder(detect_side=None, upsample=1, min_score=0.3)
+    assert previous.detection_id == "hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600"
+    assert DlibFaceEmbedder(detector="cnn").detection_id.startswith("cnn-side720-")
+    assert DlibFaceEmbedder(threads=1).detection_id == faces.detection_id  # threads change no result
+
+
+def test_face_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="detector"):
+        DlibFaceEmbedder(detector="haar")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="detect_side"):
+        DlibFaceEmbedder(detect_side=8)
+    with pytest.raises(ValueError, match="threads"):
+        DlibFaceEmbedder(threads=0)
+
+
+def test_faces_in_parallel_match_one_at_a_time_and_a_bad_image_fails_alone(faces: DlibFaceEmbedder) -> None:
+    astronaut, cat = real("astronaut.png"), real("chelsea.png")
+    images = [astronaut, CORRUPT, mirrored(astronaut), cat, astronaut, b"", mirrored(astronaut), cat]
+    serial = DlibFaceEmbedder(threads=1).detect_faces(images)
+    parallel = DlibFaceEmbedder(threads=4).detect_faces(images)
+    assert [type(r) for r in serial] == [type(r) for r in parallel]
+    assert isinstance(parallel[1], BadInputError) and isinstance(parallel[5], BadInputError)
+    for one, other in zip(serial, parallel, strict=True):
+        if isinstance(one, list) and isinstance(other, list):
+            assert [f.bbox for f in one] == [f.bbox for f in other]
+            for a, b in zip(one, other, strict=True):
+                np.testing.assert_array_equal(a.descriptor, b.descriptor)
+    assert [len(r) for r in parallel if isinstance(r, list)] == [1, 1, 0, 1, 1, 0]
+
+
+def test_small_frames_are_upscaled_for_detection_and_boxes_map_back(faces: DlibFaceEmbedder) -> None:
+    """A 176x144 frame is searched at 880x720: the face is found, its box in the frame's pixels."""
+    photo = Image.open(io.BytesIO(real("astronaut.png"))).convert("RGB")
+    frame = Image.new("RGB", (176, 144), (40, 60, 80))
+    frame.paste(photo.resize((110, 110), Image.Resampling.LANCZOS), (40, 20))
+    buffer = io.BytesIO()
+    frame.save(buffer, "PNG")
+    (found,) = faces.detect_faces([buffer.getvalue()])
+    assert isinstance(found, list) and len(found) == 1
+    left, top, right, bottom = found[0].bbox
+    # astronaut.png's face (179..267, 83..171 of 512) scaled by 110/512 and moved by (40, 20)
+    expected = (40 + 179 * 110 / 512, 20 + 83 * 110 / 512, 40 + 267 * 110 / 512, 20 + 171 * 110 / 512)
+    assert all(abs(a - b) <= 5 for a, b in zip((left, top, right, bottom), expected, strict=True))
+    assert 0 <= left < right <= 176 and 0 <= top < bottom <= 144
 
 
 def test_faces_astronaut_flip_cat_and_corrupt(faces: DlibFaceEmbedder) -> None:

@@ -14,6 +14,7 @@ Times are wall seconds (``time.perf_counter``), rates items (or scenes) per seco
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -499,6 +500,55 @@ def seed_current_library(
     return owner_id, time.perf_counter() - started
 
 
+def measure_noop(
+    database_url: str,
+    scenes: int,
+    *,
+    runs: int = 3,
+    storage_url: str | None = None,
+    base: Settings | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Seed ``scenes`` current scenes for a fresh owner in ``database_url`` (migrated first;
+    blobs under ``storage_url``, default a temporary folder) with ``seed_current_library``,
+    then time ``runs`` no-op reprocesses of that owner. No model is loaded (stand-in vectors).
+
+    Returns ``{"cpu_model", "cpus", "database", "scenes", "owner_id", "seed_seconds",
+    "noop_seconds": [per run, wall seconds], "computed": [items per run, expected 0]}``."""
+    with tempfile.TemporaryDirectory(prefix="scenedex-noop-") as folder:
+        storage = storage_url or str(Path(folder) / "media")
+        settings = (base or Settings()).model_copy(
+            update={"database_url": database_url, "storage_url": storage}
+        )
+        blobs = FsspecBlobStore(storage)
+        services = bootstrap(settings, blobs=blobs)
+        upgrade(services.engine)
+        say(f"seeding {scenes} current scenes...")
+        owner_id, seed_seconds = seed_current_library(services, blobs, scenes, _no_listener)
+        seconds, computed = [], []
+        for _ in range(runs):
+            figures = timed_reprocess(services, owner_id, scenes, _no_listener)
+            seconds.append(figures.seconds)
+            computed.append(figures.computed)
+            say(f"no-op over {scenes} scenes: {figures.seconds:.2f} s ({figures.computed} computed)")
+        services.engine.dispose()
+    cpu = machine()
+    return {
+        "cpu_model": cpu["cpu_model"],
+        "cpus": cpu["cpus"],
+        "database": make_url(database_url).render_as_string(hide_password=True),
+        "scenes": scenes,
+        "owner_id": str(owner_id),
+        "seed_seconds": round(seed_seconds, 1),
+        "noop_seconds": seconds,
+        "computed": computed,
+    }
+
+
+def _no_listener() -> AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
 def _seeding_services(services: Services) -> Services:
     """``services`` with the stand-in embedders and runner batches of ``SEED_BATCH_SIZE``;
     raises ``RuntimeError`` unless its spec equals the real one."""
@@ -540,6 +590,12 @@ class BenchReport:
     efficiency: float = 0.0
     precision: dict[str, Any] = field(default_factory=dict)
     noop_seeded: dict[str, Any] | None = None
+    faces: dict[str, Any] | None = None
+    faces_to_clip: float | None = None
+    faces_speedup: float | None = None
+    speedup_vs_previous_faces: float | None = None
+    face_check: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
     rss_mib: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -642,6 +698,7 @@ def run_bench(
         )
         report.rss_mib["after_build"] = peak_rss_mib()
         _measure(report, services, library, listener_factory, say)
+        _measure_faces(report, services, library, real_media, say)
         if noop_scenes:
             _measure_seeded(report, services, blobs, noop_scenes, listener_factory, say)
         services.engine.dispose()
@@ -687,6 +744,31 @@ def _measure(
             report.warnings.append(
                 f"{name} {figures['precision']} vs fp32: min cosine {figures['min']} < {COSINE_FLOOR}"
             )
+
+
+def _measure_faces(
+    report: BenchReport,
+    services: Services,
+    library: Library,
+    real_media: Path | None,
+    say: Callable[[str], None],
+) -> None:
+    """The previous face detector on the same library, and the labelled face check
+    (``tools/bench_faces.py``); run last on the library (it leaves previous-detector records)."""
+    from scenedex.tools.bench_faces import measure_faces
+
+    assert report.full is not None
+    faces = measure_faces(
+        services, library.owner_id, report.scenes, report.full.steps, report.full.scenes_per_s, real_media, say
+    )
+    report.rss_mib["after_previous_faces"] = peak_rss_mib()
+    report.faces = faces
+    report.faces_to_clip = faces["faces_to_clip"]
+    report.faces_speedup = faces["faces_speedup"]
+    report.speedup_vs_previous_faces = faces["speedup_vs_previous_faces"]
+    report.face_check = faces.pop("face_check")
+    if faces["previous"]["failed"]:
+        report.warnings.append(f"the previous-detector reprocess failed {faces['previous']['failed']} item(s)")
 
 
 def _measure_seeded(

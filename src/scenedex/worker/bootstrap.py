@@ -195,7 +195,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
         "image_embedder": lambda: embedder(0),
         "text_embedder": lambda: embedder(1),
         "face_embedder": lambda: embedder(2),
-        "search_index": lambda: TableSearchIndex(engine),
+        "search_index": lambda: TableSearchIndex(engine, settings.search.cache_max_bytes),
     }
     unknown = set(overrides) - set(parts)
     if unknown:
@@ -422,10 +422,15 @@ def _text(settings: Settings) -> TextEmbedder:
 def _faces(settings: Settings) -> FaceEmbedder:
     from scenedex.adapters.faces import DlibFaceEmbedder
 
+    faces = settings.faces
     return DlibFaceEmbedder(
-        upsample=settings.faces.upsample,
-        num_jitters=settings.faces.num_jitters,
+        detector=faces.detector,
+        detect_side=faces.detect_side or None,
+        upsample=faces.upsample,
+        min_score=faces.min_score,
+        threads=faces.threads or None,
+        num_jitters=faces.num_jitters,
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
-        max_side=settings.faces.max_side,
+        max_side=faces.max_side,
     )
