@@ -70,10 +70,14 @@ class FaceSettings(BaseModel):
         description="the detector runs on a copy whose shorter side is this many pixels (down- or "
         "upscaled; boxes mapped back); 0 = the decoded image as it is (before 2026-11-30)",
     )
-    upsample: int = Field(0, ge=0, le=3, description="detector upsampling of the detection copy (finds smaller faces, ~4x time each)")
+    upsample: int = Field(
+        0, ge=0, le=3, description="detector upsampling of the detection copy (smaller faces, ~4x time each)"
+    )
     min_score: float = Field(0.25, ge=-2, le=5, description="smallest detection score kept")
     num_jitters: int = Field(1, ge=1, le=100)
-    max_side: int = Field(1600, ge=64, description="images are downscaled to this longer side (pixels) for descriptors")
+    max_side: int = Field(
+        1600, ge=64, description="images are downscaled to this longer side (pixels) for descriptors"
+    )
     threads: int = Field(0, ge=0, le=64, description="images processed at once (0 = the CPUs available)")
 
 

@@ -50,5 +50,6 @@ def report(*results: CheckResult) -> None:
     for result in results:
         print(
             f"{result.name}: recall {result.recall:.3f} ({result.found}/{result.faces}), "
-            f"{result.false_positives} false positive(s), {result.ms_per_image:.0f} ms/image, missed {result.missed}"
+            f"{result.false_positives} false positive(s), {result.ms_per_image:.0f} ms/image, "
+            f"missed {result.missed}"
         )

@@ -160,9 +160,10 @@ class DlibFaceEmbedder:
 
     @property
     def detection_id(self) -> str:
-        """Detector and its settings, e.g. ``hog-side480-upsample1-minscore0.3-jitter1-landmarks5-maxside1600``
-        (without ``detect_side``: ``hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600``,
-        the id of every record detected before it existed). ``threads`` is not part of it: it
+        """Detector and its settings, e.g.
+        ``hog-side720-upsample0-minscore0.25-jitter1-landmarks5-maxside1600``; without
+        ``detect_side`` the id every record had before it existed, e.g.
+        ``hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600``. ``threads`` is not part of it: it
         does not change what is found."""
         side = f"-side{self._detect_side}" if self._detect_side is not None else ""
         return (

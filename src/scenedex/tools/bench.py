@@ -758,8 +758,9 @@ def _measure_faces(
     from scenedex.tools.bench_faces import measure_faces
 
     assert report.full is not None
+    full = report.full
     faces = measure_faces(
-        services, library.owner_id, report.scenes, report.full.steps, report.full.scenes_per_s, real_media, say
+        services, library.owner_id, report.scenes, full.steps, full.scenes_per_s, real_media, say
     )
     report.rss_mib["after_previous_faces"] = peak_rss_mib()
     report.faces = faces
@@ -768,7 +769,8 @@ def _measure_faces(
     report.speedup_vs_previous_faces = faces["speedup_vs_previous_faces"]
     report.face_check = faces.pop("face_check")
     if faces["previous"]["failed"]:
-        report.warnings.append(f"the previous-detector reprocess failed {faces['previous']['failed']} item(s)")
+        failed = faces["previous"]["failed"]
+        report.warnings.append(f"the previous-detector reprocess failed {failed} item(s)")
 
 
 def _measure_seeded(

@@ -74,9 +74,7 @@ def measure_faces(
         image_embedder=services.image_embedder,
         text_embedder=services.text_embedder,
     )
-    say(
-        f"full reprocess again with the previous face detector ({previous.face_embedder.detection_id}, forced)..."
-    )
+    say(f"full reprocess again with the previous face detector ({previous.face_embedder.detection_id})...")
     started = time.perf_counter()
     progress = previous.runner().run(ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id, force=True))
     run = RunFigures.of(progress, time.perf_counter() - started, scenes)
