@@ -55,8 +55,6 @@ def measure_faces(
     scenes, given the configured full reprocess's per-step figures and scenes/s. Leaves the
     owner's face records as the previous detector wrote them (a later no-op with ``services``
     finds them stale). Raises what the runner raises on infrastructure errors."""
-    from scenedex.tools.bench import RunFigures
-
     faces_ms = step_ms_per_scene(full_steps, EmbeddingStepType.SCENE_PERSON_EMBEDDINGS, scenes)
     clip_ms = step_ms_per_scene(full_steps, EmbeddingStepType.SCENE_CLIP_EMBEDDINGS, scenes)
     figures: dict[str, Any] = {
@@ -77,18 +75,20 @@ def measure_faces(
     say(f"full reprocess again with the previous face detector ({previous.face_embedder.detection_id})...")
     started = time.perf_counter()
     progress = previous.runner().run(ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id, force=True))
-    run = RunFigures.of(progress, time.perf_counter() - started, scenes)
-    previous_faces_ms = step_ms_per_scene(run.steps, EmbeddingStepType.SCENE_PERSON_EMBEDDINGS, scenes)
+    seconds = time.perf_counter() - started
+    steps = {entry.pop("step"): entry for entry in progress.to_dict()["steps"]}
+    scenes_per_s = round(scenes / seconds, 2) if seconds > 0 else 0.0
+    previous_faces_ms = step_ms_per_scene(steps, EmbeddingStepType.SCENE_PERSON_EMBEDDINGS, scenes)
     figures["previous"] = {
         "detection_id": previous.face_embedder.detection_id,
-        "scenes_per_s": run.scenes_per_s,
-        "seconds": run.seconds,
+        "scenes_per_s": scenes_per_s,
+        "seconds": round(seconds, 3),
         "faces_step_ms_per_scene": previous_faces_ms,
-        "failed": run.failed,
+        "failed": progress.failed,
     }
     figures["faces_speedup"] = round(previous_faces_ms / faces_ms, 2) if faces_ms else None
     figures["speedup_vs_previous_faces"] = (
-        round(full_scenes_per_s / run.scenes_per_s, 2) if run.scenes_per_s else None
+        round(full_scenes_per_s / scenes_per_s, 2) if scenes_per_s else None
     )
     figures["face_check"] = face_check_figures(services, previous, real_media, say)
     return figures

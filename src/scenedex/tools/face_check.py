@@ -261,3 +261,56 @@ def evaluate(
         result.found += len(frame.faces) - len(unmatched)
         result.missed.extend(frame.name for _ in unmatched)
     return result
+
+
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "HOG, image as it is, upsample 1 (previous default)": {
+        "detect_side": None,
+        "upsample": 1,
+        "min_score": 0.3,
+    },
+    "HOG, image as it is, upsample 0": {"detect_side": None, "upsample": 0, "min_score": 0.3},
+    "HOG, shorter side 360, upsample 1": {"detect_side": 360, "upsample": 1, "min_score": 0.3},
+    "HOG, shorter side 480, upsample 0": {"detect_side": 480, "upsample": 0, "min_score": 0.3},
+    "HOG, shorter side 600, upsample 0": {"detect_side": 600, "upsample": 0, "min_score": 0.3},
+    "HOG, shorter side 720, upsample 0": {"detect_side": 720, "upsample": 0, "min_score": 0.3},
+    "HOG, shorter side 720, upsample 0, min score 0.25 (default)": {"detect_side": 720, "upsample": 0},
+    "HOG, shorter side 720, upsample 1": {"detect_side": 720, "upsample": 1, "min_score": 0.3},
+}
+"""The dlib candidates of docs/FACE_DETECTION.md (keyword arguments of ``DlibFaceEmbedder``)."""
+CNN_CANDIDATES: dict[str, dict[str, Any]] = {
+    "CNN (MMOD), shorter side 360, upsample 0": {"detector": "cnn", "detect_side": 360, "min_score": 0.0},
+    "CNN (MMOD), shorter side 720, upsample 0": {"detector": "cnn", "detect_side": 720, "min_score": 0.0},
+}
+"""dlib's CNN detector: seconds per image on a CPU, so only with ``--cnn``."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m scenedex.tools.face_check [--media DIR] [--cnn]``: every candidate on the
+    check, one image at a time, as a Markdown table (recall, false positives, ms per image)."""
+    import argparse
+
+    from scenedex.adapters.faces import DlibFaceEmbedder
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--media", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--cnn", action="store_true", help="also dlib's CNN detector (slow on a CPU)")
+    args = parser.parse_args(argv)
+    frames = build_face_check(args.media)
+    faces = sum(len(frame.faces) for frame in frames)
+    print(f"{len(frames)} frames, {faces} labelled faces\n")
+    print("| candidate | found | recall | false positives | ms per image | missed |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    candidates = {**CANDIDATES, **(CNN_CANDIDATES if args.cnn else {})}
+    for name, kwargs in candidates.items():
+        result = evaluate(name, DlibFaceEmbedder(threads=1, **kwargs).detect_faces, frames)
+        missed = ", ".join(result.missed) or "-"
+        print(
+            f"| {name} | {result.found}/{result.faces} | {result.recall:.2f} | {result.false_positives} "
+            f"| {result.ms_per_image:.0f} | {missed} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
