@@ -16,7 +16,8 @@ from tests.conftest import cli_json
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 KEYS = {
     "database", "owner_id", "scenes", "videos", "batch_size", "machine", "models", "library", "bare",
-    "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings",
+    "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings", "faces",
+    "faces_to_clip", "faces_speedup", "speedup_vs_previous_faces", "face_check", "search",
 }  # fmt: skip
 BENCH_DATABASE = "scenedex_bench_pytest"
 
@@ -41,7 +42,7 @@ def bench_database_url(postgres_url: str) -> Iterator[str]:
 
 
 def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
-    report = bench("--scenes", "4", "--batch-size", "2")
+    report = bench("--scenes", "4", "--batch-size", "2", "--no-face-check")  # the check: test_face_check
 
     assert set(report) == KEYS
     assert report["database"].startswith("sqlite:///") and report["warnings"] == []
@@ -63,12 +64,23 @@ def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
     for figures in report["precision"].values():
         assert figures["precision"] == "fp32" or figures["min"] >= 0.999
     assert report["machine"]["torch_threads"] >= 1 and report["noop_seeded"] is None
+    faces = report["faces"]
+    assert faces["detection_id"].startswith("hog-side720-") and faces["threads"] >= 1
+    assert faces["previous"]["detection_id"] == "hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600"
+    assert faces["previous"]["failed"] == 0 and faces["previous"]["scenes_per_s"] > 0
+    assert faces["faces_step_ms_per_scene"] > 0 and faces["clip_step_ms_per_scene"] > 0
+    assert report["faces_to_clip"] == faces["faces_to_clip"] > 0
+    assert report["faces_speedup"] > 0 and report["speedup_vs_previous_faces"] > 0
+    assert report["face_check"] is None and report["search"] is None
 
 
 def test_bench_seeds_a_current_library_and_times_its_noop_on_postgres(bench_database_url: str) -> None:
     url = bench_database_url
     fp32 = {"SCENEDEX_CLIP__PRECISION": "fp32", "SCENEDEX_TEXT__PRECISION": "fp32"}  # no second models
-    report = bench("--scenes", "2", "--batch-size", "2", "--noop-scenes", "50", "--database-url", url, **fp32)
+    report = bench(
+        "--scenes", "2", "--batch-size", "2", "--noop-scenes", "50", "--database-url", url,
+        "--no-face-check", **fp32,
+    )  # fmt: skip
 
     assert report["database"].startswith("postgresql") and report["warnings"] == []
     seeded = report["noop_seeded"]
@@ -80,3 +92,5 @@ def test_bench_seeds_a_current_library_and_times_its_noop_on_postgres(bench_data
     assert steps["search_reindex"]["skipped"] == 50
     assert "stand-in" in seeded["note"]
     assert report["precision"]["clip"] == {"precision": "fp32", "note": "already fp32"}
+    search = report["search"]
+    assert search["scenes"] == 50 and 0 < search["p50_s"] <= search["p99_s"] and search["cold_s"] > 0

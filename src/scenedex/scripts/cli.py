@@ -356,8 +356,17 @@ BENCH_EPILOG = (
     "efficiency (bare seconds / full reprocess seconds);\n"
     "precision {clip, text: {precision, compared, min, mean, ok} or {precision, note}};\n"
     "noop_seeded (null or {owner_id, scenes, seed_seconds, noop, note});\n"
-    "rss_mib {after_build, after_bare, after_full, after_noop, after_precision, after_seed, "
-    "after_seeded_noop} (peak RSS so far);\n"
+    "faces {detection_id, threads, faces_step_ms_per_scene, clip_step_ms_per_scene, faces_to_clip, "
+    "previous {detection_id, scenes_per_s, seconds, faces_step_ms_per_scene, failed}, faces_speedup, "
+    "speedup_vs_previous_faces} (the previous face detector: a forced full reprocess of the same "
+    "library in the same run);\n"
+    "faces_to_clip, faces_speedup, speedup_vs_previous_faces (the same three, top level);\n"
+    "face_check (null without the real media, or {frames, faces, recall, false_positives, "
+    "ms_per_image, missed, previous_recall, previous_false_positives, previous_ms_per_image, "
+    "previous_missed});\n"
+    "search (null, or with --noop-scenes on the table index {scenes, cold_s, p50_s, p99_s, kinds});\n"
+    "rss_mib {after_build, after_bare, after_full, after_noop, after_precision, "
+    "after_previous_faces, after_seed, after_seeded_noop, after_search} (peak RSS so far);\n"
     "warnings (list of strings)."
 )
 
@@ -376,6 +385,9 @@ def bench(
     media: Annotated[Path, typer.Option(help="Real sample media (its face photo), used when present.")] = (
         Path("../shared/data/real")
     ),
+    face_check: Annotated[
+        bool, typer.Option(help="Run the labelled face check (needs the real media; ~30 s).")
+    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Measure reprocess speed on a synthetic library with the configured models."""
@@ -394,6 +406,7 @@ def bench(
             database_url=database_url,
             noop_scenes=noop_scenes,
             real_media=media if media.is_dir() else None,
+            face_check=face_check,
             listener_factory=lambda: _ProgressBars(enabled=not json_output or stderr.is_terminal),
             say=lambda line: stderr.print(line, highlight=False, soft_wrap=True),
         )
@@ -462,6 +475,45 @@ def _print_bench(report: dict[str, Any]) -> None:
     if report["noop_seeded"]:
         seeded = report["noop_seeded"]
         console.print(f"seeded {seeded['scenes']} scenes in {seeded['seed_seconds']:.1f} s: {seeded['note']}")
+    _print_faces(console, report)
+    if report["search"]:
+        search = report["search"]
+        console.print(
+            f"search over {search['scenes']} scenes of one owner (table index): p50 "
+            f"{1000 * search['p50_s']:.0f} ms, p99 {1000 * search['p99_s']:.0f} ms, first query "
+            f"(loads the owner's vectors) {search['cold_s']:.1f} s",
+            highlight=False,
+        )
+
+
+def _print_faces(console: Console, report: dict[str, Any]) -> None:
+    faces, check = report["faces"], report["face_check"]
+    if faces:
+        previous = faces["previous"]
+        console.print(
+            f"faces step {faces['faces_step_ms_per_scene']:.1f} ms/scene ({faces['detection_id']}, "
+            f"{faces['threads']} threads), CLIP step {faces['clip_step_ms_per_scene']:.1f} ms/scene: "
+            f"faces/CLIP {faces['faces_to_clip']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"previous detector ({previous['detection_id']}): faces step "
+            f"{previous['faces_step_ms_per_scene']:.1f} ms/scene, full reprocess {previous['scenes_per_s']} "
+            f"scenes/s; faces speedup {faces['faces_speedup']}x, full reprocess speedup "
+            f"{faces['speedup_vs_previous_faces']}x",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if check:
+        console.print(
+            f"labelled face check ({check['frames']} frames, {check['faces']} faces): recall "
+            f"{check['recall']:.2f} with {check['false_positives']} false positive(s), previous detector "
+            f"{check['previous_recall']:.2f} with {check['previous_false_positives']}; "
+            f"missed {check['missed']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _run_figures(run: dict[str, Any]) -> tuple[float, float]:

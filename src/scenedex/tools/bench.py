@@ -647,6 +647,7 @@ def run_bench(
     database_url: str | None = None,
     noop_scenes: int = 0,
     real_media: Path | None = None,
+    face_check: bool = True,
     listener_factory: ListenerFactory,
     say: Callable[[str], None],
 ) -> BenchReport:
@@ -698,9 +699,10 @@ def run_bench(
         )
         report.rss_mib["after_build"] = peak_rss_mib()
         _measure(report, services, library, listener_factory, say)
-        _measure_faces(report, services, library, real_media, say)
+        _measure_faces(report, services, library, real_media if face_check else None, say)
         if noop_scenes:
             _measure_seeded(report, services, blobs, noop_scenes, listener_factory, say)
+            _measure_search(report, services, say)
         services.engine.dispose()
     report.machine["load_1m"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     return report
@@ -771,6 +773,21 @@ def _measure_faces(
     if faces["previous"]["failed"]:
         failed = faces["previous"]["failed"]
         report.warnings.append(f"the previous-detector reprocess failed {failed} item(s)")
+
+
+def _measure_search(report: BenchReport, services: Services, say: Callable[[str], None]) -> None:
+    """Search latency over the seeded owner on the table-backed index (``tools/search_bench``:
+    the first query loads the owner's vectors, p50/p99 over the rest); skipped on OpenSearch."""
+    from scenedex.adapters.db.search_index import TableSearchIndex
+    from scenedex.tools.search_bench import search_scale_figures
+
+    if report.noop_seeded is None or not isinstance(services.search_index, TableSearchIndex):
+        return
+    say("searches over the seeded owner (table-backed index)...")
+    owner_id = uuid.UUID(report.noop_seeded["owner_id"])
+    figures = search_scale_figures(services.engine, owner_id, index=services.search_index)
+    report.search = {key: figures[key] for key in ("scenes", "cold_s", "p50_s", "p99_s", "kinds")}
+    report.rss_mib["after_search"] = peak_rss_mib()
 
 
 def _measure_seeded(
