@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -93,18 +94,31 @@ class People:
 
 
 class KeyframeImages:
-    """Keyframe bytes of one batch, read on first use and shared by the image steps."""
+    """Keyframe bytes of one batch, read on first use (or ahead, ``prefetch``) and shared by
+    the image steps."""
 
     def __init__(self, blobs: BlobStore, scenes: Sequence[Scene]):
         self._blobs = blobs
         self._uris = {s.id: s.keyframe_uri for s in scenes}
         self._data: dict[uuid.UUID, bytes | BadInputError] = {}
+        self._pending: Future[dict[uuid.UUID, bytes | BadInputError]] | None = None
+
+    def prefetch(self, executor: Executor, scenes: Sequence[Scene]) -> None:
+        """Start reading the keyframes of ``scenes`` in ``executor`` (the runner reads the next
+        batch's while the current batch computes); ``embed`` waits for the reads, and an error
+        of the store (an outage) is raised there, as if read then."""
+        uris = {s.id: self._uris[s.id] for s in scenes if s.id in self._uris}
+        if uris and self._pending is None:
+            self._pending = executor.submit(read_blobs, self._blobs, uris)
 
     def embed(
         self, scenes: Sequence[Scene], embed: Callable[[list[bytes]], list[Any]]
     ) -> dict[uuid.UUID, Any]:
         """``embed`` over the readable keyframes of ``scenes`` (one call, in order); by scene id
         its result, or the ``BadInputError`` of a keyframe that could not be read."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._data.update(pending.result())
         missing = {s.id: self._uris[s.id] for s in scenes if s.id not in self._data}
         self._data.update(read_blobs(self._blobs, missing))
         readable = [s.id for s in scenes if not isinstance(self._data[s.id], BadInputError)]
