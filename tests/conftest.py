@@ -26,8 +26,10 @@ from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.db.tables import metadata
 from scenedex.domain.model import Person, PersonPhoto, Scene, Video, new_id
 from scenedex.domain.reprocess import ReprocessRunner
+from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.ingest import keyframe_key
+from scenedex.settings import FaceSettings
 from tests.fakes import (
     FakeFaceEmbedder,
     FakeImageEmbedder,
@@ -273,12 +275,19 @@ def sql_engine(request: pytest.FixtureRequest) -> sa.Engine:
 
 
 def make_inputs(clip: Any, text: Any, faces: Any, **changes: Any) -> SpecInputs:
+    """Spec inputs for the fakes, with the default face sampling of the settings (so a runner
+    built here and a worker built from ``Settings()`` share a spec)."""
+    settings = FaceSettings()
+    sampling = FaceSampling(
+        settings.sample_interval_s, settings.max_frames_per_scene, settings.appearance_gap_s
+    )
     inputs = SpecInputs(
         clip_model_id=clip.model_id,
         clip_preprocessing=clip.preprocessing_id,
         text_model_id=text.model_id,
         face_model_id=faces.model_id,
         face_detection=faces.detection_id,
+        face_sampling=sampling.id,
     )
     return replace(inputs, **changes)
 

@@ -9,6 +9,7 @@ PNG carrying the marker in a text chunk, ``face_png``, has them too); anything e
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import posixpath
 import uuid
@@ -32,6 +33,7 @@ from scenedex.domain.model import (
     Video,
     l2_normalise,
     score_document,
+    utcnow,
 )
 from scenedex.domain.ports import RecordKey
 from scenedex.domain.spec import EmbeddingStepType
@@ -197,6 +199,8 @@ class _Data:
     def __init__(self) -> None:
         self.videos: dict[uuid.UUID, Video] = {}
         self.scenes: dict[uuid.UUID, Scene] = {}
+        self.current: dict[uuid.UUID, str] = {}
+        """Scene id -> its digest (``current_under``), as the scenes table holds it."""
         self.persons: dict[uuid.UUID, Person] = {}
         self.photos: dict[uuid.UUID, PersonPhoto] = {}
         self.records: dict[EmbeddingStepType, dict[RecordKey, EmbeddingRecord]] = {
@@ -212,7 +216,7 @@ class InMemoryUnitOfWork:
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.data = copy.copy(self._store.data)
-        for name in ("videos", "scenes", "persons", "photos"):
+        for name in ("videos", "scenes", "current", "persons", "photos"):
             setattr(self.data, name, dict(getattr(self._store.data, name)))
         self.data.records = {s: dict(r) for s, r in self._store.data.records.items()}
         self.videos = _Videos(self.data)
@@ -287,10 +291,24 @@ class _Scenes:
         for s in scenes:
             assert self.d.videos[s.video_id].owner_id == s.owner_id
             self.d.scenes[s.id] = s
+            self.d.current.pop(s.id, None)
 
     def get(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene | None:
         s = self.d.scenes.get(scene_id)
         return s if s and s.owner_id == owner_id else None
+
+    def set_texts(
+        self, owner_id: uuid.UUID, video_id: uuid.UUID, ordinal: int, texts: dict[str, str]
+    ) -> Scene | None:
+        """As the SQL repository: new texts, a new ``updated_at``, the digest cleared."""
+        for scene in self.list_for_video(owner_id, video_id):
+            if scene.ordinal == ordinal:
+                if texts:
+                    scene = dataclasses.replace(scene, updated_at=utcnow(), **texts)
+                    self.d.scenes[scene.id] = scene
+                    self.d.current.pop(scene.id, None)
+                return scene
+        return None
 
     def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
         return sorted(
@@ -311,6 +329,27 @@ class _Scenes:
 
     def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         return {i for i in scene_ids if (s := self.d.scenes.get(i)) is not None and s.owner_id == owner_id}
+
+    def not_current_under(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None, context: str
+    ) -> tuple[list[Scene], int]:
+        scenes = self.list_for_videos(owner_id, video_ids)
+        stale = [s for s in scenes if self.d.current.get(s.id) != context]
+        return stale, len(scenes) - len(stale)
+
+    def mark_current(self, owner_id: uuid.UUID, scenes: Sequence[Scene], context: str) -> set[uuid.UUID]:
+        stamped = set()
+        for scene in scenes:
+            stored = self.get(owner_id, scene.id)
+            if stored is not None and stored.updated_at == scene.updated_at:
+                self.d.current[scene.id] = context
+                stamped.add(scene.id)
+        return stamped
+
+    def clear_current(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        for scene_id in scene_ids:
+            if self.get(owner_id, scene_id) is not None:
+                self.d.current.pop(scene_id, None)
 
 
 class _Persons:

@@ -79,6 +79,18 @@ class FaceSettings(BaseModel):
         1600, ge=64, description="images are downscaled to this longer side (pixels) for descriptors"
     )
     threads: int = Field(0, ge=0, le=64, description="images processed at once (0 = the CPUs available)")
+    sample_interval_s: float = Field(
+        1.0, ge=0, le=3600, description="faces are looked for in one frame per this many seconds of a scene"
+    )
+    max_frames_per_scene: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="frames per scene the faces step reads, the keyframe included (1 = keyframe)",
+    )
+    appearance_gap_s: float = Field(
+        2.0, ge=0, le=3600, description="a person's appearances closer than this (seconds) are merged"
+    )
 
 
 class ReprocessSettings(BaseModel):

@@ -53,7 +53,9 @@ def test_two_people_side_by_side_stay_two_tracks_and_the_best_face_is_the_larges
 def test_a_face_that_jumps_across_the_frame_or_is_gone_too_long_starts_a_new_track() -> None:
     jumped = build_tracks([SampledFaces(0.5, (face(ALICE, 0),)), SampledFaces(1.5, (face(ALICE, 900),))])
     assert len(jumped) == 2
-    one_gap = build_tracks([SampledFaces(t, (face(ALICE, 100),) if t != 1.5 else ()) for t in (0.5, 1.5, 2.5)])
+    one_gap = build_tracks(
+        [SampledFaces(t, (face(ALICE, 100),) if t != 1.5 else ()) for t in (0.5, 1.5, 2.5)]
+    )
     assert len(one_gap) == 1 and one_gap[0].frames == 2
     long_gap = [SampledFaces(t, (face(ALICE, 100),) if t in (0.5, 3.5) else ()) for t in (0.5, 1.5, 2.5, 3.5)]
     assert len(build_tracks(long_gap)) == 2

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -91,6 +91,13 @@ class FaceEmbedder(Protocol):
         ...
 
 
+class VideoFrames(Protocol):
+    def frames_at(self, source_uri: str, times_s: Sequence[float]) -> list[bytes]:
+        """One JPEG per time (seconds) of a stored source video; ``BadInputError`` when it is
+        gone or undecodable, ``DependencyUnavailableError`` when the store is down."""
+        ...
+
+
 class BlobStore(Protocol):
     """Immutable blobs addressed by URI (``file://``, ``s3://``, ...)."""
 
@@ -145,6 +152,16 @@ class SearchIndex(Protocol):
     def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> builtins.list[SearchHit]:
         """The owner's ``k`` nearest scenes for ``query``, best first (filtered by owner before
         ranking, so k hits come back whenever the owner has k comparable documents)."""
+        ...
+
+
+@runtime_checkable
+class IndexGeneration(Protocol):
+    """Optional on a ``SearchIndex`` whose documents can vanish wholesale (an index created anew)."""
+
+    def generation(self) -> str | None:
+        """Id of the index ``states`` reads, new when it is created anew (None: there is none);
+        raises ``TransientError`` when the index cannot be reached."""
         ...
 
 
@@ -226,6 +243,22 @@ class SceneRepository(Protocol):
     ) -> builtins.list[Scene]:
         """The owner's scenes of ``video_ids`` (``None``: of all its videos), by video then
         ordinal; one query per chunk of ids, or one query for the whole owner."""
+        ...
+
+    def not_current_under(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None, context: str
+    ) -> tuple[builtins.list[Scene], int]:
+        """Scenes of ``video_ids`` (None: all) whose digest is not ``context`` (by video, ordinal),
+        and how many have it, in one snapshot (``domain.digest``)."""
+        ...
+
+    def mark_current(self, owner_id: uuid.UUID, scenes: Sequence[Scene], context: str) -> set[uuid.UUID]:
+        """Set the digest of ``scenes`` still as read (same ``updated_at``) to ``context``; the ids
+        stamped (rows locked until the unit of work ends)."""
+        ...
+
+    def clear_current(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        """Forget the digest of the owner's ``scene_ids`` (their records may be changing)."""
         ...
 
     def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:

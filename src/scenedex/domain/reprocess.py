@@ -14,6 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from scenedex.domain.digest import (
+    SeenStates,
+    index_generation,
+    items_per_scene,
+    scene_context,
+    stamp_current,
+)
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.freshness import ExpectedStates, staleness
 from scenedex.domain.logcontext import SpecLogger, log_context
@@ -35,6 +42,7 @@ from scenedex.domain.ports import (
     TextEmbedder,
     UnitOfWork,
     UnitOfWorkFactory,
+    VideoFrames,
 )
 from scenedex.domain.progress import (
     ProgressListener,
@@ -44,12 +52,12 @@ from scenedex.domain.progress import (
     StaleReason,
 )
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.domain.scene_faces import FaceSampling, SceneFacesStep
 from scenedex.domain.scene_steps import (
     KeyframeImages,
     People,
     SceneBatch,
     SceneClipStep,
-    SceneFacesStep,
     SceneStep,
     SceneTextStep,
     run_scene_step,
@@ -99,6 +107,7 @@ class ReprocessRunner:
         search_index: SearchIndex,
         spec: ReprocessSpec,
         batch_size: int = 32,
+        video_frames: VideoFrames | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
@@ -106,10 +115,12 @@ class ReprocessRunner:
         self._blobs = blobs
         self._face_embedder = face_embedder
         self._index = search_index
+        face_sampling = FaceSampling.parse(spec.inputs.face_sampling)
+        self._samples_video = not face_sampling.keyframe_only
         self.scene_steps: tuple[SceneStep, ...] = (
             SceneTextStep(text_embedder),
             SceneClipStep(image_embedder),
-            SceneFacesStep(face_embedder, spec.inputs.face_match_threshold),
+            SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames),
         )
         """The record steps of a scene batch, in spec order (the search document follows)."""
         self.spec = spec
@@ -165,13 +176,40 @@ class ReprocessRunner:
                     stored = uow.records.states(step, scope.owner_id, states)
                     for subject_id, state in states.items():
                         plan.steps[step].count(staleness(stored.get((subject_id, "")), state, request.force))
-                scenes = uow.scenes.list_for_videos(scope.owner_id, self._scene_video_ids(scope))
-                plan.scenes += len(scenes)
-                assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force)
+                scenes, current = self._scenes_to_assess(
+                    uow, scope.owner_id, self._scene_video_ids(scope), expected, request.force
+                )
+                plan.scenes += len(scenes) + current
+                assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force, current)
             for step, reasons in assessed.items():
+                plan.steps[step].current += current * items_per_scene(expected)[step]
                 for reason in reasons.values():
                     plan.steps[step].count(reason)
         return plan
+
+    def _scenes_to_assess(
+        self,
+        uow: UnitOfWork,
+        owner_id: uuid.UUID,
+        video_ids: Sequence[uuid.UUID] | None,
+        expected: ExpectedStates,
+        force: bool,
+    ) -> tuple[list[Scene], int]:
+        """The scenes of the scope to assess record by record, and how many others are current
+        by their digest (``domain.digest``): with ``force``, every scene and 0."""
+        if force:
+            return uow.scenes.list_for_videos(owner_id, video_ids), 0
+        context = scene_context(expected, index_generation(self._index))
+        return uow.scenes.not_current_under(owner_id, video_ids, context)
+
+    def forget_current(self, owner_id: uuid.UUID, scene_ids: Sequence[uuid.UUID]) -> None:
+        """Forget that these scenes' records are current (their digest): the next run assesses
+        them record by record. For changes made outside the runner, e.g. a document deleted
+        from the search index of a scene that still exists (``scenedex index verify --repair``
+        calls it for what it re-sends)."""
+        with self._uow_factory() as uow:
+            uow.scenes.clear_current(owner_id, scene_ids)
+            uow.commit()
 
     def _assess_scenes(
         self,
@@ -180,13 +218,21 @@ class ReprocessRunner:
         scenes: Sequence[Scene],
         expected: ExpectedStates,
         force: bool,
+        others: int = 0,
+        seen: SeenStates | None = None,
     ) -> Assessment:
         """Why every item of ``scenes`` must be computed (None: current), per scene step. One
-        query per step table and one of the search index (owner-wide above ``OWNER_WIDE_READ``
-        scenes)."""
-        ids = None if len(scenes) > OWNER_WIDE_READ else [s.id for s in scenes]
+        query per step table and one of the search index: owner-wide above ``OWNER_WIDE_READ``
+        scenes unless they are under a quarter of the scope (``others``: its scenes current by
+        their digest, not assessed), else by ids. ``seen`` is given the states read."""
+        if not scenes:
+            return {step: {} for step in SCENE_STEPS}
+        wide = len(scenes) > OWNER_WIDE_READ and 4 * len(scenes) > len(scenes) + others
+        ids = None if wide else [s.id for s in scenes]
         stored = {step.step: uow.records.states(step.step, owner_id, ids) for step in self.scene_steps}
         documents = self._index.states(owner_id, ids) if scenes else {}
+        if seen is not None:
+            seen.records, seen.documents = stored, documents
         texts, clips, faces = (stored[step] for step in SCENE_STEPS[:3])
         assessed: Assessment = {step: {} for step in SCENE_STEPS}
         text_items, clip_items, face_items, document_items = (assessed[step] for step in SCENE_STEPS)
@@ -276,18 +322,21 @@ class ReprocessRunner:
     ) -> None:
         """Scene steps for the owner's scenes of ``video_ids`` (None: all its videos).
 
-        Planned set-wise first (``_assess_scenes``): scenes whose every record is current are
-        counted as skipped without further queries, so a no-op costs a few queries per owner.
-        The rest run in batches of ``batch_size`` scenes taken across videos (full model
-        batches even for short videos), one unit of work per batch.
+        Scenes whose digest matches the owner's context (``domain.digest``) are counted as
+        skipped from one SQL statement; the others are assessed set-wise (``_assess_scenes``).
+        Those not current run in batches of ``batch_size`` scenes taken across videos (full
+        model batches even for short videos), one unit of work per batch; the scenes found
+        current, and every batch's scenes once written, get their digest (read back first).
+        ``force`` ignores the digest.
         """
         with log_context(owner_id=owner_id, spec_version=self.spec.version):
             tracker = ProgressTracker(progress, listener, self.log)
             with self._uow_factory() as uow:
-                scenes = uow.scenes.list_for_videos(owner_id, video_ids)
                 expected = self._expected(uow, owner_id)
+                scenes, current = self._scenes_to_assess(uow, owner_id, video_ids, expected, force)
                 person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
-                assessed = self._assess_scenes(uow, owner_id, scenes, expected, force)
+                seen = SeenStates()
+                assessed = self._assess_scenes(uow, owner_id, scenes, expected, force, current, seen)
             people = People(list(expected.persons), person_records)
             pending = {
                 scene_id
@@ -295,14 +344,18 @@ class ReprocessRunner:
                 for (scene_id, _), r in reasons.items()
                 if r is not None
             }
+            per_scene = items_per_scene(expected)
             for step, reasons in assessed.items():
-                tracker.plan(step, len(reasons))
-                tracker.skipped(step, sum(1 for scene_id, _ in reasons if scene_id not in pending))
+                tracker.plan(step, len(reasons) + current * per_scene[step])
+                skipped = sum(1 for scene_id, _ in reasons if scene_id not in pending)
+                tracker.skipped(step, skipped + current * per_scene[step])
             work = [scene for scene in scenes if scene.id in pending]
             for start in range(0, len(work), self.batch_size):
                 self._run_scene_batch(
                     owner_id, work[start : start + self.batch_size], expected, people, assessed, tracker
                 )
+            found_current = [scene for scene in scenes if scene.id not in pending]
+            stamp_current(self._uow_factory, self._index, owner_id, found_current, expected, seen)
 
     def _run_scene_batch(
         self,
@@ -313,14 +366,24 @@ class ReprocessRunner:
         assessed: Assessment,
         tracker: ProgressTracker,
     ) -> None:
-        """The record steps in one unit of work (committed together), then the documents."""
+        """The record steps in one unit of work (committed together, with the scenes' digest
+        cleared first), then the documents, then the digest of the scenes now current."""
         images = KeyframeImages(self._blobs, scenes)
         with self._uow_factory() as uow:
-            batch = SceneBatch(uow, owner_id, scenes, self.spec, expected, people, assessed, tracker, images)
+            uow.scenes.clear_current(owner_id, [s.id for s in scenes])
+            sources = {
+                video.id: video.source_uri
+                for video_id in ({s.video_id for s in scenes} if self._samples_video else ())
+                if (video := uow.videos.get(owner_id, video_id)) is not None
+            }
+            batch = SceneBatch(
+                uow, owner_id, scenes, self.spec, expected, people, assessed, tracker, images, sources
+            )
             for step in self.scene_steps:
                 run_scene_step(step, batch)
             uow.commit()
             self._reindex(batch)
+        stamp_current(self._uow_factory, self._index, owner_id, scenes, expected)
 
     def _reindex(self, batch: SceneBatch) -> None:
         """SEARCH_REINDEX for the batch: documents built from the committed records; a

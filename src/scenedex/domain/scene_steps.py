@@ -1,4 +1,4 @@
-"""The scene steps (text, CLIP, faces) on one skeleton.
+"""The scene steps (text, CLIP; faces in ``scene_faces.py``) on one skeleton.
 
 The runner brings a scope's scenes up to the spec in batches. Each batch has a ``SceneBatch``
 context: its unit of work, the owner, the expected states, the owner's persons, why each item
@@ -16,7 +16,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,14 +24,11 @@ import numpy as np
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.freshness import ExpectedStates
 from scenedex.domain.model import (
-    DetectedFace,
     EmbeddingRecord,
     RecordState,
     Scene,
-    faces_from_record,
-    match_faces,
 )
-from scenedex.domain.ports import BlobStore, FaceEmbedder, ImageEmbedder, RecordKey, TextEmbedder, UnitOfWork
+from scenedex.domain.ports import BlobStore, ImageEmbedder, RecordKey, TextEmbedder, UnitOfWork
 from scenedex.domain.progress import ProgressTracker, StaleReason
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
 
@@ -148,6 +145,9 @@ class SceneBatch:
     reasons: Mapping[Step, Mapping[RecordKey, StaleReason | None]]
     tracker: ProgressTracker
     images: KeyframeImages
+    sources: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    """Source video blob URI by video id (for the faces step's sampled frames); a video
+    missing here falls back to its keyframes."""
 
     def record(
         self,
@@ -270,72 +270,3 @@ class SceneClipStep(KeyframeStep):
 
     def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
         return batch.record(self.step, scene, "", outcome, batch.expected.clip(scene).input_hash, {})
-
-
-DETECTED_IN = "keyframe_sha256"
-"""Payload key of a scene face record: the hash of the keyframe its faces were detected in."""
-
-
-class SceneFacesStep(KeyframeStep):
-    """Faces in the keyframe (``(n, 128)`` float32 descriptors) matched to the owner's persons
-    at ``threshold`` (see ``match_faces``).
-
-    A record that is stale only because the owner's persons changed (its reason is the input,
-    so the fingerprint, detection settings included, is the same; and it was detected in the
-    scene's keyframe as it is now, ``DETECTED_IN``) is matched again from its stored
-    descriptors: no keyframe read, no face detection. Anything else (missing, new fingerprint,
-    ``force``, records written before ``DETECTED_IN`` existed) detects again.
-    """
-
-    step = Step.SCENE_PERSON_EMBEDDINGS
-
-    def __init__(self, embedder: FaceEmbedder, threshold: float) -> None:
-        self._embedder = embedder
-        self._threshold = threshold
-
-    def embed(self, images: list[bytes]) -> list[Any]:
-        return list(self._embedder.detect_faces(images))
-
-    def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
-        stored = self._rematchable(batch, stale)
-        records = super().compute(batch, [(scene, key) for scene, key in stale if scene.id not in stored])
-        for scene, _ in stale:
-            if scene.id in stored:
-                faces = [DetectedFace(f.bbox, f.descriptor) for f in faces_from_record(stored[scene.id])]
-                records.append(self.record(batch, scene, faces))
-                batch.tracker.computed(self.step)
-        return records
-
-    def _rematchable(
-        self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]
-    ) -> dict[uuid.UUID, EmbeddingRecord]:
-        """By scene id, the stored records among ``stale`` whose faces can be matched again as
-        they are (one query for the batch)."""
-        reasons = batch.reasons[self.step]
-        scenes = {scene.id: scene for scene, key in stale if reasons[(scene.id, key)] is StaleReason.INPUT}
-        if not scenes:
-            return {}
-        fingerprint = batch.spec.fingerprint(self.step)
-        return {
-            scene_id: record
-            for (scene_id, _), record in batch.uow.records.get(self.step, batch.owner_id, scenes).items()
-            if record.fingerprint == fingerprint
-            and record.payload.get(DETECTED_IN) == scenes[scene_id].keyframe_sha256
-        }
-
-    def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
-        faces: tuple[DetectedFace, ...] = match_faces(outcome, batch.people.vectors, self._threshold)
-        payload = {
-            DETECTED_IN: scene.keyframe_sha256,
-            "faces": [
-                {
-                    "bbox": list(f.bbox),
-                    "person_id": str(f.person_id) if f.person_id else None,
-                    "distance": f.distance,
-                }
-                for f in faces
-            ],
-        }
-        vector = np.stack([f.descriptor for f in faces]).astype(np.float32) if faces else None
-        input_hash = batch.expected.faces(scene, batch.people.set_hash).input_hash
-        return batch.record(self.step, scene, "", vector, input_hash, payload)

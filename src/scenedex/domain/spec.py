@@ -83,6 +83,8 @@ class SpecInputs:
     face_model_id: str
     face_detection: str
     face_match_threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
+    face_sampling: str = "keyframe"
+    """Which frames of a scene the faces step reads (``FaceSampling.id``)."""
     text_channels: tuple[str, ...] = TEXT_CHANNELS
     document_schema: str = DOCUMENT_SCHEMA
 
@@ -157,7 +159,13 @@ class ReprocessSpec:
             ),
             (
                 EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
-                {**face, "match_threshold": inputs.face_match_threshold, "match": "nearest-l2"},
+                {
+                    **face,
+                    "match_threshold": inputs.face_match_threshold,
+                    "match": "nearest-l2",
+                    "sampling": inputs.face_sampling,
+                    "record": "face-tracks-v1",
+                },
                 (EmbeddingStepType.PERSON_QUERY_EMBEDDINGS,),
             ),
             (

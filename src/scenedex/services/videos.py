@@ -494,9 +494,13 @@ def delete_video(
     """Remove the owner's video everywhere: search documents (every index the adapter knows),
     rows (scenes and derived records cascade), documents again (a reprocess that wrote one
     between), blobs under the video's prefix. Idempotent: a second call finds nothing (and
-    still clears the prefix, in case a first call died after the rows)."""
+    still clears the prefix, in case a first call died after the rows). The scenes' digest
+    (``domain.digest``) is cleared before their documents go: should the rows outlive them (a
+    call that dies in between), the next reprocess assesses those scenes and writes them again."""
     with uow_factory() as uow:
         scene_ids = [s.id for s in uow.scenes.list_for_video(owner_id, video_id)]
+        uow.scenes.clear_current(owner_id, scene_ids)
+        uow.commit()
     index.delete(owner_id, scene_ids)
     with uow_factory() as uow:
         existed = uow.videos.delete(owner_id, video_id)

@@ -501,25 +501,25 @@ def seed_current_library(
 
 
 def measure_noop(
+    base: Settings,
     database_url: str,
     scenes: int,
     *,
     runs: int = 3,
     storage_url: str | None = None,
-    base: Settings | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Seed ``scenes`` current scenes for a fresh owner in ``database_url`` (migrated first;
     blobs under ``storage_url``, default a temporary folder) with ``seed_current_library``,
-    then time ``runs`` no-op reprocesses of that owner. No model is loaded (stand-in vectors).
+    then time ``runs`` no-op reprocesses of that owner, with ``base``'s models (their ids
+    only: no model is loaded, the seeding uses stand-in vectors). E.g. from a shell:
+    ``measure_noop(Settings(), "postgresql+psycopg://...", 100_000)``.
 
     Returns ``{"cpu_model", "cpus", "database", "scenes", "owner_id", "seed_seconds",
     "noop_seconds": [per run, wall seconds], "computed": [items per run, expected 0]}``."""
     with tempfile.TemporaryDirectory(prefix="scenedex-noop-") as folder:
         storage = storage_url or str(Path(folder) / "media")
-        settings = (base or Settings()).model_copy(
-            update={"database_url": database_url, "storage_url": storage}
-        )
+        settings = base.model_copy(update={"database_url": database_url, "storage_url": storage})
         blobs = FsspecBlobStore(storage)
         services = bootstrap(settings, blobs=blobs)
         upgrade(services.engine)

@@ -37,6 +37,7 @@ from scenedex.domain.ports import (
     UnitOfWorkFactory,
 )
 from scenedex.domain.reprocess import ReprocessRunner
+from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.persons import Persons
 from scenedex.services.search import (
@@ -83,11 +84,14 @@ class Services:
                     face_model_id=self.face_embedder.model_id,
                     face_detection=self.face_embedder.detection_id,
                     face_match_threshold=self.settings.faces.match_threshold,
+                    face_sampling=self.face_sampling.id,
                 )
             )
         return self._spec
 
     def runner(self) -> ReprocessRunner:
+        from scenedex.adapters.frames import BlobVideoFrames
+
         return ReprocessRunner(
             uow_factory=self.uow_factory,
             blobs=self.blobs,
@@ -97,7 +101,15 @@ class Services:
             search_index=self.search_index,
             spec=self.spec,
             batch_size=self.settings.reprocess.batch_size,
+            video_frames=BlobVideoFrames(self.blobs),
         )
+
+    @property
+    def face_sampling(self) -> FaceSampling:
+        """Which frames of a scene the faces step reads (``SCENEDEX_FACES__SAMPLE_INTERVAL_S``,
+        ``__MAX_FRAMES_PER_SCENE``, ``__APPEARANCE_GAP_S``)."""
+        faces = self.settings.faces
+        return FaceSampling(faces.sample_interval_s, faces.max_frames_per_scene, faces.appearance_gap_s)
 
     def persons(self) -> Persons:
         """The person use cases on these adapters, photos held to the image limits."""

@@ -35,6 +35,14 @@ from scenedex.domain.spec import EmbeddingStepType
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 
 
+_SCENE_COLUMNS = tuple(c for c in t.scenes.c if c.name != "current_under")
+"""The columns of a ``Scene`` (the digest ``current_under`` is the runner's, read in SQL only)."""
+
+
+def _scene(row: sa.Row[Any]) -> Scene:
+    return Scene(**{c.name: row._mapping[c.name] for c in _SCENE_COLUMNS})
+
+
 def _chunks(ids: Iterable[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
     ids = list(dict.fromkeys(ids))
     for start in range(0, len(ids), _IN_CHUNK):
@@ -163,34 +171,86 @@ class SqlSceneRepository:
         cols = t.scenes.c
         where = (cols.owner_id == owner_id, cols.video_id == video_id, cols.ordinal == ordinal)
         if texts:
-            self._session.execute(sa.update(t.scenes).where(*where).values(updated_at=utcnow(), **texts))
-        row = self._session.execute(sa.select(t.scenes).where(*where)).first()
-        return Scene(**row._mapping) if row else None
+            # A new source: the records are no longer known to be current (the digest goes).
+            values = {"updated_at": utcnow(), "current_under": None, **texts}
+            self._session.execute(sa.update(t.scenes).where(*where).values(**values))
+        row = self._session.execute(sa.select(*_SCENE_COLUMNS).where(*where)).first()
+        return _scene(row) if row else None
 
     def get(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene | None:
         row = self._session.execute(
-            sa.select(t.scenes).where(t.scenes.c.owner_id == owner_id, t.scenes.c.id == scene_id)
+            sa.select(*_SCENE_COLUMNS).where(t.scenes.c.owner_id == owner_id, t.scenes.c.id == scene_id)
         ).first()
-        return Scene(**row._mapping) if row else None
+        return _scene(row) if row else None
 
     def list_for_video(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> list[Scene]:
         rows = self._session.execute(
-            sa.select(t.scenes)
+            sa.select(*_SCENE_COLUMNS)
             .where(t.scenes.c.owner_id == owner_id, t.scenes.c.video_id == video_id)
             .order_by(t.scenes.c.ordinal)
         )
-        return [Scene(**row._mapping) for row in rows]
+        return [_scene(row) for row in rows]
 
     def list_for_videos(self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None) -> list[Scene]:
-        query = sa.select(t.scenes).where(t.scenes.c.owner_id == owner_id)
+        query = sa.select(*_SCENE_COLUMNS).where(t.scenes.c.owner_id == owner_id)
         order = (t.scenes.c.video_id, t.scenes.c.ordinal)
         if video_ids is None:
-            return [Scene(**row._mapping) for row in self._session.execute(query.order_by(*order)).all()]
+            return [_scene(row) for row in self._session.execute(query.order_by(*order)).all()]
         scenes = []
         for chunk in _chunks(video_ids):
             rows = self._session.execute(query.where(t.scenes.c.video_id.in_(chunk)).order_by(*order))
-            scenes.extend(Scene(**row._mapping) for row in rows)
+            scenes.extend(_scene(row) for row in rows)
         return scenes
+
+    def not_current_under(
+        self, owner_id: uuid.UUID, video_ids: Iterable[uuid.UUID] | None, context: str
+    ) -> tuple[list[Scene], int]:
+        """One statement per chunk of videos (one snapshot): the scenes whose digest is not
+        ``context`` UNION ALL one row counting those whose digest is."""
+        cols = t.scenes.c
+        scenes: list[Scene] = []
+        current = 0
+        for chunk in [None] if video_ids is None else _chunks(video_ids):
+            where = [cols.owner_id == owner_id] + ([] if chunk is None else [cols.video_id.in_(chunk)])
+            stale = sa.select(*_SCENE_COLUMNS, sa.null().label("n_current")).where(
+                *where, cols.current_under.is_distinct_from(context)
+            )
+            count = sa.select(
+                *(sa.null().label(c.name) for c in _SCENE_COLUMNS), sa.func.count().label("n_current")
+            ).where(*where, cols.current_under == context)
+            for row in self._session.execute(sa.union_all(stale, count)).all():
+                if row.n_current is None:
+                    scenes.append(_scene(row))
+                else:
+                    current += row.n_current
+        scenes.sort(key=lambda s: (str(s.video_id), s.ordinal))
+        return scenes, current
+
+    def mark_current(self, owner_id: uuid.UUID, scenes: Sequence[Scene], context: str) -> set[uuid.UUID]:
+        """Per chunk: one ``UPDATE ... RETURNING`` on ``(id, updated_at)`` pairs."""
+        cols = t.scenes.c
+        stamped: set[uuid.UUID] = set()
+        for start in range(0, len(scenes), _IN_CHUNK):
+            chunk = scenes[start : start + _IN_CHUNK]
+            versions = sa.tuple_(cols.id, cols.updated_at).in_([(s.id, s.updated_at) for s in chunk])
+            stamped.update(
+                self._session.scalars(
+                    sa.update(t.scenes)
+                    .where(cols.owner_id == owner_id, cols.id.in_([s.id for s in chunk]), versions)
+                    .values(current_under=context)
+                    .returning(cols.id)
+                )
+            )
+        return stamped
+
+    def clear_current(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
+        cols = t.scenes.c
+        for chunk in _chunks(scene_ids):
+            self._session.execute(
+                sa.update(t.scenes)
+                .where(cols.owner_id == owner_id, cols.id.in_(chunk), cols.current_under.is_not(None))
+                .values(current_under=None)
+            )
 
     def existing(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         found: set[uuid.UUID] = set()

@@ -76,6 +76,9 @@ scenes = sa.Table(
     sa.Column("keyframe_uri", sa.Text, nullable=False),
     sa.Column("keyframe_sha256", sa.String(64), nullable=False),
     *_timestamps(),
+    # The context under which every record of the scene was last found current (NULL: unknown);
+    # cleared by every write of the scene's source or records (``domain.digest``).
+    sa.Column("current_under", sa.String(64), nullable=True),
     sa.UniqueConstraint("id", "owner_id"),
     sa.UniqueConstraint("video_id", "ordinal"),
     sa.ForeignKeyConstraint(["video_id", "owner_id"], ["videos.id", "videos.owner_id"], ondelete="CASCADE"),

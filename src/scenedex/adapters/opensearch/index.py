@@ -174,6 +174,22 @@ class OpenSearchIndex:
             except NotFoundError:
                 return {}
 
+    def generation(self) -> str | None:
+        """``ports.IndexGeneration``: the uuid of this configuration's concrete index (the one
+        ``states`` reads), None when it does not exist. An index deleted (``prune``, by hand)
+        and created again has a new uuid, so the runner's scene digests taken under the old one
+        no longer match and every document is assessed again. Raises ``TransientError`` when
+        the cluster cannot be reached."""
+        index = self.layout.index
+        with transient("read index generation"):
+            try:
+                response = self.client.indices.get_settings(index=index, name="index.uuid")
+            except NotFoundError:
+                return None
+        body = response.get(index) or next(iter(response.values()), {})
+        generation = body.get("settings", {}).get("index", {}).get("uuid")
+        return str(generation) if generation else None
+
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:
         """Delete the owner's documents for ``scene_ids`` from the read and write indexes (and
         this configuration's), by an owner-filtered ``_delete_by_query``."""

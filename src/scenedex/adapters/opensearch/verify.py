@@ -108,5 +108,7 @@ def repair_index(
             index.delete(report.owner_id, report.extra)
         video_ids = sorted(set(report.videos.values()))
         if video_ids:
+            # Their digest may say "current" (a document deleted by hand): assess them again.
+            runner.forget_current(report.owner_id, sorted(report.videos))
             runner.run_scenes(report.owner_id, video_ids, progress)
     return progress
