@@ -4,6 +4,7 @@ Postgres, with its own ``world`` fixture."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import numpy as np
@@ -339,6 +340,28 @@ def test_batches_are_taken_across_videos(world: World) -> None:
     assert progress.ok, progress.errors
     assert world.clip.calls == [4, 2]
     assert progress.steps[Step.SCENE_CLIP_EMBEDDINGS].computed == 6
+
+
+def test_the_next_batch_keyframes_are_read_ahead_while_a_batch_computes(world: World) -> None:
+    """Batch 1 reads its keyframes itself; batches 2 and 3 were read by the read-ahead thread;
+    scenes whose keyframe steps are current are not read at all."""
+    world.add_video(OWNER_A, [face_image(salt=str(i)) for i in range(10)])
+    readers: dict[str, str] = {}
+    read = world.blobs.read
+
+    def recording_read(uri: str) -> bytes:
+        readers[uri] = threading.current_thread().name
+        return read(uri)
+
+    world.blobs.read = recording_read  # type: ignore[method-assign]
+    progress = world.runner(batch_size=4).run(owner(OWNER_A))
+    assert progress.ok, progress.errors
+    keyframes = [name for uri, name in readers.items() if "keyframe" in uri or "frame" in uri]
+    assert len(keyframes) == 10
+    assert sum(1 for name in keyframes if name.startswith("keyframes")) == 6  # batches 2 and 3
+    readers.clear()
+    world.runner(batch_size=4).run(owner(OWNER_A, force=False))
+    assert readers == {}
 
 
 def test_only_scenes_with_stale_records_are_batched(world: World) -> None:

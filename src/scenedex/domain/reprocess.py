@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from scenedex.domain.model import (
     Scene,
     SceneDocument,
     Video,
+    appearances_from_json,
     faces_from_record,
 )
 from scenedex.domain.person_steps import compute_person_queries, compute_photo_embeddings
@@ -350,12 +352,26 @@ class ReprocessRunner:
                 skipped = sum(1 for scene_id, _ in reasons if scene_id not in pending)
                 tracker.skipped(step, skipped + current * per_scene[step])
             work = [scene for scene in scenes if scene.id in pending]
-            for start in range(0, len(work), self.batch_size):
-                self._run_scene_batch(
-                    owner_id, work[start : start + self.batch_size], expected, people, assessed, tracker
-                )
+            batches = [
+                work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
+            ]
+            with ThreadPoolExecutor(1, thread_name_prefix="keyframes") as reader:
+                images = [KeyframeImages(self._blobs, batch) for batch in batches]
+                for index, batch in enumerate(batches):
+                    if index + 1 < len(batches):  # read the next batch's keyframes meanwhile
+                        images[index + 1].prefetch(
+                            reader, self._keyframe_scenes(batches[index + 1], assessed)
+                        )
+                    self._run_scene_batch(owner_id, batch, expected, people, assessed, tracker, images[index])
             found_current = [scene for scene in scenes if scene.id not in pending]
             stamp_current(self._uow_factory, self._index, owner_id, found_current, expected, seen)
+
+    @staticmethod
+    def _keyframe_scenes(scenes: Sequence[Scene], assessed: Assessment) -> list[Scene]:
+        """The scenes of a batch whose CLIP or faces record will be computed (their keyframes
+        are read)."""
+        steps = (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
+        return [s for s in scenes if any(assessed[step].get((s.id, "")) is not None for step in steps)]
 
     def _run_scene_batch(
         self,
@@ -365,10 +381,12 @@ class ReprocessRunner:
         people: People,
         assessed: Assessment,
         tracker: ProgressTracker,
+        images: KeyframeImages | None = None,
     ) -> None:
         """The record steps in one unit of work (committed together, with the scenes' digest
-        cleared first), then the documents, then the digest of the scenes now current."""
-        images = KeyframeImages(self._blobs, scenes)
+        cleared first), then the documents, then the digest of the scenes now current.
+        ``images``: the batch's keyframes, possibly being read ahead already."""
+        images = images or KeyframeImages(self._blobs, scenes)
         with self._uow_factory() as uow:
             uow.scenes.clear_current(owner_id, [s.id for s in scenes])
             sources = {
@@ -450,6 +468,7 @@ class ReprocessRunner:
                     image_vector=clip_record.vector if clip_record else None,
                     faces=scene_faces,
                     person_ids=tuple(dict.fromkeys(f.person_id for f in scene_faces if f.person_id)),
+                    appearances=appearances_from_json(face_record and face_record.payload.get("appearances")),
                     spec_version=self.spec.version,
                     model_ids=self.spec.model_ids,
                     fingerprint=self.spec.fingerprint(Step.SEARCH_REINDEX),
