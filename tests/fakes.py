@@ -186,7 +186,8 @@ class InMemorySearchIndex:
             faces = np.stack([f.descriptor for f in d.faces]) if d.faces else None
             score = score_document(query, d.text_vectors, d.image_vector, faces)
             if score is not None:
-                hits.append(SearchHit(d.scene_id, d.video_id, score, d.start_s, d.end_s, d.person_ids))
+                spans = tuple(d.appearances.get(query.person_id, ())) if query.person_id else ()
+                hits.append(SearchHit(d.scene_id, d.video_id, score, d.start_s, d.end_s, d.person_ids, spans))
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
 
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:

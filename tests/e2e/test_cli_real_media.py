@@ -220,8 +220,10 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     first = by_text["results"][0]
     assert (first["video_id"], first["start_s"]) == (library["bikes"]["video_id"], 0.0)
     assert set(first) == {
-        "scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url"
+        "scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url",
+        "appearances",
     }  # fmt: skip
+    assert first["appearances"] == []  # person searches only
     assert first["keyframe_url"] == f"/v1/scenes/{first['scene_id']}/keyframe"
     scores = [r["score"] for r in by_text["results"]]
     assert len(scores) == 2 and scores[0] > scores[1]  # only scenes with text are comparable
@@ -230,6 +232,9 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     top = by_person["results"][0]
     assert (top["video_id"], top["start_s"]) == (library["interview"]["video_id"], 0.0)
     assert [p["person_id"] for p in top["persons"]] == [library["person"]["person_id"]]
+    assert top["appearances"] and all(  # when the person is on screen, within the scene
+        top["start_s"] <= a["start_s"] <= a["end_s"] <= top["end_s"] for a in top["appearances"]
+    )
 
     by_image = cli.json(
         "search", "--owner-id", OWNER, "--image", str(REAL_MEDIA / "astronaut.png"), "--k", "1"

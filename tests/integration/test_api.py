@@ -32,7 +32,17 @@ OWNER_A = OWNER
 OWNER_B = uuid.UUID("00000000-0000-0000-0000-0000000000b2")
 ADMIN = ("admin",)
 JOBS = "/v1/admin/reprocess-jobs"
-HIT_FIELDS = {"scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url"}
+HIT_FIELDS = {
+    "scene_id",
+    "video_id",
+    "external_id",
+    "start_s",
+    "end_s",
+    "score",
+    "persons",
+    "keyframe_url",
+    "appearances",
+}
 REPROCESS = "/v1/admin/reprocess-embeddings"
 
 

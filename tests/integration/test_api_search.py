@@ -156,6 +156,7 @@ def test_every_search_hit_has_the_results_page_fields(api: SearchApi) -> None:
     by_text = api.client.get("/v1/search", params={"text": "blue", "k": 1}, headers=as_a)
     assert by_text.status_code == 200, by_text.text
     assert_hit(by_text.json()["results"][0], api.scenes[2])
+    assert by_text.json()["results"][0]["appearances"] == []  # a person search's only
 
     with api.harness.world.uow_factory() as uow:
         [person] = uow.persons.list(OWNER_A)
@@ -163,6 +164,8 @@ def test_every_search_hit_has_the_results_page_fields(api: SearchApi) -> None:
     [hit] = by_person.json()["results"]
     assert set(hit) == HIT_FIELDS and hit["external_id"] is None
     assert hit["persons"] == [{"person_id": str(person.id), "name": "alice"}]
+    # the fakes' faces come from the keyframe alone: seen at the scene's middle (0-1 s), once
+    assert hit["appearances"] == [{"start_s": 0.5, "end_s": 0.5}]
 
 
 def test_keyframe_url_serves_the_jpeg_with_etag_and_cache_headers(api: SearchApi) -> None:

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.models]
 KEYS = {
     "database", "owner_id", "scenes", "videos", "batch_size", "machine", "models", "library", "bare",
     "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings", "faces",
-    "faces_to_clip", "faces_speedup", "speedup_vs_previous_faces", "face_check", "search",
+    "faces_to_clip", "faces_speedup", "speedup_vs_previous_faces", "face_check", "search", "frames_per_scene",
 }  # fmt: skip
 BENCH_DATABASE = "scenedex_bench_pytest"
 
@@ -42,7 +42,9 @@ def bench_database_url(postgres_url: str) -> Iterator[str]:
 
 
 def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
-    report = bench("--scenes", "4", "--batch-size", "2", "--no-face-check")  # the check: test_face_check
+    report = bench(
+        "--scenes", "4", "--batch-size", "2", "--no-face-check", "--no-sampling"
+    )  # the check: test_face_check
 
     assert set(report) == KEYS
     assert report["database"].startswith("sqlite:///") and report["warnings"] == []
@@ -79,7 +81,7 @@ def test_bench_seeds_a_current_library_and_times_its_noop_on_postgres(bench_data
     fp32 = {"SCENEDEX_CLIP__PRECISION": "fp32", "SCENEDEX_TEXT__PRECISION": "fp32"}  # no second models
     report = bench(
         "--scenes", "2", "--batch-size", "2", "--noop-scenes", "50", "--database-url", url,
-        "--no-face-check", **fp32,
+        "--no-face-check", "--no-sampling", **fp32,
     )  # fmt: skip
 
     assert report["database"].startswith("postgresql") and report["warnings"] == []

@@ -19,7 +19,7 @@ from scenedex.adapters.opensearch import (
     SearchIndexBusyError,
     make_client,
 )
-from scenedex.adapters.opensearch.layout import bulk_action
+from scenedex.adapters.opensearch.layout import PERSON_SOURCE_FIELDS, bulk_action, search_hit
 from scenedex.adapters.opensearch.verify import repair_index, verify_index
 from scenedex.domain.errors import InvalidRequestError, TransientError
 from scenedex.domain.model import DetectedFace, SceneDocument
@@ -58,6 +58,7 @@ def scene_document(
         model_ids={"clip": "fake-clip:v1", "text": "fake-text:v1", "face": "fake-face:v1"},
         fingerprint=fingerprint,
         input_hash=input_hash,
+        appearances={person: ((1.0, 1.5), (2.0, 2.5))},
     )
 
 
@@ -355,3 +356,24 @@ def test_vectors_are_sent_as_unit_floats(os_world: OsWorld) -> None:
     (face,) = source["faces"]
     assert np.isclose(np.linalg.norm(face["descriptor"]), 1.0, atol=1e-5)
     assert source["person_ids"] == [str(doc.person_ids[0])] and "visual_vector" not in source
+
+
+def test_appearances_round_trip_to_the_person_hits(os_world: OsWorld) -> None:
+    index: OpenSearchIndex = os_world.index(os_world.spec())
+    doc, other = scene_document(uuid.uuid4()), scene_document(uuid.uuid4())
+    (person,) = doc.person_ids
+    index.upsert([doc, other])
+
+    source = os_world.client.get(index="t-scenes", id=str(doc.scene_id))["_source"]
+    assert source["appearances"] == [
+        {"person_id": str(person), "start_s": 1.0, "end_s": 1.5},
+        {"person_id": str(person), "start_s": 2.0, "end_s": 2.5},
+    ]
+    (mapping,) = os_world.client.indices.get_mapping(index="t-scenes").values()
+    assert mapping["mappings"]["properties"]["appearances"]["type"] == "nested"
+    # osmem has no kNN: the person search's _source selection on a plain query, read as its hits
+    os_world.client.indices.refresh(index="t-scenes")
+    body = {"_source": list(PERSON_SOURCE_FIELDS), "query": {"ids": {"values": [str(doc.scene_id)]}}}
+    (hit,) = os_world.client.search(index="t-scenes", body=body)["hits"]["hits"]
+    assert search_hit(hit, "bm25", person).appearances == ((1.0, 1.5), (2.0, 2.5))
+    assert search_hit(hit, "bm25", other.person_ids[0]).appearances == ()

@@ -14,17 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
+from typer.testing import CliRunner
 
 from scenedex.adapters.db.migrate import upgrade
+from scenedex.api import create_app
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from scenedex.services.ingest import add_person
 from scenedex.services.videos import ingest_local_file, parse_scenes
-from scenedex.settings import Settings
-from scenedex.worker.bootstrap import Services, bootstrap
+from scenedex.settings import ApiSettings, Settings
+from scenedex.worker.bootstrap import Services, bootstrap, build_runtime
 from tests.fakes import FakeImageEmbedder, FakeTextEmbedder
+from tests.integration.test_api import SECRET, bearer, make_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
@@ -174,3 +178,49 @@ def test_changing_the_sampling_marks_exactly_faces_and_documents_stale(library: 
     assert first.failed == 0
     again = changed.run(ReprocessRequest(ReprocessScope.OWNER, owner_id=library.owner_id))
     assert sum(counts.computed for counts in again.steps.values()) == 0
+
+
+def test_a_person_search_gives_the_time_ranges_by_use_case_http_and_cli(
+    library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert library.run().failed == 0  # the fixture's sampling (1 s), whatever ran before
+    person = library.person_id
+    expected, by_name = {}, {}  # scene id -> the face record's ranges of the person
+    for name in CASES:
+        with library.services.uow_factory() as uow:
+            (scene,) = uow.scenes.list_for_video(library.owner_id, library.videos[name])
+        spans = library.face_payload(name)["appearances"][str(person)]
+        expected[str(scene.id)] = by_name[name] = [{"start_s": start, "end_s": end} for start, end in spans]
+    late = by_name["late"]
+    assert len(late) == 1 and 4.0 <= late[0]["start_s"] <= 5.0 and 7.0 <= late[0]["end_s"] < 8.0
+
+    # the use case (what the API, the CLI and the console call)
+    results = library.services.search(library.owner_id, person_id=person, k=5)
+    assert {str(r.scene_id): r.to_dict()["appearances"] for r in results} == expected
+    assert all(r.appearances == () for r in library.services.search(library.owner_id, text="x", k=5))
+
+    # over HTTP
+    settings = library.services.settings.model_copy(update={"api": ApiSettings(jwt_secret=SECRET)})
+    app = create_app(settings, runtime=build_runtime(settings, library.services))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get(
+            "/v1/search",
+            params={"person_id": str(person), "k": 5},
+            headers=bearer(make_token(library.owner_id, ())),
+        )
+    assert answer.status_code == 200, answer.text
+    assert {hit["scene_id"]: hit["appearances"] for hit in answer.json()["results"]} == expected
+
+    # on the command line: JSON, and the table's "on screen" column
+    monkeypatch.setattr("scenedex.scripts.cli.build_services", lambda **_: library.services)
+    from scenedex.scripts.cli import app as cli
+
+    arguments = ["search", "--owner-id", str(library.owner_id), "--person-id", str(person), "--k", "5"]
+    printed = CliRunner().invoke(cli, [*arguments, "--json"])
+    assert printed.exit_code == 0, printed.output
+    hits = json.loads(printed.stdout)["results"]
+    assert {hit["scene_id"]: hit["appearances"] for hit in hits} == expected
+    table = CliRunner().invoke(cli, arguments, env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    start, end = late[0]["start_s"], late[0]["end_s"]
+    assert "on screen" in table.stdout and f"0:0{int(start)}-0:0{int(end)}" in table.stdout

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from opensearchpy.helpers import expand_action
 
 from scenedex.adapters.opensearch.layout import (
     IndexLayout,
@@ -19,9 +20,11 @@ from scenedex.adapters.opensearch.layout import (
     hybrid_weights,
     move_alias_actions,
     pipeline_body,
+    search_hit,
     search_plan,
 )
 from scenedex.domain.model import DetectedFace, SceneDocument, SearchQuery
+from tests import opensearch_spec
 
 OWNER = uuid.UUID(int=1)
 OWNER_FILTER = {"term": {"owner_id": "00000000-0000-0000-0000-000000000001"}}
@@ -30,7 +33,7 @@ LAYOUT = IndexLayout(
     names=IndexNames("t-"),
     fingerprint="0123456789abcdef",
     spec_version="2026-11-21+abcd1234",
-    document_schema="scene-doc-v1",
+    document_schema="scene-doc-v2",
     model_ids={"clip": "clip-m", "text": "text-m", "face": "face-m"},
     text_dim=4,
     clip_dim=3,
@@ -40,7 +43,7 @@ LAYOUT = IndexLayout(
 META = {
     "fingerprint": "0123456789abcdef",
     "spec_version": "2026-11-21+abcd1234",
-    "document_schema": "scene-doc-v1",
+    "document_schema": "scene-doc-v2",
     "model_ids": {"clip": "clip-m", "text": "text-m", "face": "face-m"},
     "dimensions": {"text": 4, "clip": 3, "face": 128},
     "spaces": {"text": "innerproduct", "clip": "innerproduct", "face": "l2"},
@@ -111,6 +114,15 @@ def test_index_template() -> None:
                         },
                     },
                     "person_ids": {"type": "keyword"},
+                    # nested: each range keeps its person (a flat object array would mix them)
+                    "appearances": {
+                        "type": "nested",
+                        "properties": {
+                            "person_id": {"type": "keyword"},
+                            "start_s": {"type": "float"},
+                            "end_s": {"type": "float"},
+                        },
+                    },
                     "spec_version": {"type": "keyword"},
                     "fingerprint": {"type": "keyword"},
                     "input_hash": {"type": "keyword"},
@@ -152,6 +164,7 @@ def test_bulk_action() -> None:
         model_ids={"clip": "clip-m", "text": "text-m", "face": "face-m"},
         fingerprint="0123456789abcdef",
         input_hash="abc",
+        appearances={person: ((1.5, 2.0), (2.5, 3.0))},
     )
     version = int(datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp() * 1_000_000)
 
@@ -182,6 +195,10 @@ def test_bulk_action() -> None:
                 }
             ],
             "person_ids": ["00000000-0000-0000-0000-000000000004"],
+            "appearances": [
+                {"person_id": "00000000-0000-0000-0000-000000000004", "start_s": 1.5, "end_s": 2.0},
+                {"person_id": "00000000-0000-0000-0000-000000000004", "start_s": 2.5, "end_s": 3.0},
+            ],
             "spec_version": "2026-11-21+abcd1234",
             "fingerprint": "0123456789abcdef",
             "input_hash": "abc",
@@ -293,12 +310,12 @@ def test_person_query_through_the_nested_faces() -> None:
     # (nested kNN; a document scores by its nearest vector; a filter on a top-level field)
     face = np.zeros(128, np.float32)
     face[1] = 2.0
-    plan = search_plan(OWNER, SearchQuery(face_vector=face), 3)
+    plan = search_plan(OWNER, SearchQuery(face_vector=face, person_id=uuid.UUID(int=4)), 3)
 
     assert plan is not None and plan.kind == "face"
     assert plan.body == {
         "size": 3,
-        "_source": SOURCE,
+        "_source": [*SOURCE, "appearances"],  # the hits carry the person's time ranges
         "query": {
             "nested": {
                 "path": "faces",
@@ -345,3 +362,92 @@ def test_scores_convert_back_to_the_cosine(cosine: float) -> None:
     assert cosine_from_score("unit", unit_score) == pytest.approx(cosine)
     assert cosine_from_score("face", face_score) == pytest.approx(cosine)
     assert cosine_from_score("hybrid", 0.42) == 0.42
+
+
+def test_person_hits_carry_the_queried_persons_ranges_from_the_source() -> None:
+    alice, bob = uuid.UUID(int=4), uuid.UUID(int=5)
+    hit = {
+        "_score": 1 / (1 + 0.5),  # l2: d^2 = 0.5, cosine 0.75
+        "_source": {
+            "scene_id": str(uuid.UUID(int=2)),
+            "video_id": str(uuid.UUID(int=3)),
+            "start_s": 1.5,
+            "end_s": 9.0,
+            "person_ids": [str(alice), str(bob)],
+            "appearances": [
+                {"person_id": str(alice), "start_s": 1.5, "end_s": 2.0},
+                {"person_id": str(bob), "start_s": 3.0, "end_s": 4.0},
+                {"person_id": str(alice), "start_s": 6.5, "end_s": 9.0},
+            ],
+        },
+    }
+
+    found = search_hit(hit, "face", alice)
+    assert found.appearances == ((1.5, 2.0), (6.5, 9.0)) and found.score == pytest.approx(0.75)
+    assert found.to_dict()["appearances"] == [{"start_s": 1.5, "end_s": 2.0}, {"start_s": 6.5, "end_s": 9.0}]
+    assert search_hit(hit, "face", bob).appearances == ((3.0, 4.0),)
+    assert search_hit(hit, "face", None).appearances == ()  # not a person search
+    assert search_hit(hit, "face", uuid.UUID(int=6)).appearances == ()
+    del hit["_source"]["appearances"]  # a scene-doc-v1 document
+    assert search_hit(hit, "face", alice).appearances == ()
+
+
+# -- the bodies against the OpenSearch API specification (../shared/schemas) -----------------------
+
+
+def test_person_search_body_follows_the_api_specification() -> None:
+    face = np.ones(128, np.float32)
+    plan = search_plan(OWNER, SearchQuery(face_vector=face, person_id=uuid.UUID(int=4)), 3)
+    assert plan is not None
+    validator = opensearch_spec.request_body("search")
+
+    assert opensearch_spec.errors(validator, plan.body) == []
+    assert opensearch_spec.errors(validator, {**plan.body, "_sources": ["appearances"]})  # can fail
+
+
+def test_appearances_mapping_follows_the_api_specification() -> None:
+    # The whole template takes about a minute in Python jsonschema (see
+    # tests/integration/test_opensearch_spec.py); here the nested field and each of its
+    # properties against their own property schemas.
+    mapping = LAYOUT.template_body()["template"]["mappings"]["properties"]["appearances"]
+    nested = opensearch_spec.schema("_common.mapping___NestedProperty")
+    children = mapping["properties"]
+    assert opensearch_spec.errors(nested, {**mapping, "properties": {}}) == []
+    assert opensearch_spec.errors(nested, {**mapping, "type": "object", "properties": {}})  # can fail
+    keyword = opensearch_spec.schema("_common.mapping___KeywordProperty")
+    number = opensearch_spec.schema("_common.mapping___FloatNumberProperty")
+    assert opensearch_spec.errors(keyword, children["person_id"]) == []
+    assert opensearch_spec.errors(number, children["start_s"]) == []
+    assert opensearch_spec.errors(number, children["end_s"]) == []
+    assert opensearch_spec.errors(number, {"type": "double"})  # can fail
+
+
+def test_bulk_lines_with_appearances_follow_the_api_specification() -> None:
+    person = uuid.UUID(int=4)
+    doc = SceneDocument(
+        scene_id=uuid.UUID(int=2),
+        video_id=uuid.UUID(int=3),
+        owner_id=OWNER,
+        start_s=0.0,
+        end_s=8.0,
+        texts={},
+        text_vectors={},
+        image_vector=None,
+        faces=(),
+        person_ids=(person,),
+        spec_version="v",
+        model_ids={},
+        fingerprint="f",
+        input_hash="h",
+        appearances={person: ((4.0, 7.5),)},
+    )
+    action, source = expand_action(bulk_action("t-scenes_write", doc, 1))
+    assert source["appearances"] == [{"person_id": str(person), "start_s": 4.0, "end_s": 7.5}]
+    assert (
+        opensearch_spec.errors(opensearch_spec.request_body("bulk", "application/x-ndjson"), [action, source])
+        == []
+    )
+    # the request body takes any object as a line (a source), so the action line on its own:
+    validator = opensearch_spec.schema("_core.bulk___OperationContainer")
+    assert opensearch_spec.errors(validator, action) == []
+    assert opensearch_spec.errors(validator, {"index": {**action["index"], "version_type": "newer"}})

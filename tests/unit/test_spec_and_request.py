@@ -53,7 +53,7 @@ def test_latest_spec_lists_six_steps_in_dependency_order() -> None:
             {"face_model_id": "dlib:other"},
             set(Step) - {Step.SCENE_TEXT_EMBEDDINGS, Step.SCENE_CLIP_EMBEDDINGS},
         ),
-        ({"document_schema": "scene-doc-v2"}, {Step.SEARCH_REINDEX}),
+        ({"document_schema": "scene-doc-v3"}, {Step.SEARCH_REINDEX}),
     ],
 )
 def test_fingerprints_change_exactly_for_the_affected_steps(changes: dict, expected: set[Step]) -> None:

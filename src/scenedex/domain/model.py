@@ -189,7 +189,9 @@ class SceneDocument:
     ``text_vectors`` maps channel to ``(384,)``-like float32 unit vectors (absent: empty channel
     or not computed); ``image_vector`` is the ``(d,)`` float32 CLIP embedding (unit length) or
     None; ``faces`` the matched scene faces. ``fingerprint``/``input_hash`` say which spec and
-    inputs produced the document.
+    inputs produced the document. ``appearances``: per matched person, the time ranges
+    ``(start_s, end_s)`` (seconds from the video start, ascending, merged) in which the person's
+    face is on screen in this scene (empty for a face record without them, an older layout).
     """
 
     scene_id: uuid.UUID
@@ -206,6 +208,26 @@ class SceneDocument:
     model_ids: Mapping[str, str]
     fingerprint: str
     input_hash: str
+    appearances: Mapping[uuid.UUID, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+
+
+Appearances = Mapping[uuid.UUID, tuple[tuple[float, float], ...]]
+"""Time ranges ``(start_s, end_s)`` in seconds from the video start, per person id."""
+
+
+def appearances_from_json(data: Mapping[str, Any] | None) -> dict[uuid.UUID, tuple[tuple[float, float], ...]]:
+    """``{person_id: [[start_s, end_s], ...]}`` (a face record's ``payload["appearances"]``, or a
+    stored document's) as person id -> ranges in seconds; ``{}`` for None (an older layout).
+    Raises ValueError for a key that is not a UUID or a range that is not two numbers."""
+    return {
+        uuid.UUID(person): tuple((float(start), float(end)) for start, end in ranges)
+        for person, ranges in (data or {}).items()
+    }
+
+
+def appearances_to_json(appearances: Appearances) -> dict[str, list[list[float]]]:
+    """The inverse of ``appearances_from_json``: ``{"<person_id>": [[start_s, end_s], ...]}``."""
+    return {str(person): [[start, end] for start, end in ranges] for person, ranges in appearances.items()}
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -229,6 +251,8 @@ class SearchQuery:
     - ``image_vector``: ``(d_clip,)`` CLIP image embedding, compared with the image embedding.
     - ``face_vector``: ``(128,)`` person query embedding, compared with each scene face.
     - ``text``: the query text itself, for indexes with lexical (BM25) matching.
+    - ``person_id``: the person whose ``face_vector`` this is (person searches), so that the
+      hits carry that person's time ranges in each scene (``SearchHit.appearances``).
     """
 
     text_vector: np.ndarray | None = None
@@ -236,11 +260,17 @@ class SearchQuery:
     image_vector: np.ndarray | None = None
     face_vector: np.ndarray | None = None
     text: str | None = None
+    person_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One ranked scene: ``score`` is a cosine similarity in [-1, 1] (higher is nearer)."""
+    """One ranked scene: ``score`` is a cosine similarity in [-1, 1] (higher is nearer).
+
+    ``appearances``: for a person search (``SearchQuery.person_id``), the ranges
+    ``(start_s, end_s)`` in seconds from the video start in which that person is on screen in
+    this scene, ascending; empty for other queries and for documents without appearances.
+    """
 
     scene_id: uuid.UUID
     video_id: uuid.UUID
@@ -248,6 +278,7 @@ class SearchHit:
     start_s: float
     end_s: float
     person_ids: tuple[uuid.UUID, ...]
+    appearances: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -257,6 +288,7 @@ class SearchHit:
             "start_s": self.start_s,
             "end_s": self.end_s,
             "persons": [str(p) for p in self.person_ids],
+            "appearances": [{"start_s": start, "end_s": end} for start, end in self.appearances],
         }
 
 
@@ -317,6 +349,15 @@ def match_faces(
 def largest_face(faces: Sequence[DetectedFace]) -> DetectedFace:
     """The face with the largest bounding box area (ties: the first)."""
     return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+
+
+def appearances_from_record(
+    record: EmbeddingRecord | None,
+) -> dict[uuid.UUID, tuple[tuple[float, float], ...]]:
+    """The persons' time ranges stored in a scene face record (``payload["appearances"]``:
+    ``{person_id: [[start_s, end_s], ...]}``, seconds from the video start); none for no record
+    or a record written before appearances existed."""
+    return appearances_from_json(record.payload.get("appearances") if record is not None else None)
 
 
 def faces_from_record(record: EmbeddingRecord | None) -> tuple[DetectedFace, ...]:

@@ -31,7 +31,7 @@ from scenedex.domain.model import (
     Scene,
     SceneDocument,
     Video,
-    appearances_from_json,
+    appearances_from_record,
     faces_from_record,
 )
 from scenedex.domain.person_steps import compute_person_queries, compute_photo_embeddings
@@ -368,10 +368,15 @@ class ReprocessRunner:
 
     @staticmethod
     def _keyframe_scenes(scenes: Sequence[Scene], assessed: Assessment) -> list[Scene]:
-        """The scenes of a batch whose CLIP or faces record will be computed (their keyframes
-        are read)."""
-        steps = (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
-        return [s for s in scenes if any(assessed[step].get((s.id, "")) is not None for step in steps)]
+        """The scenes of a batch whose keyframe will be read: CLIP to compute, or faces to
+        detect (a faces record stale only by its input is usually matched again from the stored
+        tracks without reading anything, so it is not read ahead)."""
+        clip, faces = assessed[Step.SCENE_CLIP_EMBEDDINGS], assessed[Step.SCENE_PERSON_EMBEDDINGS]
+        return [
+            s
+            for s in scenes
+            if clip.get((s.id, "")) is not None or faces.get((s.id, "")) not in (None, StaleReason.INPUT)
+        ]
 
     def _run_scene_batch(
         self,
@@ -468,7 +473,7 @@ class ReprocessRunner:
                     image_vector=clip_record.vector if clip_record else None,
                     faces=scene_faces,
                     person_ids=tuple(dict.fromkeys(f.person_id for f in scene_faces if f.person_id)),
-                    appearances=appearances_from_json(face_record and face_record.payload.get("appearances")),
+                    appearances=appearances_from_record(face_record),
                     spec_version=self.spec.version,
                     model_ids=self.spec.model_ids,
                     fingerprint=self.spec.fingerprint(Step.SEARCH_REINDEX),

@@ -28,8 +28,9 @@ raw descriptors (99.38% on LFW; http://dlib.net/face_recognition.py.html, face_r
 astronaut.png and its flip: 1.457, 1.446), so 0.6 / 1.45 = 0.41 on unit vectors, rounded to 0.4.
 Person query embeddings are normalised means, hence the comparison on unit vectors."""
 
-DOCUMENT_SCHEMA = "scene-doc-v1"
-"""Version of the scene search document layout (fields and their meaning)."""
+DOCUMENT_SCHEMA = "scene-doc-v2"
+"""Version of the scene search document layout (fields and their meaning). v2: the persons'
+time ranges in the scene (``SceneDocument.appearances``)."""
 
 FINGERPRINT_LENGTH = 16
 

@@ -250,7 +250,8 @@ def search(
     text: Annotated[str | None, typer.Option(help="Find scenes by meaning of a phrase.")] = None,
     image: Annotated[Path | None, typer.Option(help="Find scenes that look like this image.")] = None,
     person_id: Annotated[
-        str | None, typer.Option("--person-id", help="Find scenes showing this person.")
+        str | None,
+        typer.Option("--person-id", help="Find scenes showing this person (and when: appearances)."),
     ] = None,
     k: Annotated[int, typer.Option("--k", help="How many scenes.")] = 10,
     json_output: JsonOption = False,
@@ -272,19 +273,23 @@ def search(
     if json_output:
         print_json({"results": [hit.to_dict() for hit in hits]})
         return
+    from scenedex.services.search import format_ranges
+
     table = Table(title=f"{len(hits)} scenes")
-    for column in ("score", "video", "external id", "start_s", "end_s", "scene", "persons"):
+    columns = ["score", "video", "external id", "start_s", "end_s", "scene", "persons"]
+    for column in columns + (["on screen"] if person is not None else []):
         table.add_column(column, no_wrap=True)
     for hit in hits:
-        table.add_row(
+        row = [
             f"{hit.score:.3f}",
             str(hit.video_id),
             hit.external_id or "",
             f"{hit.start_s:.2f}",
             f"{hit.end_s:.2f}",
             str(hit.scene_id),
-            ", ".join(person.name for person in hit.persons),
-        )
+            ", ".join(p.name for p in hit.persons),
+        ]
+        table.add_row(*row, *([format_ranges(hit.appearances)] if person is not None else []))
     Console().print(table)
 
 
@@ -365,8 +370,11 @@ BENCH_EPILOG = (
     "ms_per_image, missed, previous_recall, previous_false_positives, previous_ms_per_image, "
     "previous_missed});\n"
     "search (null, or with --noop-scenes on the table index {scenes, cold_s, p50_s, p99_s, kinds});\n"
+    'frames_per_scene (null with --no-sampling, or {"1", "4", "8": {scenes, seconds, scenes_per_s, '
+    "faces_step_ms_per_scene, frames_read, failed}}: full reprocesses of 2 real videos of 10 scenes);\n"
     "rss_mib {after_build, after_bare, after_full, after_noop, after_precision, "
-    "after_previous_faces, after_seed, after_seeded_noop, after_search} (peak RSS so far);\n"
+    "after_previous_faces, after_frames_per_scene, after_seed, after_seeded_noop, after_search} "
+    "(peak RSS so far);\n"
     "warnings (list of strings)."
 )
 
@@ -388,6 +396,9 @@ def bench(
     face_check: Annotated[
         bool, typer.Option(help="Run the labelled face check (needs the real media; ~30 s).")
     ] = True,
+    sampling: Annotated[
+        bool, typer.Option(help="Time full reprocesses of real videos at 1, 4 and 8 frames per scene.")
+    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Measure reprocess speed on a synthetic library with the configured models."""
@@ -407,6 +418,7 @@ def bench(
             noop_scenes=noop_scenes,
             real_media=media if media.is_dir() else None,
             face_check=face_check,
+            sampling=sampling,
             listener_factory=lambda: _ProgressBars(enabled=not json_output or stderr.is_terminal),
             say=lambda line: stderr.print(line, highlight=False, soft_wrap=True),
         )
@@ -476,6 +488,12 @@ def _print_bench(report: dict[str, Any]) -> None:
         seeded = report["noop_seeded"]
         console.print(f"seeded {seeded['scenes']} scenes in {seeded['seed_seconds']:.1f} s: {seeded['note']}")
     _print_faces(console, report)
+    for count, figures in (report["frames_per_scene"] or {}).items():
+        console.print(
+            f"{count} frame(s) per scene: full reprocess {figures['scenes_per_s']} scenes/s, faces step "
+            f"{figures['faces_step_ms_per_scene']:.0f} ms/scene ({figures['frames_read']} frames read)",
+            highlight=False,
+        )
     if report["search"]:
         search = report["search"]
         console.print(

@@ -50,7 +50,9 @@ class PersonRef:
 class SceneResult:
     """One ranked scene as a results page shows it: the hit (``score``: cosine in [-1, 1],
     higher is nearer), its video's ``external_id`` (the caller's own id, None when not given),
-    the persons recognised in it and where its keyframe is served."""
+    the persons recognised in it and where its keyframe is served. ``appearances``: for a
+    person search, the time ranges ``(start_s, end_s)`` (seconds from the video start,
+    ascending) in which that person is on screen in the scene; empty for other searches."""
 
     scene_id: uuid.UUID
     video_id: uuid.UUID
@@ -59,6 +61,7 @@ class SceneResult:
     end_s: float
     score: float
     persons: tuple[PersonRef, ...]
+    appearances: tuple[tuple[float, float], ...] = ()
 
     @property
     def keyframe_url(self) -> str:
@@ -76,7 +79,22 @@ class SceneResult:
             "score": round(self.score, 6),
             "persons": [{"person_id": str(p.person_id), "name": p.name} for p in self.persons],
             "keyframe_url": self.keyframe_url,
+            "appearances": [{"start_s": start, "end_s": end} for start, end in self.appearances],
         }
+
+
+def format_ranges(ranges: Sequence[tuple[float, float]]) -> str:
+    """Time ranges in seconds as ``m:ss-m:ss``, comma-separated (``0:04-0:07, 0:12-0:15``); a
+    range within one second as one time (``0:04``); ``""`` for none."""
+
+    def clock(seconds: float) -> str:
+        whole = int(seconds)
+        return f"{whole // 60}:{whole % 60:02d}"
+
+    return ", ".join(
+        clock(start) if clock(start) == clock(end) else f"{clock(start)}-{clock(end)}"
+        for start, end in ranges
+    )
 
 
 def is_untrained(image_embedder: ImageEmbedder) -> bool:
@@ -98,7 +116,8 @@ def search_scenes(
 ) -> list[SearchHit]:
     """The owner's ``k`` best scenes for exactly one of ``text``, ``image`` (encoded bytes) or
     ``person_id``. Text queries use the text model over the text channels, plus CLIP's text
-    tower over the image embeddings when real CLIP weights are configured.
+    tower over the image embeddings when real CLIP weights are configured. Person hits carry the
+    person's time ranges in each scene (``SearchHit.appearances``).
 
     Raises ``InvalidRequestError`` (no or several queries, bad k, unreadable image, person
     without a query embedding) and ``NotFoundError`` (person not the owner's).
@@ -122,7 +141,7 @@ def search_scenes(
         query = SearchQuery(image_vector=vector)
     else:
         assert person_id is not None
-        query = SearchQuery(face_vector=_person_vector(uow_factory, owner_id, person_id))
+        query = SearchQuery(face_vector=_person_vector(uow_factory, owner_id, person_id), person_id=person_id)
     return index.search(owner_id, query, k)
 
 
@@ -161,6 +180,7 @@ def describe_hits(
             end_s=hit.end_s,
             score=hit.score,
             persons=tuple(PersonRef(p, names[p]) for p in hit.person_ids if p in names),
+            appearances=hit.appearances,
         )
         for hit in hits
         if hit.video_id in external_ids

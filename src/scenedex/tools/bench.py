@@ -596,6 +596,7 @@ class BenchReport:
     speedup_vs_previous_faces: float | None = None
     face_check: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+    frames_per_scene: dict[str, Any] | None = None
     rss_mib: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -648,6 +649,7 @@ def run_bench(
     noop_scenes: int = 0,
     real_media: Path | None = None,
     face_check: bool = True,
+    sampling: bool = True,
     listener_factory: ListenerFactory,
     say: Callable[[str], None],
 ) -> BenchReport:
@@ -700,6 +702,11 @@ def run_bench(
         report.rss_mib["after_build"] = peak_rss_mib()
         _measure(report, services, library, listener_factory, say)
         _measure_faces(report, services, library, real_media if face_check else None, say)
+        if sampling:
+            from scenedex.tools.bench_sampling import measure_sampling
+
+            report.frames_per_scene = measure_sampling(services, work, library.keyframes, say)
+            report.rss_mib["after_frames_per_scene"] = peak_rss_mib()
         if noop_scenes:
             _measure_seeded(report, services, blobs, noop_scenes, listener_factory, say)
             _measure_search(report, services, say)

@@ -59,6 +59,19 @@ from scenedex.domain.model import (
 
 log = logging.getLogger(__name__)
 
+
+def stored_hit(row: Any, score: float, person_id: uuid.UUID | None) -> SearchHit:
+    """The hit of a ``search_documents`` row (``scene_id, video_id, start_s, end_s, document``)
+    scored ``score``; for a person search (``person_id``) with that person's time ranges in the
+    scene from ``document["appearances"]`` (``{"<person_id>": [[start_s, end_s], ...]}``,
+    seconds; absent in documents written before scene-doc-v2: no ranges)."""
+    document = row.document
+    persons = tuple(uuid.UUID(p) for p in document.get("person_ids", []))
+    ranges = (document.get("appearances") or {}).get(str(person_id), []) if person_id else []
+    spans = tuple((float(start), float(end)) for start, end in ranges)
+    return SearchHit(row.scene_id, row.video_id, score, row.start_s, row.end_s, persons, spans)
+
+
 NOTIFY_CHANNEL = "scenedex_search_documents"
 """The Postgres channel of search document writes (payload ``owner_id:scene_id,scene_id,...``)."""
 
@@ -558,7 +571,7 @@ class SearchCache:
         hits: list[SearchHit] = []
         for _attempt in range(3):
             ranked = self._ranked(owner_id, query, k)
-            hits, complete = self._hits(owner_id, ranked)
+            hits, complete = self._hits(owner_id, ranked, query.person_id)
             if complete:
                 return hits
             with self._lock:
@@ -702,10 +715,10 @@ class SearchCache:
         return ranked
 
     def _hits(
-        self, owner_id: uuid.UUID, ranked: Sequence[tuple[float, uuid.UUID]]
+        self, owner_id: uuid.UUID, ranked: Sequence[tuple[float, uuid.UUID]], person_id: uuid.UUID | None
     ) -> tuple[list[SearchHit], bool]:
-        """The hits of ``ranked`` with their rows read now; ``complete`` is false when a row is
-        gone (the cache was stale)."""
+        """The hits of ``ranked`` with their rows read now (``stored_hit``: with ``person_id``'s
+        time ranges); ``complete`` is false when a row is gone (the cache was stale)."""
         if not ranked:
             return [], True
         docs = t.search_documents.c
@@ -722,6 +735,5 @@ class SearchCache:
         for score, scene_id in ranked:
             row = rows.get(scene_id)
             if row is not None:
-                persons = tuple(uuid.UUID(p) for p in row.document.get("person_ids", []))
-                hits.append(SearchHit(scene_id, row.video_id, score, row.start_s, row.end_s, persons))
+                hits.append(stored_hit(row, score, person_id))
         return hits, len(hits) == len(ranked)

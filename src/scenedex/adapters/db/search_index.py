@@ -15,13 +15,14 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
-from scenedex.adapters.db.search_cache import DEFAULT_CACHE_MAX_BYTES, SearchCache, notify_written
+from scenedex.adapters.db.search_cache import DEFAULT_CACHE_MAX_BYTES, SearchCache, notify_written, stored_hit
 from scenedex.domain.model import (
     TEXT_CHANNELS,
     RecordState,
     SceneDocument,
     SearchHit,
     SearchQuery,
+    appearances_to_json,
     score_document,
     utcnow,
 )
@@ -119,8 +120,7 @@ def exact_reference_search(
                 faces.reshape(-1, 128) if faces is not None else None,
             )
             if score is not None:
-                persons = tuple(uuid.UUID(p) for p in row.document.get("person_ids", []))
-                hits.append(SearchHit(row.scene_id, row.video_id, score, row.start_s, row.end_s, persons))
+                hits.append(stored_hit(row, score, query.person_id))
     return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
 
 
@@ -146,6 +146,7 @@ def _document_row(doc: SceneDocument) -> dict[str, Any]:
             "texts": dict(doc.texts),
             "person_ids": [str(p) for p in doc.person_ids],
             "faces": faces,
+            "appearances": appearances_to_json(doc.appearances),
             "model_ids": dict(doc.model_ids),
         },
         "transcript_vector": vector_to_bytes(doc.text_vectors.get("transcript"))[0],

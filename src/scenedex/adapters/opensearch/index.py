@@ -41,10 +41,10 @@ from scenedex.adapters.opensearch.layout import (
     IndexLayout,
     IndexNames,
     bulk_action,
-    cosine_from_score,
     delete_body,
     move_alias_actions,
     pipeline_body,
+    search_hit,
     search_plan,
 )
 from scenedex.adapters.opensearch.state import (
@@ -242,20 +242,8 @@ class OpenSearchIndex:
                 response = self.client.search(index=self.names.read_alias, body=plan.body, **params)
             except NotFoundError:
                 return []
-        hits = []
-        for hit in response["hits"]["hits"][: plan.size]:
-            source = hit["_source"]
-            hits.append(
-                SearchHit(
-                    scene_id=uuid.UUID(source["scene_id"]),
-                    video_id=uuid.UUID(source["video_id"]),
-                    score=cosine_from_score(plan.kind, float(hit["_score"])),
-                    start_s=float(source["start_s"]),
-                    end_s=float(source["end_s"]),
-                    person_ids=tuple(uuid.UUID(p) for p in source.get("person_ids", [])),
-                )
-            )
-        return hits
+        person = query.person_id if plan.kind == "face" else None
+        return [search_hit(hit, plan.kind, person) for hit in response["hits"]["hits"][: plan.size]]
 
     def ping(self) -> bool:
         """Whether the cluster answers (readiness probes); needs no layout, so no model."""

@@ -28,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from scenedex.domain.model import TEXT_CHANNELS, TEXT_WEIGHT, SceneDocument, SearchQuery, l2_normalise
+from scenedex.domain.model import (
+    TEXT_CHANNELS,
+    TEXT_WEIGHT,
+    SceneDocument,
+    SearchHit,
+    SearchQuery,
+    l2_normalise,
+)
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
 
 FACE_DIM = 128
@@ -47,6 +54,9 @@ BM25_WEIGHT = 0.25
 channels and CLIP text-to-image as ``TEXT_WEIGHT`` does in the table-backed index."""
 SOURCE_FIELDS = ("scene_id", "video_id", "start_s", "end_s", "person_ids")
 """What a search hit needs from ``_source`` (vectors are never sent back)."""
+PERSON_SOURCE_FIELDS = (*SOURCE_FIELDS, "appearances")
+"""A person search's hits also carry the persons' time ranges (``search_hit`` keeps the queried
+person's)."""
 META_KEY = "scenedex"
 
 
@@ -172,6 +182,14 @@ class IndexLayout:
                 },
             },
             "person_ids": {"type": "keyword"},
+            "appearances": {
+                "type": "nested",
+                "properties": {
+                    "person_id": {"type": "keyword"},
+                    "start_s": {"type": "float"},
+                    "end_s": {"type": "float"},
+                },
+            },
             "spec_version": {"type": "keyword"},
             "fingerprint": {"type": "keyword"},
             "input_hash": {"type": "keyword"},
@@ -241,6 +259,11 @@ def document_source(doc: SceneDocument, indexed_at: datetime) -> dict[str, Any]:
         for face in doc.faces
     ]
     source["person_ids"] = [str(p) for p in doc.person_ids]
+    source["appearances"] = [
+        {"person_id": str(person), "start_s": start, "end_s": end}
+        for person, ranges in doc.appearances.items()
+        for start, end in ranges
+    ]
     source["spec_version"] = doc.spec_version
     source["fingerprint"] = doc.fingerprint
     source["input_hash"] = doc.input_hash
@@ -348,7 +371,8 @@ def search_plan(
     if query.face_vector is not None:
         if not ok["face"]:
             return None
-        return SearchPlan(_body(k, face_clause(query.face_vector, k, owner_id)), "face", size=k)
+        body = _body(k, face_clause(query.face_vector, k, owner_id), PERSON_SOURCE_FIELDS)
+        return SearchPlan(body, "face", size=k)
     return None
 
 
@@ -445,8 +469,33 @@ def bm25_clause(owner_id: uuid.UUID, text: str) -> dict[str, Any]:
     }
 
 
-def _body(size: int, query: dict[str, Any]) -> dict[str, Any]:
-    return {"size": size, "_source": list(SOURCE_FIELDS), "query": query}
+def _body(size: int, query: dict[str, Any], source: Sequence[str] = SOURCE_FIELDS) -> dict[str, Any]:
+    return {"size": size, "_source": list(source), "query": query}
+
+
+def search_hit(hit: Mapping[str, Any], kind: str, person_id: uuid.UUID | None = None) -> SearchHit:
+    """``SearchHit`` of one response hit (``_source`` with ``SOURCE_FIELDS``; ``_score``
+    converted by ``cosine_from_score(kind)``). For a person search (``person_id``) the hit
+    carries that person's ranges from ``_source["appearances"]`` (``[{person_id, start_s,
+    end_s}]``, seconds, ascending per person as written); none when the document has none."""
+    source = hit["_source"]
+    spans: tuple[tuple[float, float], ...] = ()
+    if person_id is not None:
+        wanted = str(person_id)
+        spans = tuple(
+            (float(a["start_s"]), float(a["end_s"]))
+            for a in source.get("appearances") or ()
+            if a.get("person_id") == wanted
+        )
+    return SearchHit(
+        scene_id=uuid.UUID(source["scene_id"]),
+        video_id=uuid.UUID(source["video_id"]),
+        score=cosine_from_score(kind, float(hit["_score"])),
+        start_s=float(source["start_s"]),
+        end_s=float(source["end_s"]),
+        person_ids=tuple(uuid.UUID(p) for p in source.get("person_ids", [])),
+        appearances=spans,
+    )
 
 
 def cosine_from_score(kind: str, score: float) -> float:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from scenedex.api.console.session import CSRF_FIELD, ConsoleSession
 from scenedex.domain import jobs
+from scenedex.services.search import format_ranges
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
@@ -54,7 +55,7 @@ def progress_percent(job: dict[str, Any]) -> int:
     return int(100 * items["done"] / items["total"])
 
 
-TEMPLATES.env.filters.update(duration=duration, timestamp=timestamp)
+TEMPLATES.env.filters.update(duration=duration, timestamp=timestamp, ranges=format_ranges)
 TEMPLATES.env.globals.update(
     static=STATIC_PATH, csrf_field=CSRF_FIELD, percent=progress_percent, active_statuses=ACTIVE_JOB_STATUSES
 )

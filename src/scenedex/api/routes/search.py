@@ -4,7 +4,7 @@ image, and the keyframe of a scene (the thumbnail of a hit). The owner is always
 
 Every hit has one shape (``SceneResult.to_dict``, the same as ``scenedex search --json``):
 ``scene_id, video_id, external_id, start_s, end_s, score, persons: [{person_id, name}],
-keyframe_url``.
+keyframe_url, appearances: [{start_s, end_s}]`` (appearances: person searches only).
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ class PersonResult(BaseModel):
     name: str
 
 
+class AppearanceResult(BaseModel):
+    """A time range in which the searched person is on screen (seconds from the video start)."""
+
+    start_s: float
+    end_s: float
+
+
 class SearchResult(BaseModel):
     scene_id: uuid.UUID
     video_id: uuid.UUID
@@ -52,6 +59,12 @@ class SearchResult(BaseModel):
     score: float = Field(description="cosine similarity in [-1, 1], higher is nearer")
     persons: list[PersonResult] = Field(description="the caller's persons recognised in the scene")
     keyframe_url: str = Field(description="the scene's keyframe (GET with the same bearer token)")
+    appearances: list[AppearanceResult] = Field(
+        description="person search: when the person is on screen in the scene, as time ranges "
+        "in seconds from the video start, ascending (a face seen in one sampled frame only gives "
+        "start_s == end_s); empty for text and image searches",
+        examples=[[{"start_s": 12.9, "end_s": 14.5}, {"start_s": 16.0, "end_s": 17.5}]],
+    )
 
 
 class SearchResponse(BaseModel):
@@ -71,6 +84,10 @@ class SearchResponse(BaseModel):
                             "score": 0.612345,
                             "persons": [{"person_id": _PERSON, "name": "alice"}],
                             "keyframe_url": KEYFRAME_PATH.format(scene_id=_SCENE),
+                            "appearances": [
+                                {"start_s": 12.9, "end_s": 14.5},
+                                {"start_s": 16.0, "end_s": 17.5},
+                            ],
                         }
                     ]
                 }
