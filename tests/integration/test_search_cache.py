@@ -178,3 +178,39 @@ def test_concurrent_searches_while_another_owner_is_written(sql_engine: sa.Engin
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_many_identical_documents_are_scored_once_and_ranked_as_row_by_row(
+    sql_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 documents share one set of vectors (black frames, a repeated slate): the exact
+    re-score of the tie runs once for them, and the hits are those of the row-by-row scoring."""
+    import scenedex.adapters.db.search_cache as search_cache
+
+    rng = np.random.default_rng(19)
+    owner = uuid.uuid4()
+    shared = document(
+        rng, owner, texts={c: unit(rng, TEXT_DIM) for c in TEXT_CHANNELS}, image=unit(rng, IMAGE_DIM)
+    )
+    copies = [replace(shared, scene_id=uuid.uuid4(), video_id=uuid.uuid4()) for _ in range(400)]
+    others = [document(rng, owner) for _ in range(30)]
+    index = TableSearchIndex(sql_engine)
+    index.upsert(copies + others)
+    calls = []
+    original = search_cache.score_document
+
+    def counting(*args: object) -> float | None:
+        calls.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_cache, "score_document", counting)
+    near_shared = SearchQuery(image_vector=shared.image_vector)
+    for query in (near_shared, SearchQuery(text_vector=shared.text_vectors["transcript"])):
+        calls.clear()
+        hits = index.search(owner, query, 10)
+        assert len(calls) <= 1 + len(others), len(calls)
+        expected = exact_reference_search(sql_engine, owner, query, 10)
+        # 400 exact ties: the cache breaks them by scene id, the row-by-row scoring by row order
+        assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+        assert {h.scene_id for h in hits} <= {c.scene_id for c in copies}
+        assert [h.scene_id for h in hits] == sorted(h.scene_id for h in hits)

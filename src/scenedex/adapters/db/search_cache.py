@@ -32,6 +32,7 @@ larger than that is scanned in chunks of ``STREAM_CHUNK_ROWS`` (same exact resul
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
 import threading
@@ -373,16 +374,45 @@ class OwnerVectors:
         if len(scored) > k:
             kth = np.partition(approx, len(approx) - k)[len(approx) - k]
             scored = scored[approx >= kth - 2 * bound - 1e-12]
-        exact = [
-            (score_document(query, d.texts, d.image, d.faces), d.scene_id) for d in self._candidates(scored)
-        ]
+        exact: list[tuple[float | None, uuid.UUID]] = []
+        by_vectors: dict[bytes, float | None] = {}  # identical vectors score identically
+        for slot in scored.tolist():
+            key = self._vector_key(slot, query)
+            if key not in by_vectors:
+                document = self._document(slot)
+                by_vectors[key] = score_document(query, document.texts, document.image, document.faces)
+            scene_id = self._ids[slot]
+            assert scene_id is not None
+            exact.append((by_vectors[key], scene_id))
         exact += [(score_document(query, d.texts, d.image, d.faces), d.scene_id) for d in self._odd.values()]
-        ranked = sorted(((s, i) for s, i in exact if s is not None), key=lambda hit: (-hit[0], hit[1]))
-        return ranked[:k]
+        return best_k([(s, i) for s, i in exact if s is not None], k)
 
-    def _candidates(self, slots: np.ndarray) -> Iterator[DocumentVectors]:
-        for slot in slots.tolist():
-            yield self._document(slot)
+    def _vector_key(self, slot: int, query: SearchQuery) -> bytes:
+        """The bytes of what ``query`` compares in document ``slot`` (masks and vectors): two
+        documents with the same key get the same ``score_document`` result, so a tie of many
+        identical documents (black frames, a repeated slate) is re-scored once."""
+        parts: list[bytes] = []
+        if query.text_vector is not None and self._text is not None:
+            parts += [self._text_mask[:, slot].tobytes(), self._text[:, slot].tobytes()]
+        if (query.clip_text_vector is not None or query.image_vector is not None) and self._image is not None:
+            parts += [self._image_mask[slot].tobytes(), self._image[slot].tobytes()]
+        if query.face_vector is not None:
+            raw = self._face_raw.get(slot)
+            parts.append(b"none" if raw is None else raw.tobytes())
+        return b"|".join(parts)
+
+
+def best_k(scored: list[tuple[float, uuid.UUID]], k: int) -> list[tuple[float, uuid.UUID]]:
+    """The ``k`` best ``(score, scene_id)``: higher score first, ties by scene id. Partitions
+    first, so a tie of many documents at the k-th score (a repeated frame) costs one pass, not
+    a sort of them all."""
+    if len(scored) <= 4 * k:
+        return sorted(scored, key=lambda hit: (-hit[0], hit[1].int))[:k]
+    scores = np.fromiter((s for s, _ in scored), np.float64, len(scored))
+    kth = float(-np.partition(-scores, k - 1)[k - 1])
+    above = sorted(((s, i) for s, i in scored if s > kth), key=lambda hit: (-hit[0], hit[1].int))
+    ties = heapq.nsmallest(k - len(above), (i for s, i in scored if s == kth), key=lambda i: i.int)
+    return above + [(kth, i) for i in ties]
 
 
 class _ReadWriteLock:
