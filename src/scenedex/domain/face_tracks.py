@@ -39,7 +39,8 @@ def sample_times(
 ) -> list[float]:
     """Times (seconds, ascending, unique to the millisecond) at which to sample a scene
     ``[start_s, end_s)``: the middle of every ``interval_s`` slot (``start + (k + 0.5) *
-    interval``), thinned evenly to at most ``max_frames - 1`` when there are more, plus
+    interval``), thinned evenly (first and last slot kept) to at most ``max_frames - 1`` when
+    there are more, plus
     ``keyframe_s`` (always kept). ``max_frames`` 1 or ``interval_s`` 0 gives the keyframe
     alone. Raises ``ValueError`` for ``max_frames < 1`` or a negative interval."""
     if max_frames < 1:
@@ -50,9 +51,12 @@ def sample_times(
     if interval_s > 0 and max_frames > 1:
         slots = max(1, math.floor((end_s - start_s) / interval_s + 1e-9))
         grid = [start_s + (k + 0.5) * interval_s for k in range(slots)]
-        if len(grid) > max_frames - 1:
-            step = len(grid) / (max_frames - 1)
-            grid = [grid[int(i * step)] for i in range(max_frames - 1)]
+        keep = max_frames - 1
+        if len(grid) > keep:  # evenly spread, first and last slot kept
+            last = len(grid) - 1
+            grid = (
+                [grid[last // 2]] if keep == 1 else [grid[round(i * last / (keep - 1))] for i in range(keep)]
+            )
         times.update(round(t, 3) for t in grid if start_s <= t < end_s)
     return sorted(times)
 
