@@ -77,14 +77,8 @@ class Library:
 
 
 def services_with(base: Services, **faces: Any) -> Services:
-    settings = base.settings.model_copy(update={"faces": base.settings.faces.model_copy(update=faces)})
-    return bootstrap(
-        settings,
-        engine=base.engine,
-        blobs=base.blobs,
-        image_embedder=base.image_embedder,
-        text_embedder=base.text_embedder,
-        face_embedder=base.face_embedder,
+    return base.with_settings(
+        base.settings.model_copy(update={"faces": base.settings.faces.model_copy(update=faces)})
     )
 
 

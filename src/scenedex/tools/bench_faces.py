@@ -25,7 +25,7 @@ from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.settings import Settings
 from scenedex.tools.face_check import build_face_check, evaluate
-from scenedex.worker.bootstrap import Services, bootstrap
+from scenedex.worker.bootstrap import Services
 
 PREVIOUS_FACE_SETTINGS = {"detect_side": 0, "upsample": 1, "min_score": 0.3, "threads": 1}
 """The face settings before 2026-11-30: HOG at upsample 1 on the decoded image as it is (at most
@@ -64,14 +64,7 @@ def measure_faces(
         "clip_step_ms_per_scene": clip_ms,
         "faces_to_clip": round(faces_ms / clip_ms, 3) if clip_ms else None,
     }
-    previous = bootstrap(
-        previous_face_settings(services.settings),
-        engine=services.engine,
-        blobs=services.blobs,
-        search_index=services.search_index,
-        image_embedder=services.image_embedder,
-        text_embedder=services.text_embedder,
-    )
+    previous = services.with_settings(previous_face_settings(services.settings), keep_face_embedder=False)
     say(f"full reprocess again with the previous face detector ({previous.face_embedder.detection_id})...")
     started = time.perf_counter()
     progress = previous.runner().run(ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id, force=True))

@@ -26,7 +26,7 @@ from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.services.videos import UpstreamScene, ingest_local_file
-from scenedex.worker.bootstrap import Services, bootstrap
+from scenedex.worker.bootstrap import Services
 
 VIDEOS, SCENES, SCENE_SECONDS, FPS = 2, 10, 4.0, 5
 FRAME_COUNTS = (1, 4, 8)
@@ -67,15 +67,7 @@ def measure_sampling(
         faces = services.settings.faces.model_copy(
             update={"max_frames_per_scene": count, "sample_interval_s": 0.5}
         )
-        sampled = bootstrap(
-            services.settings.model_copy(update={"faces": faces}),
-            engine=services.engine,
-            blobs=services.blobs,
-            search_index=services.search_index,
-            image_embedder=services.image_embedder,
-            text_embedder=services.text_embedder,
-            face_embedder=services.face_embedder,
-        )
+        sampled = services.with_settings(services.settings.model_copy(update={"faces": faces}))
         owner_id = new_id()
         for path in paths:
             video = ingest_local_file(

@@ -111,6 +111,21 @@ class Services:
         faces = self.settings.faces
         return FaceSampling(faces.sample_interval_s, faces.max_frames_per_scene, faces.appearance_gap_s)
 
+    def with_settings(self, settings: Settings, *, keep_face_embedder: bool = True) -> Services:
+        """Services on ``settings`` sharing this one's engine, blob store, search index and
+        loaded CLIP and text models (and face models unless ``keep_face_embedder`` is False):
+        the same library under another spec, e.g. other face settings, without loading twice."""
+        shared: dict[str, Any] = {
+            "engine": self.engine,
+            "blobs": self.blobs,
+            "search_index": self.search_index,
+            "image_embedder": self.image_embedder,
+            "text_embedder": self.text_embedder,
+        }
+        if keep_face_embedder:
+            shared["face_embedder"] = self.face_embedder
+        return bootstrap(settings, **shared)
+
     def persons(self) -> Persons:
         """The person use cases on these adapters, photos held to the image limits."""
         return Persons(
