@@ -130,11 +130,12 @@ class SceneFacesStep(SceneStep):
                 images.append(data)
                 owners.append((scene.id, time_s))
         outcomes = list(self._embedder.detect_faces(images)) if images else []
+        key_times = {scene.id: keyframe_time(scene) for scene in todo}
         per_scene: dict[uuid.UUID, list[SampledFaces]] = {}
         errors: dict[uuid.UUID, BadInputError] = {}
         for (scene_id, time_s), outcome in zip(owners, outcomes, strict=True):
             if isinstance(outcome, BadInputError):
-                if time_s == keyframe_time(next(s for s in todo if s.id == scene_id)):
+                if time_s == key_times[scene_id]:
                     errors[scene_id] = outcome
                 continue  # an undecodable sampled frame is skipped; the keyframe decides
             per_scene.setdefault(scene_id, []).append(SampledFaces(time_s, tuple(outcome)))
