@@ -309,6 +309,7 @@ class World:
         *,
         spec: ReprocessSpec | None = None,
         index: Any = None,
+        video_frames: Any = None,
         **spec_changes: Any,
     ) -> ReprocessRunner:
         """A runner on this world's fakes; ``spec`` (default: the latest for the fakes with
@@ -324,6 +325,7 @@ class World:
             search_index=self.index if index is None else index,
             spec=spec,
             batch_size=batch_size,
+            video_frames=video_frames,
         )
 
     def add_video(

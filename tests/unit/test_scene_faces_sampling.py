@@ -11,12 +11,10 @@ import pytest
 
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import faces_from_record
-from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import EmbeddingStepType as Step
-from scenedex.domain.spec import ReprocessSpec
-from tests.conftest import World, make_inputs, make_world
+from tests.conftest import World, make_world
 from tests.fakes import face_image
 
 OWNER = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
@@ -45,17 +43,7 @@ def world(request: pytest.FixtureRequest) -> World:
 def run(world: World, frames: FakeFrames) -> tuple[uuid.UUID, dict]:
     alice = world.add_person(OWNER, "alice", [face_image("alice", salt="photo")]).id
     _, (scene,) = world.add_video(OWNER, [face_image(salt="keyframe")])  # scene 0-1 s, keyframe 0.5 s
-    spec = ReprocessSpec.latest(make_inputs(world.clip, world.text, world.faces, face_sampling=SAMPLING.id))
-    runner = ReprocessRunner(
-        uow_factory=world.uow_factory,
-        blobs=world.blobs,
-        image_embedder=world.clip,
-        text_embedder=world.text,
-        face_embedder=world.faces,
-        search_index=world.index,
-        spec=spec,
-        video_frames=frames,
-    )
+    runner = world.runner(video_frames=frames, face_sampling=SAMPLING.id)
     progress = runner.run(ReprocessRequest(ReprocessScope.OWNER, owner_id=OWNER))
     assert progress.ok, progress.errors
     with world.uow_factory() as uow:
