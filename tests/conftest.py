@@ -310,10 +310,13 @@ class World:
         spec: ReprocessSpec | None = None,
         index: Any = None,
         video_frames: Any = None,
+        face_clusterer: Any = None,
+        face_thumbnail: Any = None,
         **spec_changes: Any,
     ) -> ReprocessRunner:
         """A runner on this world's fakes; ``spec`` (default: the latest for the fakes with
-        ``spec_changes``) and ``index`` (default: the world's) may be given."""
+        ``spec_changes``) and ``index`` (default: the world's) may be given; without a
+        ``face_clusterer`` it runs no FACE_CLUSTERS step."""
         if spec is None:
             spec = ReprocessSpec.latest(make_inputs(self.clip, self.text, self.faces, **spec_changes))
         return ReprocessRunner(
@@ -326,6 +329,8 @@ class World:
             spec=spec,
             batch_size=batch_size,
             video_frames=video_frames,
+            face_clusterer=face_clusterer,
+            face_thumbnail=face_thumbnail,
         )
 
     def add_video(

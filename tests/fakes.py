@@ -19,6 +19,8 @@ from datetime import datetime
 import numpy as np
 
 from scenedex.domain.errors import BadInputError, BlobNotFoundError
+from scenedex.domain.face_clusters import ClusteringState, SuggestedPerson
+from scenedex.domain.face_decisions import FaceDecision
 from scenedex.domain.model import (
     DetectedFace,
     EmbeddingRecord,
@@ -207,6 +209,9 @@ class _Data:
         self.records: dict[EmbeddingStepType, dict[RecordKey, EmbeddingRecord]] = {
             s: {} for s in EmbeddingStepType
         }
+        self.decisions: dict[uuid.UUID, FaceDecision] = {}
+        self.clusterings: dict[uuid.UUID, ClusteringState] = {}
+        self.clusters: dict[uuid.UUID, list[SuggestedPerson]] = {}
 
 
 class InMemoryUnitOfWork:
@@ -217,13 +222,24 @@ class InMemoryUnitOfWork:
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.data = copy.copy(self._store.data)
-        for name in ("videos", "scenes", "current", "persons", "photos"):
+        for name in (
+            "videos",
+            "scenes",
+            "current",
+            "persons",
+            "photos",
+            "decisions",
+            "clusterings",
+            "clusters",
+        ):
             setattr(self.data, name, dict(getattr(self._store.data, name)))
         self.data.records = {s: dict(r) for s, r in self._store.data.records.items()}
         self.videos = _Videos(self.data)
         self.scenes = _Scenes(self.data)
         self.persons = _Persons(self.data)
         self.records = _Records(self.data)
+        self.face_decisions = _FaceDecisions(self.data)
+        self.face_clusters = _FaceClusters(self.data)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -240,6 +256,54 @@ class InMemoryUnitOfWork:
         return sorted(
             {v.owner_id for v in self.data.videos.values()} | {p.owner_id for p in self.data.persons.values()}
         )
+
+
+class _FaceDecisions:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def list(self, owner_id: uuid.UUID) -> list[FaceDecision]:
+        return sorted(
+            (x for x in self.d.decisions.values() if x.owner_id == owner_id),
+            key=lambda x: (x.created_at, str(x.id)),
+        )
+
+    def add_many(self, decisions: Sequence[FaceDecision]) -> None:
+        for decision in decisions:
+            scene = self.d.scenes.get(decision.scene_id)
+            if scene is None or scene.owner_id != decision.owner_id:
+                raise ValueError("a decision's scene must be its owner's")
+            self.d.decisions.setdefault(decision.id, decision)
+
+    def delete(self, owner_id: uuid.UUID, decision_ids: Iterable[uuid.UUID]) -> int:
+        gone = [
+            i for i in decision_ids if (x := self.d.decisions.get(i)) is not None and x.owner_id == owner_id
+        ]
+        for i in gone:
+            del self.d.decisions[i]
+        return len(gone)
+
+
+class _FaceClusters:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def state(self, owner_id: uuid.UUID) -> ClusteringState | None:
+        return self.d.clusterings.get(owner_id)
+
+    def replace(self, state: ClusteringState, suggestions: Sequence[SuggestedPerson]) -> None:
+        self.d.clusterings[state.owner_id] = state
+        self.d.clusters[state.owner_id] = sorted(suggestions, key=lambda s: (-s.size, s.cluster_id))
+
+    def page(self, owner_id: uuid.UUID, limit: int, offset: int) -> tuple[list[SuggestedPerson], int]:
+        every = self.d.clusters.get(owner_id, [])
+        return every[offset : offset + limit], len(every)
+
+    def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None:
+        return next((s for s in self.d.clusters.get(owner_id, []) if s.cluster_id == cluster_id), None)
+
+    def list(self, owner_id: uuid.UUID) -> list[SuggestedPerson]:
+        return list(self.d.clusters.get(owner_id, []))
 
 
 class InMemoryStore:

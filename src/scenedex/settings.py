@@ -91,6 +91,13 @@ class FaceSettings(BaseModel):
     appearance_gap_s: float = Field(
         2.0, ge=0, le=3600, description="a person's appearances closer than this (seconds) are merged"
     )
+    cluster_max_distance: float = Field(
+        DEFAULT_FACE_MATCH_THRESHOLD,
+        gt=0,
+        le=2,
+        description="unknown faces closer than this (unit descriptors) are suggested as one person",
+    )
+    cluster_min_faces: int = Field(3, ge=1, le=1000, description="fewest faces of a suggested person")
 
 
 class ReprocessSettings(BaseModel):

@@ -15,6 +15,7 @@ from scenedex.adapters.db.search_cache import stored_hit
 from scenedex.adapters.db.search_index import _document_row
 from scenedex.domain.model import SearchHit, appearances_from_json, appearances_to_json
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.domain.scene_documents import scene_documents
 from scenedex.domain.spec import DOCUMENT_SCHEMA
 from scenedex.domain.spec import EmbeddingStepType as Step
 from scenedex.services.search import describe_hits, format_ranges, search_scenes
@@ -87,7 +88,7 @@ def test_documents_carry_the_face_records_appearances(world: World) -> None:
         records = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, OWNER, [s.id for s in scenes])
     runner = world.runner()
     with world.uow_factory() as uow:
-        documents = runner._documents(uow, OWNER, scenes, runner._expected(uow, OWNER))
+        documents = scene_documents(uow, OWNER, scenes, runner._expected(uow, OWNER))
     for scene, doc in zip(scenes, documents, strict=True):
         payload = records[(scene.id, "")].payload
         if scene.ordinal in ALICE_SCENES:

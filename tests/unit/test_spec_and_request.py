@@ -27,7 +27,7 @@ def changed_steps(**changes: object) -> set[Step]:
     return {s.type for s, t in zip(before.steps, after.steps, strict=True) if s.fingerprint != t.fingerprint}
 
 
-def test_latest_spec_lists_six_steps_in_dependency_order() -> None:
+def test_latest_spec_lists_seven_steps_in_dependency_order() -> None:
     spec = ReprocessSpec.latest(INPUTS)
     assert [s.type for s in spec.steps] == list(Step)
     seen: set[Step] = set()
@@ -41,7 +41,11 @@ def test_latest_spec_lists_six_steps_in_dependency_order() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"face_match_threshold": 0.5}, {Step.SCENE_PERSON_EMBEDDINGS, Step.SEARCH_REINDEX}),
+        (
+            {"face_match_threshold": 0.5},
+            {Step.SCENE_PERSON_EMBEDDINGS, Step.SEARCH_REINDEX, Step.FACE_CLUSTERS},
+        ),
+        ({"face_clusters": "dbscan-eps0.3-min2"}, {Step.FACE_CLUSTERS}),
         ({"text_model_id": "st:other"}, {Step.SCENE_TEXT_EMBEDDINGS, Step.SEARCH_REINDEX}),
         ({"text_channels": ("transcript",)}, {Step.SCENE_TEXT_EMBEDDINGS, Step.SEARCH_REINDEX}),
         (

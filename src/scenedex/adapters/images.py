@@ -86,3 +86,39 @@ def decode_image(
             f"corrupt or truncated {image.format or 'image'} data ({width}x{height}): {one_line(exc)}"
         ) from exc
     return image
+
+
+FACE_THUMBNAIL_SIDE = 128
+"""Longer side (pixels) of a face thumbnail (``face_thumbnail``)."""
+
+
+def face_thumbnail(
+    data: bytes,
+    bbox: tuple[int, int, int, int],
+    *,
+    side: int = FACE_THUMBNAIL_SIDE,
+    margin: float = 0.25,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+) -> bytes:
+    """A JPEG (quality 85) of the face at ``bbox`` (``(left, top, right, bottom)`` pixels of the
+    decoded, upright image) with ``margin`` of its width and height added on each side, clipped
+    to the image, scaled so its longer side is at most ``side`` pixels (Pillow ``thumbnail``,
+    Lanczos). The picture a suggested person is shown with. Raises ``BadInputError`` for data
+    ``decode_image`` refuses or a box outside the image."""
+    image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    left, top, right, bottom = bbox
+    dx, dy = (right - left) * margin, (bottom - top) * margin
+    box = (
+        max(0, int(left - dx)),
+        max(0, int(top - dy)),
+        min(image.width, int(right + dx)),
+        min(image.height, int(bottom + dy)),
+    )
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise BadInputError(f"face box {bbox} is outside the {image.width}x{image.height} image")
+    crop = image.crop(box)
+    crop.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    crop.save(out, format="JPEG", quality=85)
+    return out.getvalue()

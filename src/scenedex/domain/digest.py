@@ -65,15 +65,19 @@ def index_generation(index: SearchIndex) -> str:
 
 def scene_context(expected: ExpectedStates, generation: str) -> str:
     """The owner-wide context of every scene's expected states (a 64-hex digest): the spec's
-    scene-step fingerprints, its text channels, the owner's person set, ``generation``."""
+    scene-step fingerprints, its text channels, the owner's person set, ``generation`` and,
+    when the owner has any, its face decisions."""
     spec = expected.spec
-    return content_hash(
+    parts: list[object] = [
         DIGEST_VERSION,
         [(step.value, spec.fingerprint(step)) for step in SCENE_STEPS],
         list(spec.inputs.text_channels),
         expected.person_set,
         generation,
-    )
+    ]
+    if expected.decisions:  # a face decision (a rejection) can change one scene's state
+        parts.append(expected.decisions.digest)
+    return content_hash(*parts)
 
 
 def items_per_scene(expected: ExpectedStates) -> dict[Step, int]:

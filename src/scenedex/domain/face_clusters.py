@@ -9,21 +9,24 @@ faces seen after it join the nearest cluster or wait for the next full clusterin
 (``assign_incrementally``).
 
 Distances are Euclidean between L2-normalised descriptors, the space of person matching
-(``DEFAULT_FACE_MATCH_THRESHOLD``). This module holds no state and does no I/O: where clusters
-and human decisions are stored is a later slice.
+(``DEFAULT_FACE_MATCH_THRESHOLD``). This module does no I/O: the step that keeps an owner's
+suggestions current is ``domain/cluster_step.py``; they are stored through the
+``FaceClusterRepository`` port (``adapters/db/face_repositories.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 
-from scenedex.domain.model import EmbeddingRecord, faces_from_record, l2_normalise
+from scenedex.domain.model import EmbeddingRecord, RecordState, faces_from_record, l2_normalise
 from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
 
 DEFAULT_CLUSTER_MIN_FACES = 3
@@ -51,6 +54,8 @@ class UnmatchedFace:
     last_s: float
     bbox: tuple[int, int, int, int]
     descriptor: np.ndarray
+    best_s: float | None = None
+    """When the track's best face (``bbox``) was seen (seconds; None: not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,15 @@ class ClusterSettings:
     def id(self) -> str:
         """What decides the clusters, for a fingerprint, e.g. ``dbscan-eps0.4-min3``."""
         return f"{self.algorithm}-eps{self.max_distance:g}-min{self.min_faces}"
+
+    @classmethod
+    def parse(cls, settings_id: str) -> ClusterSettings:
+        """The settings an ``id`` names (the spec keeps the id); raises ``ValueError`` for an
+        id ``id`` never makes."""
+        match = re.fullmatch(r"([a-z]+)-eps([0-9.e+-]+)-min([0-9]+)", settings_id)
+        if match is None:
+            raise ValueError(f"not a face cluster settings id: {settings_id!r}")
+        return cls(float(match[2]), int(match[3]), match[1])
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,7 @@ def unmatched_faces(
                     last_s=float(entry.get("last_s", first_s)),
                     bbox=face.bbox,
                     descriptor=l2_normalise(face.descriptor).reshape(128),
+                    best_s=float(entry["best_s"]) if "best_s" in entry else None,
                 )
             )
     return found
@@ -196,7 +211,7 @@ def cluster_faces(
     for label in np.unique(labels[labels != NOISE]):
         members = np.flatnonzero(labels == label)
         if len(members) >= settings.min_faces:
-            clusters.append(_cluster([faces[i] for i in members.tolist()], descriptors[members]))
+            clusters.append(cluster_of([faces[i] for i in members.tolist()], descriptors[members]))
     return sorted(clusters, key=lambda c: (-c.size, c.cluster_id))
 
 
@@ -238,8 +253,9 @@ def _descriptors(faces: Sequence[UnmatchedFace]) -> np.ndarray:
     return stacked
 
 
-def _cluster(members: Sequence[UnmatchedFace], descriptors: np.ndarray) -> FaceCluster:
-    """The cluster of ``members`` (``descriptors``: their ``(m, 128)`` float32 rows)."""
+def cluster_of(members: Sequence[UnmatchedFace], descriptors: np.ndarray) -> FaceCluster:
+    """The cluster of ``members`` (``descriptors``: their ``(m, 128)`` float32 unit rows, in
+    ``members`` order): content id, centroid, representative (see ``FaceCluster``)."""
     centroid = l2_normalise(descriptors.mean(axis=0))
     distances = np.linalg.norm(descriptors - centroid, axis=1)
     representative = min(
@@ -254,3 +270,74 @@ def _cluster(members: Sequence[UnmatchedFace], descriptors: np.ndarray) -> FaceC
         representative=representative,
         centroid=centroid,
     )
+
+
+@dataclass(frozen=True)
+class SuggestedPerson:
+    """A suggested person: a cluster with its faces (``members``, in ``cluster.face_ids``
+    order, descriptors included), a JPEG ``thumbnail`` of its representative face (None when
+    its frame could not be read), and ``split``: a group of faces a user split off."""
+
+    cluster: FaceCluster
+    members: tuple[UnmatchedFace, ...]
+    thumbnail: bytes | None = None
+    split: bool = False
+
+    @property
+    def cluster_id(self) -> str:
+        return self.cluster.cluster_id
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def representative(self) -> UnmatchedFace:
+        return next(m for m in self.members if m.face_id == self.cluster.representative)
+
+
+@dataclass(frozen=True)
+class ClusteringState:
+    """What the owner's suggestions were computed from: the step's ``fingerprint`` and
+    ``input_hash`` (``clustering_input``), the ``splits_hash`` of that time, ``seen``: the face
+    ids the last full clustering looked at, ``waiting``: faces seen since that joined no
+    suggestion, ``full``: whether this computation was a full clustering, ``faces``: the
+    owner's unknown faces then."""
+
+    owner_id: uuid.UUID
+    fingerprint: str
+    input_hash: str
+    settings_id: str
+    splits_hash: str | None = None
+    seen: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    full: bool = True
+    faces: int = 0
+    computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def state(self) -> RecordState:
+        return RecordState(self.fingerprint, self.input_hash)
+
+
+class FaceClusterRepository(Protocol):
+    """Port: an owner's suggested persons and the state they were computed in."""
+
+    def state(self, owner_id: uuid.UUID) -> ClusteringState | None:
+        """The owner's clustering state (None: never clustered)."""
+        ...
+
+    def replace(self, state: ClusteringState, suggestions: Sequence[SuggestedPerson]) -> None:
+        """Store the owner's state and suggestions in place of the previous ones (one
+        transaction: readers see the old set or the new one)."""
+        ...
+
+    def page(self, owner_id: uuid.UUID, limit: int, offset: int) -> tuple[list[SuggestedPerson], int]:
+        """The owner's suggestions, largest first (ties: cluster id), and their number."""
+        ...
+
+    def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None: ...
+
+    def list(self, owner_id: uuid.UUID) -> list[SuggestedPerson]:
+        """Every suggestion of the owner, largest first."""
+        ...

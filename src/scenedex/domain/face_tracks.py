@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scenedex.domain.face_decisions import match_with_decisions
 from scenedex.domain.model import DetectedFace, l2_normalise, match_faces
 
 TRACK_MAX_DISTANCE = 0.5
@@ -161,13 +162,29 @@ def _extend(track: FaceTrack, face: DetectedFace, unit: np.ndarray, time_s: floa
 
 
 def match_tracks(
-    tracks: Sequence[FaceTrack], person_vectors: Mapping[uuid.UUID, np.ndarray], threshold: float
+    tracks: Sequence[FaceTrack],
+    person_vectors: Mapping[uuid.UUID, np.ndarray],
+    threshold: float,
+    references: Mapping[uuid.UUID, np.ndarray] | None = None,
+    rejected: Sequence[tuple[uuid.UUID, np.ndarray]] = (),
 ) -> list[FaceTrack]:
     """``tracks`` with ``person_id``/``distance`` set by their track descriptor's nearest person
-    query embedding (``match_faces`` rules: unit vectors, at most ``threshold``)."""
-    faces = [DetectedFace(t.best.bbox, t.descriptor) for t in tracks]
-    for track, matched in zip(tracks, match_faces(faces, person_vectors, threshold), strict=True):
-        track.person_id, track.distance = matched.person_id, matched.distance
+    (``match_faces`` rules: unit vectors, at most ``threshold``). With user decisions
+    (``domain.face_decisions``): a person's confirmed faces (``references``) count as more
+    query embeddings of it, and a person is never matched to a face rejected for it in this
+    scene (``rejected``); see ``match_with_decisions``."""
+    if not references and not rejected:
+        faces = [DetectedFace(t.best.bbox, t.descriptor) for t in tracks]
+        for track, matched in zip(tracks, match_faces(faces, person_vectors, threshold), strict=True):
+            track.person_id, track.distance = matched.person_id, matched.distance
+        return list(tracks)
+    rows = (
+        np.stack([l2_normalise(t.descriptor) for t in tracks]) if tracks else np.zeros((0, 128), np.float32)
+    )
+    for track, (person_id, distance) in zip(
+        tracks, match_with_decisions(rows, person_vectors, threshold, references, rejected), strict=True
+    ):
+        track.person_id, track.distance = person_id, distance
     return list(tracks)
 
 

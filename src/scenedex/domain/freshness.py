@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from scenedex.domain.face_decisions import FaceDecisions
 from scenedex.domain.model import PersonPhoto, RecordState, Scene, content_hash
 from scenedex.domain.progress import StaleReason
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
@@ -46,8 +47,17 @@ class SceneStates:
 class ExpectedStates:
     """The expected ``(fingerprint, input_hash)`` of every item of one owner under a spec."""
 
-    def __init__(self, spec: ReprocessSpec, photos: Sequence[PersonPhoto], person_ids: Sequence[uuid.UUID]):
+    def __init__(
+        self,
+        spec: ReprocessSpec,
+        photos: Sequence[PersonPhoto],
+        person_ids: Sequence[uuid.UUID],
+        decisions: FaceDecisions | None = None,
+    ):
         self.spec = spec
+        self.decisions = decisions or FaceDecisions()
+        """The owner's face decisions (``domain.face_decisions``): confirmations are inputs of
+        their person's query embedding, rejections of their scene's face record."""
         self.photo_rows = tuple(photos)
         self.photos = {
             p.id: RecordState(spec.fingerprint(Step.PERSON_PHOTO_EMBEDDINGS), content_hash(p.image_sha256))
@@ -57,19 +67,24 @@ class ExpectedStates:
         for photo in photos:
             by_person.setdefault(photo.person_id, []).append((photo.id, self.photos[photo.id]))
         self.persons = {
-            pid: RecordState(spec.fingerprint(Step.PERSON_QUERY_EMBEDDINGS), self.person_input(entries))
+            pid: RecordState(
+                spec.fingerprint(Step.PERSON_QUERY_EMBEDDINGS),
+                self.person_input(entries, self.decisions.reference_hash(pid)),
+            )
             for pid, entries in by_person.items()
         }
         self.person_set = self.person_set_hash(self.persons)
 
     @staticmethod
-    def person_input(photo_states: Iterable[tuple[uuid.UUID, RecordState | None]]) -> str:
-        """Input hash of a person query embedding: its photos' record states (None: missing)."""
-        return content_hash(
-            sorted(
-                (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing") for i, s in photo_states
-            )
+    def person_input(
+        photo_states: Iterable[tuple[uuid.UUID, RecordState | None]], references: str | None = None
+    ) -> str:
+        """Input hash of a person query embedding: its photos' record states (None: missing)
+        and the hash of its confirmed faces (``FaceDecisions.reference_hash``; None: none)."""
+        photos = sorted(
+            (str(i), s.fingerprint, s.input_hash) if s else (str(i), "missing") for i, s in photo_states
         )
+        return content_hash(photos) if references is None else content_hash(photos, references)
 
     @staticmethod
     def person_set_hash(person_states: Mapping[uuid.UUID, RecordState | None]) -> str:
@@ -93,11 +108,13 @@ class ExpectedStates:
         )
 
     def faces(self, scene: Scene, person_set: str | None = None) -> RecordState:
-        """State of the scene's face record: its keyframe and ``person_set`` (the persons as
-        matched; None: as expected now)."""
+        """State of the scene's face record: its keyframe, ``person_set`` (the persons as
+        matched; None: as expected now) and the faces rejected in the scene, if any."""
+        rejections = self.decisions.scene_hash(scene.id)
+        parts = (scene.keyframe_sha256, person_set or self.person_set)
         return RecordState(
             self.spec.fingerprint(Step.SCENE_PERSON_EMBEDDINGS),
-            content_hash(scene.keyframe_sha256, person_set or self.person_set),
+            content_hash(*parts) if rejections is None else content_hash(*parts, rejections),
         )
 
     def scene(self, scene: Scene) -> SceneStates:

@@ -87,11 +87,14 @@ def compute_person_queries(
     tracker: ProgressTracker,
 ) -> None:
     """PERSON_QUERY_EMBEDDINGS for every person of the owner that is not current: the
-    L2-normalised mean of its photo descriptors (``(128,)`` float32; no vector without a usable
-    photo), with the input hash of the photo records it was actually computed from."""
+    L2-normalised mean of its unit photo descriptors and of its confirmed faces' descriptors
+    (``domain.face_decisions``; ``(128,)`` float32; no vector without a usable photo or a
+    confirmed face), with the input hash of the photo records it was actually computed from
+    and of its confirmations."""
     step = Step.PERSON_QUERY_EMBEDDINGS
     photo_records = uow.records.get(Step.PERSON_PHOTO_EMBEDDINGS, owner_id, [p.id for p in photos])
     stored = uow.records.states(step, owner_id, expected.persons)
+    references = expected.decisions.references(expected.persons)
     photos_of: dict[uuid.UUID, list[PersonPhoto]] = defaultdict(list)
     for photo in photos:
         photos_of[photo.person_id].append(photo)
@@ -102,10 +105,17 @@ def compute_person_queries(
             continue
         used = [photo_records.get((p.id, "")) for p in photos_of[person_id]]
         actual = ExpectedStates.person_input(
-            (p.id, RecordState(r.fingerprint, r.input_hash) if r else None)
-            for p, r in zip(photos_of[person_id], used, strict=True)
+            (
+                (p.id, RecordState(r.fingerprint, r.input_hash) if r else None)
+                for p, r in zip(photos_of[person_id], used, strict=True)
+            ),
+            expected.decisions.reference_hash(person_id),
         )
         vectors = [r.vector for r in used if r is not None and r.vector is not None]
+        photo_count = len(vectors)
+        confirmed = references.get(person_id)
+        if confirmed is not None:  # unit rows, so photos as unit vectors too (equal weights)
+            vectors = [l2_normalise(v) for v in vectors] + list(confirmed)
         vector = l2_normalise(np.mean(np.stack(vectors), axis=0)) if vectors else None
         records.append(
             make_record(
@@ -117,7 +127,7 @@ def compute_person_queries(
                 vector,
                 expected.spec.inputs.face_model_id,
                 actual,
-                {"photos": len(vectors)},
+                {"photos": photo_count, "confirmed_faces": 0 if confirmed is None else len(confirmed)},
             )
         )
         tracker.computed(step)

@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from scenedex.domain.errors import BadInputError
+from scenedex.domain.face_clusters import FaceClusterRepository
+from scenedex.domain.face_decisions import FaceDecisionRepository
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobItem, JobStatus, JobSummary, JobTrigger
 from scenedex.domain.model import (
     DetectedFace,
@@ -167,7 +169,6 @@ class IndexGeneration(Protocol):
 
 class VideoRepository(Protocol):
     def add(self, video: Video) -> None: ...
-
     def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video | None: ...
 
     def list(self, owner_id: uuid.UUID, *, since: datetime | None = None) -> builtins.list[Video]:
@@ -322,6 +323,8 @@ class UnitOfWork(Protocol):
     scenes: SceneRepository
     persons: PersonRepository
     records: EmbeddingRecordRepository
+    face_decisions: FaceDecisionRepository
+    face_clusters: FaceClusterRepository
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from scenedex.domain.cluster_step import FaceClusterStep, Thumbnail
 from scenedex.domain.digest import (
     SeenStates,
     index_generation,
@@ -23,16 +24,13 @@ from scenedex.domain.digest import (
     stamp_current,
 )
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
+from scenedex.domain.face_clusters import ClusterSettings, FaceClusterer
+from scenedex.domain.face_decisions import FaceDecisions
 from scenedex.domain.freshness import ExpectedStates, staleness
 from scenedex.domain.logcontext import SpecLogger, log_context
 from scenedex.domain.model import (
-    EmbeddingRecord,
-    RecordState,
     Scene,
-    SceneDocument,
     Video,
-    appearances_from_record,
-    faces_from_record,
 )
 from scenedex.domain.person_steps import compute_person_queries, compute_photo_embeddings
 from scenedex.domain.ports import (
@@ -54,6 +52,7 @@ from scenedex.domain.progress import (
     StaleReason,
 )
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.domain.scene_documents import scene_documents
 from scenedex.domain.scene_faces import FaceSampling, SceneFacesStep
 from scenedex.domain.scene_steps import (
     KeyframeImages,
@@ -93,7 +92,8 @@ class ReprocessRunner:
     Steps run in the spec's dependency order: per owner, person photo descriptors and person
     query embeddings; then the owner's scenes that are not current, in batches of
     ``batch_size`` taken across videos: the scene steps (``scene_steps``: text, CLIP, faces, on
-    the skeleton of ``scenedex.domain.scene_steps``), then the search document. Each batch is
+    the skeleton of ``scenedex.domain.scene_steps``), then the search document; then, given a
+    ``face_clusterer``, the owner's suggested persons (``domain.cluster_step``). Each batch is
     one unit of work (its records are committed together) so an interrupted run keeps what it
     finished and a rerun skips it. Raises ``InvalidRequestError`` for a batch size under 1.
     """
@@ -110,6 +110,8 @@ class ReprocessRunner:
         spec: ReprocessSpec,
         batch_size: int = 32,
         video_frames: VideoFrames | None = None,
+        face_clusterer: FaceClusterer | None = None,
+        face_thumbnail: Thumbnail | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
@@ -125,6 +127,18 @@ class ReprocessRunner:
             SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames),
         )
         """The record steps of a scene batch, in spec order (the search document follows)."""
+        self.cluster_step = (
+            None
+            if face_clusterer is None
+            else FaceClusterStep(
+                face_clusterer,
+                ClusterSettings.parse(spec.inputs.face_clusters),
+                blobs,
+                video_frames,
+                face_thumbnail,
+            )
+        )
+        """FACE_CLUSTERS, per owner after its scenes (None: no clusterer given, not run)."""
         self.spec = spec
         self.batch_size = batch_size
         self.log = SpecLogger(spec.version)
@@ -183,6 +197,13 @@ class ReprocessRunner:
                 )
                 plan.scenes += len(scenes) + current
                 assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force, current)
+            if self.cluster_step is not None:
+                wanted, clustered, _ = self.cluster_step.expected(
+                    self._uow_factory, scope.owner_id, self.spec, expected.decisions
+                )
+                plan.steps[Step.FACE_CLUSTERS].count(
+                    staleness(clustered.state if clustered else None, wanted, request.force)
+                )
             for step, reasons in assessed.items():
                 plan.steps[step].current += current * items_per_scene(expected)[step]
                 for reason in reasons.values():
@@ -265,6 +286,7 @@ class ReprocessRunner:
                     force=request.force,
                     listener=listener,
                 )
+            self.run_clusters(scope.owner_id, progress, force=request.force, listener=listener)
         self.log.info("reprocess done: %d failed item(s)", progress.failed)
         return progress
 
@@ -297,6 +319,24 @@ class ReprocessRunner:
             with tracker.timed(Step.PERSON_QUERY_EMBEDDINGS), self._uow_factory() as uow:
                 compute_person_queries(uow, owner_id, photos, expected, force, tracker)
                 uow.commit()
+
+    def run_clusters(
+        self,
+        owner_id: uuid.UUID,
+        progress: ReprocessProgress,
+        *,
+        force: bool = False,
+        listener: ProgressListener | None = None,
+    ) -> None:
+        """FACE_CLUSTERS for the owner: its suggested persons brought up to date from its scene
+        face records and decisions (``domain.cluster_step``); nothing without a clusterer."""
+        if self.cluster_step is None:
+            return
+        with log_context(owner_id=owner_id, spec_version=self.spec.version):
+            tracker = ProgressTracker(progress, listener, self.log)
+            with self._uow_factory() as uow:
+                decisions = FaceDecisions(uow.face_decisions.list(owner_id))
+            self.cluster_step.run(self._uow_factory, owner_id, self.spec, decisions, tracker, force=force)
 
     def run_video(
         self,
@@ -339,7 +379,9 @@ class ReprocessRunner:
                 person_records = uow.records.get(Step.PERSON_QUERY_EMBEDDINGS, owner_id, expected.persons)
                 seen = SeenStates()
                 assessed = self._assess_scenes(uow, owner_id, scenes, expected, force, current, seen)
-            people = People(list(expected.persons), person_records)
+            people = People(
+                list(expected.persons), person_records, expected.decisions.references(expected.persons)
+            )
             pending = {
                 scene_id
                 for reasons in assessed.values()
@@ -416,7 +458,7 @@ class ReprocessRunner:
             stale = [s for s in batch.scenes if batch.reasons[step][(s.id, "")] is not None]
             tracker.skipped(step, len(batch.scenes) - len(stale))
             if stale:
-                rejected = self._index.upsert(self._documents(batch.uow, owner_id, stale, batch.expected))
+                rejected = self._index.upsert(scene_documents(batch.uow, owner_id, stale, batch.expected))
                 self._drop_vanished(owner_id, stale)
                 for scene in stale:
                     if scene.id in rejected:
@@ -436,53 +478,9 @@ class ReprocessRunner:
             self.log.info("%d scenes deleted during the run: their documents removed", len(vanished))
             self._index.delete(owner_id, vanished)
 
-    def _documents(
-        self, uow: UnitOfWork, owner_id: uuid.UUID, scenes: Sequence[Scene], expected: ExpectedStates
-    ) -> list[SceneDocument]:
-        ids = [s.id for s in scenes]
-        texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids)
-        clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids)
-        faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids)
-        channels = self.spec.inputs.text_channels
-        documents = []
-        for scene in scenes:
-            upstream: dict[tuple[Step, str], EmbeddingRecord | None] = {
-                (Step.SCENE_TEXT_EMBEDDINGS, c): texts.get((scene.id, c)) for c in channels
-            }
-            upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clips.get((scene.id, ""))
-            upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces.get((scene.id, ""))
-            states = {
-                key: RecordState(r.fingerprint, r.input_hash) if r else None for key, r in upstream.items()
-            }
-            face_record = upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")]
-            scene_faces = faces_from_record(face_record)
-            clip_record = upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")]
-            documents.append(
-                SceneDocument(
-                    scene_id=scene.id,
-                    video_id=scene.video_id,
-                    owner_id=owner_id,
-                    start_s=scene.start_s,
-                    end_s=scene.end_s,
-                    texts={c: scene.text(c) for c in channels},
-                    text_vectors={
-                        c: r.vector
-                        for c in channels
-                        if (r := upstream[(Step.SCENE_TEXT_EMBEDDINGS, c)]) and r.vector is not None
-                    },
-                    image_vector=clip_record.vector if clip_record else None,
-                    faces=scene_faces,
-                    person_ids=tuple(dict.fromkeys(f.person_id for f in scene_faces if f.person_id)),
-                    appearances=appearances_from_record(face_record),
-                    spec_version=self.spec.version,
-                    model_ids=self.spec.model_ids,
-                    fingerprint=self.spec.fingerprint(Step.SEARCH_REINDEX),
-                    input_hash=expected.document(scene, states).input_hash,
-                )
-            )
-        return documents
-
     def _expected(self, uow: UnitOfWork, owner_id: uuid.UUID) -> ExpectedStates:
-        """The owner's expected states, from its photos and persons (two queries)."""
+        """The owner's expected states, from its photos, persons and face decisions (three
+        queries)."""
         photos = uow.persons.list_photos(owner_id)
-        return ExpectedStates(self.spec, photos, [p.id for p in uow.persons.list(owner_id)])
+        decisions = FaceDecisions(uow.face_decisions.list(owner_id))
+        return ExpectedStates(self.spec, photos, [p.id for p in uow.persons.list(owner_id)], decisions)

@@ -214,7 +214,13 @@ class SceneFacesStep(SceneStep):
     def _record(
         self, batch: SceneBatch, scene: Scene, tracks: Sequence[FaceTrack], extra: Mapping[str, Any]
     ) -> EmbeddingRecord:
-        matched = match_tracks(tracks, batch.people.vectors, self._threshold)
+        matched = match_tracks(
+            tracks,
+            batch.people.vectors,
+            self._threshold,
+            batch.people.references,
+            batch.expected.decisions.rejections(scene.id),
+        )
         payload = {
             DETECTED_IN: scene.keyframe_sha256,
             "frames": extra.get("frames", []),

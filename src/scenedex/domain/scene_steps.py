@@ -77,9 +77,17 @@ def read_blobs(blobs: BlobStore, uris: Mapping[uuid.UUID, str]) -> dict[uuid.UUI
 class People:
     """The owner's person query embeddings as loaded for scene matching: ``vectors`` (``(128,)``
     float32, L2-normalised, by person id) and ``set_hash``, the hash of the states they were
-    loaded in (part of a scene face record's input hash)."""
+    loaded in (part of a scene face record's input hash); ``references``: per person, its
+    confirmed faces (``(m, 128)`` float32 unit rows, ``FaceDecisions.references``), matched
+    like more query embeddings of it."""
 
-    def __init__(self, person_ids: Sequence[uuid.UUID], records: Mapping[RecordKey, EmbeddingRecord]):
+    def __init__(
+        self,
+        person_ids: Sequence[uuid.UUID],
+        records: Mapping[RecordKey, EmbeddingRecord],
+        references: Mapping[uuid.UUID, np.ndarray] | None = None,
+    ):
+        self.references = dict(references or {})
         states: dict[uuid.UUID, RecordState | None] = {}
         self.vectors: dict[uuid.UUID, np.ndarray] = {}
         for person_id in person_ids:

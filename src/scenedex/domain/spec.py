@@ -44,6 +44,7 @@ class EmbeddingStepType(StrEnum):
     SCENE_CLIP_EMBEDDINGS = "scene_clip_embeddings"
     SCENE_PERSON_EMBEDDINGS = "scene_person_embeddings"
     SEARCH_REINDEX = "search_reindex"
+    FACE_CLUSTERS = "face_clusters"
 
 
 PERSON_STEPS = (EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS, EmbeddingStepType.PERSON_QUERY_EMBEDDINGS)
@@ -86,6 +87,8 @@ class SpecInputs:
     face_match_threshold: float = DEFAULT_FACE_MATCH_THRESHOLD
     face_sampling: str = "keyframe"
     """Which frames of a scene the faces step reads (``FaceSampling.id``)."""
+    face_clusters: str = "dbscan-eps0.4-min3"
+    """How unmatched faces are clustered into suggested persons (``ClusterSettings.id``)."""
     text_channels: tuple[str, ...] = TEXT_CHANNELS
     document_schema: str = DOCUMENT_SCHEMA
 
@@ -135,7 +138,7 @@ class ReprocessSpec:
 
     @classmethod
     def latest(cls, inputs: SpecInputs, *, label: str = LATEST_EMBEDDING_SPEC_VERSION) -> ReprocessSpec:
-        """The latest spec: six steps in dependency order, fingerprinted from ``inputs``."""
+        """The latest spec: seven steps in dependency order, fingerprinted from ``inputs``."""
         face = {"model_id": inputs.face_model_id, "detection": inputs.face_detection}
         definitions: list[tuple[EmbeddingStepType, dict[str, Any], tuple[EmbeddingStepType, ...]]] = [
             (
@@ -177,6 +180,11 @@ class ReprocessSpec:
                     EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
                     EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
                 ),
+            ),
+            (
+                EmbeddingStepType.FACE_CLUSTERS,
+                {"clusters": inputs.face_clusters, "faces": "unmatched-tracks"},
+                (EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,),
             ),
         ]
         fingerprints: dict[EmbeddingStepType, str] = {}

@@ -26,6 +26,7 @@ from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH, REDIS, InvalidRequestError
+from scenedex.domain.face_clusters import ClusterSettings
 from scenedex.domain.model import Scene
 from scenedex.domain.ports import (
     BlobStore,
@@ -85,12 +86,15 @@ class Services:
                     face_detection=self.face_embedder.detection_id,
                     face_match_threshold=self.settings.faces.match_threshold,
                     face_sampling=self.face_sampling.id,
+                    face_clusters=self.cluster_settings.id,
                 )
             )
         return self._spec
 
     def runner(self) -> ReprocessRunner:
+        from scenedex.adapters.face_clustering import DbscanFaceClusterer
         from scenedex.adapters.frames import BlobVideoFrames
+        from scenedex.adapters.images import face_thumbnail
 
         return ReprocessRunner(
             uow_factory=self.uow_factory,
@@ -102,7 +106,16 @@ class Services:
             spec=self.spec,
             batch_size=self.settings.reprocess.batch_size,
             video_frames=BlobVideoFrames(self.blobs),
+            face_clusterer=DbscanFaceClusterer(),
+            face_thumbnail=face_thumbnail,
         )
+
+    @property
+    def cluster_settings(self) -> ClusterSettings:
+        """How unknown faces are clustered (``SCENEDEX_FACES__CLUSTER_MAX_DISTANCE``,
+        ``__CLUSTER_MIN_FACES``)."""
+        faces = self.settings.faces
+        return ClusterSettings(faces.cluster_max_distance, faces.cluster_min_faces)
 
     @property
     def face_sampling(self) -> FaceSampling:

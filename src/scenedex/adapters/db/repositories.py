@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
+from scenedex.adapters.db.face_repositories import SqlFaceClusterRepository, SqlFaceDecisionRepository
 from scenedex.domain.model import (
     EmbeddingRecord,
     Person,
@@ -422,6 +423,8 @@ class SqlUnitOfWork:
         self.scenes = SqlSceneRepository(self.session)
         self.persons = SqlPersonRepository(self.session)
         self.records = SqlEmbeddingRecordRepository(self.session)
+        self.face_decisions = SqlFaceDecisionRepository(self.session)
+        self.face_clusters = SqlFaceClusterRepository(self.session)
         return self
 
     def __exit__(

@@ -173,6 +173,64 @@ search_documents = sa.Table(
 )
 """The table-backed search index (one document per scene); OpenSearch replaces it later."""
 
+face_decisions = sa.Table(
+    "face_decisions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("scene_id", sa.Uuid, nullable=False),
+    sa.Column("person_id", sa.Uuid, nullable=True),
+    sa.Column("group_id", sa.Uuid, nullable=False),
+    sa.Column("descriptor", sa.LargeBinary, nullable=False),
+    sa.Column("first_s", sa.Float, nullable=False),
+    sa.Column("last_s", sa.Float, nullable=False),
+    sa.Column("bbox", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.ForeignKeyConstraint(["scene_id", "owner_id"], ["scenes.id", "scenes.owner_id"], ondelete="CASCADE"),
+    sa.ForeignKeyConstraint(
+        ["person_id", "owner_id"], ["persons.id", "persons.owner_id"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_face_decisions_owner", "owner_id"),
+)
+"""Users' decisions about faces (``domain.face_decisions``), one row per face: never derived,
+removed with their scene, their person or by the user. ``descriptor``: ``(128,)`` float32."""
+
+face_clusterings = sa.Table(
+    "face_clusterings",
+    metadata,
+    sa.Column("owner_id", sa.Uuid, primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("input_hash", sa.String(64), nullable=False),
+    sa.Column("settings_id", sa.String(64), nullable=False),
+    sa.Column("splits_hash", sa.String(64), nullable=True),
+    sa.Column("seen", Json, nullable=False),
+    sa.Column("waiting", Json, nullable=False),
+    sa.Column("full", sa.Boolean, nullable=False),
+    sa.Column("faces", sa.Integer, nullable=False),
+    sa.Column("computed_at", Timestamp, nullable=False),
+)
+"""Per owner, the state its suggested persons were computed in (``ClusteringState``)."""
+
+face_clusters = sa.Table(
+    "face_clusters",
+    metadata,
+    sa.Column("owner_id", sa.Uuid, primary_key=True),
+    sa.Column("cluster_id", sa.String(32), primary_key=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("split", sa.Boolean, nullable=False),
+    sa.Column("representative", sa.String(80), nullable=False),
+    sa.Column("members", Json, nullable=False),
+    sa.Column("descriptors", sa.LargeBinary, nullable=False),
+    sa.Column("centroid", sa.LargeBinary, nullable=False),
+    sa.Column("thumbnail", sa.LargeBinary, nullable=True),
+    sa.Column("computed_at", Timestamp, nullable=False),
+    sa.Index("ix_face_clusters_owner_size", "owner_id", "size"),
+)
+"""Suggested persons (``SuggestedPerson``): ``members`` the faces (id, scene, video, times, box)
+in ``descriptors`` row order (``(size, 128)`` float32), ``thumbnail`` a JPEG. Replaced as a
+whole per owner by the FACE_CLUSTERS step."""
+
 _ACTIVE_JOB = "status IN ('queued', 'running', 'paused')"
 
 reprocess_jobs = sa.Table(
