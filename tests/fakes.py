@@ -305,6 +305,11 @@ class _FaceClusters:
     def list(self, owner_id: uuid.UUID) -> list[SuggestedPerson]:
         return list(self.d.clusters.get(owner_id, []))
 
+    def delete(self, owner_id: uuid.UUID, cluster_id: str) -> bool:
+        before = self.d.clusters.get(owner_id, [])
+        self.d.clusters[owner_id] = [s for s in before if s.cluster_id != cluster_id]
+        return len(before) != len(self.d.clusters[owner_id])
+
 
 class InMemoryStore:
     """The ``UnitOfWorkFactory``: call it for a fresh unit of work."""

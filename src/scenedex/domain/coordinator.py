@@ -30,6 +30,7 @@ from scenedex.domain.jobs import (
     ItemStatus,
     Job,
     JobItem,
+    JobStatus,
     JobTrigger,
     error_dicts,
     progress_counts,
@@ -38,7 +39,7 @@ from scenedex.domain.logcontext import log_context
 from scenedex.domain.ports import JobEvents, JobStore, MessageProbe, MessageSender
 from scenedex.domain.progress import ProgressListener, ReprocessProgress
 from scenedex.domain.reprocess import ReprocessRunner
-from scenedex.domain.request import ReprocessRequest
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
 log = logging.getLogger("scenedex.jobs")
 
@@ -240,7 +241,27 @@ class JobCoordinator:
     ) -> None:
         self.events.item_finished(kind, status, counts)
         if job is not None:
+            self._cluster_owners(job)
             self.events.job_finished(job)
+
+    def _cluster_owners(self, job: Job) -> None:
+        """FACE_CLUSTERS for the owners of a job that just finished (not cancelled), run by the
+        worker that finished it: the owners' suggested persons follow their scene faces. An
+        error is logged, not raised (the job is over; the next job or ``scenedex reprocess``
+        brings the suggestions up to date)."""
+        runner = self._runner
+        if runner is None or runner.cluster_step is None or job.status is JobStatus.CANCELLED:
+            return
+        try:
+            if job.request.scope is ReprocessScope.ALL:
+                with runner.uow_factory() as uow:
+                    owners = uow.list_owner_ids()
+            else:
+                owners = [scope.owner_id for scope in runner.resolve(job.request)]
+            for owner_id in owners:
+                runner.run_clusters(owner_id, ReprocessProgress(runner.spec.version), force=job.request.force)
+        except Exception:
+            log.exception("job %s: suggested persons not updated", job.id)
 
     # -- recovery -----------------------------------------------------------------------------
 

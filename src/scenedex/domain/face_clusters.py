@@ -338,6 +338,10 @@ class FaceClusterRepository(Protocol):
 
     def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None: ...
 
+    def delete(self, owner_id: uuid.UUID, cluster_id: str) -> bool:
+        """Remove one suggestion (a user confirmed it); False when there was none."""
+        ...
+
     def list(self, owner_id: uuid.UUID) -> list[SuggestedPerson]:
         """Every suggestion of the owner, largest first."""
         ...

@@ -87,10 +87,12 @@ def compute_person_queries(
     tracker: ProgressTracker,
 ) -> None:
     """PERSON_QUERY_EMBEDDINGS for every person of the owner that is not current: the
-    L2-normalised mean of its unit photo descriptors and of its confirmed faces' descriptors
-    (``domain.face_decisions``; ``(128,)`` float32; no vector without a usable photo or a
-    confirmed face), with the input hash of the photo records it was actually computed from
-    and of its confirmations."""
+    L2-normalised mean of its photo descriptors, or for a person without a usable photo of its
+    confirmed faces' descriptors (``domain.face_decisions``; ``(128,)`` float32; no vector
+    without either), with the input hash of the photo records it was actually computed from
+    and of its confirmations. Confirmed faces are not averaged into a photo mean: scene faces
+    are matched against the query embedding and each confirmed face (``match_tracks``), so a
+    person keeps matching its photos' face however many faces are confirmed for it."""
     step = Step.PERSON_QUERY_EMBEDDINGS
     photo_records = uow.records.get(Step.PERSON_PHOTO_EMBEDDINGS, owner_id, [p.id for p in photos])
     stored = uow.records.states(step, owner_id, expected.persons)
@@ -114,8 +116,8 @@ def compute_person_queries(
         vectors = [r.vector for r in used if r is not None and r.vector is not None]
         photo_count = len(vectors)
         confirmed = references.get(person_id)
-        if confirmed is not None:  # unit rows, so photos as unit vectors too (equal weights)
-            vectors = [l2_normalise(v) for v in vectors] + list(confirmed)
+        if not vectors and confirmed is not None:  # a person made from a suggestion
+            vectors = list(confirmed)
         vector = l2_normalise(np.mean(np.stack(vectors), axis=0)) if vectors else None
         records.append(
             make_record(

@@ -116,6 +116,7 @@ class ReprocessRunner:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
         self._uow_factory = uow_factory
+        self.uow_factory = uow_factory
         self._blobs = blobs
         self._face_embedder = face_embedder
         self._index = search_index
@@ -197,13 +198,13 @@ class ReprocessRunner:
                 )
                 plan.scenes += len(scenes) + current
                 assessed = self._assess_scenes(uow, scope.owner_id, scenes, expected, request.force, current)
-            if self.cluster_step is not None:
+            if self.cluster_step is not None:  # stale too when a face record is to be computed
                 wanted, clustered, _ = self.cluster_step.expected(
                     self._uow_factory, scope.owner_id, self.spec, expected.decisions
                 )
-                plan.steps[Step.FACE_CLUSTERS].count(
-                    staleness(clustered.state if clustered else None, wanted, request.force)
-                )
+                reason = staleness(clustered.state if clustered else None, wanted, request.force)
+                faces_change = any(r is not None for r in assessed[Step.SCENE_PERSON_EMBEDDINGS].values())
+                plan.steps[Step.FACE_CLUSTERS].count(reason or (StaleReason.INPUT if faces_change else None))
             for step, reasons in assessed.items():
                 plan.steps[step].current += current * items_per_scene(expected)[step]
                 for reason in reasons.values():

@@ -183,6 +183,13 @@ class SqlFaceClusterRepository:
         ).first()
         return None if row is None else self._suggestion(row)
 
+    def delete(self, owner_id: uuid.UUID, cluster_id: str) -> bool:
+        table = t.face_clusters
+        result = self._session.execute(
+            sa.delete(table).where(table.c.owner_id == owner_id, table.c.cluster_id == cluster_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def list(self, owner_id: uuid.UUID) -> list[SuggestedPerson]:
         table = t.face_clusters
         rows = self._session.execute(
