@@ -40,6 +40,7 @@ from scenedex.domain.ports import (
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
+from scenedex.services.face_clusters import FaceClusters
 from scenedex.services.persons import Persons
 from scenedex.services.search import (
     SceneResult,
@@ -148,6 +149,10 @@ class Services:
             max_image_pixels=self.settings.max_image_pixels,
             max_photos=self.settings.api.max_photos,
         )
+
+    def face_clusters(self) -> FaceClusters:
+        """The suggested-person use cases (list, confirm, reject, split) on these adapters."""
+        return FaceClusters(uow_factory=self.uow_factory)
 
     def video_cutter(self) -> Any:
         """Scene detection and keyframe grabs for ``ingest_video`` (PySceneDetect and OpenCV,
