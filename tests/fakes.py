@@ -34,6 +34,7 @@ from scenedex.domain.model import (
     SearchQuery,
     Video,
     l2_normalise,
+    matches_person,
     score_document,
     utcnow,
 )
@@ -183,7 +184,7 @@ class InMemorySearchIndex:
     def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> list[SearchHit]:
         hits = []
         for d in self.documents.values():
-            if d.owner_id != owner_id:
+            if d.owner_id != owner_id or not matches_person(query, d.person_ids):
                 continue
             faces = np.stack([f.descriptor for f in d.faces]) if d.faces else None
             score = score_document(query, d.text_vectors, d.image_vector, faces)

@@ -214,3 +214,70 @@ def test_many_identical_documents_are_scored_once_and_ranked_as_row_by_row(
         assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
         assert {h.scene_id for h in hits} <= {c.scene_id for c in copies}
         assert [h.scene_id for h in hits] == sorted(h.scene_id for h in hits)
+
+
+def near(rng: np.random.Generator, vector: np.ndarray, noise: float) -> np.ndarray:
+    """A raw face descriptor (norm ~1.45) around the unit ``vector`` (noise of norm ~``noise``)."""
+    jitter = rng.standard_normal(FACE_DIM).astype(np.float32) * noise / np.sqrt(FACE_DIM)
+    return unit_of(vector + jitter) * 1.45
+
+
+def unit_of(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+@pytest.mark.parametrize("cache_max_bytes", [1 << 30, 0])
+def test_person_search_returns_only_the_scenes_matched_to_the_person(
+    sql_engine: sa.Engine, cache_max_bytes: int
+) -> None:
+    """A face nearer the person than any matched one but not matched to it (a user rejected
+    it) is no hit, in the cache (1 GiB), the chunked scan (0) and the row-by-row scoring; the
+    top k is taken among the matched scenes; a document rewritten without the person (or
+    changed behind the index's back) leaves the person's hits."""
+    rng = np.random.default_rng(23)
+    owner, person, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    query_vector = unit(rng, FACE_DIM)
+    query = SearchQuery(face_vector=query_vector, person_id=person)
+
+    def scene(noise: float, matched: uuid.UUID | None, **vectors: object) -> SceneDocument:
+        face = DetectedFace((0, 0, 4, 4), near(rng, query_vector, noise), matched)
+        return document(rng, owner, faces=(face,), **vectors)
+
+    rejected = [scene(0.01, None) for _ in range(20)] + [scene(0.01, other) for _ in range(5)]
+    matched = [scene(0.05 * (i + 1), person) for i in range(4)]
+    # "odd" documents (an image of another dim: kept aside and scored one by one)
+    odd_rejected = scene(0.0, None, image=unit(rng, 8))
+    odd_matched = scene(0.3, person, image=unit(rng, 8))
+    unrelated = [document(rng, owner) for _ in range(100)]
+    index = TableSearchIndex(sql_engine, cache_max_bytes=cache_max_bytes)
+    index.upsert([*rejected, *matched, odd_rejected, odd_matched, *unrelated])
+    expected_ids = [d.scene_id for d in matched] + [odd_matched.scene_id]  # nearest first
+
+    reference = exact_reference_search(sql_engine, owner, query, 1000)
+    assert [h.scene_id for h in reference] == expected_ids
+    assert all(person in h.person_ids and h.score > 0.9 for h in reference)
+    for k in (1, 3, 10):
+        hits = index.search(owner, query, k)
+        assert_same(hits, reference[:k])
+    # Not a person search: the unmatched near faces rank first, as before.
+    unfiltered = SearchQuery(face_vector=query_vector)
+    top = index.search(owner, unfiltered, 10)
+    assert_same(top, exact_reference_search(sql_engine, owner, unfiltered, 10))
+    assert {h.scene_id for h in top[:5]} <= {d.scene_id for d in [*rejected, odd_rejected]}
+    assert index.search(owner, SearchQuery(face_vector=query_vector, person_id=uuid.uuid4()), 10) == []
+
+    # The pipeline rewrites a scene without the person (its face rejected): it leaves the hits.
+    index.upsert([replace(matched[0], person_ids=())])
+    assert [h.scene_id for h in index.search(owner, query, 10)] == expected_ids[1:]
+    # A change behind the index's back (no notification) is caught when the hit is read back.
+    with sql_engine.begin() as connection:
+        docs = t.search_documents.c
+        row = connection.execute(sa.select(docs.document).where(docs.scene_id == matched[1].scene_id)).one()
+        connection.execute(
+            sa.update(t.search_documents)
+            .where(docs.scene_id == matched[1].scene_id)
+            .values(document={**row.document, "person_ids": []}, updated_at=sa.func.now())
+        )
+    hits = index.search(owner, query, 10)
+    assert [h.scene_id for h in hits] == expected_ids[2:]
+    assert_same(hits, exact_reference_search(sql_engine, owner, query, 10))

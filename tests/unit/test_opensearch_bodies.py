@@ -307,7 +307,8 @@ def test_image_query() -> None:
 
 def test_person_query_through_the_nested_faces() -> None:
     # https://docs.opensearch.org/latest/vector-search/specialized-operations/nested-search-knn/
-    # (nested kNN; a document scores by its nearest vector; a filter on a top-level field)
+    # (nested kNN; a document scores by its nearest vector; a filter on top-level fields: the
+    # owner, and the person among the scene's matched persons)
     face = np.zeros(128, np.float32)
     face[1] = 2.0
     plan = search_plan(OWNER, SearchQuery(face_vector=face, person_id=uuid.UUID(int=4)), 3)
@@ -325,13 +326,31 @@ def test_person_query_through_the_nested_faces() -> None:
                         "faces.descriptor": {
                             "vector": [0.0, 1.0] + [0.0] * 126,
                             "k": 3,
-                            "filter": OWNER_FILTER,
+                            "filter": {
+                                "bool": {
+                                    "filter": [
+                                        OWNER_FILTER,
+                                        {"term": {"person_ids": "00000000-0000-0000-0000-000000000004"}},
+                                    ]
+                                }
+                            },
                         }
                     }
                 },
             }
         },
     }
+
+
+def test_a_face_query_without_a_person_keeps_the_owner_filter_only() -> None:
+    # Not a person search (no caller does this today): every owner's scene with a face ranks.
+    face = np.zeros(128, np.float32)
+    face[1] = 2.0
+    plan = search_plan(OWNER, SearchQuery(face_vector=face), 3)
+
+    assert plan is not None and plan.kind == "face"
+    knn = plan.body["query"]["nested"]["query"]["knn"]["faces.descriptor"]
+    assert knn["filter"] == OWNER_FILTER
 
 
 def test_queries_leave_out_what_the_read_index_cannot_compare() -> None:
@@ -403,6 +422,19 @@ def test_person_search_body_follows_the_api_specification() -> None:
 
     assert opensearch_spec.errors(validator, plan.body) == []
     assert opensearch_spec.errors(validator, {**plan.body, "_sources": ["appearances"]})  # can fail
+    knn = plan.body["query"]["nested"]["query"]["knn"]["faces.descriptor"]
+    assert "person_ids" in str(knn["filter"])  # the person filter is part of what validated
+    broken = {"bool": {"filter": [OWNER_FILTER, {"term": {"person_ids": {"values": "x"}}}]}}
+    bad_body = {
+        **plan.body,
+        "query": {
+            "nested": {
+                **plan.body["query"]["nested"],
+                "query": {"knn": {"faces.descriptor": {**knn, "filter": broken}}},
+            }
+        },
+    }
+    assert opensearch_spec.errors(validator, bad_body)  # can fail inside the filter
 
 
 def test_appearances_mapping_follows_the_api_specification() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -251,8 +251,10 @@ class SearchQuery:
     - ``image_vector``: ``(d_clip,)`` CLIP image embedding, compared with the image embedding.
     - ``face_vector``: ``(128,)`` person query embedding, compared with each scene face.
     - ``text``: the query text itself, for indexes with lexical (BM25) matching.
-    - ``person_id``: the person whose ``face_vector`` this is (person searches), so that the
-      hits carry that person's time ranges in each scene (``SearchHit.appearances``).
+    - ``person_id``: the person whose ``face_vector`` this is (person searches): only the
+      scenes where that person is matched (the document's ``person_ids``, set by the faces
+      step) are hits, ranked by face similarity as above, and the hits carry that person's
+      time ranges in each scene (``SearchHit.appearances``). See ``matches_person``.
     """
 
     text_vector: np.ndarray | None = None
@@ -322,6 +324,14 @@ def score_document(
     if not parts:
         return None
     return sum(score * weight for score, weight in parts) / sum(weight for _, weight in parts)
+
+
+def matches_person(query: SearchQuery, person_ids: Collection[uuid.UUID]) -> bool:
+    """Whether a document whose matched persons are ``person_ids`` can be a hit of ``query``: a
+    person search (``query.person_id``) finds only the scenes where that person is matched (a
+    face near the person but not matched to it, e.g. rejected, is no hit); any document can be
+    a hit of other queries. Applied with ``score_document`` by every table-index path."""
+    return query.person_id is None or query.person_id in person_ids
 
 
 def match_faces(

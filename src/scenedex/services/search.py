@@ -116,8 +116,10 @@ def search_scenes(
 ) -> list[SearchHit]:
     """The owner's ``k`` best scenes for exactly one of ``text``, ``image`` (encoded bytes) or
     ``person_id``. Text queries use the text model over the text channels, plus CLIP's text
-    tower over the image embeddings when real CLIP weights are configured. Person hits carry the
-    person's time ranges in each scene (``SearchHit.appearances``).
+    tower over the image embeddings when real CLIP weights are configured. A person search
+    returns the scenes where the person is matched (the search document's ``person_ids``),
+    ranked by face similarity to the person's query embedding; its hits carry the person's time
+    ranges in each scene (``SearchHit.appearances``).
 
     Raises ``InvalidRequestError`` (no or several queries, bad k, unreadable image, person
     without a query embedding) and ``NotFoundError`` (person not the owner's).

@@ -6,7 +6,9 @@ Per owner, ``OwnerVectors`` holds float32 matrices (text channels ``(3, n, d_tex
 presence masks. A query scores every document with BLAS products (float32), keeps the
 documents within a proven rounding bound of the k-th score and re-scores those exactly with
 ``score_document`` on the same float32 vectors, so hits, order and scores are those of the
-row-by-row scoring.
+row-by-row scoring. A person search (``SearchQuery.person_id``) only scores the documents
+whose ``person_ids`` (kept per document, with an index person -> documents) contain that
+person (``matches_person``), so its top k is the top k among the person's matched scenes.
 
 The cache stays correct while other processes write:
 
@@ -19,8 +21,9 @@ The cache stays correct while other processes write:
 - SQLite: ``PRAGMA data_version`` on a dedicated connection changes whenever another connection
   commits; then the owner's ``(scene_id, updated_at)`` pairs are compared with the cache and
   the changed rows read back.
-- Every query reads its final hits' rows from the database; a hit whose row is gone (a writer
-  that bypassed the index) makes the owner resynchronise and the query run again.
+- Every query reads its final hits' rows from the database; a hit whose row is gone, or (person
+  search) whose row no longer lists the person (a writer that bypassed the index), is dropped
+  and makes the owner resynchronise and the query run again.
 
 Memory: 4 bytes per float (float32 is kept: numpy float16 products are not BLAS-accelerated,
 0.75 s against 0.05 s for 100k x 3 x 384 on the reference machine, and an int8 scan with a
@@ -55,6 +58,7 @@ from scenedex.domain.model import (
     SearchHit,
     SearchQuery,
     l2_normalise,
+    matches_person,
     score_document,
 )
 
@@ -110,6 +114,19 @@ VECTOR_COLUMNS = (
     "image_vector",
     "face_descriptors",
 )
+"""The columns the cache reads, in this order, followed by the document's ``person_ids`` (a
+JSON list of UUID strings, or None): ``PERSON_IDS_SQL`` on the raw psycopg path,
+``document["person_ids"]`` through SQLAlchemy."""
+
+PERSON_IDS_SQL = "document -> 'person_ids'"
+_PERSONS = len(VECTOR_COLUMNS)  # index of person_ids in a row
+
+
+def row_persons(row: Sequence[Any]) -> tuple[uuid.UUID, ...]:
+    """The ``person_ids`` of a row read by the cache (after ``VECTOR_COLUMNS``); none when the
+    row has no such column or the document no list."""
+    ids = row[_PERSONS] if len(row) > _PERSONS else None
+    return tuple(uuid.UUID(p) for p in ids) if isinstance(ids, list) else ()
 
 
 def decode_row(row: Sequence[Any]) -> DocumentVectors:
@@ -175,6 +192,8 @@ class OwnerVectors:
         self._face_raw: dict[int, np.ndarray] = {}
         self._face_norm = 0.0
         self._odd: dict[uuid.UUID, DocumentVectors] = {}
+        self._persons: dict[uuid.UUID, tuple[uuid.UUID, ...]] = {}  # document -> matched persons
+        self._by_person: dict[uuid.UUID, set[uuid.UUID]] = {}  # person -> its documents
 
     def __len__(self) -> int:
         return len(self.updated)
@@ -189,9 +208,16 @@ class OwnerVectors:
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Insert or replace documents from rows in ``VECTOR_COLUMNS`` order (bytes as stored
-        by ``vector_to_bytes``), in bulk. Rows whose vectors do not fit the matrices (another
-        dim, empty bytes) are kept aside as ``DocumentVectors`` and scored one by one."""
+        by ``vector_to_bytes``) followed by ``person_ids`` (``row_persons``), in bulk. Rows
+        whose vectors do not fit the matrices (another dim, empty bytes) are kept aside as
+        ``DocumentVectors`` and scored one by one."""
         self.remove([row[0] for row in rows if row[0] in self.updated])
+        for row in rows:
+            persons = row_persons(row)
+            if persons:
+                self._persons[row[0]] = persons
+                for person in persons:
+                    self._by_person.setdefault(person, set()).add(row[0])
         channels = len(TEXT_CHANNELS)
         text_bytes = 4 * self._text.shape[2] if self._text is not None else None
         image_bytes = 4 * self._image.shape[1] if self._image is not None else None
@@ -282,6 +308,11 @@ class OwnerVectors:
         for scene_id in scene_ids:
             self.updated.pop(scene_id, None)
             self._odd.pop(scene_id, None)
+            for person in self._persons.pop(scene_id, ()):
+                documents = self._by_person[person]
+                documents.discard(scene_id)
+                if not documents:
+                    del self._by_person[person]
             slot = self._slot.pop(scene_id, None)
             if slot is not None:
                 self._text_mask[:, slot] = False
@@ -328,7 +359,9 @@ class OwnerVectors:
 
     def top(self, query: SearchQuery, k: int) -> list[tuple[float, uuid.UUID]]:
         """The ``k`` best ``(score, scene_id)`` by ``score_document`` (exact), best first; ties
-        by scene id. Documents with nothing comparable to ``query`` are left out.
+        by scene id. Documents with nothing comparable to ``query`` are left out, and for a
+        person search those that do not list the person (``matches_person``), before the top
+        k is taken.
 
         Every document is scored with float32 matrix products; those within ``2 * bound`` of
         the k-th such score (``bound``: ``_dot_bound`` of each part, the fusion being a convex
@@ -338,6 +371,11 @@ class OwnerVectors:
         """
         if k <= 0:
             return []
+        matched: set[uuid.UUID] | None = None  # None: every document may be a hit
+        if query.person_id is not None:
+            matched = self._by_person.get(query.person_id, set())
+            if not matched:
+                return []
         n = self._n
         num = np.zeros(n)
         den = np.zeros(n)
@@ -369,6 +407,10 @@ class OwnerVectors:
             num[has] += best[has]
             den[has] += 1.0
             bound = max(bound, _dot_bound(q.shape[0], float(np.linalg.norm(q)), self._face_norm))
+        if matched is not None:
+            allowed = np.zeros(n, bool)
+            allowed[[slot for i in matched if (slot := self._slot.get(i)) is not None]] = True
+            den[~allowed] = 0.0
         scored = np.flatnonzero(den > 0)
         approx = num[scored] / den[scored]
         if len(scored) > k:
@@ -384,7 +426,11 @@ class OwnerVectors:
             scene_id = self._ids[slot]
             assert scene_id is not None
             exact.append((by_vectors[key], scene_id))
-        exact += [(score_document(query, d.texts, d.image, d.faces), d.scene_id) for d in self._odd.values()]
+        exact += [
+            (score_document(query, d.texts, d.image, d.faces), d.scene_id)
+            for d in self._odd.values()
+            if matches_person(query, self._persons.get(d.scene_id, ()))
+        ]
         return best_k([(s, i) for s, i in exact if s is not None], k)
 
     def _vector_key(self, slot: int, query: SearchQuery) -> bytes:
@@ -680,7 +726,8 @@ class SearchCache:
 
     def _select(self, owner_id: uuid.UUID) -> sa.Select[Any]:
         docs = t.search_documents.c
-        return sa.select(*(docs[c] for c in VECTOR_COLUMNS)).where(docs.owner_id == owner_id)
+        columns = [*(docs[c] for c in VECTOR_COLUMNS), docs.document["person_ids"]]
+        return sa.select(*columns).where(docs.owner_id == owner_id)
 
     def _chunks(self, owner_id: uuid.UUID, size: int) -> Iterator[Sequence[Sequence[Any]]]:
         """The owner's rows in ``VECTOR_COLUMNS`` order, ``size`` at a time. On psycopg a
@@ -688,7 +735,8 @@ class SearchCache:
         with self._engine.connect() as connection:
             driver = connection.connection.driver_connection
             if self._engine.dialect.driver == "psycopg" and driver is not None:
-                sql = f"SELECT {', '.join(VECTOR_COLUMNS)} FROM {t.search_documents.name} WHERE owner_id = %s"
+                columns = ", ".join((*VECTOR_COLUMNS, PERSON_IDS_SQL))
+                sql = f"SELECT {columns} FROM {t.search_documents.name} WHERE owner_id = %s"
                 with driver.cursor(name=f"scenedex_search_{uuid.uuid4().hex}", binary=True) as cursor:
                     cursor.itersize = size
                     cursor.execute(sql, (owner_id,))
@@ -748,7 +796,8 @@ class SearchCache:
         self, owner_id: uuid.UUID, ranked: Sequence[tuple[float, uuid.UUID]], person_id: uuid.UUID | None
     ) -> tuple[list[SearchHit], bool]:
         """The hits of ``ranked`` with their rows read now (``stored_hit``: with ``person_id``'s
-        time ranges); ``complete`` is false when a row is gone (the cache was stale)."""
+        time ranges); ``complete`` is false when a row is gone or, for a person search
+        (``person_id``), no longer lists the person (the cache was stale): those are dropped."""
         if not ranked:
             return [], True
         docs = t.search_documents.c
@@ -765,5 +814,7 @@ class SearchCache:
         for score, scene_id in ranked:
             row = rows.get(scene_id)
             if row is not None:
-                hits.append(stored_hit(row, score, person_id))
+                hit = stored_hit(row, score, person_id)
+                if person_id is None or person_id in hit.person_ids:
+                    hits.append(hit)
         return hits, len(hits) == len(ranked)

@@ -23,6 +23,7 @@ from scenedex.domain.model import (
     SearchHit,
     SearchQuery,
     appearances_to_json,
+    matches_person,
     score_document,
     utcnow,
 )
@@ -85,6 +86,8 @@ class TableSearchIndex:
     def search(self, owner_id: uuid.UUID, query: SearchQuery, k: int) -> list[SearchHit]:
         """Exact kNN (cosine) over the owner's documents, scored by ``score_document``: the
         hits of ``exact_reference_search`` (ties in score ordered by scene id), from the cache.
+        A person search (``query.person_id``) returns only the scenes where that person is
+        matched (``matches_person``: the document's ``person_ids``), ranked by face similarity.
 
         Measured (``scenedex.tools.search_bench``, 100,000 documents of one owner on Postgres,
         AMD EPYC, 2 cores): see docs/ARCHITECTURE.md.
@@ -96,7 +99,8 @@ def exact_reference_search(
     engine: sa.Engine, owner_id: uuid.UUID, query: SearchQuery, k: int
 ) -> list[SearchHit]:
     """The row-by-row scoring the cache must match: every document of ``owner_id`` decoded
-    and scored by ``score_document`` in Python (about 10-19 s per query at 100,000 documents);
+    and scored by ``score_document`` in Python (about 10-19 s per query at 100,000 documents),
+    a person search's documents that do not list the person left out (``matches_person``);
     the reference of the tests, not used by the index."""
     docs = t.search_documents.c
     columns = [docs.scene_id, docs.video_id, docs.start_s, docs.end_s, docs.document, docs.image_vector]
@@ -107,6 +111,9 @@ def exact_reference_search(
             sa.select(*columns).where(docs.owner_id == owner_id)
         )
         for row in rows:
+            persons = [uuid.UUID(p) for p in row.document.get("person_ids", [])]
+            if not matches_person(query, persons):
+                continue
             text_vectors = {
                 c: v
                 for c in TEXT_CHANNELS

@@ -356,7 +356,9 @@ def search_plan(
     image vector, fused by the normalization processor
     (https://docs.opensearch.org/latest/query-dsl/compound/hybrid/, at most 5 sub-queries).
     Image: kNN over the image vector. Person: kNN over the nested face descriptors, a scene
-    scored by its nearest face. Every kNN clause carries the owner filter itself (efficient
+    scored by its nearest face; with ``query.person_id`` (a person search) only the scenes
+    whose ``person_ids`` hold that person (the faces step matched it there) are candidates.
+    Every kNN clause carries the owner filter itself (efficient
     filtering, so k of the owner's documents come back:
     https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/).
     """
@@ -371,7 +373,8 @@ def search_plan(
     if query.face_vector is not None:
         if not ok["face"]:
             return None
-        body = _body(k, face_clause(query.face_vector, k, owner_id), PERSON_SOURCE_FIELDS)
+        clause = face_clause(query.face_vector, k, owner_id, query.person_id)
+        body = _body(k, clause, PERSON_SOURCE_FIELDS)
         return SearchPlan(body, "face", size=k)
     return None
 
@@ -440,9 +443,17 @@ def knn_clause(field_name: str, vector: np.ndarray, k: int, owner_id: uuid.UUID)
     return {"knn": {field_name: {"vector": _floats(vector), "k": k, "filter": owner_filter(owner_id)}}}
 
 
-def face_clause(vector: np.ndarray, k: int, owner_id: uuid.UUID) -> dict[str, Any]:
+def face_clause(
+    vector: np.ndarray, k: int, owner_id: uuid.UUID, person_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """Nested kNN over face descriptors; the owner filter on the top-level field is allowed
-    inside a nested kNN clause (".../nested-search-knn/", "filtering on nested fields")."""
+    inside a nested kNN clause (".../nested-search-knn/", "filtering on nested fields"). With
+    ``person_id`` (a person search) the filter also requires the top-level keyword
+    ``person_ids`` to hold the person (a ``bool`` of two ``term`` filters; efficient filtering
+    then gives the k nearest of the person's matched scenes, not k nearest then filtered)."""
+    knn_filter = owner_filter(owner_id)
+    if person_id is not None:
+        knn_filter = {"bool": {"filter": [knn_filter, {"term": {"person_ids": str(person_id)}}]}}
     return {
         "nested": {
             "path": "faces",
@@ -452,7 +463,7 @@ def face_clause(vector: np.ndarray, k: int, owner_id: uuid.UUID) -> dict[str, An
                     "faces.descriptor": {
                         "vector": _floats(l2_normalise(vector)),
                         "k": k,
-                        "filter": owner_filter(owner_id),
+                        "filter": knn_filter,
                     }
                 }
             },
