@@ -458,10 +458,12 @@ class _Persons:
         return True
 
     def delete(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> bool:
-        """As the database's cascades: the photos and the person's derived records go too."""
+        """As the database's cascades: the photos, the person's derived records and the face
+        decisions about it go too."""
         if self.get(owner_id, person_id) is None:
             return False
         del self.d.persons[person_id]
+        self.d.decisions = {i: x for i, x in self.d.decisions.items() if x.person_id != person_id}
         for photo in [p for p in self.d.photos.values() if p.person_id == person_id]:
             self.delete_photo(owner_id, person_id, photo.id)
         self.d.records[EmbeddingStepType.PERSON_QUERY_EMBEDDINGS].pop((person_id, ""), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -205,3 +206,21 @@ class _NoSend:
 
     def send_video(self, job_id: uuid.UUID, video_id: uuid.UUID) -> str:
         return f"test-video-{video_id}"
+
+
+def test_the_owners_suggested_persons_follow_a_finished_job(harness: Harness) -> None:
+    """The worker that finishes a job runs FACE_CLUSTERS for its owners: an unknown face seen in
+    three videos becomes one suggested person without any inline run."""
+    from tests.fakes import face_image
+
+    for v in range(3):
+        harness.world.add_video(OWNER, [face_image("bob", salt=f"bob-{v}"), face_image(salt=f"x-{v}")])
+    harness.start_worker()
+    summary = harness.wait(harness.enqueue(owner_request()))
+    assert summary.job.status is JobStatus.SUCCEEDED, summary.failed_items
+    clusters = harness.runtime.services.face_clusters()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 20
+    while (page := clusters.list(OWNER)).computed_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the clustering runs right after the last item, in the same worker
+    assert [view.size for view in page.suggestions] == [3]
+    assert len(page.suggestions[0].scene_ids) == 3

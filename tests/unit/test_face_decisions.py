@@ -314,3 +314,19 @@ def test_decisions_change_no_hash_when_there_are_none() -> None:
     some = FaceDecisions([d])
     assert some.scene_hash(d.scene_id) is not None and some.digest is not None
     assert some.reference_hash(d.person_id) is None  # a rejection is not a reference
+
+
+def test_deleting_a_confirmed_person_takes_its_decisions_and_suggests_its_faces_again(world: World) -> None:
+    scenes = library(world)
+    runner(world).run(owner(OWNER_A))
+    service = FaceClusters(uow_factory=world.uow_factory)
+    bob = service.confirm(OWNER_A, suggestion_of(service, OWNER_A, scenes, BOB_SCENES).cluster_id, name="Bob")
+    runner(world).run(owner(OWNER_A))
+    assert [v.size for v in service.list(OWNER_A).suggestions] == [3]
+    with world.uow_factory() as uow:
+        assert bob.person_id is not None and uow.persons.delete(OWNER_A, bob.person_id)
+        uow.commit()
+    with world.uow_factory() as uow:
+        assert uow.face_decisions.list(OWNER_A) == []  # cascaded with the person
+    runner(world).run(owner(OWNER_A))
+    assert suggestion_of(service, OWNER_A, scenes, BOB_SCENES).size == 4

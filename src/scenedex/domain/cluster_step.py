@@ -9,8 +9,9 @@ user's splits. So a new method re-clusters (a full clustering), and a changed li
 small step:
 
 - **incremental** (same fingerprint, same splits): the stored suggestions keep the faces that
-  are still unmatched and unchanged (same face id, same descriptor); faces not seen by the last
-  full clustering join the nearest suggestion (``assign_incrementally``) or wait;
+  are still unmatched and unchanged (same face id, same descriptor); the other faces, except
+  those the last full clustering left as noise, join the nearest suggestion
+  (``assign_incrementally``) or wait;
 - **full** (``cluster_faces``): when the method or the splits changed, on ``force``, when
   there were none, or when the waiting faces exceed ``FULL_RECLUSTER_FRACTION`` of the owner's
   unknown faces (and ``min_faces``).
@@ -76,7 +77,9 @@ def suggest(
 ) -> tuple[list[SuggestedPerson], tuple[str, ...], tuple[str, ...], bool]:
     """Suggested persons (no thumbnails) from one owner's unknown ``faces``: incrementally from
     ``previous`` when it allows (see the module docstring), else by a full clustering.
-    Returns ``(suggestions largest first, seen, waiting, full)``."""
+    Returns ``(suggestions largest first, noise, waiting, full)``: ``noise`` the faces a full
+    clustering left in no suggestion (not offered to the incremental step again), ``waiting``
+    the faces since that joined no suggestion."""
     remaining = list(faces)
     suggestions: list[SuggestedPerson] = []
     for group in reversed(decisions.split_groups):  # the latest split of a face wins
@@ -91,13 +94,14 @@ def suggest(
             suggestions.append(_suggestion(taken, split=True))
     incremental = _incremental(remaining, decisions, settings, previous)
     if incremental is not None:
-        kept, seen, waiting = incremental
-        return _largest_first(suggestions + kept), seen, waiting, False
+        kept, noise, waiting = incremental
+        return _largest_first(suggestions + kept), noise, waiting, False
     clusters = cluster_faces(remaining, clusterer, settings)
     by_id = {f.face_id: f for f in remaining}
     for cluster in clusters:
         suggestions.append(SuggestedPerson(cluster, tuple(by_id[i] for i in cluster.face_ids)))
-    return _largest_first(suggestions), tuple(sorted(by_id)), (), True
+    clustered = {i for cluster in clusters for i in cluster.face_ids}
+    return _largest_first(suggestions), tuple(sorted(set(by_id) - clustered)), (), True
 
 
 def _incremental(
@@ -126,22 +130,20 @@ def _incremental(
             kept.append(suggestion.cluster)
             members[suggestion.cluster_id] = still
     placed = {f.face_id for group in members.values() for f in group}
-    seen = set(state.seen)
-    new = [f for f in faces if f.face_id not in seen and f.face_id not in placed]
+    noise = {f for f in state.noise if f in by_id}
+    # new: neither in a suggestion nor noise of the last full clustering (faces seen since, and
+    # faces back from a suggestion that was confirmed, e.g. their person deleted)
+    new = [f for f in faces if f.face_id not in placed and f.face_id not in noise]
     assignment = assign_incrementally(kept, new, settings)
     for cluster_id, joined in assignment.joined.items():
         members[cluster_id].extend(joined)
-    waiting = sorted(
-        {f for f in state.waiting if f in by_id and f not in placed}
-        - {f.face_id for group in assignment.joined.values() for f in group}
-        | {f.face_id for f in assignment.waiting}
-    )
+    waiting = tuple(sorted(f.face_id for f in assignment.waiting))
     if len(waiting) >= max(settings.min_faces, FULL_RECLUSTER_FRACTION * len(faces)):
         return None
     suggestions = [
         _suggestion(members[c.cluster_id], cluster_id=c.cluster_id) for c in kept if c.cluster_id in members
     ]
-    return suggestions, tuple(sorted(seen | {f.face_id for f in new})), tuple(waiting)
+    return suggestions, tuple(sorted(noise)), waiting
 
 
 def _suggestion(
@@ -221,13 +223,13 @@ class FaceClusterStep:
                     (s.cluster.representative, descriptor_hash(s.representative.descriptor)): s.thumbnail
                     for s in (previous[1] if previous else [])
                 }
-                suggestions, seen, waiting, full = suggest(
+                suggestions, noise, waiting, full = suggest(
                     faces, decisions, self.settings, self.clusterer, previous
                 )
                 suggestions = [self._with_thumbnail(s, scenes, uow, old_thumbnails) for s in suggestions]
                 state = ClusteringState(
                     owner_id, expected.fingerprint, expected.input_hash, self.settings.id,
-                    decisions.splits_hash, seen, waiting, full, len(faces),
+                    decisions.splits_hash, noise, waiting, full, len(faces),
                 )  # fmt: skip
                 uow.face_clusters.replace(state, suggestions)
                 uow.commit()

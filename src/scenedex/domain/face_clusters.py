@@ -299,9 +299,9 @@ class SuggestedPerson:
 @dataclass(frozen=True)
 class ClusteringState:
     """What the owner's suggestions were computed from: the step's ``fingerprint`` and
-    ``input_hash`` (``clustering_input``), the ``splits_hash`` of that time, ``seen``: the face
-    ids the last full clustering looked at, ``waiting``: faces seen since that joined no
-    suggestion, ``full``: whether this computation was a full clustering, ``faces``: the
+    ``input_hash`` (``clustering_input``), the ``splits_hash`` of that time, ``noise``: the face
+    ids the last full clustering left in no suggestion, ``waiting``: faces seen since that
+    joined no suggestion, ``full``: whether this computation was a full clustering, ``faces``: the
     owner's unknown faces then."""
 
     owner_id: uuid.UUID
@@ -309,7 +309,7 @@ class ClusteringState:
     input_hash: str
     settings_id: str
     splits_hash: str | None = None
-    seen: tuple[str, ...] = ()
+    noise: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
     full: bool = True
     faces: int = 0

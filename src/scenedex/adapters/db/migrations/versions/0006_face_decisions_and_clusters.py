@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("input_hash", sa.String(64), nullable=False),
         sa.Column("settings_id", sa.String(64), nullable=False),
         sa.Column("splits_hash", sa.String(64), nullable=True),
-        sa.Column("seen", _JSON, nullable=False),
+        sa.Column("noise", _JSON, nullable=False),
         sa.Column("waiting", _JSON, nullable=False),
         sa.Column("full", sa.Boolean, nullable=False),
         sa.Column("faces", sa.Integer, nullable=False),
