@@ -248,8 +248,9 @@ def test_owner_scope_never_touches_another_owner(world: World) -> None:
     assert world.index.states(OWNER_B, [s.id for s in b_scenes]) == {}
     with world.uow_factory() as uow:
         for step in Step:
-            if step is not Step.SEARCH_REINDEX:
+            if step not in (Step.SEARCH_REINDEX, Step.FACE_CLUSTERS):
                 assert uow.records.get(step, OWNER_B, [s.id for s in b_scenes]) == {}
+        assert uow.face_clusters.state(OWNER_B) is None
     # A's documents are invisible through B's owner id, and B's run leaves A's current.
     world.runner().run(owner(OWNER_B))
     assert sum(counts(world.runner().run(owner(OWNER_A)), "computed").values()) == 0
