@@ -107,7 +107,14 @@ class SqlFaceClusterRepository:
     def replace(self, state: ClusteringState, suggestions: Sequence[SuggestedPerson]) -> None:
         owner_id = state.owner_id
         clusters = t.face_clusters
-        self._session.execute(sa.delete(clusters).where(clusters.c.owner_id == owner_id))
+        # delete what is not in the new set, then upsert: two workers replacing the same owner's
+        # suggestions at once both succeed (the last commit wins) instead of one failing on a key
+        self._session.execute(
+            sa.delete(clusters).where(
+                clusters.c.owner_id == owner_id,
+                clusters.c.cluster_id.not_in([s.cluster_id for s in suggestions]),
+            )
+        )
         upsert(
             self._session,
             t.face_clusterings,
@@ -127,10 +134,12 @@ class SqlFaceClusterRepository:
             ],
             keep_on_update=(),
         )
-        if suggestions:
-            self._session.execute(
-                sa.insert(clusters), [self._cluster_row(owner_id, s, state) for s in suggestions]
-            )
+        upsert(
+            self._session,
+            clusters,
+            [self._cluster_row(owner_id, s, state) for s in suggestions],
+            keep_on_update=(),
+        )
 
     @staticmethod
     def _cluster_row(
