@@ -2,7 +2,7 @@
 
 The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.plan``,
 ``JobCoordinator``, ``Services.search``) and the use cases of ``scenedex.services`` (``enqueue``,
-``videos``, ``persons``), on the runtime in ``app.state``. Errors are always JSON
+``videos``, ``persons``, ``face_clusters``), on the runtime in ``app.state``. Errors are always JSON
 ``{"detail": ...}``, mapped here rather than in the routes:
 
 | error | status |
@@ -36,7 +36,7 @@ from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.console import install_console
-from scenedex.api.routes import admin, health, owner, persons, search, videos
+from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
 from scenedex.domain.errors import (
     ConflictError,
     InvalidRequestError,
@@ -98,6 +98,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(videos.router)
     app.include_router(search.router)
     app.include_router(persons.router)
+    app.include_router(face_clusters.router)
     install_console(app)  # the admin console's pages under /admin
     _add_error_handlers(app)
     app.add_middleware(

@@ -3,13 +3,20 @@ from ``create_app``), its services, and the authenticated caller (any role, or a
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Annotated
 
+import redis
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scenedex.api.auth import AuthError, Principal, TokenVerifier
+from scenedex.domain.jobs import JobTrigger
+from scenedex.services.persons import Reprocessing, reprocess_owner
 from scenedex.worker.bootstrap import JobRuntime, Services
+
+log = logging.getLogger("scenedex.api")
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -56,3 +63,23 @@ def require_admin(caller: CallerDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 RuntimeDep = Annotated[JobRuntime, Depends(get_runtime)]
+
+
+def reprocess_after_change(
+    owner_id: uuid.UUID, services: Services, runtime: JobRuntime, what: str
+) -> Reprocessing | None:
+    """The owner's reprocess for a change already committed (a person change, a face decision:
+    ``reprocess_owner``, trigger ``api``), for the routes and the console alike; an unreachable
+    broker does not fail the request (logged with ``what`` was saved; the job row, if created,
+    is re-sent by the sweeper)."""
+    try:
+        return reprocess_owner(
+            owner_id,
+            runner=services.runner(),
+            coordinator=runtime.coordinator,
+            trigger=JobTrigger.API,
+            follow_up=runtime.sender.send_refresh_owner,
+        )
+    except redis.exceptions.RedisError as error:
+        log.warning("owner %s: %s saved, reprocess not enqueued: %s", owner_id, what, error)
+        return None

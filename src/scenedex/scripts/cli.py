@@ -1,8 +1,8 @@
 """The ``scenedex`` command line (typer): the root app, its own commands, and the sub-apps.
 
 The sub-apps (``index_cli``, ``jobs_cli``, ``api_cli``, ``doctor_cli``, ``person_cli``,
-``videos_cli``) and this module share the helpers of ``common`` (exit codes are described there);
-no module imports this one back.
+``faces_cli``, ``videos_cli``) and this module share the helpers of ``common`` (exit codes are
+described there); no module imports this one back.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from scenedex.scripts.common import (
     user_errors,
 )
 from scenedex.scripts.doctor_cli import DOCTOR_EPILOG, doctor
+from scenedex.scripts.faces_cli import faces_app
 from scenedex.scripts.index_cli import index_app
 from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
 from scenedex.scripts.person_cli import person_app
@@ -62,6 +63,7 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(person_app, name="person")
+app.add_typer(faces_app, name="faces")
 
 
 @db_app.command("upgrade")

@@ -69,3 +69,31 @@ def parse_owner(value: str) -> Any:
 
 def print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+
+
+def reprocess_owner_or_fail(services: Any, owner: Any, done_what: str) -> str | None:
+    """Enqueue the owner's reprocess after a change already stored (``reprocess_owner``,
+    trigger ``cli``); returns the job id (None: nothing to reprocess). An unreachable broker is
+    exit 1 naming ``done_what`` (e.g. "person deleted") and the command to run instead."""
+    import redis
+
+    from scenedex.domain.jobs import JobTrigger
+    from scenedex.services.persons import reprocess_owner
+    from scenedex.worker.bootstrap import build_runtime
+
+    runtime = build_runtime(services.settings, services)
+    try:
+        done = reprocess_owner(
+            owner,
+            runner=services.runner(),
+            coordinator=runtime.coordinator,
+            trigger=JobTrigger.CLI,
+            follow_up=lambda o: runtime.sender.send_refresh_owner(o, JobTrigger.CLI),
+        )
+    except redis.exceptions.ConnectionError as error:
+        fail(
+            f"{done_what}, but the reprocess could not be enqueued ({error}); "
+            f"run: scenedex reprocess --scope owner --owner-id {owner}",
+            1,
+        )
+    return str(done.job_id) if done else None

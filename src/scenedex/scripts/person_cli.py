@@ -17,9 +17,9 @@ from scenedex.scripts.common import (
     JsonOption,
     OwnerOption,
     build_services,
-    fail,
     parse_owner,
     print_json,
+    reprocess_owner_or_fail,
     stderr,
     user_errors,
 )
@@ -115,39 +115,13 @@ def person_delete(
         owner = parse_owner(owner_id)
         services = build_services()
         view = services.persons().delete(owner, _person(person_id))
-    job = None if no_reprocess else _reprocess(services, owner)
+    job = None if no_reprocess else reprocess_owner_or_fail(services, owner, "person deleted")
     if json_output:
         print_json({**view.to_dict(), "deleted": True, "reprocess_job_id": job})
     else:
         print(f"person {view.person.id} ({view.person.name}) deleted with {len(view.photos)} photos")
         if job:
             print(f"reprocess of owner {owner}: job {job}; follow it with: scenedex jobs status {job}")
-
-
-def _reprocess(services: Any, owner: Any) -> str | None:
-    """``reprocess_owner`` (trigger ``cli``); an unreachable broker is exit 1 with what to run."""
-    import redis
-
-    from scenedex.domain.jobs import JobTrigger
-    from scenedex.services.persons import reprocess_owner
-    from scenedex.worker.bootstrap import build_runtime
-
-    runtime = build_runtime(services.settings, services)
-    try:
-        done = reprocess_owner(
-            owner,
-            runner=services.runner(),
-            coordinator=runtime.coordinator,
-            trigger=JobTrigger.CLI,
-            follow_up=lambda o: runtime.sender.send_refresh_owner(o, JobTrigger.CLI),
-        )
-    except redis.exceptions.ConnectionError as error:
-        fail(
-            f"person deleted, but the reprocess could not be enqueued ({error}); "
-            f"run: scenedex reprocess --scope owner --owner-id {owner}",
-            1,
-        )
-    return str(done.job_id) if done else None
 
 
 def _read(path: Path) -> bytes:

@@ -29,7 +29,7 @@ from scenedex.domain.face_decisions import DecisionKind, FaceDecision, descripto
 from scenedex.domain.model import Person, faces_from_record, l2_normalise, new_id
 from scenedex.domain.ports import UnitOfWork, UnitOfWorkFactory
 from scenedex.domain.spec import EmbeddingStepType
-from scenedex.services.persons import MAX_NAME_LENGTH
+from scenedex.services.persons import clean_person_name
 
 MAX_PAGE = 100
 """Most suggestions in one page."""
@@ -209,7 +209,7 @@ class FaceClusters:
                     raise NotFoundError(f"person {person_id} not found")
             else:
                 assert name is not None
-                person = Person(id=new_id(), owner_id=owner_id, name=_clean_name(name))
+                person = Person(id=new_id(), owner_id=owner_id, name=clean_person_name(name))
                 uow.persons.add(person)
                 created = True
             members = self._existing(uow, owner_id, suggestion.members)
@@ -356,12 +356,3 @@ class FaceClusters:
             last_s=face.last_s,
             bbox=face.bbox,
         )
-
-
-def _clean_name(name: str) -> str:
-    clean = name.strip()
-    if not clean:
-        raise InvalidRequestError("a person needs a non-empty name")
-    if len(clean) > MAX_NAME_LENGTH:
-        raise InvalidRequestError(f"a person's name has at most {MAX_NAME_LENGTH} characters")
-    return clean

@@ -47,6 +47,20 @@ MAX_NAME_LENGTH = 200
 _SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
+def clean_person_name(name: str) -> str:
+    """``name`` without surrounding whitespace; raises ``InvalidRequestError`` when it is blank,
+    longer than ``MAX_NAME_LENGTH`` or holds control characters (a NUL cannot be stored in a
+    Postgres text column)."""
+    clean = name.strip()
+    if not clean:
+        raise InvalidRequestError("a person needs a non-empty name")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise InvalidRequestError(f"a person's name has at most {MAX_NAME_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in clean):
+        raise InvalidRequestError("a person's name cannot hold control characters")
+    return clean
+
+
 class PhotoTooLargeError(PayloadTooLargeError):
     """A photo over the image size or pixel limit (HTTP 413)."""
 
@@ -226,12 +240,7 @@ class Persons:
 
     @staticmethod
     def _name(name: str) -> str:
-        clean = name.strip()
-        if not clean:
-            raise InvalidRequestError("a person needs a non-empty name")
-        if len(clean) > MAX_NAME_LENGTH:
-            raise InvalidRequestError(f"a person's name has at most {MAX_NAME_LENGTH} characters")
-        return clean
+        return clean_person_name(name)
 
     def _check(self, photos: Sequence[PhotoUpload]) -> None:
         """Every photo within the limits and decodable; raises on the first that is not."""

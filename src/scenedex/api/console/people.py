@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import redis
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
@@ -26,13 +25,12 @@ from starlette.responses import Response
 from scenedex.api.console.home import owner_ids
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
-from scenedex.api.deps import RuntimeDep, ServicesDep
+from scenedex.api.deps import RuntimeDep, ServicesDep, reprocess_after_change
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
-from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.request import parse_uuid
 from scenedex.services.face_clusters import Decided, thumbnail_uri
-from scenedex.services.persons import Reprocessing, reprocess_owner
-from scenedex.worker.bootstrap import JobRuntime, Services
+from scenedex.services.persons import Reprocessing
+from scenedex.worker.bootstrap import Services
 
 log = logging.getLogger("scenedex.api.console")
 router = APIRouter(prefix="/admin/people", include_in_schema=False)
@@ -102,7 +100,9 @@ def confirm(
         )
     except ScenedexError as error:
         return people_page(request, session, services, owner_id, offset, error=error)
-    return decided_redirect(owner, offset, decided, reprocess(owner, services, runtime))
+    return decided_redirect(
+        owner, offset, decided, reprocess_after_change(owner, services, runtime, "face decision")
+    )
 
 
 @router.post("/split")
@@ -122,7 +122,9 @@ def split(
         decided = services.face_clusters().split(owner, cluster_id, face_ids or [])
     except ScenedexError as error:
         return people_page(request, session, services, owner_id, offset, error=error)
-    return decided_redirect(owner, offset, decided, reprocess(owner, services, runtime))
+    return decided_redirect(
+        owner, offset, decided, reprocess_after_change(owner, services, runtime, "face decision")
+    )
 
 
 def form_owner(value: str) -> uuid.UUID:
@@ -185,22 +187,6 @@ def error_message(error: ScenedexError | None) -> str | None:
             "clusters the faces again): here is the current list."
         )
     return f"Nothing was stored: {error}."
-
-
-def reprocess(owner: uuid.UUID, services: Services, runtime: JobRuntime) -> Reprocessing | None:
-    """The owner's reprocess for a decision already committed (``reprocess_owner``, as a person
-    change); an unreachable broker does not fail the decision (the sweeper re-sends the job)."""
-    try:
-        return reprocess_owner(
-            owner,
-            runner=services.runner(),
-            coordinator=runtime.coordinator,
-            trigger=JobTrigger.API,
-            follow_up=runtime.sender.send_refresh_owner,
-        )
-    except redis.exceptions.RedisError as error:
-        log.warning("console: owner %s: face decision saved, reprocess not enqueued: %s", owner, error)
-        return None
 
 
 def job_kind(done: Reprocessing | None) -> str:

@@ -21,20 +21,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
+from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep, reprocess_after_change
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
-from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
     MAX_NAME_LENGTH,
     PersonView,
     PhotoUpload,
     Reprocessing,
-    reprocess_owner,
 )
 from scenedex.settings import ApiSettings
 
@@ -179,7 +176,7 @@ def create_person(
     find the face in each photo, and the owner's scenes are matched against the new person."""
     persons = services.persons()
     view = persons.create(caller.owner_id, name, _read(photos, persons.max_image_bytes))
-    return _change(view, _reprocess(caller.owner_id, services, runtime))
+    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
 
 
 @router.post(
@@ -196,7 +193,7 @@ def add_photos(
     """The person with all its photos after the upload; enqueues the owner's reprocess."""
     persons = services.persons()
     view = persons.add_photos(caller.owner_id, person_id, _read(photos, persons.max_image_bytes))
-    return _change(view, _reprocess(caller.owner_id, services, runtime))
+    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
 
 
 @router.delete(
@@ -212,7 +209,10 @@ def delete_photo(
     have none: it then matches no face). Enqueues the owner's reprocess."""
     persons = services.persons()
     persons.delete_photo(caller.owner_id, person_id, photo_id)
-    return _change(persons.get(caller.owner_id, person_id), _reprocess(caller.owner_id, services, runtime))
+    return _change(
+        persons.get(caller.owner_id, person_id),
+        reprocess_after_change(caller.owner_id, services, runtime, "person change"),
+    )
 
 
 @router.get("", response_model=PersonPageOut, summary="The caller's persons, oldest first")
@@ -266,7 +266,7 @@ def delete_person(
     as it was is returned); the enqueued reprocess matches the owner's scene faces again, after
     which no scene lists the person."""
     view = services.persons().delete(caller.owner_id, person_id)
-    return _change(view, _reprocess(caller.owner_id, services, runtime))
+    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -275,22 +275,6 @@ def delete_person(
 def _read(photos: list[UploadFile], max_bytes: int) -> list[PhotoUpload]:
     """The uploads' bytes, each read up to one byte over ``max_bytes`` (enough to refuse it)."""
     return [PhotoUpload(photo.filename, photo.file.read(max_bytes + 1)) for photo in photos]
-
-
-def _reprocess(owner_id: uuid.UUID, services: ServicesDep, runtime: RuntimeDep) -> Reprocessing | None:
-    """``reprocess_owner`` for a change already committed: an unreachable broker does not fail
-    the request (the job row, if created, is re-sent by the sweeper)."""
-    try:
-        return reprocess_owner(
-            owner_id,
-            runner=services.runner(),
-            coordinator=runtime.coordinator,
-            trigger=JobTrigger.API,
-            follow_up=runtime.sender.send_refresh_owner,
-        )
-    except redis.exceptions.RedisError as error:
-        log.warning("owner %s: person change saved, reprocess not enqueued: %s", owner_id, error)
-        return None
 
 
 def _out(view: PersonView) -> PersonOut:
