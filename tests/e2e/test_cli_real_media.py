@@ -31,6 +31,7 @@ STEPS = [
     "scene_clip_embeddings",
     "scene_person_embeddings",
     "search_reindex",
+    "face_clusters",
 ]
 
 
@@ -135,6 +136,7 @@ def test_reprocess_owner_computes_everything_then_nothing_then_all_with_force(
         "scene_clip_embeddings": scenes,
         "scene_person_embeddings": scenes,
         "search_reindex": scenes,
+        "face_clusters": 1,  # the owner's suggested persons
     }
     second = cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER)
     assert set(by_step(second, "computed").values()) == {0}
@@ -164,11 +166,16 @@ def test_threshold_change_makes_only_face_matching_and_reindex_stale(
     env = {"SCENEDEX_FACES__MATCH_THRESHOLD": "0.3"}
     plan = cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER, "--dry-run", **env)
     stale = by_step(plan, "stale")
-    assert {step for step, n in stale.items() if n} == {"scene_person_embeddings", "search_reindex"}
+    assert {step for step, n in stale.items() if n} == {
+        "scene_person_embeddings",
+        "search_reindex",
+        "face_clusters",  # its fingerprint holds the faces step's
+    }
     rerun = cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER, **env)
     assert {s for s, n in by_step(rerun, "computed").items() if n} == {
         "scene_person_embeddings",
         "search_reindex",
+        "face_clusters",
     }
 
 

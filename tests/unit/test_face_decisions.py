@@ -330,3 +330,20 @@ def test_deleting_a_confirmed_person_takes_its_decisions_and_suggests_its_faces_
         assert uow.face_decisions.list(OWNER_A) == []  # cascaded with the person
     runner(world).run(owner(OWNER_A))
     assert suggestion_of(service, OWNER_A, scenes, BOB_SCENES).size == 4
+
+
+def test_new_faces_join_their_suggestion_incrementally_and_a_new_face_waits(world: World) -> None:
+    scenes = library(world)
+    runner(world).run(owner(OWNER_A))
+    service = FaceClusters(uow_factory=world.uow_factory)
+    bob = suggestion_of(service, OWNER_A, scenes, BOB_SCENES)
+    world.add_video(OWNER_A, [face_image("bob", salt="new"), face_image("dave", salt="new")])
+    runner(world).run(owner(OWNER_A))
+    with world.uow_factory() as uow:
+        state = uow.face_clusters.state(OWNER_A)
+    assert state is not None and not state.full  # no full clustering: bob's new face joined
+    assert len(state.waiting) == 1  # dave, seen once, waits for the next full clustering
+    grown = service.get(OWNER_A, bob.cluster_id)  # the same suggestion id, one face more
+    assert grown.size == 5 and set(bob.scene_ids) < set(grown.scene_ids)
+    page = service.list(OWNER_A)
+    assert page.waiting_faces == 1 and page.unknown_faces == 9
