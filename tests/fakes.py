@@ -292,7 +292,9 @@ class _FaceClusters:
     def state(self, owner_id: uuid.UUID) -> ClusteringState | None:
         return self.d.clusterings.get(owner_id)
 
-    def replace(self, state: ClusteringState, suggestions: Sequence[SuggestedPerson]) -> None:
+    def replace(
+        self, state: ClusteringState, suggestions: Sequence[SuggestedPerson], unchanged: Iterable[str] = ()
+    ) -> None:
         self.d.clusterings[state.owner_id] = state
         self.d.clusters[state.owner_id] = sorted(suggestions, key=lambda s: (-s.size, s.cluster_id))
 

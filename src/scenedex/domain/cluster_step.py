@@ -231,7 +231,16 @@ class FaceClusterStep:
                     owner_id, expected.fingerprint, expected.input_hash, self.settings.id,
                     decisions.splits_hash, noise, waiting, full, len(faces),
                 )  # fmt: skip
-                uow.face_clusters.replace(state, suggestions)
+                before = {
+                    s.cluster_id: (s.cluster.face_ids, s.thumbnail, s.split)
+                    for s in (previous[1] if previous else [])
+                }
+                unchanged = [
+                    s.cluster_id
+                    for s in suggestions
+                    if before.get(s.cluster_id) == (s.cluster.face_ids, s.thumbnail, s.split)
+                ]
+                uow.face_clusters.replace(state, suggestions, unchanged)
                 uow.commit()
             tracker.computed(self.step)
 

@@ -104,7 +104,9 @@ class SqlFaceClusterRepository:
             computed_at=row.computed_at,
         )
 
-    def replace(self, state: ClusteringState, suggestions: Sequence[SuggestedPerson]) -> None:
+    def replace(
+        self, state: ClusteringState, suggestions: Sequence[SuggestedPerson], unchanged: Iterable[str] = ()
+    ) -> None:
         owner_id = state.owner_id
         clusters = t.face_clusters
         # delete what is not in the new set, then upsert: two workers replacing the same owner's
@@ -134,12 +136,9 @@ class SqlFaceClusterRepository:
             ],
             keep_on_update=(),
         )
-        upsert(
-            self._session,
-            clusters,
-            [self._cluster_row(owner_id, s, state) for s in suggestions],
-            keep_on_update=(),
-        )
+        kept = set(unchanged)
+        rows = [self._cluster_row(owner_id, s, state) for s in suggestions if s.cluster_id not in kept]
+        upsert(self._session, clusters, rows, keep_on_update=())
 
     @staticmethod
     def _cluster_row(
