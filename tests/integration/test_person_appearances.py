@@ -167,6 +167,7 @@ def test_changing_the_sampling_marks_exactly_faces_and_documents_stale(library: 
     assert stale == {
         "scene_person_embeddings": {"fingerprint_changed": 2},
         "search_reindex": {"fingerprint_changed": 2},
+        "face_clusters": {"fingerprint_changed": 1},  # the owner's suggestions follow the faces step
     }
     first = changed.run(ReprocessRequest(ReprocessScope.OWNER, owner_id=library.owner_id))
     assert first.failed == 0

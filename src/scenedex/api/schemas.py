@@ -419,6 +419,7 @@ Responses = dict[int | str, dict[str, Any]]
 """The ``responses`` of a router or route (status: model and description)."""
 
 COMMON_ERRORS: Responses = {
+    400: {"model": ErrorResponse, "description": "malformed request (a Content-Length that is not a number)"},
     401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
     422: {"model": ErrorResponse, "description": "invalid body or parameters"},
 }

@@ -18,6 +18,7 @@ them up to date (the scene faces are matched again from their stored descriptors
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from scenedex.services.search import check_image
 
 MAX_NAME_LENGTH = 200
 """Longest person name (characters), after stripping surrounding whitespace."""
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+"""A person name in the API's schema: something other than whitespace, no control characters
+(``clean_person_name`` refuses the same; a NUL cannot be stored in a Postgres text column)."""
 
 _SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -56,7 +60,7 @@ def clean_person_name(name: str) -> str:
         raise InvalidRequestError("a person needs a non-empty name")
     if len(clean) > MAX_NAME_LENGTH:
         raise InvalidRequestError(f"a person's name has at most {MAX_NAME_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in clean):
+    if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidRequestError("a person's name cannot hold control characters")
     return clean
 

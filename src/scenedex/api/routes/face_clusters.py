@@ -28,7 +28,7 @@ from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse,
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.face_decisions import DecisionKind
 from scenedex.services.face_clusters import MAX_PAGE, Decided, SuggestionView
-from scenedex.services.persons import MAX_NAME_LENGTH, Reprocessing
+from scenedex.services.persons import MAX_NAME_LENGTH, NAME_PATTERN, Reprocessing
 
 log = logging.getLogger("scenedex.api")
 
@@ -153,7 +153,7 @@ class ConfirmAsNew(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Eileen Collins"}]})
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 
 
 class ConfirmBody(RootModel[ConfirmAsPerson | ConfirmAsNew]):

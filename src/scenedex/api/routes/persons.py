@@ -29,6 +29,7 @@ from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse,
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
     MAX_NAME_LENGTH,
+    NAME_PATTERN,
     PersonView,
     PhotoUpload,
     Reprocessing,
@@ -125,7 +126,7 @@ class PersonPageOut(BaseModel):
 class RenameBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Eileen M. Collins"}]})
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN)
 
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"], responses=COMMON_ERRORS)
@@ -169,7 +170,10 @@ def create_person(
     caller: CallerDep,
     services: ServicesDep,
     runtime: RuntimeDep,
-    name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_LENGTH, description="the person's name")],
+    name: Annotated[
+        str,
+        Form(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, description="the person's name"),
+    ],
     photos: PhotosField,
 ) -> PersonChange:
     """Stores the photos and the person, then enqueues the owner's reprocess: the person steps
