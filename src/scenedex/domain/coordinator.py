@@ -305,6 +305,19 @@ class JobCoordinator:
             if item.kind is ItemKind.VIDEO and not message_exists(item.message_id)
         ]
         if resend:
+            # Read again: a worker records a held or retried message's new id before it
+            # acknowledges the old one, so an id found gone may have been replaced after the
+            # first read (seen under load: a held item re-sent as lost). Lost is: the same id
+            # still recorded, and still not in the broker.
+            now = {(i.kind, i.subject_id): i for i in self.store.unfinished_items(job_id)}
+            resend = [
+                item
+                for item in resend
+                if (fresh := now.get((item.kind, item.subject_id))) is not None
+                and fresh.message_id == item.message_id
+                and not message_exists(fresh.message_id)
+            ]
+        if resend:
             ids = [
                 (ItemKind.VIDEO, i.subject_id, self.sender.send_video(job_id, i.subject_id)) for i in resend
             ]
