@@ -154,30 +154,37 @@ def unmatched_faces(
     (no face found), and records of scenes missing from ``video_ids`` (deleted since they were
     read). Descriptors are normalised again (older records stored raw dlib descriptors).
     Raises ``ValueError`` when a record's rows and ``payload["faces"]`` differ in number."""
-    found = []
+    found: list[UnmatchedFace] = []
     for record in records:
         video_id = video_ids.get(record.subject_id)
         if record.vector is None or video_id is None:
             continue
-        entries = record.payload.get("faces", [])
-        for index, (face, entry) in enumerate(zip(faces_from_record(record), entries, strict=True)):
-            if face.person_id is not None:
-                continue
-            first_s = float(entry.get("first_s", 0.0))
-            found.append(
-                UnmatchedFace(
-                    face_id=f"{record.subject_id}:{index}",
-                    owner_id=record.owner_id,
-                    scene_id=record.subject_id,
-                    video_id=video_id,
-                    first_s=first_s,
-                    last_s=float(entry.get("last_s", first_s)),
-                    bbox=face.bbox,
-                    descriptor=l2_normalise(face.descriptor).reshape(128),
-                    best_s=float(entry["best_s"]) if "best_s" in entry else None,
-                )
-            )
+        faces = faces_from_record(record)
+        if len(faces) != len(record.payload.get("faces", [])):
+            raise ValueError(f"face record of scene {record.subject_id}: rows and payload differ in number")
+        found.extend(
+            face_at(record, index, video_id) for index, face in enumerate(faces) if face.person_id is None
+        )
     return found
+
+
+def face_at(record: EmbeddingRecord, index: int, video_id: uuid.UUID) -> UnmatchedFace:
+    """Track ``index`` of a scene face record as a face (matched or not; face id
+    ``f"{scene_id}:{index}"``, descriptor normalised). Raises ``IndexError`` for no such track."""
+    face = faces_from_record(record)[index]
+    entry = record.payload["faces"][index]
+    first_s = float(entry.get("first_s", 0.0))
+    return UnmatchedFace(
+        face_id=f"{record.subject_id}:{index}",
+        owner_id=record.owner_id,
+        scene_id=record.subject_id,
+        video_id=video_id,
+        first_s=first_s,
+        last_s=float(entry.get("last_s", first_s)),
+        bbox=face.bbox,
+        descriptor=l2_normalise(face.descriptor).reshape(128),
+        best_s=float(entry["best_s"]) if "best_s" in entry else None,
+    )
 
 
 def cluster_id_of(face_ids: Iterable[str]) -> str:

@@ -116,7 +116,6 @@ class ReprocessRunner:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
         self._uow_factory = uow_factory
-        self.uow_factory = uow_factory
         self._blobs = blobs
         self._face_embedder = face_embedder
         self._index = search_index
@@ -143,6 +142,11 @@ class ReprocessRunner:
         self.spec = spec
         self.batch_size = batch_size
         self.log = SpecLogger(spec.version)
+
+    @property
+    def uow_factory(self) -> UnitOfWorkFactory:
+        """The unit-of-work factory the runner reads and writes through."""
+        return self._uow_factory
 
     # -- scope ---------------------------------------------------------------------------
 

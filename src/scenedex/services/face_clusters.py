@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
-from scenedex.domain.face_clusters import SuggestedPerson, UnmatchedFace
+from scenedex.domain.face_clusters import SuggestedPerson, UnmatchedFace, face_at
 from scenedex.domain.face_decisions import DecisionKind, FaceDecision, descriptor_hash
-from scenedex.domain.model import Person, faces_from_record, l2_normalise, new_id
+from scenedex.domain.model import Person, faces_from_record, new_id
 from scenedex.domain.ports import UnitOfWork, UnitOfWorkFactory
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.services.persons import clean_person_name
@@ -318,23 +318,12 @@ class FaceClusters:
     ) -> UnmatchedFace:
         """The face at ``index`` of the scene's current face record (matched or not)."""
         scene = uow.scenes.get(owner_id, scene_id)
-        records = uow.records.get(EmbeddingStepType.SCENE_PERSON_EMBEDDINGS, owner_id, [scene_id])
-        record = records.get((scene_id, ""))
-        faces = faces_from_record(record)
-        if scene is None or record is None or index >= len(faces):
-            raise NotFoundError(f"face {face_id} not found")
-        entry = record.payload["faces"][index]
-        first = float(entry.get("first_s", 0.0))
-        return UnmatchedFace(
-            face_id=face_id,
-            owner_id=owner_id,
-            scene_id=scene_id,
-            video_id=scene.video_id,
-            first_s=first,
-            last_s=float(entry.get("last_s", first)),
-            bbox=faces[index].bbox,
-            descriptor=l2_normalise(faces[index].descriptor).reshape(128),
+        record = uow.records.get(EmbeddingStepType.SCENE_PERSON_EMBEDDINGS, owner_id, [scene_id]).get(
+            (scene_id, "")
         )
+        if scene is None or record is None or index >= len(faces_from_record(record)):
+            raise NotFoundError(f"face {face_id} not found")
+        return face_at(record, index, scene.video_id)
 
     @staticmethod
     def _decision(
