@@ -7,7 +7,7 @@ The app is thin: routes parse and authorise, then call the domain (``ReprocessRu
 
 | error | status |
 | --- | --- |
-| missing, expired, badly signed token / not an admin | 401 / 403 |
+| missing, expired, badly signed or revoked token / not an admin | 401 / 403 |
 | ``NotFoundError`` (unknown job, video, owner, person; or another owner's) | 404 |
 | a method the path does not serve (``Allow``: every method of the path) | 405 |
 | ``ActiveJobError`` (with ``active_job_id``), ``ConflictError``, a job state refusing the action | 409 |
@@ -50,7 +50,7 @@ from scenedex.domain.errors import (
 )
 from scenedex.domain.jobs import ActiveJobError
 from scenedex.settings import Settings
-from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime
+from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime, token_denylist
 
 log = logging.getLogger("scenedex.api")
 
@@ -68,7 +68,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     key is unusable, or ``runtime`` has no services: the API refuses to start rather than run
     open.
     """
-    verifier = TokenVerifier(settings.api)
+    verifier = TokenVerifier(settings.api, denylist=token_denylist(settings))
     if runtime is None:
         runtime = build_runtime(settings, bootstrap(settings))
     if runtime.services is None:

@@ -8,20 +8,32 @@ HS token is never checked against the public key (RFC 8725 section 2.1). Claims:
 endpoints) and ``exp``, all required except ``roles`` (default: none). ``exp`` must be a JSON
 number (PyJWT alone accepts a numeric string) no further ahead than
 ``ApiSettings.max_token_lifetime_s``, so a token minted to never expire is refused.
+
+Revocation: a token whose ``revocation_id`` is on the deny-list (``TokenDenylist``: signing out
+of the console, ``scenedex token revoke``) is refused like an expired one. The deny-list is
+asked only after the signature and claims verified (a forged token never reaches Redis), and it
+fails closed: while it cannot be read, ``verify`` raises ``DependencyUnavailableError`` (the API
+answers 503) rather than accept a token that may have been revoked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
+from jwt.utils import base64url_decode
 
 from scenedex.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from scenedex.domain.revocation import TokenDenylist
 
 log = logging.getLogger("scenedex.api")
 
@@ -65,9 +77,12 @@ class TokenVerifier:
     Raises ``ApiConfigError`` when built without any usable key (unless
     ``allow_insecure_dev``: signatures are then not checked, claims and expiry still are), with
     a secret shorter than ``MIN_SECRET_BYTES``, an unreadable public key or an unknown algorithm.
+    ``denylist``: the revoked tokens (None: no token is checked against revocation, as in the
+    token CLI's check of what it minted).
     """
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, denylist: TokenDenylist | None = None) -> None:
+        self.denylist = denylist
         unknown = set(settings.jwt_algorithms) - _SYMMETRIC - _ASYMMETRIC
         if unknown:
             raise ApiConfigError(f"SCENEDEX_API__JWT_ALGORITHMS: unsupported {sorted(unknown)}")
@@ -107,7 +122,9 @@ class TokenVerifier:
         return sorted(self._keys)
 
     def verify(self, token: str) -> Principal:
-        """The caller named by ``token``; raises ``AuthError`` with a one-line reason."""
+        """The caller named by ``token``; raises ``AuthError`` with a one-line reason (``token
+        revoked`` when it is on the deny-list) and ``DependencyUnavailableError`` when the
+        deny-list cannot be read (fail closed)."""
         try:
             if self.insecure:
                 claims = jwt.decode(
@@ -131,7 +148,69 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise AuthError(f"invalid token: {error}") from None
         _check_expiry(claims.get("exp"), self._max_lifetime_s)
-        return _principal(claims)
+        principal = _principal(claims)
+        if self.denylist is not None and self.denylist.is_revoked(revocation_id(token)):
+            raise AuthError("token revoked")
+        return principal
+
+
+def revocation_id(token: str | None = None, *, jti: str | None = None) -> str:
+    """What the deny-list holds for ``token`` (or for every token whose ``jti`` claim is
+    ``jti``): ``jti-<SHA-256 of the jti>`` when the token has a string ``jti``, else
+    ``claims-<SHA-256 of its decoded header and payload>``. Both are parts of the signed
+    content, never the signature or the token's text, so another encoding of the same token or
+    another signature of the same claims (ECDSA signatures are random and malleable) is refused
+    alike. The signature is not checked here. Raises ``AuthError`` when ``token`` is not a JWT
+    (three base64url segments, a JSON object as payload) and ``ValueError`` given neither or
+    both arguments."""
+    if (token is None) == (jti is None):
+        raise ValueError("give a token or a jti")
+    if token is not None:
+        header, payload = _signed_parts(token)
+        claim = _claims(payload).get("jti")
+        if not isinstance(claim, str) or not claim:
+            return "claims-" + hashlib.sha256(header + b"." + payload).hexdigest()
+        jti = claim
+    assert jti is not None
+    return "jti-" + hashlib.sha256(jti.encode()).hexdigest()
+
+
+def revoke_token(denylist: TokenDenylist, token: str, *, max_lifetime_s: int) -> float:
+    """Put ``token`` on ``denylist`` until its ``exp`` (at most ``max_lifetime_s`` seconds: a
+    token further ahead is refused anyway); returns those seconds, 0 when the token has expired
+    already (nothing stored). The signature is not checked: revoking a token that would not
+    verify is harmless. Raises ``AuthError`` when ``token`` is not a JWT or its ``exp`` is not a
+    number, ``DependencyUnavailableError`` when the deny-list cannot be written."""
+    exp = _claims(_signed_parts(token)[1]).get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise AuthError("invalid token: 'exp' must be a number (seconds since the epoch)")
+    ttl_s = min(exp - time.time(), float(max_lifetime_s))
+    if ttl_s <= 0:
+        return 0.0
+    denylist.revoke(revocation_id(token), ttl_s)
+    return ttl_s
+
+
+def _signed_parts(token: str) -> tuple[bytes, bytes]:
+    """The decoded header and payload of ``token``; raises ``AuthError`` when it is not a JWT."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise AuthError("invalid token: not a JWT (three dot-separated segments)")
+    try:
+        return base64url_decode(parts[0]), base64url_decode(parts[1])
+    except (ValueError, TypeError):
+        raise AuthError("invalid token: a segment is not base64url") from None
+
+
+def _claims(payload: bytes) -> dict[str, Any]:
+    """The JSON object of a token's payload; raises ``AuthError`` when it is not one."""
+    try:
+        claims = json.loads(payload)
+    except ValueError:
+        raise AuthError("invalid token: the payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise AuthError("invalid token: the payload is not a JSON object")
+    return claims
 
 
 def _check_expiry(exp: Any, max_lifetime_s: int) -> None:

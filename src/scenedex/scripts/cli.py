@@ -43,7 +43,7 @@ from scenedex.scripts.faces_cli import faces_app
 from scenedex.scripts.index_cli import index_app
 from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
 from scenedex.scripts.person_cli import person_app
-from scenedex.scripts.token_cli import TOKEN_EPILOG, token
+from scenedex.scripts.token_cli import token_app
 from scenedex.scripts.videos_cli import video_app
 from scenedex.settings import Settings
 from scenedex.worker.logs import configure_logging
@@ -757,7 +757,7 @@ app.command(epilog=API_EPILOG)(api)
 app.command(name="embed-server", epilog=EMBED_SERVER_EPILOG)(embed_server)
 app.command(epilog=SCHEDULER_EPILOG)(scheduler)
 app.command(epilog=DOCTOR_EPILOG)(doctor)
-app.command(epilog=TOKEN_EPILOG)(token)
+app.add_typer(token_app, name="token")
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

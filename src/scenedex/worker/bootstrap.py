@@ -23,6 +23,7 @@ from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.adapters.token_denylist import RedisTokenDenylist
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH, REDIS, InvalidRequestError
@@ -342,6 +343,16 @@ def dependency_breakers(
         name: CircuitBreaker(name, LocalKeyValue() if name == REDIS else shared, config) for name in probes
     }
     return BreakerBoard(breakers, probes)
+
+
+def token_denylist(settings: Settings) -> RedisTokenDenylist:
+    """The deny-list of revoked bearer tokens on ``SCENEDEX_REDIS_URL`` (the API's verifier,
+    the console's sign-out, ``scenedex token revoke``), with 2 s timeouts: an unreachable Redis
+    is an error at once, not a hung request. Opens no connection."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    return RedisTokenDenylist(client)
 
 
 def task_broker(settings: Settings) -> dramatiq.Broker:

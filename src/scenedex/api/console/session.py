@@ -1,8 +1,10 @@
 """The console's sign-in session and its CSRF tokens.
 
 The session is the admin's bearer token itself, verified on every request by the API's own
-``TokenVerifier`` (``app.state.verifier``): an expired, forged or non-admin token is refused
-exactly as ``Authorization: Bearer`` would be. It lives in the cookie ``SESSION_COOKIE``:
+``TokenVerifier`` (``app.state.verifier``): an expired, forged, revoked or non-admin token is
+refused exactly as ``Authorization: Bearer`` would be; signing out revokes the token (the
+deny-list in Redis, until its ``exp``), so a copy of the cookie is refused too. It lives in the
+cookie ``SESSION_COOKIE``:
 HttpOnly (no script reads it), ``SameSite=Strict`` (no other site's page sends it), path
 ``/admin``, ``Secure`` as ``ApiSettings.console_secure_cookie`` says (unset: when the request
 came over https).

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from scenedex.api.auth import AuthError
+from scenedex.api.auth import AuthError, revoke_token
 from scenedex.api.console.render import render
 from scenedex.api.console.session import (
     CSRF_FIELD,
+    SESSION_COOKIE,
     SIGN_IN_COOKIE,
     CsrfRefused,
     NotAnAdmin,
@@ -87,6 +88,13 @@ def sign_in(
 
 @router.post("/sign-out")
 def sign_out(request: Request, session: PostDep) -> Response:
+    """Revoke the session's token (on the deny-list until its ``exp``: refused by the API and
+    the console from now on, a copy of it included), then drop the cookie. Redis unreachable:
+    the session check before fails closed (503), nothing is signed out."""
+    verifier = request.app.state.verifier
+    if verifier.denylist is not None:
+        max_lifetime_s = request.app.state.settings.api.max_token_lifetime_s
+        revoke_token(verifier.denylist, request.cookies[SESSION_COOKIE], max_lifetime_s=max_lifetime_s)
     response = RedirectResponse("/admin/sign-in", status_code=303)
     clear_session_cookie(response, request)
     return response
