@@ -11,14 +11,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import posixpath
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
-from scenedex.domain.errors import BadInputError, BlobNotFoundError
+from scenedex.domain.blobs import is_canonical_key, key_in_store
+from scenedex.domain.errors import BadInputError, BlobNotFoundError, BlobTooLargeError
 from scenedex.domain.face_clusters import ClusteringState, SuggestedPerson
 from scenedex.domain.face_decisions import FaceDecision
 from scenedex.domain.model import (
@@ -130,6 +132,9 @@ class FakeFaceEmbedder:
 
 
 class InMemoryBlobStore:
+    """The BlobStore port in a dict; URIs are confined by the shared policy
+    (``domain.blobs.key_in_store``), not by a copy of it."""
+
     root_uri = "memory://blobs"
 
     def __init__(self) -> None:
@@ -137,25 +142,44 @@ class InMemoryBlobStore:
         self.reads: list[str] = []
 
     def write(self, key: str, data: bytes) -> str:
+        if not is_canonical_key(key):
+            raise BadInputError(f"blob key {key!r} is not a canonical key of the store")
         uri = f"memory://blobs/{key}"
         self.blobs[uri] = data
         return uri
 
-    def read(self, uri: str) -> bytes:
-        self.reads.append(uri)
+    def write_file(self, key: str, local_path: str | os.PathLike[str]) -> str:
+        return self.write(key, Path(local_path).read_bytes())
+
+    def size(self, uri: str) -> int:
+        if key_in_store(self.root_uri, uri) is None:
+            raise BadInputError(f"{uri} is outside the storage root {self.root_uri} or not canonical")
         if uri not in self.blobs:
             raise BlobNotFoundError(f"file not found: {uri}")
+        return len(self.blobs[uri])
+
+    def read(self, uri: str, max_bytes: int) -> bytes:
+        self.reads.append(uri)
+        if self.size(uri) > max_bytes:
+            raise BlobTooLargeError(f"{uri} is larger than the limit of {max_bytes} bytes")
         return self.blobs[uri]
 
+    def read_to_file(self, uri: str, dest: str | os.PathLike[str], max_bytes: int) -> int:
+        data = self.read(uri, max_bytes)
+        Path(dest).write_bytes(data)
+        return len(data)
+
     def delete(self, uri: str) -> None:
+        if key_in_store(self.root_uri, uri) is None:
+            raise BadInputError(f"{uri} is outside the storage root {self.root_uri} or not canonical")
         self.blobs.pop(uri, None)
 
     def key_of(self, uri: str) -> str | None:
-        key = uri.removeprefix("memory://blobs/")
-        canonical = key != uri and key and posixpath.normpath(key) == key and not key.startswith("..")
-        return key if canonical else None
+        return key_in_store(self.root_uri, uri)
 
     def delete_prefix(self, prefix: str) -> int:
+        if not is_canonical_key(prefix.strip("/")):
+            raise BadInputError(f"blob key {prefix!r} is not a canonical key of the store")
         start = f"{self.root_uri}/{prefix.strip('/')}/"
         gone = [uri for uri in self.blobs if uri.startswith(start)]
         for uri in gone:

@@ -5,6 +5,7 @@ give the upstream ``scenes`` (no scene detection), one detects."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from fastapi.testclient import TestClient
 
 from scenedex.adapters.db import tables as t
 from scenedex.api import create_app
+from scenedex.domain.blobs import upload_key
+from scenedex.domain.limits import MAX_MEDIA_SECONDS
 from scenedex.domain.model import SceneDocument
 from scenedex.services import videos
 from scenedex.services.ingest import video_prefix
@@ -53,8 +56,15 @@ def owner(api: Api, who: uuid.UUID = OWNER_A) -> dict[str, str]:
     return api.user(who)
 
 
-def upload(api: Api, name: str, data: bytes) -> str:
-    return api.harness.world.blobs.write(f"uploads/{name}", data)
+def upload(api: Api, name: str, data: bytes, who: uuid.UUID = OWNER_A) -> str:
+    """An upload under the owner's own prefix (``owners/{who}/uploads/{name}``): the only place
+    a video's source, subtitles or keyframes may come from."""
+    return api.harness.world.blobs.write(upload_key(who, name), data)
+
+
+def upload_uri(api: Api, who: uuid.UUID, name: str) -> str:
+    """The URI ``upload`` would give, without writing anything."""
+    return f"{api.harness.world.blobs.root_uri}/{upload_key(who, name)}"
 
 
 def post(api: Api, who: uuid.UUID = OWNER_A, **body: Any) -> Any:
@@ -62,10 +72,21 @@ def post(api: Api, who: uuid.UUID = OWNER_A, **body: Any) -> Any:
 
 
 def wait_status(api: Api, video_id: str, *statuses: str, timeout: float = 60.0) -> dict[str, Any]:
+    return wait_status_of(api, OWNER_A, video_id, *statuses, timeout=timeout)
+
+
+def json_text(body: Any) -> str:
+    """``body`` as JSON text, non-finite numbers written as Python does (``Infinity``)."""
+    return json.dumps(body)
+
+
+def wait_status_of(
+    api: Api, who: uuid.UUID, video_id: str, *statuses: str, timeout: float = 60.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        body = api.client.get(f"/v1/videos/{video_id}", headers=owner(api)).json()
+        body = api.client.get(f"/v1/videos/{video_id}", headers=owner(api, who)).json()
         if body.get("status") in statuses:
             return body
         time.sleep(0.05)
@@ -132,8 +153,13 @@ def test_create_is_idempotent_by_external_id_and_lists_only_the_owners_videos(ap
     differs = post(api, source_uri=source, external_id="clip-1", title="A", scenes=UPSTREAM[:1])
     assert differs.status_code == 409 and video_id in differs.json()["detail"]
     assert post(api, source_uri=source + "x", external_id="clip-1").status_code == 409
+    # Owner B cannot name A's upload: the same 404 as a missing blob (no existence oracle).
+    stolen = post(api, OWNER_B, source_uri=source, external_id="clip-1")
+    absent = post(api, OWNER_B, source_uri=upload_uri(api, OWNER_B, "nothing.mp4"))
+    assert stolen.status_code == absent.status_code == 404, (stolen.text, absent.text)
+    assert stolen.json()["detail"].split(": no object")[0] == "source_uri"
     # The same external_id of another owner is another video.
-    other = post(api, OWNER_B, source_uri=source, external_id="clip-1")
+    other = post(api, OWNER_B, source_uri=upload(api, "a.mp4", b"B's own", OWNER_B), external_id="clip-1")
     assert other.status_code == 202 and other.json()["video_id"] != video_id
     plain = post(api, source_uri=source)
     assert plain.status_code == 202
@@ -184,13 +210,13 @@ def test_owner_isolation_auth_and_bad_bodies(api: Api) -> None:
         {"source_uri": source, "colour": "red"},
         {"source_uri": "file:///etc/passwd"},
         {"source_uri": "https://example.com/a.mp4"},  # no allowed hosts configured
-        {"source_uri": "memory://blobs/../etc/passwd"},
         {"source_uri": source, "scenes": []},
         {"source_uri": source, "scenes": [{"start_s": 2, "end_s": 1}]},
         {"source_uri": source, "scenes": [{"start_s": -1, "end_s": 1}]},
         {"source_uri": source, "scenes": [{"start_s": 0, "end_s": 2}, {"start_s": 1, "end_s": 3}]},
         {"source_uri": source, "scenes": [{"start_s": 0, "end_s": 1, "keyframe_uri": "s3://elsewhere/k"}]},
         {"source_uri": source, "subtitles_uri": "/etc/passwd"},
+        {"source_uri": source, "scenes": [{"start_s": 0, "end_s": 1e15}]},  # past MAX_MEDIA_SECONDS
         {"source_uri": 7},
         [],
     ]
@@ -204,6 +230,99 @@ def test_owner_isolation_auth_and_bad_bodies(api: Api) -> None:
     assert put.status_code == 422
     put = api.client.put(f"/v1/videos/{video_id}/scenes/0/texts", json={"title": "x"}, headers=owner(api))
     assert put.status_code == 422
+
+
+def test_every_uri_is_confined_to_the_callers_prefix(api: Api) -> None:
+    """Issue 25, D1: B named A's upload as its source and A's person photo as a keyframe, and
+    B's keyframe endpoint served A's photo. Every URI a create names is confined to the
+    caller's ``owners/{owner}/`` prefix after canonicalisation; another owner's blob, a
+    non-canonical spelling of B's own and a missing blob all answer the same 404."""
+    a_source = upload(api, "a.mp4", b"A's video")
+    a_photo = api.harness.world.blobs.write(f"owners/{OWNER_A}/persons/p/photo.jpg", b"A's face")
+    b_source = upload(api, "b.mp4", b"B's video", OWNER_B)
+    root = api.harness.world.blobs.root_uri
+    b_prefix = f"{root}/owners/{OWNER_B}"
+    escapes = [
+        a_source,
+        a_photo,
+        f"{b_prefix}/../{OWNER_A}/uploads/a.mp4",
+        f"{b_prefix}/uploads/../../{OWNER_A}/uploads/a.mp4",
+        f"{b_prefix}/uploads/%2e%2e/%2e%2e/{OWNER_A}/uploads/a.mp4",
+        f"{b_prefix}//uploads/b.mp4",
+        f"{b_prefix}/./uploads/b.mp4",
+        f"{b_prefix}/uploads\\b.mp4",
+        f"{root}/owners/{OWNER_B}",
+        f"{root}/owners/{OWNER_B}-evil/uploads/b.mp4",
+        f"{root}/uploads/b.mp4",
+        f"{b_prefix}/uploads/missing.mp4",
+    ]
+    details = set()
+    for uri in escapes:
+        for body in (
+            {"source_uri": uri},
+            {"source_uri": b_source, "subtitles_uri": uri},
+            {"source_uri": b_source, "scenes": [{"start_s": 0, "end_s": 1, "keyframe_uri": uri}]},
+        ):
+            response = post(api, OWNER_B, **body)
+            assert response.status_code == 404, (body, response.text)
+            details.add(response.json()["detail"].replace(uri, "<uri>"))
+    # One answer per field, whatever the reason: nothing tells another owner's blob from none.
+    assert details == {
+        "source_uri: no object at <uri> for this owner",
+        "subtitles_uri: no object at <uri> for this owner",
+        "scenes[0].keyframe_uri: no object at <uri> for this owner",
+    }
+    assert api.client.get("/v1/videos", headers=owner(api, OWNER_B)).json()["videos"] == []
+    assert post(api, OWNER_B, source_uri=b_source).status_code == 202
+
+
+def test_a_row_naming_another_owners_blob_fails_on_the_worker(api: Api) -> None:
+    """Rows written before the API confined URIs (or by any other path) are held to the same
+    policy by the worker: the video fails naming the field, nothing of A's is read or copied."""
+    a_photo = api.harness.world.blobs.write(f"owners/{OWNER_A}/persons/p/photo.jpg", b"A's face")
+    b_source = upload(api, "bikes.mp4", BIKES.read_bytes(), OWNER_B)
+    created = post(api, OWNER_B, source_uri=b_source, scenes=UPSTREAM[:1])
+    video_id = uuid.UUID(created.json()["video_id"])
+    with api.harness.engine.begin() as connection:  # as an old row would hold it
+        ingest = {
+            "source_uri": b_source,
+            "subtitles_uri": None,
+            "scenes": [{**UPSTREAM[0], "keyframe_uri": a_photo}],
+        }
+        for scene in ingest["scenes"]:
+            scene.setdefault("transcript", "")
+            scene.setdefault("visual_description", "")
+            scene.setdefault("keyframe_uri", None)
+        connection.execute(sa.update(t.videos).where(t.videos.c.id == video_id).values(ingest=ingest))
+    api.harness.start_worker()  # the create's ingest_video message finds the old-style row
+    failed = wait_status_of(api, OWNER_B, str(video_id), "failed", "ready")
+    assert failed["status"] == "failed" and "no object at" in failed["error"], failed
+    assert blobs_under(api, OWNER_B, str(video_id)) == []
+
+
+def test_scene_times_are_bounded_by_the_probed_duration(api: Api) -> None:
+    """Issue 25, D2: ``end_s: 1e15`` took a worker to 18 GB. The schema bounds scene times
+    (422 past 48 h); within that, a scene outside the probed duration (bikes.mp4: 10 s) fails
+    the video with an error naming it, and a keyframe that is not an image fails it too."""
+    api.harness.start_worker()
+    source = upload(api, "bikes.mp4", BIKES.read_bytes())
+    for end in (1e15, 1e308, MAX_MEDIA_SECONDS + 1):
+        body = {"source_uri": source, "external_id": f"huge-{end}", "scenes": [{"start_s": 0, "end_s": end}]}
+        response = api.client.post(
+            "/v1/videos", content=json_text(body), headers={**owner(api), "content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+    late = post(api, source_uri=source, scenes=[{"start_s": 0, "end_s": 5}, {"start_s": 5, "end_s": 3600}])
+    failed = wait_status(api, late.json()["video_id"], "failed", "ready")
+    assert (
+        failed["status"] == "failed" and "scenes[1]" in failed["error"] and "10.000 s long" in failed["error"]
+    )
+    not_image = upload(api, "frame.jpg", b"#!/bin/sh\necho not an image\n")
+    bad = post(api, source_uri=source, scenes=[{"start_s": 0, "end_s": 5, "keyframe_uri": not_image}])
+    failed = wait_status(api, bad.json()["video_id"], "failed", "ready")
+    assert failed["status"] == "failed" and "scenes[0].keyframe_uri" in failed["error"], failed
+    within = post(api, source_uri=source, scenes=[{"start_s": 0, "end_s": 10.5}])  # 0.5 s past: tolerated
+    assert wait_status(api, within.json()["video_id"], "failed", "ready")["status"] == "ready"
 
 
 # -- ingest on the worker --------------------------------------------------------------------------
@@ -284,9 +403,8 @@ def test_unreadable_sources_fail_the_video_without_scenes_or_retries(
         assert failed["scenes"] == []
         assert counts(api.harness.engine, video_id)["scenes"] == 0
     idle(api)  # nothing left to retry
-    missing = post(api, source_uri=f"{api.harness.world.blobs.root_uri}/uploads/nothing.mp4").json()
-    gone = wait_status(api, missing["video_id"], "failed")
-    assert "source" in gone["error"] and "not found" in gone["error"]
+    missing = post(api, source_uri=upload_uri(api, OWNER_A, "nothing.mp4"))
+    assert missing.status_code == 404 and "source_uri: no object" in missing.json()["detail"]
 
 
 # -- texts ------------------------------------------------------------------------------------

@@ -73,3 +73,13 @@ def test_tracks_match_persons_and_give_merged_appearances() -> None:
     assert appearances(tracks, gap_s=4.0)[alice_id] == [(0.5, 6.5)]  # the gap closed
     stranger = match_tracks(build_tracks(frames[:1]), {bob_id: l2_normalise(BOB)}, threshold=0.4)
     assert stranger[0].person_id is None and appearances(stranger, 1.0) == {}
+
+
+def test_sample_times_of_a_huge_scene_are_computed_not_listed() -> None:
+    """Issue 25: a scene of 1e15 s built one list entry per second (18 GB in a minute); the kept
+    slots are now computed arithmetically: the same 3 spread slots + the keyframe."""
+    times = sample_times(0.0, 1e15, 5e14, 1.0, 4)
+    assert len(times) == 4 and times[0] == 0.5 and times[-1] == 1e15 - 0.5 and 5e14 in times
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            sample_times(0.0, bad, 1.0, 1.0, 4)

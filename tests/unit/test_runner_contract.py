@@ -300,12 +300,12 @@ def test_search_ranks_the_matching_scene_first_within_the_owner(world: World) ->
     # Late fusion with CLIP's text tower: 0.7 x text cosine (1.0 here) + 0.3 x CLIP cosine.
     clip_cosine = float(
         world.clip.encode_text(["scene 3 words"])[0]
-        @ world.clip.embed_images([world.blobs.read(scenes[3].keyframe_uri)])[0]
+        @ world.clip.embed_images([world.blobs.read(scenes[3].keyframe_uri, 1 << 30)])[0]
     )
     assert by_text[0].score == pytest.approx(0.7 + 0.3 * clip_cosine, abs=1e-5)
     assert by_text[0].score >= by_text[1].score >= by_text[2].score
 
-    keyframe = world.blobs.read(scenes[2].keyframe_uri)
+    keyframe = world.blobs.read(scenes[2].keyframe_uri, 1 << 30)
     assert search(world, image=keyframe, k=1)[0].scene_id == scenes[2].id
 
     by_person = search(world, person_id=lib["alice"].id, k=10)
@@ -353,9 +353,9 @@ def test_the_next_batch_keyframes_are_read_ahead_while_a_batch_computes(world: W
     readers: dict[str, str] = {}
     read = world.blobs.read
 
-    def recording_read(uri: str) -> bytes:
+    def recording_read(uri: str, max_bytes: int) -> bytes:
         readers[uri] = threading.current_thread().name
-        return read(uri)
+        return read(uri, max_bytes)
 
     world.blobs.read = recording_read  # type: ignore[method-assign]
     progress = world.runner(batch_size=4).run(owner(OWNER_A))

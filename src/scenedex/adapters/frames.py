@@ -31,10 +31,20 @@ SEEK_GAP_S = 3.0
 
 class BlobVideoFrames:
     """``VideoFrames`` over a blob store. ``jpeg_quality``: Pillow quality of the frames (90,
-    as keyframes are stored); ``seek_gap_s``: see the module docstring."""
+    as keyframes are stored); ``seek_gap_s``: see the module docstring; ``max_source_bytes``: the
+    largest source read (``SCENEDEX_INGEST__MAX_SOURCE_BYTES``), streamed to a temporary file,
+    never whole in memory."""
 
-    def __init__(self, blobs: BlobStore, *, jpeg_quality: int = 90, seek_gap_s: float = SEEK_GAP_S) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        jpeg_quality: int = 90,
+        seek_gap_s: float = SEEK_GAP_S,
+        max_source_bytes: int = 2 * 1024**3,
+    ) -> None:
         self._blobs = blobs
+        self._max_source_bytes = max_source_bytes
         self._jpeg_quality = jpeg_quality
         self._seek_gap_s = seek_gap_s
 
@@ -44,13 +54,10 @@ class BlobVideoFrames:
         source, ``DependencyUnavailableError`` when the blob store is unreachable."""
         if not times_s:
             return []
-        data = self._blobs.read(source_uri)
-        if not data:
-            raise BadInputError(f"source video {source_uri} is empty (0 bytes)")
         suffix = PurePosixPath(urlsplit(source_uri).path).suffix[:8] or ".mp4"
         with tempfile.NamedTemporaryFile(suffix=suffix) as file:
-            file.write(data)
-            file.flush()
+            if self._blobs.read_to_file(source_uri, file.name, self._max_source_bytes) == 0:
+                raise BadInputError(f"source video {source_uri} is empty (0 bytes)")
             try:
                 return self._decode(file.name, times_s)
             except BadInputError:

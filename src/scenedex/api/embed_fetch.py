@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.url_fetch import GuardedFetcher, UrlFetchError, UrlPolicy
-from scenedex.domain.errors import BadInputError, BlobNotFoundError
+from scenedex.domain.errors import BadInputError, BlobNotFoundError, BlobTooLargeError
 
 
 class ImageInputError(Exception):
@@ -106,16 +106,16 @@ class ImageFetcher(GuardedFetcher):
             raise ImageInputError(error.code, str(error)) from None
 
     def _read_blob(self, store: FsspecBlobStore, uri: str) -> bytes:
-        if "/../" in uri or uri.endswith("/.."):
-            raise ImageInputError("url_not_allowed", f"{uri} leaves its storage root")
+        if store.key_of(uri) is None:
+            raise ImageInputError("url_not_allowed", f"{uri} leaves its storage root or is not canonical")
         try:
-            data = store.read(uri)
+            data = store.read(uri, self.policy.max_bytes)
         except BlobNotFoundError as error:
             raise ImageInputError("not_found", str(error)) from None
+        except BlobTooLargeError:
+            raise ImageInputError("too_large", f"image larger than {self.policy.max_bytes} bytes") from None
         except BadInputError as error:
             raise ImageInputError("url_not_allowed", str(error)) from None
-        if len(data) > self.policy.max_bytes:
-            raise ImageInputError("too_large", f"image larger than {self.policy.max_bytes} bytes")
         if not data:
             raise ImageInputError("bad_image", "empty image data (0 bytes)")
         return data

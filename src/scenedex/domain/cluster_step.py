@@ -44,6 +44,7 @@ from scenedex.domain.face_clusters import (
 )
 from scenedex.domain.face_decisions import FaceDecisions, descriptor_hash, same_face
 from scenedex.domain.freshness import staleness
+from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.model import RecordState, Scene, content_hash
 from scenedex.domain.ports import BlobStore, RecordKey, UnitOfWork, UnitOfWorkFactory, VideoFrames
 from scenedex.domain.progress import ProgressTracker
@@ -173,8 +174,10 @@ class FaceClusterStep:
         blobs: BlobStore,
         frames: VideoFrames | None = None,
         thumbnail: Thumbnail | None = None,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ) -> None:
         self.clusterer = clusterer
+        self._max_image_bytes = max_image_bytes
         self.settings = settings
         self._blobs = blobs
         self._frames = frames
@@ -270,7 +273,7 @@ class FaceClusterStep:
         """The frame the face's box is in: the keyframe, or the frame at ``best_s`` decoded from
         the stored source. Raises ``BadInputError``."""
         if face.best_s is None or abs(face.best_s - keyframe_time(scene)) < 1e-3 or self._frames is None:
-            return self._blobs.read(scene.keyframe_uri)
+            return self._blobs.read(scene.keyframe_uri, self._max_image_bytes)
         video = uow.videos.get(scene.owner_id, scene.video_id)
         if video is None or not video.source_uri:
             raise BadInputError("no stored source video")

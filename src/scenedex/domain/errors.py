@@ -71,5 +71,10 @@ class BlobNotFoundError(BadInputError):
     """The blob store has nothing at the given URI."""
 
 
+class BlobTooLargeError(BadInputError):
+    """A blob is larger than the cap of the read that asked for it (checked from the object's
+    size before reading, and again while streaming)."""
+
+
 class ModelLoadError(PermanentError):
     """A model's weights cannot be loaded with the configured settings."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,21 +43,25 @@ def sample_times(
     interval``), thinned evenly (first and last slot kept) to at most ``max_frames - 1`` when
     there are more, plus
     ``keyframe_s`` (always kept). ``max_frames`` 1 or ``interval_s`` 0 gives the keyframe
-    alone. Raises ``ValueError`` for ``max_frames < 1`` or a negative interval."""
+    alone. The kept slots are computed arithmetically, O(``max_frames``) whatever the scene's
+    length (a scene of 1e15 s costs what one of 10 s does). Raises ``ValueError`` for
+    ``max_frames < 1``, a negative interval or a non-finite time."""
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     if interval_s < 0:
         raise ValueError(f"interval_s must be >= 0, got {interval_s}")
+    if not all(math.isfinite(t) for t in (start_s, end_s, keyframe_s, interval_s)):
+        raise ValueError(f"scene times must be finite, got [{start_s}, {end_s}) at {keyframe_s}")
     times = {round(keyframe_s, 3)}
     if interval_s > 0 and max_frames > 1:
         slots = max(1, math.floor((end_s - start_s) / interval_s + 1e-9))
-        grid = [start_s + (k + 0.5) * interval_s for k in range(slots)]
         keep = max_frames - 1
-        if len(grid) > keep:  # evenly spread, first and last slot kept
-            last = len(grid) - 1
-            grid = (
-                [grid[last // 2]] if keep == 1 else [grid[round(i * last / (keep - 1))] for i in range(keep)]
-            )
+        if slots <= keep:
+            indices: Iterable[int] = range(slots)
+        else:  # evenly spread, first and last slot kept
+            last = slots - 1
+            indices = [last // 2] if keep == 1 else [round(i * last / (keep - 1)) for i in range(keep)]
+        grid = (start_s + (k + 0.5) * interval_s for k in indices)
         times.update(round(t, 3) for t in grid if start_s <= t < end_s)
     return sorted(times)
 

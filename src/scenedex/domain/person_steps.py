@@ -14,6 +14,7 @@ import numpy as np
 
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.freshness import ExpectedStates, staleness
+from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.model import PersonPhoto, PhotoStatus, RecordState, l2_normalise, largest_face
 from scenedex.domain.ports import BlobStore, FaceEmbedder, UnitOfWork
 from scenedex.domain.progress import ProgressTracker
@@ -30,12 +31,13 @@ def compute_photo_embeddings(
     tracker: ProgressTracker,
     blobs: BlobStore,
     embedder: FaceEmbedder,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
 ) -> None:
     """PERSON_PHOTO_EMBEDDINGS for ``photos`` (the stale ones): the descriptor of the largest face
     of each reference photo (``(128,)`` float32) and the photo's status (ok, no face, failed);
-    an unreadable photo fails its item."""
+    an unreadable photo (or one over ``max_bytes``) fails its item."""
     step = Step.PERSON_PHOTO_EMBEDDINGS
-    images = read_blobs(blobs, {p.id: p.image_uri for p in photos})
+    images = read_blobs(blobs, {p.id: p.image_uri for p in photos}, max_bytes)
     readable = {p.id: data for p in photos if isinstance(data := images[p.id], bytes)}
     detected = dict(
         zip(

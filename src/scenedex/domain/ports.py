@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from scenedex.domain.blobs import BlobStore as BlobStore
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.face_clusters import FaceClusterRepository
 from scenedex.domain.face_decisions import FaceDecisionRepository
@@ -97,36 +98,6 @@ class VideoFrames(Protocol):
     def frames_at(self, source_uri: str, times_s: Sequence[float]) -> list[bytes]:
         """One JPEG per time (seconds) of a stored source video; ``BadInputError`` when it is
         gone or undecodable, ``DependencyUnavailableError`` when the store is down."""
-        ...
-
-
-class BlobStore(Protocol):
-    """Immutable blobs addressed by URI (``file://``, ``s3://``, ...)."""
-
-    root_uri: str
-    """The store's root: every URI it reads or writes starts with ``root_uri + "/"``."""
-
-    def read(self, uri: str) -> bytes:
-        """The blob's bytes; raises ``BlobNotFoundError`` when nothing is there."""
-        ...
-
-    def write(self, key: str, data: bytes) -> str:
-        """Store ``data`` under ``key`` (a relative path) and return its URI."""
-        ...
-
-    def key_of(self, uri: str) -> str | None:
-        """The key (relative path, normalised) of ``uri`` in this store; None when ``uri`` is
-        outside the store or its path climbs out with ``..`` (what an owner may name is decided
-        on keys: ``owners/{owner_id}/...``)."""
-        ...
-
-    def delete(self, uri: str) -> None:
-        """Remove the blob at ``uri`` (a URI ``write`` returned); nothing there is not an error."""
-        ...
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Remove every blob whose key starts with ``prefix/`` (a folder of keys given to
-        ``write``); returns how many were removed (0 when nothing is there)."""
         ...
 
 
@@ -273,6 +244,11 @@ class PersonRepository(Protocol):
     def add_photo(self, photo: PersonPhoto) -> None: ...
 
     def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None: ...
+
+    def lock(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
+        """The person, its row locked until the unit of work ends (``SELECT ... FOR UPDATE``):
+        adding photos and deleting the person take it, so one waits for the other."""
+        ...
 
     def list(self, owner_id: uuid.UUID) -> builtins.list[Person]: ...
 

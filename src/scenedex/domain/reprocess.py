@@ -27,6 +27,7 @@ from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.face_clusters import ClusterSettings, FaceClusterer
 from scenedex.domain.face_decisions import FaceDecisions
 from scenedex.domain.freshness import ExpectedStates, staleness
+from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.logcontext import SpecLogger, log_context
 from scenedex.domain.model import (
     Scene,
@@ -112,11 +113,13 @@ class ReprocessRunner:
         video_frames: VideoFrames | None = None,
         face_clusterer: FaceClusterer | None = None,
         face_thumbnail: Thumbnail | None = None,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ) -> None:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
         self._uow_factory = uow_factory
         self._blobs = blobs
+        self._max_image_bytes = max_image_bytes
         self._face_embedder = face_embedder
         self._index = search_index
         face_sampling = FaceSampling.parse(spec.inputs.face_sampling)
@@ -136,6 +139,7 @@ class ReprocessRunner:
                 blobs,
                 video_frames,
                 face_thumbnail,
+                max_image_bytes,
             )
         )
         """FACE_CLUSTERS, per owner after its scenes (None: no clusterer given, not run)."""
@@ -319,7 +323,9 @@ class ReprocessRunner:
                         p for p in batch if staleness(stored.get((p.id, "")), expected.photos[p.id], force)
                     ]
                     tracker.skipped(Step.PERSON_PHOTO_EMBEDDINGS, len(batch) - len(stale))
-                    compute_photo_embeddings(uow, stale, expected, tracker, self._blobs, self._face_embedder)
+                    compute_photo_embeddings(
+                        uow, stale, expected, tracker, self._blobs, self._face_embedder, self._max_image_bytes
+                    )
                     uow.commit()
             with tracker.timed(Step.PERSON_QUERY_EMBEDDINGS), self._uow_factory() as uow:
                 compute_person_queries(uow, owner_id, photos, expected, force, tracker)
@@ -403,7 +409,7 @@ class ReprocessRunner:
                 work[start : start + self.batch_size] for start in range(0, len(work), self.batch_size)
             ]
             with ThreadPoolExecutor(1, thread_name_prefix="keyframes") as reader:
-                images = [KeyframeImages(self._blobs, batch) for batch in batches]
+                images = [KeyframeImages(self._blobs, batch, self._max_image_bytes) for batch in batches]
                 for index, batch in enumerate(batches):
                     if index + 1 < len(batches):  # read the next batch's keyframes meanwhile
                         images[index + 1].prefetch(
@@ -438,7 +444,7 @@ class ReprocessRunner:
         """The record steps in one unit of work (committed together, with the scenes' digest
         cleared first), then the documents, then the digest of the scenes now current.
         ``images``: the batch's keyframes, possibly being read ahead already."""
-        images = images or KeyframeImages(self._blobs, scenes)
+        images = images or KeyframeImages(self._blobs, scenes, self._max_image_bytes)
         with self._uow_factory() as uow:
             uow.scenes.clear_current(owner_id, [s.id for s in scenes])
             sources = {

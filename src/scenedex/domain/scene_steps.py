@@ -23,6 +23,7 @@ import numpy as np
 
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.freshness import ExpectedStates
+from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.model import (
     EmbeddingRecord,
     RecordState,
@@ -61,13 +62,16 @@ def make_record(
     )
 
 
-def read_blobs(blobs: BlobStore, uris: Mapping[uuid.UUID, str]) -> dict[uuid.UUID, bytes | BadInputError]:
-    """Blob bytes by item id; a missing or empty blob becomes that item's ``BadInputError``
-    (other errors of the store, e.g. an outage, propagate)."""
+def read_blobs(
+    blobs: BlobStore, uris: Mapping[uuid.UUID, str], max_bytes: int
+) -> dict[uuid.UUID, bytes | BadInputError]:
+    """Blob bytes by item id, each at most ``max_bytes``; a missing, empty or larger blob
+    becomes that item's ``BadInputError`` (other errors of the store, e.g. an outage,
+    propagate)."""
     results: dict[uuid.UUID, bytes | BadInputError] = {}
     for item_id, uri in uris.items():
         try:
-            data = blobs.read(uri)
+            data = blobs.read(uri, max_bytes)
             results[item_id] = data if data else BadInputError("empty file (0 bytes)")
         except BadInputError as error:
             results[item_id] = error
@@ -102,8 +106,9 @@ class KeyframeImages:
     """Keyframe bytes of one batch, read on first use (or ahead, ``prefetch``) and shared by
     the image steps."""
 
-    def __init__(self, blobs: BlobStore, scenes: Sequence[Scene]):
+    def __init__(self, blobs: BlobStore, scenes: Sequence[Scene], max_bytes: int = DEFAULT_MAX_IMAGE_BYTES):
         self._blobs = blobs
+        self._max_bytes = max_bytes
         self._uris = {s.id: s.keyframe_uri for s in scenes}
         self._data: dict[uuid.UUID, bytes | BadInputError] = {}
         self._pending: Future[dict[uuid.UUID, bytes | BadInputError]] | None = None
@@ -114,7 +119,7 @@ class KeyframeImages:
         of the store (an outage) is raised there, as if read then."""
         uris = {s.id: self._uris[s.id] for s in scenes if s.id in self._uris}
         if uris and self._pending is None:
-            self._pending = executor.submit(read_blobs, self._blobs, uris)
+            self._pending = executor.submit(read_blobs, self._blobs, uris, self._max_bytes)
 
     def embed(
         self, scenes: Sequence[Scene], embed: Callable[[list[bytes]], list[Any]]
@@ -125,7 +130,7 @@ class KeyframeImages:
             pending, self._pending = self._pending, None
             self._data.update(pending.result())
         missing = {s.id: self._uris[s.id] for s in scenes if s.id not in self._data}
-        self._data.update(read_blobs(self._blobs, missing))
+        self._data.update(read_blobs(self._blobs, missing, self._max_bytes))
         readable = [s.id for s in scenes if not isinstance(self._data[s.id], BadInputError)]
         results: dict[uuid.UUID, Any] = {s.id: self._data[s.id] for s in scenes}
         if readable:

@@ -159,6 +159,7 @@ def _ingest_with_scenes(
             cutter=services.video_cutter(),
             title=title,
             subtitles=subtitles,
+            limits=services.ingest_limits(),
         )
     if result.error:
         fail(f"video {result.id} failed: {result.error}", 2)

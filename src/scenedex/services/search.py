@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from scenedex.adapters.images import decode_image
+from scenedex.domain.blobs import owner_key
 from scenedex.domain.errors import (
     BadInputError,
+    BlobTooLargeError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -213,16 +215,18 @@ def check_image(
     return data
 
 
-def owner_blob(blobs: BlobStore, owner_id: uuid.UUID, uri: str) -> bytes:
+def owner_blob(blobs: BlobStore, owner_id: uuid.UUID, uri: str, max_bytes: int) -> bytes:
     """The bytes of ``uri`` if it names a blob under the owner's prefix of the store
-    (``owners/{owner_id}/...``: its keyframes, photos and uploads). Raises ``NotFoundError``
-    for anything else (another owner's blob, outside the store, nothing there), without
-    saying which."""
-    key = blobs.key_of(uri)
-    if key is None or not key.startswith(f"owners/{owner_id}/"):
+    (``owners/{owner_id}/...``: its keyframes, photos and uploads; ``domain.blobs.owner_key``).
+    Raises ``NotFoundError`` for anything else (another owner's blob, outside the store, not
+    canonical, a symlink, nothing there), without saying which; ``PayloadTooLargeError`` for
+    the owner's own blob over ``max_bytes`` (bytes, from its size before reading)."""
+    if owner_key(blobs.root_uri, owner_id, uri) is None:
         raise NotFoundError(f"no image at {uri} for this owner")
     try:
-        return blobs.read(uri)
+        return blobs.read(uri, max_bytes)
+    except BlobTooLargeError as error:
+        raise PayloadTooLargeError(str(error)) from None
     except BadInputError:
         raise NotFoundError(f"no image at {uri} for this owner") from None
 
@@ -236,14 +240,17 @@ def owned_scene(uow_factory: UnitOfWorkFactory, owner_id: uuid.UUID, scene_id: u
     return scene
 
 
-def keyframe_bytes(blobs: BlobStore, scene: Scene) -> tuple[bytes, str]:
-    """The scene's keyframe and its media type (keyframes are JPEG; upstream ones may be
-    another format); ``NotFoundError`` when its blob is missing or unreadable."""
+def keyframe_bytes(blobs: BlobStore, scene: Scene, max_bytes: int) -> tuple[bytes, str]:
+    """The scene's keyframe and its media type, read from its magic bytes (keyframes are JPEG;
+    upstream ones may be PNG, GIF or WebP). ``NotFoundError`` when its blob is missing,
+    unreadable, over ``max_bytes`` or not one of those images (never served as raw bytes)."""
     try:
-        data = blobs.read(scene.keyframe_uri)
+        data = blobs.read(scene.keyframe_uri, max_bytes)
     except BadInputError:
         raise NotFoundError(f"scene {scene.id} has no keyframe") from None
     media_type = next((kind for magic, kind in _MEDIA_TYPES if data.startswith(magic)), None)
     if media_type is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         media_type = "image/webp"
-    return data, media_type or "application/octet-stream"
+    if media_type is None:
+        raise NotFoundError(f"scene {scene.id} has no keyframe image")
+    return data, media_type

@@ -31,19 +31,30 @@ import re
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from scenedex.adapters.images import decode_image
 from scenedex.adapters.subtitles import Cue, load_cues, transcript_for
+from scenedex.domain.blobs import owner_key, upload_key
 from scenedex.domain.errors import (
     BadInputError,
+    BlobNotFoundError,
+    BlobTooLargeError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
+    PayloadTooLargeError,
     TransientError,
+)
+from scenedex.domain.limits import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DURATION_TOLERANCE_S,
+    MAX_MEDIA_SECONDS,
+    MAX_SUBTITLES_BYTES,
 )
 from scenedex.domain.model import Scene, Video, VideoStatus, new_id
 from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWork, UnitOfWorkFactory
@@ -118,22 +129,47 @@ class NewVideo:
 
 
 @dataclass(frozen=True)
+class IngestLimits:
+    """The caps of every blob an ingest reads (bytes), checked from the object's size before a
+    byte is read and again while streaming: the source (``SCENEDEX_INGEST__MAX_SOURCE_BYTES``),
+    keyframes given by the caller (``SCENEDEX_MAX_IMAGE_BYTES``, decoded under
+    ``max_image_pixels`` before they are stored), subtitles (``limits.MAX_SUBTITLES_BYTES``)."""
+
+    max_source_bytes: int = 2 * 1024**3
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_image_pixels: int = 50_000_000
+    max_subtitles_bytes: int = MAX_SUBTITLES_BYTES
+
+    def cap(self, what: str) -> int:
+        """The cap (bytes) of a ``source``, ``subtitles`` or ``keyframe`` read."""
+        if what == "source":
+            return self.max_source_bytes
+        return self.max_subtitles_bytes if what == "subtitles" else self.max_image_bytes
+
+
+@dataclass(frozen=True)
 class SourcePolicy:
-    """Where sources may come from: the blob store (``storage_root``), or https URLs on
-    ``allowed_hosts`` (``SCENEDEX_INGEST__ALLOWED_URL_HOSTS``, lower case; empty: none), http
-    too with ``allow_http`` (tests). The worker's download checks again (``Download``)."""
+    """Where sources may come from: the caller's own part of the blob store
+    (``owners/{owner_id}/...`` under ``storage_root``: ``domain.blobs.owner_key``, the one
+    policy image search uses too), or https URLs on ``allowed_hosts``
+    (``SCENEDEX_INGEST__ALLOWED_URL_HOSTS``, lower case; empty: none), http too with
+    ``allow_http`` (tests). The worker checks both again (``ingest_queued_video``)."""
 
     storage_root: str
     allowed_hosts: tuple[str, ...] = ()
     allow_http: bool = False
+    limits: IngestLimits = field(default_factory=IngestLimits)
 
-    def check(self, uri: str, what: str) -> None:
-        """Raises ``InvalidRequestError`` unless ``uri`` may be fetched."""
+    def check(self, uri: str, what: str, owner_id: uuid.UUID) -> bool:
+        """True when ``uri`` names a blob ``owner_id`` may read, False for an allowed URL.
+        Raises ``NotFoundError`` for a store URI outside the owner's prefix (another owner's,
+        not canonical: the answer a missing blob gets, ``check_blob``), ``InvalidRequestError``
+        for anything else that may not be fetched."""
         root = self.storage_root.rstrip("/") + "/"
         if uri.startswith(root):
-            if "/../" in uri or uri.endswith("/.."):
-                raise InvalidRequestError(f"{what} {uri} leaves the storage root")
-            return
+            if owner_key(self.storage_root, owner_id, uri) is None:
+                raise NotFoundError(f"{what}: no object at {uri} for this owner")
+            return True
         parts = urlsplit(uri)
         if parts.scheme in ("http", "https"):
             host = (parts.hostname or "").lower()
@@ -144,11 +180,24 @@ class SourcePolicy:
                     f"{what}: host {host!r} is not allowed for URL sources; an operator allows it by "
                     f"adding it to {URL_HOSTS_SETTING} (or upload the file to the blob store, {root}...)"
                 )
-            return
+            return False
         raise InvalidRequestError(
-            f"{what} must name an object in the blob store ({root}...) or an https URL on an "
-            f"allowed host, got {uri!r}"
+            f"{what} must name an object in the blob store ({root}owners/<owner_id>/...) or an "
+            f"https URL on an allowed host, got {uri!r}"
         )
+
+    def check_blob(self, blobs: BlobStore, uri: str, what: str, label: str) -> None:
+        """Raises ``NotFoundError`` when nothing readable is at the (owner-checked) ``uri``
+        (the same answer as another owner's blob), ``PayloadTooLargeError`` when it is over
+        the cap of a ``what`` (``IngestLimits.cap``); a store outage propagates."""
+        try:
+            size = blobs.size(uri)
+        except BadInputError:
+            raise NotFoundError(f"{label}: no object at {uri} for this owner") from None
+        if size > self.limits.cap(what):
+            raise PayloadTooLargeError(
+                f"{label}: {uri} is {size} bytes, larger than the limit of {self.limits.cap(what)} bytes"
+            )
 
 
 @dataclass(frozen=True)
@@ -161,25 +210,45 @@ class CreatedVideo:
     created: bool
 
 
-def validate(new: NewVideo, policy: SourcePolicy) -> None:
-    """Raises ``InvalidRequestError`` for a source, subtitles or keyframe URI outside the
-    policy, or scenes out of order, overlapping, empty or with negative times."""
-    policy.check(new.source_uri, "source_uri")
+def validate(new: NewVideo, policy: SourcePolicy, owner_id: uuid.UUID) -> None:
+    """Raises ``InvalidRequestError`` for a URI the policy refuses, or scenes out of order,
+    overlapping, empty, with negative or non-finite times or past ``MAX_MEDIA_SECONDS``;
+    ``NotFoundError`` for a store URI outside the owner's prefix (``SourcePolicy.check``)."""
+    if new.scenes is not None:
+        if not new.scenes or len(new.scenes) > MAX_SCENES:
+            raise InvalidRequestError(f"scenes must hold 1 to {MAX_SCENES} scenes (or be left out)")
+        previous_end = 0.0
+        for i, scene in enumerate(new.scenes):
+            if not (0 <= scene.start_s < scene.end_s <= MAX_MEDIA_SECONDS):
+                raise InvalidRequestError(
+                    f"scenes[{i}]: need 0 <= start_s < end_s <= {MAX_MEDIA_SECONDS:.0f} (seconds)"
+                )
+            if scene.start_s < previous_end:
+                raise InvalidRequestError(f"scenes[{i}] starts before the previous scene ends")
+            previous_end = scene.end_s
+    for _, label, uri in _named_uris(new):
+        policy.check(uri, label, owner_id)
+
+
+def _named_uris(new: NewVideo) -> list[tuple[str, str, str]]:
+    """``(what, label, uri)`` of every URI a request names: its source, subtitles, keyframes."""
+    uris = [("source", "source_uri", new.source_uri)]
     if new.subtitles_uri is not None:
-        policy.check(new.subtitles_uri, "subtitles_uri")
-    if new.scenes is None:
-        return
-    if not new.scenes or len(new.scenes) > MAX_SCENES:
-        raise InvalidRequestError(f"scenes must hold 1 to {MAX_SCENES} scenes (or be left out)")
-    previous_end = 0.0
-    for i, scene in enumerate(new.scenes):
-        if not (0 <= scene.start_s < scene.end_s):
-            raise InvalidRequestError(f"scenes[{i}]: need 0 <= start_s < end_s")
-        if scene.start_s < previous_end:
-            raise InvalidRequestError(f"scenes[{i}] starts before the previous scene ends")
-        previous_end = scene.end_s
+        uris.append(("subtitles", "subtitles_uri", new.subtitles_uri))
+    for i, scene in enumerate(new.scenes or ()):
         if scene.keyframe_uri is not None:
-            policy.check(scene.keyframe_uri, f"scenes[{i}].keyframe_uri")
+            uris.append(("keyframe", f"scenes[{i}].keyframe_uri", scene.keyframe_uri))
+    return uris
+
+
+def check_blobs(new: NewVideo, policy: SourcePolicy, blobs: BlobStore) -> None:
+    """Every blob-store URI of a (validated) request names a readable blob within its cap:
+    ``NotFoundError`` (missing: the same answer as another owner's) or
+    ``PayloadTooLargeError``; URLs are the worker's to fetch."""
+    root = blobs.root_uri.rstrip("/") + "/"
+    for what, label, uri in _named_uris(new):
+        if uri.startswith(root):
+            policy.check_blob(blobs, uri, what, label)
 
 
 def create_video(
@@ -189,15 +258,16 @@ def create_video(
     uow_factory: UnitOfWorkFactory,
     policy: SourcePolicy,
     send_ingest: SendMessage,
+    blobs: BlobStore | None = None,
 ) -> CreatedVideo:
     """Write a ``queued`` video and send ``ingest_video`` for it.
 
     With an ``external_id`` the owner already used: the same video (``created`` False), and
     ``ingest_video`` is sent again while it is still queued (a lost message heals); raises
-    ``ConflictError`` when that video was created from other fields. Raises
-    ``InvalidRequestError`` for a request ``validate`` refuses.
+    ``ConflictError`` when that video was created from other fields. Raises as ``validate``,
+    and, given ``blobs``, as ``check_blobs`` when the video is new (nothing is written then).
     """
-    validate(new, policy)
+    validate(new, policy, owner_id)
     title = new.title or PurePosixPath(urlsplit(new.source_uri).path).stem or "untitled"
     video = Video(
         id=new_id(),
@@ -211,6 +281,8 @@ def create_video(
     )
     with uow_factory() as uow:
         stored, created = uow.videos.add_or_get(video)
+        if created and blobs is not None:  # a replay finds its video even once the upload is gone
+            check_blobs(new, policy, blobs)  # raises: the row is rolled back
         uow.commit()
     if not created and (stored.ingest != video.ingest or (new.title and stored.title != new.title)):
         raise ConflictError(
@@ -234,8 +306,15 @@ def ingest_queued_video(
     blobs: BlobStore,
     cutter: VideoCutter,
     download: Download | None = None,
+    limits: IngestLimits | None = None,
 ) -> Video | None:
     """The ``ingest_video`` actor's work: fetch, cut, keyframes and scenes of a queued video.
+
+    Every blob read is confined to the video owner's prefix (a row written before that check
+    existed is held to it too) and capped by ``limits`` (default ``IngestLimits()``) before it
+    is read; keyframes the caller named must decode as images; upstream scene times must lie
+    within the probed duration (``limits.DURATION_TOLERANCE_S``). Each of these fails the
+    video with an error naming what was wrong.
 
     Returns the video when it is ready to embed (``embedding``: this call or an earlier
     delivery ingested it), None when there is nothing to embed (deleted, failed, ready, or a
@@ -255,7 +334,7 @@ def ingest_queued_video(
         uow.videos.update(video.owner_id, video_id, status=VideoStatus.INGESTING, when=_INGESTABLE)
         uow.commit()
     try:
-        duration_s, source_copy, scenes = _cut(video, blobs, cutter, download)
+        duration_s, source_copy, scenes = _cut(video, blobs, cutter, download, limits or IngestLimits())
     except BadInputError as error:
         error = BadInputError(_TEMP_PATH.sub("the source", str(error)))
         log.warning("video %s failed: %s", video_id, error)
@@ -288,7 +367,7 @@ _TEMP_PATH = re.compile(r"\S*scenedex-ingest-[^/\s]+/[^\s:]+")
 
 
 def _cut(
-    video: Video, blobs: BlobStore, cutter: VideoCutter, download: Download | None
+    video: Video, blobs: BlobStore, cutter: VideoCutter, download: Download | None, limits: IngestLimits
 ) -> tuple[float, str, list[Scene]]:
     """Duration, URI of the source copy, and the scenes (keyframes written) of ``video``."""
     assert video.ingest is not None
@@ -296,8 +375,9 @@ def _cut(
     upstream = NewVideo.scenes_from(video.ingest)
     subtitles_uri = video.ingest.get("subtitles_uri")
     suffix = PurePosixPath(urlsplit(source_uri).path).suffix.lower()[:8] or ".bin"
+    fetch = _Fetcher(blobs, download, limits, video.owner_id)
     with tempfile.TemporaryDirectory(prefix="scenedex-ingest-") as tmp:
-        path = _fetch(blobs, download, source_uri, Path(tmp) / f"source{suffix}", "source")
+        path = fetch(source_uri, Path(tmp) / f"source{suffix}", "source")
         if path.stat().st_size == 0:
             raise BadInputError(f"source {source_uri} is empty (0 bytes)")
         cues: Sequence[Cue] = ()
@@ -305,7 +385,7 @@ def _cut(
             subtitles = (
                 Path(tmp) / f"subtitles{PurePosixPath(urlsplit(subtitles_uri).path).suffix.lower()[:8]}"
             )
-            cues = load_cues(_fetch(blobs, download, subtitles_uri, subtitles, "subtitles"))
+            cues = load_cues(fetch(subtitles_uri, subtitles, "subtitles"))
         if upstream is None:
             detected = cutter.detect(path)
             duration_s = detected.duration_s
@@ -318,20 +398,18 @@ def _cut(
             ]
         else:
             missing = [s for s in upstream if s.keyframe_uri is None]
-            duration_s, frames = cutter.frames_at(path, [(s.start_s + s.end_s) / 2 for s in missing])
+            middles = [(s.start_s + s.end_s) / 2 for s in missing]
+            duration_s, frames = cutter.frames_at(path, middles)
+            check_scene_times(upstream, duration_s)
             grabbed = dict(zip((id(s) for s in missing), frames, strict=True))
             cuts = [
                 (
                     replace(s, transcript=s.transcript or transcript_for(s.start_s, s.end_s, cues)),
-                    grabbed[id(s)]
-                    if s.keyframe_uri is None
-                    else _fetch(
-                        blobs, download, s.keyframe_uri, Path(tmp) / "keyframe", "keyframe"
-                    ).read_bytes(),
+                    grabbed[id(s)] if s.keyframe_uri is None else fetch.image(s.keyframe_uri, Path(tmp), i),
                 )
-                for s in upstream
+                for i, s in enumerate(upstream)
             ]
-        source_copy = blobs.write(source_key(video.owner_id, video.id, suffix), path.read_bytes())
+        source_copy = blobs.write_file(source_key(video.owner_id, video.id, suffix), path)
     scenes = [_scene(video, blobs, ordinal, cut, jpeg) for ordinal, (cut, jpeg) in enumerate(cuts)]
     return duration_s, source_copy, scenes
 
@@ -354,31 +432,65 @@ def _scene(video: Video, blobs: BlobStore, ordinal: int, cut: UpstreamScene, jpe
     )
 
 
-def _fetch(blobs: BlobStore, download: Download | None, uri: str, path: Path, what: str) -> Path:
-    """``path``, holding the bytes at ``uri``: a blob (``_read``) or an http(s) URL outside the
-    blob store, streamed by ``download``. Errors name ``what``: ``BadInputError`` (missing,
-    refused, too large) or ``TransientError`` (retry)."""
-    blob_root = blobs.root_uri.rstrip("/") + "/"
-    if urlsplit(uri).scheme not in ("http", "https") or uri.startswith(blob_root):
-        path.write_bytes(_read(blobs, uri, what))
+def check_scene_times(scenes: Sequence[UpstreamScene], duration_s: float) -> None:
+    """Raises ``BadInputError`` naming the first scene that starts at or after the probed
+    ``duration_s`` (seconds) or ends more than ``DURATION_TOLERANCE_S`` past it."""
+    for i, scene in enumerate(scenes):
+        if scene.start_s >= duration_s or scene.end_s > duration_s + DURATION_TOLERANCE_S:
+            raise BadInputError(
+                f"scenes[{i}] [{scene.start_s:g}, {scene.end_s:g}) s lies outside the video, which is "
+                f"{duration_s:.3f} s long"
+            )
+
+
+@dataclass(frozen=True)
+class _Fetcher:
+    """Fetches what an ingest reads into local files: blobs under the owner's prefix within
+    their caps (``IngestLimits``), or http(s) URLs outside the store through ``download``."""
+
+    blobs: BlobStore
+    download: Download | None
+    limits: IngestLimits
+    owner_id: uuid.UUID
+
+    def __call__(self, uri: str, path: Path, what: str) -> Path:
+        """``path``, holding the bytes at ``uri``. Errors name ``what``: ``BadInputError``
+        (missing, another owner's, refused, too large) or ``TransientError`` (retry)."""
+        blob_root = self.blobs.root_uri.rstrip("/") + "/"
+        if urlsplit(uri).scheme not in ("http", "https") or uri.startswith(blob_root):
+            if owner_key(self.blobs.root_uri, self.owner_id, uri) is None:
+                raise BadInputError(f"{what}: no object at {uri} for this owner")
+            try:
+                self.blobs.read_to_file(uri, path, self.limits.cap(what))
+            except BlobNotFoundError:
+                raise BadInputError(f"{what}: no object at {uri} for this owner") from None
+            except BlobTooLargeError as error:
+                raise BadInputError(f"{what}: {error}") from None
+            except BadInputError:
+                raise BadInputError(f"{what}: no object at {uri} for this owner") from None
+            return path
+        if self.download is None:
+            raise BadInputError(f"{what}: URL sources are not fetched here ({uri})")
+        try:
+            self.download(uri, path)
+        except BadInputError as error:
+            raise BadInputError(f"{what}: {error}") from None
+        except TransientError as error:
+            raise TransientError(f"{what}: {error}") from None
+        if what != "source" and path.stat().st_size > self.limits.cap(what):
+            raise BadInputError(f"{what}: {uri} is larger than the limit of {self.limits.cap(what)} bytes")
         return path
-    if download is None:
-        raise BadInputError(f"{what}: URL sources are not fetched here ({uri})")
-    try:
-        download(uri, path)
-    except BadInputError as error:
-        raise BadInputError(f"{what}: {error}") from None
-    except TransientError as error:
-        raise TransientError(f"{what}: {error}") from None
-    return path
 
-
-def _read(blobs: BlobStore, uri: str, what: str) -> bytes:
-    """A blob's bytes; a missing or refused one is a ``BadInputError`` naming ``what``."""
-    try:
-        return blobs.read(uri)
-    except BadInputError as error:
-        raise BadInputError(f"{what}: {error}") from None
+    def image(self, uri: str, folder: Path, ordinal: int) -> bytes:
+        """The bytes of scene ``ordinal``'s keyframe at ``uri``, checked to decode as an image
+        within ``max_image_bytes`` / ``max_image_pixels``; ``BadInputError`` naming the scene."""
+        what = f"scenes[{ordinal}].keyframe_uri"
+        data = self(uri, folder / f"keyframe-{ordinal}", "keyframe").read_bytes()
+        try:
+            decode_image(data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_image_pixels)
+        except BadInputError as error:
+            raise BadInputError(f"{what}: {uri} is not a usable image: {error}") from None
+        return data
 
 
 def mark_ready(
@@ -558,6 +670,7 @@ def ingest_local_file(
     cutter: VideoCutter,
     title: str | None = None,
     subtitles: Path | None = None,
+    limits: IngestLimits | None = None,
 ) -> Video:
     """``scenedex ingest --scenes``: the HTTP create and the worker's ingest, run here on a
     local file (uploaded to the blob store, removed again once the video holds its copy).
@@ -567,8 +680,9 @@ def ingest_local_file(
         if file is not None and not file.is_file():
             raise InvalidRequestError(f"file not found: {file}")
     for file in [f for f in (path, subtitles) if f is not None]:
-        data = file.read_bytes()
-        uploads.append(blobs.write(f"uploads/{hashlib.sha256(data).hexdigest()}{file.suffix.lower()}", data))
+        with file.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        uploads.append(blobs.write_file(upload_key(owner_id, f"{digest}{file.suffix.lower()}"), file))
     new = NewVideo(
         source_uri=uploads[0],
         title=title or path.stem,
@@ -580,10 +694,12 @@ def ingest_local_file(
             new,
             owner_id,
             uow_factory=uow_factory,
-            policy=SourcePolicy(blobs.root_uri),
+            policy=SourcePolicy(blobs.root_uri, limits=limits or IngestLimits()),
             send_ingest=lambda v, o: "",
         )
-        ingest_queued_video(created.video.id, uow_factory=uow_factory, blobs=blobs, cutter=cutter)
+        ingest_queued_video(
+            created.video.id, uow_factory=uow_factory, blobs=blobs, cutter=cutter, limits=limits
+        )
     finally:
         for uri in uploads:
             blobs.delete(uri)

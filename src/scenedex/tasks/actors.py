@@ -34,7 +34,8 @@ Options, on purpose:
   and the item's delivery counter fails it as poison after ``max_deliveries``.
 - ``reprocess_embeddings`` (planner): ``max_retries=5``; resumable from its cursor.
 - ``refresh_owner``: delayed, retried with backoff (10 s to 10 min, 20 times) while the owner's
-  job runs.
+  job runs; such a retry is expected (``OwnerBusyRetry``, a dramatiq ``Retry``): logged at INFO
+  without a traceback.
 - ``sweep_jobs``: no retries; the next sweep runs anyway.
 """
 
@@ -173,6 +174,7 @@ def ingest_video(video_id: str) -> None:
                 blobs=services.blobs,
                 cutter=services.video_cutter(),
                 download=services.source_download(),
+                limits=services.ingest_limits(),
             )
         except Exception as error:
             if _last_attempt(ingest_video) and dependency_of(error) is None:
@@ -256,6 +258,13 @@ REFRESH_DELAY_MS = 10_000
 """How long a ``refresh_owner`` message waits before its first attempt (milliseconds)."""
 
 
+class OwnerBusyRetry(dramatiq.Retry):
+    """``refresh_owner`` waits for the owner's running job: an expected retry. dramatiq logs no
+    error for a ``Retry``; its Retries middleware schedules it with the actor's backoff and logs
+    "Retrying message ..." at INFO, then "Retries exceeded ..." at WARNING past ``max_retries``,
+    neither with a traceback."""
+
+
 @dramatiq.actor(
     queue_name=REPROCESSING_QUEUE,
     priority=BACKFILL_PRIORITY,
@@ -268,9 +277,10 @@ REFRESH_DELAY_MS = 10_000
 def refresh_owner(owner_id: str, trigger: str) -> None:
     """A person change made while the owner's job was running (which may have run its person
     steps already): enqueue the owner's reprocess (``services.persons.reprocess_owner``) once
-    that job is over. While the owner still has a running job this raises ``OwnerBusyError``
-    and Retries tries again with backoff (10 s to 10 min, 20 times: hours); past that the
-    scheduler's periodic jobs pick the change up."""
+    that job is over. While the owner still has a running job this logs it at INFO and raises
+    ``OwnerBusyRetry`` (from the service's ``OwnerBusyError``): Retries tries again with backoff
+    (10 s to 10 min, 20 times: hours); past that the scheduler's periodic jobs pick the change
+    up."""
     from scenedex.services.persons import OwnerBusyError, reprocess_owner
 
     def busy(owner: uuid.UUID) -> str:
@@ -279,13 +289,17 @@ def refresh_owner(owner_id: str, trigger: str) -> None:
     rt = job_runtime(refresh_owner.broker)
     assert rt.services is not None
     with log_context(owner_id=owner_id, spec_version=_spec_version(rt)):
-        done = reprocess_owner(
-            _uuid(owner_id, "owner id"),
-            runner=rt.services.runner(),
-            coordinator=rt.coordinator,
-            trigger=JobTrigger(trigger),
-            follow_up=busy,
-        )
+        try:
+            done = reprocess_owner(
+                _uuid(owner_id, "owner id"),
+                runner=rt.services.runner(),
+                coordinator=rt.coordinator,
+                trigger=JobTrigger(trigger),
+                follow_up=busy,
+            )
+        except OwnerBusyError as busy_error:
+            log.info("%s", busy_error)
+            raise OwnerBusyRetry(str(busy_error)) from None
         log.info("owner %s: person change picked up by job %s", owner_id, done.job_id if done else None)
 
 

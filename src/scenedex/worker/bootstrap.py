@@ -52,7 +52,7 @@ from scenedex.services.search import (
     owner_blob,
     search_scenes,
 )
-from scenedex.services.videos import URL_HOSTS_SETTING, SourcePolicy
+from scenedex.services.videos import URL_HOSTS_SETTING, IngestLimits, SourcePolicy
 from scenedex.settings import SearchSettings, Settings
 from scenedex.tasks.messaging import RedisMessageProbe
 from scenedex.worker.broker import ensure_broker
@@ -107,9 +107,10 @@ class Services:
             search_index=self.search_index,
             spec=self.spec,
             batch_size=self.settings.reprocess.batch_size,
-            video_frames=BlobVideoFrames(self.blobs),
+            video_frames=BlobVideoFrames(self.blobs, max_source_bytes=self.settings.ingest.max_source_bytes),
             face_clusterer=DbscanFaceClusterer(),
             face_thumbnail=face_thumbnail,
+            max_image_bytes=self.settings.max_image_bytes,
         )
 
     @property
@@ -149,6 +150,7 @@ class Services:
             max_image_bytes=self.settings.max_image_bytes,
             max_image_pixels=self.settings.max_image_pixels,
             max_photos=self.settings.api.max_photos,
+            max_photos_per_person=self.settings.api.max_photos_per_person,
         )
 
     def face_clusters(self) -> FaceClusters:
@@ -170,6 +172,17 @@ class Services:
             self.blobs.root_uri,
             allowed_hosts=tuple(h.lower() for h in ingest.allowed_url_hosts),
             allow_http=ingest.allow_http,
+            limits=self.ingest_limits(),
+        )
+
+    def ingest_limits(self) -> IngestLimits:
+        """The caps of an ingest's reads: ``SCENEDEX_INGEST__MAX_SOURCE_BYTES``,
+        ``SCENEDEX_MAX_IMAGE_BYTES`` / ``SCENEDEX_MAX_IMAGE_PIXELS`` for keyframes, and the
+        subtitle cap (``domain.limits.MAX_SUBTITLES_BYTES``)."""
+        return IngestLimits(
+            max_source_bytes=self.settings.ingest.max_source_bytes,
+            max_image_bytes=self.settings.max_image_bytes,
+            max_image_pixels=self.settings.max_image_pixels,
         )
 
     def source_download(self) -> UrlDownloader:
@@ -207,7 +220,11 @@ class Services:
         (``owner_blob``), held to ``max_image_bytes`` / ``max_image_pixels`` (``check_image``)."""
         if (data is None) == (uri is None):
             raise InvalidRequestError("give exactly one of: an image, a keyframe_uri")
-        image = data if data is not None else owner_blob(self.blobs, owner_id, str(uri))
+        image = (
+            data
+            if data is not None
+            else owner_blob(self.blobs, owner_id, str(uri), self.settings.max_image_bytes)
+        )
         return check_image(
             image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
         )
@@ -218,7 +235,7 @@ class Services:
 
     def keyframe(self, scene: Scene) -> tuple[bytes, str]:
         """The scene's keyframe bytes and media type (``keyframe_bytes``)."""
-        return keyframe_bytes(self.blobs, scene)
+        return keyframe_bytes(self.blobs, scene, self.settings.max_image_bytes)
 
 
 def bootstrap(settings: Settings, **overrides: Any) -> Services:

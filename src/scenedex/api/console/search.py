@@ -130,7 +130,7 @@ def person_photo(
     try:
         view = services.persons().get(owner_id, person_id)
         photo = next(p for p in view.photos if p.id == photo_id)
-        data = owner_blob(services.blobs, owner_id, photo.image_uri)
+        data = owner_blob(services.blobs, owner_id, photo.image_uri, services.settings.max_image_bytes)
     except (NotFoundError, StopIteration):
         return Response("no such photo", status_code=404)
     media_type = mimetypes.guess_type(photo.image_uri)[0] or "application/octet-stream"

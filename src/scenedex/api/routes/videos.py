@@ -21,6 +21,7 @@ from scenedex.api.schemas import (
     Responses,
     openapi_examples,
 )
+from scenedex.domain.limits import MAX_MEDIA_SECONDS, MAX_TEXT_CHARS, MAX_URI_CHARS
 from scenedex.domain.model import Scene, Video, VideoStatus
 from scenedex.services import videos
 
@@ -28,7 +29,12 @@ router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=COMMON_ERRORS
 _NOT_FOUND: Responses = {
     404: {"model": ErrorResponse, "description": "no such video (or scene) for the caller's owner"}
 }
-_URI = Field(min_length=1, max_length=2048)
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""A title, an external id or a URI: no control character (C0, DEL, C1), as person names."""
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+"""A scene text: no control character but tab, line feed and carriage return (no NUL: Postgres
+cannot store one)."""
+_URI = Field(min_length=1, max_length=MAX_URI_CHARS, pattern=NO_CONTROL_PATTERN)
 
 _VIDEO = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"
 _SCENE = "0d1f7a36-9b0e-4f5b-8d7e-6b2f0a9c1e11"
@@ -60,14 +66,16 @@ class _Body(BaseModel):
 
 
 class SceneIn(_Body):
-    """A scene of the caller's own cut: ``[start_s, end_s)`` in seconds."""
+    """A scene of the caller's own cut: ``[start_s, end_s)`` in seconds, within
+    ``MAX_MEDIA_SECONDS`` (the worker checks them against the probed duration); texts of up to
+    ``MAX_TEXT_CHARS`` characters."""
 
-    start_s: float = Field(ge=0, allow_inf_nan=False)
-    end_s: float = Field(gt=0, allow_inf_nan=False)
-    keyframe_uri: str | None = Field(None, min_length=1, max_length=2048)
-    transcript: str = Field("", max_length=20_000)
-    visual_description: str = Field("", max_length=20_000)
-    summary: str = Field("", max_length=20_000)
+    start_s: float = Field(ge=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False)
+    end_s: float = Field(gt=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False)
+    keyframe_uri: str | None = Field(None, min_length=1, max_length=MAX_URI_CHARS, pattern=NO_CONTROL_PATTERN)
+    transcript: str = Field("", max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
+    visual_description: str = Field("", max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
+    summary: str = Field("", max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -85,9 +93,11 @@ class SceneIn(_Body):
 
 class VideoCreate(_Body):
     source_uri: str = _URI
-    title: str | None = Field(None, min_length=1, max_length=500)
-    external_id: str | None = Field(None, min_length=1, max_length=256)
-    subtitles_uri: str | None = Field(None, min_length=1, max_length=2048)
+    title: str | None = Field(None, min_length=1, max_length=500, pattern=NO_CONTROL_PATTERN)
+    external_id: str | None = Field(None, min_length=1, max_length=256, pattern=NO_CONTROL_PATTERN)
+    subtitles_uri: str | None = Field(
+        None, min_length=1, max_length=MAX_URI_CHARS, pattern=NO_CONTROL_PATTERN
+    )
     scenes: list[SceneIn] | None = Field(None, min_length=1, max_length=videos.MAX_SCENES)
 
     model_config = ConfigDict(
@@ -194,11 +204,12 @@ class VideoPage(BaseModel):
 
 
 class TextsIn(_Body):
-    """The texts to replace (those left out stay as they are)."""
+    """The texts to replace (those left out stay as they are), of up to ``MAX_TEXT_CHARS``
+    characters, without control characters but tab and line breaks."""
 
-    transcript: str | None = Field(None, max_length=20_000)
-    visual_description: str | None = Field(None, max_length=20_000)
-    summary: str | None = Field(None, max_length=20_000)
+    transcript: str | None = Field(None, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
+    visual_description: str | None = Field(None, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
+    summary: str | None = Field(None, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN)
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"example": {"summary": "two cyclists at dusk"}}
@@ -248,6 +259,7 @@ def create_video(
         uow_factory=services.uow_factory,
         policy=services.source_policy(),
         send_ingest=runtime.sender.send_ingest,
+        blobs=services.blobs,
     )
     return VideoAccepted(
         video_id=created.video.id, status=created.video.status, message_id=created.message_id
