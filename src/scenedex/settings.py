@@ -196,6 +196,9 @@ class ApiSettings(BaseModel):
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger request bodies get 413")
     max_photos: int = Field(8, ge=1, le=100, description="most person photos in one request")
+    max_photos_per_person: int = Field(
+        32, ge=1, le=1000, description="most reference photos of one person; more get 422 (CLI: exit 2)"
+    )
     max_upload_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

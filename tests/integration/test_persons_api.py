@@ -158,10 +158,9 @@ def test_a_change_while_the_owners_job_is_active(api: Api) -> None:
 
     # The follow-up: retried while the owner's job runs, then it enqueues the owner's reprocess.
     from scenedex.domain.jobs import JobStatus
-    from scenedex.services.persons import OwnerBusyError
-    from scenedex.tasks.actors import refresh_owner
+    from scenedex.tasks.actors import OwnerBusyRetry, refresh_owner
 
-    with pytest.raises(OwnerBusyError):
+    with pytest.raises(OwnerBusyRetry):
         refresh_owner.fn(str(OWNER_A), "api")
     api.harness.store.cancel(uuid.UUID(job_id))
     refresh_owner.fn(str(OWNER_A), "api")

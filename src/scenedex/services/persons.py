@@ -44,17 +44,23 @@ from scenedex.services.search import check_image
 
 MAX_NAME_LENGTH = 200
 """Longest person name (characters), after stripping surrounding whitespace."""
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+"""The bidi embedding, override (U+202A-U+202E) and isolate (U+2066-U+2069) characters: they
+reorder the text shown after them (``evil<U+202E>gnp.exe`` shows as ``evilexe.png``); the marks
+U+200E/U+200F, which reorder nothing around them, are allowed."""
+_REFUSED = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+NAME_PATTERN = rf"^[^{_REFUSED}]*[^\s{_REFUSED}][^{_REFUSED}]*$"
 """A person name in the API's schema: something other than whitespace, no control characters
-(``clean_person_name`` refuses the same; a NUL cannot be stored in a Postgres text column)."""
+and no ``BIDI_CONTROLS`` (``clean_person_name`` refuses the same; a NUL cannot be stored in a
+Postgres text column)."""
 
 _SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
 def clean_person_name(name: str) -> str:
     """``name`` without surrounding whitespace; raises ``InvalidRequestError`` when it is blank,
-    longer than ``MAX_NAME_LENGTH`` or holds control characters (a NUL cannot be stored in a
-    Postgres text column)."""
+    longer than ``MAX_NAME_LENGTH``, holds control characters (a NUL cannot be stored in a
+    Postgres text column) or ``BIDI_CONTROLS``."""
     clean = name.strip()
     if not clean:
         raise InvalidRequestError("a person needs a non-empty name")
@@ -62,6 +68,8 @@ def clean_person_name(name: str) -> str:
         raise InvalidRequestError(f"a person's name has at most {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidRequestError("a person's name cannot hold control characters")
+    if any(c in BIDI_CONTROLS for c in clean):
+        raise InvalidRequestError("a person's name cannot hold bidi override or isolate characters")
     return clean
 
 
@@ -71,6 +79,10 @@ class PhotoTooLargeError(PayloadTooLargeError):
 
 class NotAnImageError(UnsupportedMediaTypeError):
     """A photo that is empty, corrupt or not an image format (HTTP 415)."""
+
+
+class TooManyPhotosError(InvalidRequestError):
+    """Photos beyond ``max_photos_per_person`` for one person (HTTP 422, CLI exit 2)."""
 
 
 class OwnerBusyError(TransientError):
@@ -124,7 +136,12 @@ class Persons:
 
     ``max_image_bytes``/``max_image_pixels``: the limits every photo is decoded under (the
     settings' ``max_image_bytes``/``max_image_pixels``, as the face model's); ``max_photos``:
-    most photos in one call.
+    most photos in one call; ``max_photos_per_person``: most photos a person may have in all
+    (``SCENEDEX_API__MAX_PHOTOS_PER_PERSON``).
+
+    Adding photos and deleting the person both lock the person's row (``PersonRepository.lock``)
+    for their transaction: a delete waits for photos being added and then removes their blobs
+    too, and photos added after a delete find no person and remove their own blobs.
     """
 
     def __init__(
@@ -135,18 +152,22 @@ class Persons:
         max_image_bytes: int,
         max_image_pixels: int,
         max_photos: int = 10,
+        max_photos_per_person: int = 32,
     ) -> None:
         self._uow_factory = uow_factory
         self._blobs = blobs
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
         self.max_photos = max_photos
+        self.max_photos_per_person = max_photos_per_person
 
     def create(self, owner_id: uuid.UUID, name: str, photos: Sequence[PhotoUpload]) -> PersonView:
         """A new person of ``owner_id`` with ``photos`` (at least one). Raises
-        ``InvalidRequestError`` (blank or long name, no or too many photos),
-        ``PhotoTooLargeError`` and ``NotAnImageError``; nothing is stored then."""
+        ``InvalidRequestError`` (blank or long name, no or too many photos: ``TooManyPhotosError``
+        over ``max_photos_per_person``), ``PhotoTooLargeError`` and ``NotAnImageError``; nothing
+        is stored then."""
         person = Person(id=new_id(), owner_id=owner_id, name=self._name(name))
+        self._check_room(person.id, 0, len(photos))
         self._check(photos)
         stored = self._store(person, photos)
         with self._uow_factory() as uow:
@@ -160,14 +181,26 @@ class Persons:
         self, owner_id: uuid.UUID, person_id: uuid.UUID, photos: Sequence[PhotoUpload]
     ) -> PersonView:
         """Add ``photos`` to the owner's person; returns the person with all its photos.
-        Raises ``NotFoundError`` and the errors of ``create``."""
-        person = self.get(owner_id, person_id).person
+        Raises ``NotFoundError`` (also when the person is deleted meanwhile: the blobs just
+        written are removed), ``TooManyPhotosError`` when the person would have more than
+        ``max_photos_per_person`` photos, and the errors of ``create``."""
+        view = self.get(owner_id, person_id)
+        self._check_room(person_id, len(view.photos), len(photos))
         self._check(photos)
-        stored = self._store(person, photos)
+        stored = self._store(view.person, photos)
         with self._uow_factory() as uow:
-            if uow.persons.get(owner_id, person_id) is None:  # deleted meanwhile
+            refusal: Exception | None = None
+            if uow.persons.lock(owner_id, person_id) is None:  # deleted meanwhile
+                refusal = self._not_found(person_id)
+            else:  # counted again under the lock: a concurrent upload may have added some
+                has = len(self._get(uow, owner_id, person_id).photos)
+                try:
+                    self._check_room(person_id, has, len(photos))
+                except TooManyPhotosError as error:
+                    refusal = error
+            if refusal is not None:
                 self._remove_blobs(stored)
-                raise self._not_found(person_id)
+                raise refusal
             for photo in stored:
                 uow.persons.add_photo(photo)
             uow.commit()
@@ -216,7 +249,9 @@ class Persons:
         The scene faces that matched it are matched again by the owner's next reprocess
         (``reprocess_owner``). Raises ``NotFoundError``."""
         with self._uow_factory() as uow:
-            view = self._get(uow, owner_id, person_id)
+            if uow.persons.lock(owner_id, person_id) is None:  # waits for photos being added
+                raise self._not_found(person_id)
+            view = self._get(uow, owner_id, person_id)  # read after the lock: those photos too
             if not uow.persons.delete(owner_id, person_id):
                 raise self._not_found(person_id)
             uow.commit()
@@ -245,6 +280,17 @@ class Persons:
     @staticmethod
     def _name(name: str) -> str:
         return clean_person_name(name)
+
+    def _check_room(self, person_id: uuid.UUID, has: int, adding: int) -> None:
+        """Raise ``TooManyPhotosError`` when a person with ``has`` photos cannot take ``adding``
+        more."""
+        if has + adding > self.max_photos_per_person:
+            limit = f"{self.max_photos_per_person} (SCENEDEX_API__MAX_PHOTOS_PER_PERSON)"
+            raise TooManyPhotosError(
+                f"person {person_id} has {has} photos; {adding} more would exceed {limit}"
+                if has
+                else f"a person has at most {limit} photos, got {adding}"
+            )
 
     def _check(self, photos: Sequence[PhotoUpload]) -> None:
         """Every photo within the limits and decodable; raises on the first that is not."""

@@ -277,6 +277,16 @@ class SqlPersonRepository:
         ).first()
         return Person(**row._mapping) if row else None
 
+    def lock(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
+        """The person, its row locked until the unit of work ends (Postgres; SQLite locks the
+        database on write)."""
+        row = self._session.execute(
+            sa.select(t.persons)
+            .where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
+            .with_for_update()
+        ).first()
+        return Person(**row._mapping) if row else None
+
     def list(self, owner_id: uuid.UUID) -> list[Person]:
         rows = self._session.execute(
             sa.select(t.persons)
