@@ -2,10 +2,12 @@
 tests (``tests/integration/test_worker_process.py``) and the throughput bench
 (``tests/bench_worker_throughput.py``).
 
-``scenedex worker`` execs dramatiq's CLI: the process started here becomes dramatiq's master,
-which forks the worker processes that load the models and run the actors. It is started in a
-new session, so its process group id is its pid and ``WorkerProcess.stop`` can end the master
-and every child it forked, and nothing else.
+``scenedex worker`` is a supervisor (``scenedex.worker.supervisor``): it starts dramatiq's CLI,
+the master, which forks the worker processes that load the models and run the actors, and starts
+the master again when it stops because a worker process died. The supervisor is started in a new
+session (its process group id is its pid) and the master leads a process group of its own, shared
+with its worker processes, so ``WorkerProcess.kill_group`` can end the supervisor, each master it
+started and every child they forked, and nothing else.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ READY_LINE = "Worker process is ready for action."
 """What dramatiq's worker process logs once its consumers run (after ``before_worker_boot``)."""
 SPEC_LINE = "worker ready: spec "
 """What ``WorkerRuntime.before_worker_boot`` logs once the models are loaded."""
+RESTART_LINE = "restarting it in"
+"""What the supervisor logs when dramatiq's master stopped because a worker process died."""
 SMALL_FRAME = (320, 180)
 
 
@@ -54,7 +58,8 @@ def run_cli(
 
 
 class WorkerProcess:
-    """One ``scenedex worker`` (dramatiq master and its worker processes), logging to a file."""
+    """One ``scenedex worker`` (the supervisor, dramatiq's master and its worker processes),
+    logging to a file; ``pid`` is the supervisor's."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path, *args: str) -> None:
         self.log_path = log_path
@@ -71,6 +76,8 @@ class WorkerProcess:
         self.pid = self.proc.pid
         self.started = time.monotonic()
         self.ready_at: float | None = None
+        self.masters: set[int] = set()
+        """Every dramatiq master seen (each leads the process group of its worker processes)."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -78,12 +85,13 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_ready(self, timeout: float = 180.0) -> float:
-        """Wait until every worker process logged that it is ready; returns the monotonic time
-        it saw that. Raises ``AssertionError`` (with the log) if the worker exits first."""
+    def wait_ready(self, timeout: float = 180.0, since: int = 0) -> float:
+        """Wait until every worker process logged that it is ready (after the first ``since``
+        characters of the log: a restarted master's processes); returns the monotonic time it
+        saw that. Raises ``AssertionError`` (with the log) if the worker exits first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.log().count(READY_LINE) >= self.processes:
+            if self.log()[since:].count(READY_LINE) >= self.processes:
                 self.ready_at = time.monotonic()
                 return self.ready_at
             if not self.alive():
@@ -111,13 +119,27 @@ class WorkerProcess:
                 return line.rsplit(SPEC_LINE, 1)[1].strip()
         raise AssertionError(f"no {SPEC_LINE!r} line in the worker log:\n{self.log()[-3000:]}")
 
+    def wait_restart(self, timeout: float = 120.0, since: int = 0) -> str:
+        """Wait until the supervisor logged (after the first ``since`` characters of the log) that
+        it restarts dramatiq's master; returns that line."""
+
+        def restart_line() -> str | None:
+            lines = [line for line in self.log()[since:].splitlines() if RESTART_LINE in line]
+            assert lines or self.alive(), f"worker exited with {self.proc.returncode}:\n{self.log()[-5000:]}"
+            return lines[0] if lines else None
+
+        return str(wait_for(restart_line, timeout, "the supervisor to restart dramatiq", interval=0.1))
+
+    def master(self) -> int | None:
+        """The pid of the running dramatiq master (the supervisor's one child), if any."""
+        masters = _children(self.pid)
+        self.masters.update(masters)
+        return masters[0] if masters else None
+
     def children(self) -> list[int]:
-        """Pids of the processes the dramatiq master forked (the worker processes)."""
-        try:
-            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-        except OSError:
-            return []
-        return [int(pid) for pid in text.split()]
+        """Pids of the processes the running dramatiq master forked (the worker processes)."""
+        master = self.master()
+        return [] if master is None else _children(master)
 
     def worker_child(self) -> int:
         """The one worker process (the one running the actors) of a ``--processes 1`` worker."""
@@ -137,7 +159,7 @@ class WorkerProcess:
         return total / os.sysconf("SC_CLK_TCK")
 
     def signal(self, signum: signal.Signals) -> None:
-        """Send ``signum`` to the master (as a process manager does)."""
+        """Send ``signum`` to the supervisor (as a process manager does)."""
         os.kill(self.pid, signum)
 
     def wait(self, timeout: float) -> int:
@@ -155,9 +177,20 @@ class WorkerProcess:
         return self.proc.wait(timeout=30)
 
     def kill_group(self) -> None:
-        """SIGKILL every process left in the worker's process group (its own session)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
+        """SIGKILL every process left in the supervisor's process group (its own session) and in
+        those of the masters it started."""
+        self.master()
+        for group in (self.pid, *self.masters):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:

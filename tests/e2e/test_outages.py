@@ -319,8 +319,9 @@ def test_4_kill_9_of_a_worker_while_items_are_held_loses_nothing(stack: OutageSt
     victim = stack.worker
     assert victim is not None
     held = len(waiting_on(stack, job_id, "embedding"))
+    offset = len(victim.log())
     os.kill(victim.worker_child(), signal.SIGKILL)
-    assert victim.wait(timeout=60) != 0
+    victim.wait_restart(timeout=60, since=offset)  # the master stopped; a new worker replaces it here
     victim.kill_group()
     stack.worker = None
     stack.embedding.up()

@@ -1,7 +1,8 @@
-"""Real ``scenedex worker`` processes: kill -9 and SIGTERM in the middle of a video, a model that
-cannot be loaded, and the CLI job commands end to end.
+"""Real ``scenedex worker`` processes: kill -9 and SIGTERM in the middle of a video (the
+supervisor starting the fleet again after the kill), a model that cannot be loaded, and the CLI
+job commands end to end.
 
-Each worker is a subprocess (dramatiq's master and one worker process) with the real text
+Each worker is a subprocess (the supervisor, dramatiq's master and one worker process) with the real text
 (all-MiniLM-L6-v2) and face (dlib) models and untrained CLIP (``SCENEDEX_CLIP__PRETRAINED=none``),
 on a Postgres database and a media folder of this module's own and the tests' Redis database
 (flushed before and after). Loading the models takes about 10 s per worker process, so one
@@ -38,6 +39,7 @@ from scenedex.domain.model import Video, new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from tests.conftest import REAL_MEDIA
 from tests.worker_processes import (
+    RESTART_LINE,
     WorkerProcess,
     add_astronaut,
     add_synthetic_video,
@@ -160,9 +162,9 @@ class Workers:
         self.current: WorkerProcess | None = None
         self.started: list[WorkerProcess] = []
 
-    def start(self, **env: str) -> WorkerProcess:
+    def start(self, *args: str, **env: str) -> WorkerProcess:
         log = self.site.root / f"worker-{len(self.started) + 1}.log"
-        worker = WorkerProcess({**self.site.env, **env}, log)
+        worker = WorkerProcess({**self.site.env, **env}, log, *args)
         self.started.append(worker)
         return worker
 
@@ -287,27 +289,36 @@ def test_kill_9_mid_video_is_redelivered_and_completes_once(site: Site, workers:
     try:
         job_id = site.enqueue_owner(owner_id)
         wait_until_mid_video(site, job_id, [video])
+        offset = len(victim.log())
         os.kill(victim.worker_child(), signal.SIGKILL)
         killed = time.monotonic()
-        assert victim.wait(timeout=60) != 0  # the master stops when its worker process dies
-    finally:
+        # the master stops when its worker process dies; the supervisor starts it again
+        restart = victim.wait_restart(timeout=60, since=offset)
+
+        item = video_item(site.engine, job_id, video.id)
+        written = video_documents(site.engine, video.id)
+        assert "exited with code 1 (a worker process died" in restart, restart
+        assert item.status == "running" and item.deliveries == 1
+        assert 0 < written < VIDEO_SCENES, "the kill did not land in the middle of the video"
+
+        victim.wait_ready(since=offset)
+        wait_for(
+            lambda: video_item(site.engine, job_id, video.id).deliveries >= 2,
+            300,
+            "the redelivery",
+            interval=0.1,
+        )
+    except BaseException:
         victim.kill_group()
-
-    item = video_item(site.engine, job_id, video.id)
-    written = video_documents(site.engine, video.id)
-    assert item.status == "running" and item.deliveries == 1
-    assert 0 < written < VIDEO_SCENES, "the kill did not land in the middle of the video"
-
-    replacement = workers.ensure()
-    wait_for(
-        lambda: video_item(site.engine, job_id, video.id).deliveries >= 2, 300, "the redelivery", interval=0.1
-    )
+        raise
+    workers.current = victim  # restarted: the shared worker again
     redelivered = time.monotonic()
     timeout_ms = site.env["SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS"]
+    assert victim.ready_at is not None
     print(
         f"\nkill -9 -> redelivery: {redelivered - killed:.1f} s (heartbeat timeout {timeout_ms} ms; "
-        f"the new worker was ready {replacement.ready_at - killed:.1f} s after the kill, "
-        f"redelivery {redelivered - replacement.ready_at:.1f} s after that)"
+        f"the restarted worker was ready {victim.ready_at - killed:.1f} s after the kill, "
+        f"redelivery {redelivered - victim.ready_at:.1f} s after that)"
     )
 
     job = site.wait_job(job_id)
@@ -329,6 +340,63 @@ def test_kill_9_mid_video_is_redelivered_and_completes_once(site: Site, workers:
     assert plan["scenes"] == VIDEO_SCENES
     for step in plan["steps"]:
         assert step["missing"] == 0 and step["stale"] == 0 and step["current"] > 0, step
+
+
+def test_a_dead_worker_process_is_restarted_and_sigterm_still_stops_the_fleet(
+    site: Site, workers: Workers
+) -> None:
+    """``--processes 2``, both processes in a video: SIGKILL one. Dramatiq's master stops the
+    other, the supervisor starts the fleet again, and the job completes with every record
+    written once; then SIGTERM to the supervisor stops every process and restarts nothing."""
+    workers.stop_shared()  # this fleet alone consumes: both its processes run the job's videos
+    owner_id, videos = site.library(videos=3, seed=300)
+    fleet = workers.start("--processes", "2")
+    try:
+        fleet.wait_ready(timeout=300)
+        job_id = site.enqueue_owner(owner_id)
+
+        def both_mid_video() -> bool:
+            items = [video_item(site.engine, job_id, v.id) for v in videos]
+            running = [
+                v for v, i in zip(videos, items, strict=True) if i is not None and i.status == "running"
+            ]
+            return len(running) == 2 and all(video_documents(site.engine, v.id) for v in running)
+
+        wait_for(both_mid_video, 300, "two videos running at once", interval=0.1)
+        offset = len(fleet.log())
+        [victim, _] = fleet.children()
+        os.kill(victim, signal.SIGKILL)
+        restart = fleet.wait_restart(timeout=180, since=offset)
+        assert "exited with code 1 (a worker process died" in restart, restart
+        assert "exited unexpectedly (code -9)" in fleet.log()[offset:], fleet.log()[-5000:]
+
+        fleet.wait_ready(timeout=300, since=offset)
+        job = site.wait_job(job_id, timeout=600)
+        assert job.status == "succeeded", job
+        deliveries = sorted(video_item(site.engine, job_id, v.id).deliveries for v in videos)
+        assert deliveries[-1] >= 2, deliveries  # the killed process's video was redelivered
+        assert record_counts(site.engine, owner_id) == expected_counts(3 * VIDEO_SCENES, photos=1, persons=1)
+
+        processes = [fleet.master(), *fleet.children()]
+        assert len(processes) == 3 and None not in processes, processes
+        stopping = len(fleet.log())
+        fleet.signal(signal.SIGTERM)
+        code = fleet.wait(timeout=180)
+    finally:
+        fleet.kill_group()
+
+    log = fleet.log()[stopping:]
+    assert code == 0, log[-4000:]
+    assert "Killing worker" not in log and RESTART_LINE not in log, log[-4000:]
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert all(gone(pid) for pid in processes), processes
 
 
 def test_sigterm_mid_video_finishes_it_and_a_new_worker_completes_the_job(

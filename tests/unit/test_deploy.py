@@ -201,6 +201,25 @@ def test_services_start_in_order_on_health(file: str) -> None:
             assert "embed-server" in service.get("depends_on", {}), name
 
 
+@pytest.mark.parametrize("file", COMPOSE_FILES)
+def test_long_running_services_come_back_when_they_exit(file: str) -> None:
+    """``restart: unless-stopped`` on every service but the one-shot jobs: a worker's supervisor
+    restarts dramatiq after a worker process died, and exits only for what a restart in place
+    cannot fix (a model that cannot be loaded, exit 78; dramatiq's master killed), which the
+    container's restart starts afresh."""
+    services = load_compose(file)["services"]
+    one_shots = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shots <= {"migrate", "cli-reprocess"}, one_shots
+    workers = {
+        name for name, service in services.items() if "build" in service and command(service)[0] == "worker"
+    }
+    assert workers, file
+    for name in set(services) - one_shots:
+        assert services[name].get("restart") == "unless-stopped", (file, name)
+        if name in workers:  # the supervisor passes SIGTERM on; running messages get the shutdown timeout
+            assert services[name]["stop_grace_period"] == "30s", (file, name)
+
+
 def test_http_health_checks_ask_the_real_endpoints() -> None:
     assert "/health" in {route.path for route in health_router.routes}
     ports = {"api": ("SCENEDEX_API__PORT", "/health"), "embed-server": ("SCENEDEX_EMBED__PORT", "/health")}

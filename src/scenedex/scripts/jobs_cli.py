@@ -40,7 +40,9 @@ def _job_id(value: str) -> Any:
 
 # `scenedex worker` is registered by cli.py, with this epilog
 WORKER_EPILOG = (
-    "Models load once per process before consuming; SIGTERM finishes or re-queues the current messages."
+    "Models load once per process before consuming; SIGTERM finishes or re-queues the current messages. "
+    "When a worker process dies, dramatiq stops the others and they are started again (1 s, doubling "
+    "up to 60 s); not after a model load failure (exit 78)."
 )
 
 
@@ -52,8 +54,13 @@ def worker(
         typer.Option("--queues", help="Queues to consume (default: embeddings, reprocessing)."),
     ] = None,
 ) -> None:
-    """Run the Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app)."""
-    settings = Settings().worker
+    """Run the Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app), restarted if one dies."""
+    from scenedex.worker.logs import configure_logging
+    from scenedex.worker.supervisor import supervise
+
+    base = Settings()
+    configure_logging(base.log_level, base.log_format)
+    settings = base.worker
     processes = processes or settings.processes
     threads = threads or settings.threads
     env = dict(os.environ)
@@ -73,9 +80,7 @@ def worker(
         "--queues",
         *(queues or settings.queues),
     ]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe(sys.executable, argv, env)
+    raise typer.Exit(supervise(argv, env))
 
 
 @jobs_app.command(

@@ -26,6 +26,10 @@ from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
 if TYPE_CHECKING:
     from scenedex.worker.bootstrap import JobRuntime
 
+CANNOT_START = 78
+"""The exit code of a worker process whose models cannot be loaded (``EX_CONFIG``): dramatiq's
+main process exits with it too, and ``scenedex worker``'s supervisor does not restart it."""
+
 log = logging.getLogger("scenedex.worker")
 
 
@@ -56,8 +60,9 @@ class WorkerRuntime(TaskRuntime):
     and the circuit breakers' probes (every ``BREAKER_TICK_S``: an open breaker whose probe is
     due is probed by one process, ``BreakerBoard.probe_due``).
 
-    A model that cannot be loaded stops the worker process with one clear log line (and the
-    dramatiq master then stops the others) instead of failing every job.
+    A model that cannot be loaded stops the worker process with one clear log line and exit code
+    ``CANNOT_START`` (the dramatiq master then stops the others, and the supervisor does not
+    restart them) instead of failing every job.
     """
 
     SWEEP_LOCK = "scenedex:sweeper"
@@ -85,7 +90,7 @@ class WorkerRuntime(TaskRuntime):
                     load()
         except Exception as error:
             log.critical("worker cannot start: %s", error)
-            raise SystemExit(1) from None
+            raise SystemExit(CANNOT_START) from None
         if any(type(m).__name__ == "Prometheus" for m in broker.middleware):
             # Not in after_process_boot: dramatiq runs those hooks in reverse middleware order,
             # so this one would import prometheus_client before dramatiq's Prometheus middleware
