@@ -47,6 +47,7 @@ from PIL import Image, ImageOps
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
+from scenedex.domain.blobs import upload_key
 from scenedex.services.ingest import video_prefix
 from tests.conftest import REAL_MEDIA, truncate_all
 from tests.e2e.test_reprocessing_guide import free_port
@@ -187,8 +188,11 @@ class Stack:
 
     def post_video(self, name: str, **body: Any) -> str:
         """Put the sample ``name`` in the blob store (as ``cp`` would) and POST it."""
-        shutil.copy(REAL_MEDIA / name, self.media / "uploads" / name)
-        created = self.http.post("/v1/videos", json={"source_uri": self.uri(f"uploads/{name}"), **body})
+        self.upload(name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REAL_MEDIA / name, self.upload(name))
+        created = self.http.post(
+            "/v1/videos", json={"source_uri": self.uri(upload_key(self.owner, name)), **body}
+        )
         assert created.status_code == 202, created.text
         assert created.json()["status"] == "queued"
         return str(created.json()["video_id"])
@@ -200,6 +204,11 @@ class Stack:
         return results
 
     # -- the blob store, the database, the index ------------------------------------------
+
+    def upload(self, name: str) -> Path:
+        """Where the caller puts its upload ``name``: under its own prefix, the only place
+        a video's source and keyframes may come from (``owners/{owner}/uploads/``)."""
+        return self.media / upload_key(self.owner, name)
 
     def uri(self, key: str) -> str:
         return f"{self.media.as_uri()}/{key}"
@@ -230,7 +239,7 @@ class Stack:
 def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("http-lifecycle")
     media = root / "media"
-    (media / "uploads").mkdir(parents=True)
+    media.mkdir(parents=True)
     engine = create_engine(postgres_url)
     upgrade(engine)  # the schema (another test may have dropped it)
     truncate_all(engine)
@@ -310,9 +319,10 @@ def test_1_create_a_person_from_photos(stack: Stack) -> None:
 
 @step("videos")
 def test_2_post_two_videos_from_the_blob_store_and_both_become_ready(stack: Stack) -> None:
-    (stack.media / "uploads" / "astronaut.jpg").write_bytes(astronaut_jpeg())
+    stack.upload("astronaut.jpg").parent.mkdir(parents=True, exist_ok=True)
+    stack.upload("astronaut.jpg").write_bytes(astronaut_jpeg())
     scenes = [dict(s) for s in UPSTREAM]
-    scenes[1]["keyframe_uri"] = stack.uri("uploads/astronaut.jpg")
+    scenes[1]["keyframe_uri"] = stack.uri(upload_key(stack.owner, "astronaut.jpg"))
     upstream = stack.post_video("bikes.mp4", title="Bikes", external_id="bikes-0001", scenes=scenes)
     detected = stack.post_video("bigbuckbunny.mp4", external_id="bunny-0001")
 
@@ -380,7 +390,7 @@ def test_4_delete_a_video_removes_its_rows_records_blobs_and_documents_only(stac
     assert stack.http.delete(f"/v1/videos/{doomed}").status_code == 404
     assert counts(stack.engine, kept) == kept_counts and stack.blobs(kept) == kept_blobs
     assert [v["video_id"] for v in stack.http.get("/v1/videos").json()["videos"]] == [kept]
-    assert (stack.media / "uploads" / "bigbuckbunny.mp4").is_file()  # the caller's upload is theirs
+    assert stack.upload("bigbuckbunny.mp4").is_file()  # the caller's upload is theirs
 
 
 @step("delete person")

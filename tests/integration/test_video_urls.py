@@ -115,7 +115,7 @@ def test_urls_off_the_allow_list_are_422_at_the_api(api: Api, remote: str) -> No
     assert "SCENEDEX_INGEST__ALLOWED_URL_HOSTS" in refused(source_uri="https://media.example.com/a.mp4")
 
     configure(api.harness, allowed_url_hosts=("media.example.com",))
-    blob = api.harness.world.blobs.write("uploads/a.mp4", b"x")
+    blob = api.harness.world.blobs.write(f"owners/{OWNER_A}/uploads/a.mp4", b"x")
     assert "SCENEDEX_INGEST__ALLOWED_URL_HOSTS" in refused(source_uri="https://other.example.com/a.mp4")
     assert "https" in refused(source_uri="http://media.example.com/a.mp4")  # http needs allow_http
     assert "subtitles_uri" in refused(source_uri=blob, subtitles_uri="https://evil.example.net/a.srt")
