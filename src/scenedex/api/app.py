@@ -3,7 +3,8 @@
 The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.plan``,
 ``JobCoordinator``, ``Services.search``) and the use cases of ``scenedex.services`` (``enqueue``,
 ``videos``, ``persons``, ``face_clusters``), on the runtime in ``app.state``. Errors are always JSON
-``{"detail": ...}``, mapped here rather than in the routes:
+``{"detail": ...}``, mapped here rather than in the routes (a 422 echoes its input through
+``json_body.echoable``, so it never fails to be written):
 
 | error | status |
 | --- | --- |
@@ -14,6 +15,7 @@ The app is thin: routes parse and authorise, then call the domain (``ReprocessRu
 | body over ``max_body_bytes`` (multipart: ``max_upload_bytes``), ``PayloadTooLargeError`` | 413 |
 | ``UnsupportedMediaTypeError`` (an upload that is not an image) | 415 |
 | invalid body or parameters, unknown fields, ``InvalidRequestError`` | 422 |
+| a JSON body with ``NaN``/``Infinity``/``1e999``, a NUL or lone surrogate, deep nesting | 422 |
 | database or Redis unreachable, transient errors, models unusable | 503 |
 | anything else (a bug) | 500, logged |
 """
@@ -28,6 +30,7 @@ from typing import Any
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +39,7 @@ from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.console import install_console
+from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
 from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
 from scenedex.domain.errors import (
     ConflictError,
@@ -101,6 +105,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(face_clusters.router)
     install_console(app)  # the admin console's pages under /admin
     _add_error_handlers(app)
+    app.add_middleware(JsonBodyGuard)  # inside BodySizeLimit, which bounds what it buffers
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.api.max_body_bytes,
@@ -140,12 +145,17 @@ def _add_error_handlers(app: FastAPI) -> None:
             log.error("%s %s: %s", request.method, request.url.path, error)
         return JSONResponse(body, status_code=status)
 
+    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return JSONResponse({"detail": echoable(error.errors())}, status_code=422)
+
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
     for kind in (ScenedexError, OperationalError, redis.exceptions.RedisError):
         app.add_exception_handler(kind, domain_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(405, method_not_allowed)
 
@@ -253,3 +263,35 @@ class BodySizeLimit:
     async def _too_large(self, limit: int, scope: dict[str, Any], receive: Any, send: Any) -> None:
         response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
         await response(scope, receive, send)
+
+
+class JsonBodyGuard:
+    """ASGI middleware: a body FastAPI would parse as JSON (``json_body.parsed_as_json``) that
+    ``json_body.json_body_problem`` refuses (a non-finite number, a NUL or a lone surrogate,
+    nesting deeper than ``MAX_JSON_DEPTH``...) gets 422 ``{"detail": [{"type": "json_invalid",
+    "loc": ["body"], "msg": ...}]}`` before any route reads it: nothing is logged and the
+    connection stays open. Other bodies reach the app unchanged. It buffers the body, so it
+    sits inside ``BodySizeLimit``, which bounds it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not parsed_as_json(dict(scope.get("headers") or [])):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnected
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = json_body_problem(body) if body else None
+        if problem is not None:
+            error = {"type": "json_invalid", "loc": ["body"], "msg": f"invalid JSON body: {problem}"}
+            await JSONResponse({"detail": [error]}, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, replaying(body, receive), send)

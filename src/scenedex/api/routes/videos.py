@@ -246,6 +246,10 @@ class DeleteAccepted(BaseModel):
         **JSON_BODY_ERRORS,
         413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_UPLOAD_BYTES"},
         409: {"model": ErrorResponse, "description": "external_id used with other fields"},
+        404: {
+            "model": ErrorResponse,
+            "description": "a URI names no blob under the caller's prefix (another owner's, or none)",
+        },
     },
 )
 def create_video(
