@@ -191,3 +191,16 @@ def test_a_nul_or_non_finite_number_never_reaches_the_database(served: Served) -
         assert json.loads(after[2])["videos"] == json.loads(before[2])["videos"]
     finally:
         connection.close()
+
+
+def test_every_page_offset_is_bounded(served: Served) -> None:
+    """Offsets beyond ``le`` are a 422 on every list (an offset past Postgres' ``bigint`` was a
+    500 on the suggestions)."""
+    connection = Connection(served.host, served.port)
+    try:
+        for path in ("/v1/videos", "/v1/persons", "/v1/face-clusters"):
+            for offset in ("10000001", "99999999999999999999"):
+                status, _, data = connection.request("GET", f"{path}?offset={offset}", headers=served.owner)
+                assert status == 422, (path, offset, status, data[:300])
+    finally:
+        connection.close()

@@ -227,7 +227,7 @@ def list_suggestions(
     caller: CallerDep,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="suggestions per page")] = 20,
-    offset: Annotated[int, Query(ge=0, description="suggestions to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="suggestions to skip")] = 0,
 ) -> SuggestionPageOut:
     """Clusters of the faces no person matched, largest first, each with its faces and the
     thumbnail of its representative face."""

@@ -224,7 +224,7 @@ def list_persons(
     caller: CallerDep,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500, description="persons per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="persons to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="persons to skip")] = 0,
 ) -> PersonPageOut:
     page = services.persons().list(caller.owner_id, limit=limit, offset=offset)
     return PersonPageOut(
