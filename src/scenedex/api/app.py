@@ -39,6 +39,7 @@ from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.console import install_console
+from scenedex.api.headers import SecurityHeaders
 from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
 from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
 from scenedex.domain.errors import (
@@ -112,6 +113,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
         max_upload_bytes=settings.api.max_upload_bytes,
         large_bodies=frozenset({("POST", videos.router.prefix)}),
     )
+    app.add_middleware(SecurityHeaders)  # outermost: every answer of the app has its headers
     return app
 
 
