@@ -101,7 +101,7 @@ def build_library(settings: Settings, media: Path, owner: uuid.UUID, other: uuid
     """The sample library (see the module docstring), ingested in this process without
     embedding anything."""
     services = bootstrap(settings)
-    astronaut = services.blobs.write("uploads/astronaut.jpg", astronaut_jpeg())
+    astronaut = services.blobs.write(f"owners/{owner}/uploads/astronaut.jpg", astronaut_jpeg())
     upstream = tuple(
         UpstreamScene(**{**scene, "keyframe_uri": astronaut if i == 1 else None})
         for i, scene in enumerate(UPSTREAM)
