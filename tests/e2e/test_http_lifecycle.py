@@ -286,6 +286,8 @@ def step(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
                 pytest.skip(f"an earlier step failed: {failed}")
             try:
                 test(stack, **fixtures)
+            except pytest.skip.Exception:  # a skipped step is no failed one: the next steps run
+                raise
             except BaseException:
                 stack.state["failed"] = name
                 raise
