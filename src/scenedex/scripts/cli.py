@@ -42,6 +42,7 @@ from scenedex.scripts.doctor_cli import DOCTOR_EPILOG, doctor
 from scenedex.scripts.faces_cli import faces_app
 from scenedex.scripts.index_cli import index_app
 from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
+from scenedex.scripts.metrics_cli import METRICS_EPILOG, metrics
 from scenedex.scripts.person_cli import person_app
 from scenedex.scripts.token_cli import token_app
 from scenedex.scripts.videos_cli import video_app
@@ -758,6 +759,7 @@ app.command(epilog=API_EPILOG)(api)
 app.command(name="embed-server", epilog=EMBED_SERVER_EPILOG)(embed_server)
 app.command(epilog=SCHEDULER_EPILOG)(scheduler)
 app.command(epilog=DOCTOR_EPILOG)(doctor)
+app.command(epilog=METRICS_EPILOG)(metrics)
 app.add_typer(token_app, name="token")
 
 
