@@ -1,0 +1,48 @@
+"""dlib's two face networks in PyTorch against dlib itself (issue 30), on the labelled face
+check built from the real sample media: every descriptor within L2 0.02 of dlib's (dlib's
+same-person threshold is 0.6), every CNN detection matched (IoU >= 0.9, score within 0.05) and
+no extra ones.
+
+Small on purpose: the 16 labelled faces for the descriptors (~110 ms each in dlib), and three
+images for the detector, scaled to a 640-px longer side, because dlib's CNN takes ~2.5 s per
+640x360 frame on a quiet 2-core CPU (18 s at 1280x720); 36 s in all here at load 5, mostly
+dlib. ``scenedex bench`` runs the longer comparison (``face_parity``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scenedex.adapters.dlib_torch.mmod import MmodFaceDetector
+from scenedex.adapters.dlib_torch.parity import measure
+from scenedex.adapters.dlib_torch.resnet import FaceDescriptorNet
+from scenedex.adapters.faces import CNN_DETECTOR_FILE, RECOGNITION_FILE, face_models_dir
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="module")
+def media() -> Path:
+    if not (REAL / "astronaut.png").is_file():
+        pytest.skip(f"sample media {REAL} not present")
+    return REAL
+
+
+def test_fp32_port_matches_dlib_on_the_face_check(media: Path) -> None:
+    models = face_models_dir()
+    parity = measure(
+        media,
+        FaceDescriptorNet.load(models / RECOGNITION_FILE),
+        MmodFaceDetector.load(models / CNN_DETECTOR_FILE),
+        detection_frames=("1280x720-bigbuckbunny-face300", "640x360-motorcycle_left-face90-mirrored"),
+    )
+    report = parity.to_dict()
+    print(report)
+    assert report["compared"]["descriptors"] == 16
+    assert report["descriptor_max_l2"] <= 0.02
+    assert report["compared"]["detector_images"] == 3
+    assert report["compared"]["detections"] >= 3  # one face per image, all found by dlib
+    assert report["detection_min_iou"] >= 0.9
+    assert report["detection_max_score_diff"] <= 0.05
+    assert report["extra_detections"] == 0
