@@ -79,6 +79,22 @@ class FaceSettings(BaseModel):
         1600, ge=64, description="images are downscaled to this longer side (pixels) for descriptors"
     )
     threads: int = Field(0, ge=0, le=64, description="images processed at once (0 = the CPUs available)")
+    runtime: Literal["dlib", "torch"] = Field(
+        "dlib",
+        description="dlib: dlib's own networks (dlib-bin, CPU); torch: the same networks read from "
+        "dlib's files and run batched in PyTorch (adapters/dlib_torch); part of the model and "
+        "detection ids",
+    )
+    device: str = Field("auto", description="torch runtime: auto (cuda when torch sees one) | cpu | cuda[:N]")
+    precision: Precision = Field(
+        "fp32",
+        description="torch runtime: fp32 (parity with dlib measured) | auto | bf16 | fp16 (CUDA only); "
+        "part of the model and detection ids",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="torch runtime: face chips per descriptor forward")
+    detector_batch: int = Field(
+        0, ge=0, le=256, description="torch runtime: frames per CNN forward (0: 2 on CPU, 16 on CUDA)"
+    )
     sample_interval_s: float = Field(
         1.0, ge=0, le=3600, description="faces are looked for in one frame per this many seconds of a scene"
     )
