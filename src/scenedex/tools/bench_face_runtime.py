@@ -32,6 +32,15 @@ from typing import Any
 
 from scenedex.settings import Settings
 
+TOP_LEVEL_KEYS = (
+    "faces_device",
+    "faces_to_clip_default",
+    "faces_speedup_default",
+    "face_parity",
+    "face_detectors",
+)
+"""The figures ``scenedex bench --json`` also reports at the top level."""
+
 TORCH_CANDIDATES: dict[str, dict[str, Any]] = {
     "dlib HOG side 720 (default), dlib ResNet": {"runtime": "dlib"},
     "dlib HOG side 720, torch ResNet": {"runtime": "torch"},
