@@ -37,11 +37,12 @@ import redis
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.application import bootstrap
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ClipSettings, Settings
+from scenedex.tasks.queue import build_runtime
 from scenedex.tools.bench import build_library, face_photo
-from scenedex.worker.bootstrap import bootstrap, build_runtime
 from tests.worker_processes import (
     WorkerProcess,
     clear_records,

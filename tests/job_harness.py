@@ -36,8 +36,9 @@ class Harness:
         """``setting_fields``: ``Settings`` fields for this runtime (``breakers=BreakerSettings(...)``)."""
         from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
         from scenedex.adapters.db.search_index import TableSearchIndex
+        from scenedex.application import bootstrap
+        from scenedex.tasks.queue import build_runtime
         from scenedex.tasks.runtime import TaskRuntime
-        from scenedex.worker.bootstrap import bootstrap, build_runtime
 
         self.engine = engine
         self.redis = redis.Redis.from_url(redis_url)

@@ -198,7 +198,7 @@ class OutageStack:
     def runtime(self) -> Any:
         """A job runtime in this process (no services) on the stack's database and Redis."""
         from scenedex.settings import Settings
-        from scenedex.worker.bootstrap import build_runtime
+        from scenedex.tasks.queue import build_runtime
 
         return build_runtime(
             Settings(database_url=self.database_url, redis_url=self.redis_url), engine=self.engine

@@ -34,11 +34,11 @@ import redis
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.api.console.session import SESSION_COOKIE, csrf_token_for
+from scenedex.application import bootstrap
 from scenedex.domain.model import Video
 from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.services.videos import UpstreamScene, ingest_local_file
 from scenedex.settings import Settings
-from scenedex.worker.bootstrap import bootstrap
 from tests.browser.conftest import DESKTOP, SCREENSHOTS, check_page
 from tests.conftest import REAL_MEDIA, truncate_all
 from tests.e2e.test_http_lifecycle import PHRASE, UPSTREAM, Stack, astronaut_jpeg, step

@@ -21,8 +21,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
-from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
-from scenedex.tools.doctor import (
+from scenedex.application.health import (
     Check,
     Status,
     check_breakers,
@@ -36,6 +35,7 @@ from scenedex.tools.doctor import (
     hide_password,
     run_checks,
 )
+from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
 from tests.opensearch_fixtures import osmem  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration

@@ -26,9 +26,9 @@ from scenedex.adapters.request_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from scenedex.api import ApiConfigError
 from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
+from scenedex.application.wiring import http_embedders
 from scenedex.domain.errors import BadInputError
 from scenedex.settings import Settings
-from scenedex.worker.bootstrap import http_embedders
 from tests.conftest import REAL_MEDIA
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -482,7 +482,7 @@ def snapshot(services: Any, owner: uuid.UUID) -> dict[tuple[str, str, str], Any]
 
 def local_services(settings: Settings, models: EmbedModels, engine: Any, blobs: Any) -> Any:
     """Services on ``engine`` and ``blobs`` with the in-process model adapters of ``models``."""
-    from scenedex.worker.bootstrap import bootstrap
+    from scenedex.application import bootstrap
 
     return bootstrap(
         settings,
@@ -504,8 +504,8 @@ def test_reprocess_through_http_and_local_writes_identical_embeddings_and_finger
     server: tuple[str, Any], models: EmbedModels, postgres_engine: Any, tmp_path: Path
 ) -> None:
     from scenedex.adapters.storage import FsspecBlobStore
+    from scenedex.application import bootstrap
     from scenedex.domain.request import ReprocessRequest, ReprocessScope
-    from scenedex.worker.bootstrap import bootstrap
     from tests.conftest import truncate_all
 
     truncate_all(postgres_engine)
@@ -558,8 +558,8 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     marks the CLIP step (and the index documents built from it) stale, and nothing else."""
     from scenedex.adapters.clip import OpenClipImageEmbedder
     from scenedex.adapters.storage import FsspecBlobStore
+    from scenedex.application import bootstrap
     from scenedex.domain.request import ReprocessRequest, ReprocessScope
-    from scenedex.worker.bootstrap import bootstrap
     from tests.conftest import truncate_all
 
     truncate_all(postgres_engine)

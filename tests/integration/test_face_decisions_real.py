@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
+from scenedex.adapters.db.migrate import upgrade
+from scenedex.application import Services, bootstrap
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from scenedex.services.videos import ingest_local_file, parse_scenes
 from scenedex.settings import Settings
-from scenedex.worker.bootstrap import Services, bootstrap
 from tests.conftest import truncate_all
 from tests.fakes import FakeImageEmbedder, FakeTextEmbedder
 
@@ -101,6 +102,7 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
 ) -> None:
     settings = Settings(database_url=postgres_url, storage_url=str(tmp_path / "blobs"))
     services = bootstrap(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
+    upgrade(services.engine)  # its own schema, not one another test left behind
     truncate_all(services.engine)
     owner_id, other_owner = new_id(), new_id()
     make_video(tmp_path / "library.mp4")
@@ -185,6 +187,9 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
     assert found(stricter, owner_id, person, ordinal) == {0, 4}
     assert computed(stricter.runner().run(owner_request(owner_id))) == 0
     with services.engine.connect() as connection:
-        kinds = connection.execute(sa.text("select kind, count(*) from face_decisions group by kind")).all()
+        kinds = connection.execute(
+            sa.text("select kind, count(*) from face_decisions where owner_id = :owner group by kind"),
+            {"owner": owner_id},
+        ).all()
     assert dict(kinds) == {"confirm": 3, "reject": 1}
     services.engine.dispose()

@@ -314,7 +314,7 @@ def test_an_upload_is_served_before_a_running_backfill(outage_harness: Harness) 
 def test_message_ids_of_held_messages_survive_a_database_outage(outage_harness: Harness) -> None:
     """``after_enqueue`` with the database down keeps the new id in Redis; the sweep writes it,
     so the sweeper never takes the delayed message for lost."""
-    from scenedex.tasks.runtime import WorkerRuntime
+    from scenedex.worker.runtime import WorkerRuntime
 
     harness = outage_harness
     [video] = library(harness.world, videos=1)
@@ -351,7 +351,7 @@ def test_a_delayed_message_moved_back_to_its_queue_keeps_its_new_id_on_the_item(
     """When a held or retried message's delay is over, dramatiq's worker re-enqueues it (no
     delay) under a new Redis id: that id must reach the item too, or the sweeper would take the
     message for lost. A first send (no ``retries``/``holds`` option) is the coordinator's."""
-    from scenedex.tasks.runtime import WorkerRuntime
+    from scenedex.worker.runtime import WorkerRuntime
 
     harness = outage_harness
     [video] = library(harness.world, videos=1)

@@ -20,13 +20,14 @@ from typer.testing import CliRunner
 
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.api import create_app
+from scenedex.application import Services, bootstrap
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from scenedex.services.ingest import add_person
 from scenedex.services.videos import ingest_local_file, parse_scenes
 from scenedex.settings import ApiSettings, Settings
-from scenedex.worker.bootstrap import Services, bootstrap, build_runtime
+from scenedex.tasks.queue import build_runtime
 from tests.fakes import FakeImageEmbedder, FakeTextEmbedder
 from tests.integration.test_api import SECRET, bearer, make_token
 

@@ -111,8 +111,8 @@ class Site:
     @cached_property
     def spec_version(self) -> str:
         """The spec version of the workers' settings (as ``reprocess --enqueue`` computes it)."""
+        from scenedex.application import bootstrap
         from scenedex.settings import ClipSettings, Settings
-        from scenedex.worker.bootstrap import bootstrap
 
         settings = Settings(
             database_url=self.database_url,
@@ -126,7 +126,7 @@ class Site:
         """Create an owner job and send its planner message, as ``enqueue_reprocess`` does."""
         from scenedex.domain.jobs import JobTrigger
         from scenedex.settings import Settings
-        from scenedex.worker.bootstrap import build_runtime
+        from scenedex.tasks.queue import build_runtime
 
         settings = Settings(database_url=self.database_url, redis_url=self.redis_url)
         coordinator = build_runtime(settings, engine=self.engine).coordinator

@@ -1,6 +1,7 @@
 """Architecture rules, checked on the source with ``ast`` (nothing of the project is imported):
-no import cycle between modules, a pure ``domain`` package of bounded module size, and
-``Settings`` built only where a process starts."""
+no import cycle between modules, packages importing only downwards (entry points -> application
+-> services -> domain), a pure ``domain`` package of bounded module size, and ``Settings`` built
+only where a process starts."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ PACKAGE = "scenedex"
 DOMAIN = f"{PACKAGE}.domain"
 DOMAIN_MAX_LINES = 500
 DOMAIN_ALLOWED_TOP_LEVEL = {"numpy"}  # besides the standard library and scenedex.domain itself
+
+# The packages of the project from the top down: a module may import its own package and the
+# packages of the tiers below its own, never a package of its own tier or above (lazy imports
+# included; only imports under ``if TYPE_CHECKING:`` are exempt). Entry points (the command line,
+# the operator tools, the HTTP apps, the Dramatiq process and its actors) call the application
+# layer (the composition root and its use cases), which calls the use cases of ``services``,
+# which reach the ports of ``domain`` (and the adapters they are handed or build); adapters
+# implement the ports and know nothing of who calls them.
+TIERS: tuple[tuple[str, ...], ...] = (
+    ("scripts",),  # the ``scenedex`` command line: it starts every process below
+    ("tools",),  # operator tools (benches drive the embedding service's app)
+    ("api", "worker"),  # the HTTP apps; the Dramatiq worker process, its scheduler and supervisor
+    ("tasks",),  # the actors, their broker and sender
+    ("application",),  # the composition root and the use cases' one facade
+    ("services",),  # the use cases
+    ("settings",),  # the typed settings, read at the entry points and passed down
+    ("adapters",),  # the outside world: the ports' implementations
+    ("domain",),  # what the product means
+)
 
 # The modules that may call ``Settings()``: where a process starts and reads its environment.
 # Everything else takes the settings (or the parts it needs) as an argument.
@@ -255,6 +275,86 @@ def test_the_cycle_finder_on_a_small_package(tmp_path: Path) -> None:
         "2 modules: pkg.sub, pkg.sub.thing\n"
         "  pkg.sub -> pkg.sub.thing (src/pkg/sub/__init__.py:1) -> pkg.sub (src/pkg/sub/thing.py:1)",
     ]
+
+
+def package_of(name: str, package: str = PACKAGE) -> str | None:
+    """The top-level package of the project ``name`` belongs to (``scenedex.api.routes.videos``:
+    ``api``; the module ``scenedex.settings``: ``settings``); None for the project's root."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == package and len(parts) > 1 else None
+
+
+def tier_of(top: str | None, tiers: tuple[tuple[str, ...], ...] = TIERS) -> int | None:
+    """The index of ``top``'s tier (0 the highest), None for a package in no tier."""
+    return next((index for index, tier in enumerate(tiers) if top in tier), None)
+
+
+def upward_imports(
+    project: Project, package: str = PACKAGE, tiers: tuple[tuple[str, ...], ...] = TIERS
+) -> list[str]:
+    """Imports of a package of the same tier or a higher one (``tiers`` from the top down),
+    lazy ones included, TYPE_CHECKING ones not; a package in no tier is reported too."""
+    problems = []
+    for name, module in project.modules.items():
+        source = package_of(name, package)
+        if source is None:
+            continue
+        if tier_of(source, tiers) is None:
+            problems.append(f"  {module.where}: package {source!r} is in no tier")
+            continue
+        for imp in project.imports[name]:
+            target = package_of(imp.target, package)
+            if imp.type_checking or imp.target not in project.modules or target in (None, source):
+                continue
+            here, there = tier_of(source, tiers), tier_of(target, tiers)
+            if there is None or there <= here:  # type: ignore[operator]
+                where = "its own tier" if there == here else "a higher tier"
+                problems.append(
+                    f"  {module.where}:{imp.line} ({source}) imports {imp.target} ({target}, {where})"
+                )
+    return problems
+
+
+def test_packages_import_only_downwards() -> None:
+    problems = upward_imports(project())
+    order = " -> ".join("/".join(tier) for tier in TIERS)
+    assert not problems, (
+        f"packages may import only the tiers below their own ({order}; lazy imports included, "
+        "TYPE_CHECKING ones exempt):\n" + "\n".join(problems)
+    )
+
+
+def test_the_package_rule_on_a_small_package(tmp_path: Path) -> None:
+    """Upward and sideways imports are found, lazy and relative ones included; TYPE_CHECKING
+    ones, imports within a package and of the root package are not."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/top/__init__.py": "from pkg.mid import use\n",
+        "pkg/top/cli.py": "from ..low import thing\nfrom pkg import top\n",
+        "pkg/side/__init__.py": "",
+        "pkg/side/app.py": "def f():\n    from pkg.top import cli\n",
+        "pkg/mid/__init__.py": "",
+        "pkg/mid/use.py": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.top import cli\n"
+            "from pkg.low.thing import x\nimport pkg\n"
+        ),
+        "pkg/low/__init__.py": "",
+        "pkg/low/thing.py": "def g():\n    from pkg.mid import use\nx = 1\n",
+        "pkg/stray.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_text(text)
+    tiers = (("top", "side"), ("mid",), ("low",))
+    assert upward_imports(Project(tmp_path / "src", "pkg"), "pkg", tiers) == [
+        "  src/pkg/low/thing.py:2 (low) imports pkg.mid.use (mid, a higher tier)",
+        "  src/pkg/side/app.py:2 (side) imports pkg.top.cli (top, its own tier)",
+        "  src/pkg/stray.py: package 'stray' is in no tier",
+    ]
+    (tmp_path / "src/pkg/low/thing.py").write_text("x = 1\n")
+    (tmp_path / "src/pkg/side/app.py").write_text("from pkg.low import thing\n")
+    (tmp_path / "src/pkg/stray.py").unlink()
+    assert upward_imports(Project(tmp_path / "src", "pkg"), "pkg", tiers) == []
 
 
 def in_domain(name: str) -> bool:

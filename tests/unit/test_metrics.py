@@ -69,7 +69,7 @@ def test_worker_process_boot_leaves_prometheus_in_multiprocess_mode(tmp_path: Pa
 import dramatiq, sys
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware.prometheus import Prometheus
-from scenedex.tasks.runtime import WorkerRuntime
+from scenedex.worker.runtime import WorkerRuntime
 broker = StubBroker()
 broker.add_middleware(Prometheus())
 broker.add_middleware(WorkerRuntime(build=lambda: None))  # process boot only: nothing is built

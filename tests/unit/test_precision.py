@@ -18,9 +18,9 @@ from scenedex.adapters.torch_runtime import (
     resolve_precision,
     torch_dtype,
 )
+from scenedex.application import wiring as bootstrap_module
 from scenedex.domain.errors import ModelLoadError
 from scenedex.settings import ClipSettings, Settings, TextSettings
-from scenedex.worker import bootstrap as bootstrap_module
 
 
 @pytest.fixture

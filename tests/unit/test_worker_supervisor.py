@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from dramatiq import cli as dramatiq_cli
 
-from scenedex.tasks.runtime import CANNOT_START
 from scenedex.worker import supervisor
+from scenedex.worker.runtime import CANNOT_START
 
 STAND_IN = textwrap.dedent(
     """

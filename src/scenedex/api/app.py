@@ -42,6 +42,8 @@ from scenedex.api.console import install_console
 from scenedex.api.headers import SecurityHeaders
 from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
 from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
+from scenedex.application import JobRuntime, bootstrap
+from scenedex.application.wiring import token_denylist
 from scenedex.domain.errors import (
     ConflictError,
     InvalidRequestError,
@@ -55,7 +57,7 @@ from scenedex.domain.errors import (
 )
 from scenedex.domain.jobs import ActiveJobError
 from scenedex.settings import Settings
-from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime, token_denylist
+from scenedex.tasks.queue import build_runtime
 
 log = logging.getLogger("scenedex.api")
 

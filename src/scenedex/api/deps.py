@@ -12,9 +12,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scenedex.api.auth import AuthError, Principal, TokenVerifier
+from scenedex.application import JobRuntime, Services
 from scenedex.domain.jobs import JobTrigger
 from scenedex.services.persons import Reprocessing, reprocess_owner
-from scenedex.worker.bootstrap import JobRuntime, Services
 
 log = logging.getLogger("scenedex.api")
 

@@ -159,7 +159,7 @@ class EmbedModels:
     def from_settings(cls, settings: Settings) -> EmbedModels:
         """The local adapters, with the service's image limits (``max_image_size_bytes``,
         ``max_image_pixels``)."""
-        from scenedex.worker.bootstrap import local_embedders
+        from scenedex.application.wiring import local_embedders
 
         limited = settings.model_copy(
             update={

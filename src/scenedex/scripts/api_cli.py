@@ -98,7 +98,8 @@ def scheduler(
     once: Annotated[bool, typer.Option("--once", help="One tick, then exit (prints its outcome).")] = False,
 ) -> None:
     """Periodic batch reindexing: a job of scope all per SCENEDEX_SCHEDULER__CRON period, and the sweeper."""
-    from scenedex.worker.bootstrap import bootstrap, build_runtime
+    from scenedex.application import bootstrap
+    from scenedex.tasks.queue import build_runtime
     from scenedex.worker.scheduler import SchedulerConfigError, build_scheduler
 
     settings = Settings()

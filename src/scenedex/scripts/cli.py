@@ -180,7 +180,7 @@ def _enqueue_embed(services: Any, video_id: Any, owner_id: Any) -> str:
     video itself is ingested)."""
     import redis
 
-    from scenedex.worker.bootstrap import build_runtime
+    from scenedex.tasks.queue import build_runtime
 
     try:  # the video was just created here: no ownership to check, and no spec needed
         return build_runtime(services.settings, engine=services.engine).sender.send_embed(video_id, owner_id)
@@ -235,7 +235,7 @@ def _enqueue_job(services: Any, runner: Any, request: ReprocessRequest, json_out
 
     from scenedex.domain.jobs import JobTrigger
     from scenedex.services.enqueue import enqueue_reprocess
-    from scenedex.worker.bootstrap import build_runtime
+    from scenedex.tasks.queue import build_runtime
 
     coordinator = build_runtime(services.settings, services).coordinator
     try:
@@ -314,8 +314,8 @@ def demo(
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from scenedex.application import bootstrap
     from scenedex.tools.demo import run_demo
-    from scenedex.worker.bootstrap import bootstrap
 
     base = Settings()
     configure_logging("WARNING", base.log_format)

@@ -53,7 +53,7 @@ def build_services(*, log_spec_version: bool = False, **overrides: Any) -> Any:
     imported), then the services of the composition root (``overrides`` replace adapters).
     With ``log_spec_version`` every log line carries the spec version (which reads the model
     ids, so it imports open_clip)."""
-    from scenedex.worker.bootstrap import bootstrap
+    from scenedex.application import bootstrap
 
     settings = Settings()
     log_filter = configure_logging(settings.log_level, settings.log_format)
@@ -79,7 +79,7 @@ def reprocess_owner_or_fail(services: Any, owner: Any, done_what: str) -> str | 
 
     from scenedex.domain.jobs import JobTrigger
     from scenedex.services.persons import reprocess_owner
-    from scenedex.worker.bootstrap import build_runtime
+    from scenedex.tasks.queue import build_runtime
 
     runtime = build_runtime(services.settings, services)
     try:

@@ -42,7 +42,7 @@ def doctor(
 ) -> None:
     """Check every configured dependency, one line each (OK, WARN or FAIL), and say what to fix."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.tools.doctor import Status, run_checks
+    from scenedex.application.health import Status, run_checks
 
     settings = Settings()
     configure_logging("ERROR", settings.log_format)  # the checks report failures themselves

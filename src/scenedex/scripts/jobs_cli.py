@@ -29,7 +29,7 @@ jobs_app = typer.Typer(
 
 def _runtime() -> Any:
     """A job runtime without services (no spec computed, no model library imported)."""
-    from scenedex.worker.bootstrap import build_runtime
+    from scenedex.tasks.queue import build_runtime
 
     return build_runtime(Settings())
 

@@ -135,7 +135,7 @@ def revoke(
 ) -> None:
     """Revoke a token (or a jti): the API and the console refuse it until it expires."""
     from scenedex.api.auth import AuthError, revocation_id, revoke_token
-    from scenedex.worker.bootstrap import token_denylist
+    from scenedex.application.wiring import token_denylist
 
     if (token_text is None) == (jti is None):
         fail("give a TOKEN (or - for stdin) or --jti, not both", 2)

@@ -115,7 +115,7 @@ def video_delete(
         assert video is not None
         services = build_services()
         if enqueue:
-            from scenedex.worker.bootstrap import build_runtime
+            from scenedex.tasks.queue import build_runtime
 
             sender = build_runtime(services.settings, engine=services.engine).sender
             message_id = request_deletion(

@@ -3,14 +3,14 @@ through (``runtime``), and what the broker holds (``messaging``).
 
 Importing this package does nothing else: it installs no broker, opens no connection, loads no
 model and does not import torch. The actors are declared on dramatiq's global broker when
-``scenedex.tasks.actors`` is first imported, which the composition root does once it has
-installed the broker (``scenedex.worker.bootstrap.build_runtime``); the names below are looked
-up lazily, so ``from scenedex.tasks import reprocess_video`` works once a runtime is built.
+``scenedex.tasks.actors`` is first imported, which ``scenedex.tasks.queue.task_broker`` does once it
+has installed the broker; the names below are looked up lazily, so ``from scenedex.tasks import
+reprocess_video`` works once a runtime is built.
 
 Python services enqueue through the enqueue use case on a runtime of the composition root::
 
-    services = bootstrap(settings)
-    runtime = build_runtime(settings, services)
+    services = bootstrap(settings)  # scenedex.application
+    runtime = build_runtime(settings, services)  # scenedex.tasks.queue: the broker and sender
     enqueue_reprocess(request, runner=services.runner(), coordinator=runtime.coordinator,
                       trigger=JobTrigger.API)  # scenedex.services.enqueue
 """

@@ -8,8 +8,8 @@ Every line logged while an actor runs carries its ``job_id``, ``video_id``, ``ow
 worker's ``spec_version`` (``scenedex.domain.logcontext``; the coordinator and runner add the rest).
 
 The actors are declared on dramatiq's global broker when this module is first imported, so the
-broker must be installed before (``worker.bootstrap.build_runtime`` and ``worker.dramatiq_app``
-do that). Each actor finds its process's runtime through its broker's middleware
+broker must be installed before (``tasks.queue.task_broker`` does that; ``worker.dramatiq_app``
+calls it). Each actor finds its process's runtime through its broker's middleware
 (``tasks.runtime.job_runtime``), never through a module global.
 
 Options, on purpose:
@@ -58,13 +58,11 @@ from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
 from scenedex.tasks.runtime import job_runtime
 
 if TYPE_CHECKING:
+    from scenedex.application import JobRuntime
     from scenedex.settings import WorkerSettings
-    from scenedex.worker.bootstrap import JobRuntime
 
 if dramatiq.broker.global_broker is None:  # dramatiq would fall back to a RabbitMQ broker
-    raise RuntimeError(
-        "install the broker before declaring the actors (scenedex.worker.bootstrap.build_runtime)"
-    )
+    raise RuntimeError("install the broker before declaring the actors (scenedex.tasks.queue.task_broker)")
 
 log = logging.getLogger("scenedex.worker")
 

@@ -36,7 +36,7 @@ from scenedex.domain.errors import DATABASE, REDIS, DependencyUnavailableError
 from scenedex.domain.jobs import RETRY
 
 if TYPE_CHECKING:
-    from scenedex.worker.bootstrap import JobRuntime
+    from scenedex.application import JobRuntime
 
 log = logging.getLogger("scenedex.worker")
 

@@ -12,7 +12,7 @@ from dramatiq.common import dq_name
 
 from scenedex.domain.jobs import ItemKind
 from scenedex.domain.ports import JobStore
-from scenedex.worker.broker import NAMESPACE
+from scenedex.tasks.broker import NAMESPACE
 
 
 def broker_message_id(message: Any) -> str:

@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
+from scenedex.application import Services, bootstrap
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import TEXT_CHANNELS, DetectedFace, Scene, Video, l2_normalise, new_id
 from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, TextEmbedder
@@ -49,7 +50,6 @@ from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.settings import UNTRAINED, Settings
 from scenedex.tools.clip_fallback import services_with_usable_clip
 from scenedex.tools.demo import PACKAGED_SAMPLES
-from scenedex.worker.bootstrap import Services, bootstrap
 
 log = logging.getLogger(__name__)
 SEED = 20261121
@@ -595,6 +595,12 @@ class BenchReport:
     faces_speedup: float | None = None
     speedup_vs_previous_faces: float | None = None
     face_check: dict[str, Any] | None = None
+    face_runtime: dict[str, Any] | None = None
+    faces_device: str | None = None
+    faces_to_clip_default: float | None = None
+    faces_speedup_default: float | None = None
+    face_parity: dict[str, Any] | None = None
+    face_detectors: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
     frames_per_scene: dict[str, Any] | None = None
     rss_mib: dict[str, float] = field(default_factory=dict)
@@ -777,6 +783,13 @@ def _measure_faces(
     report.faces_speedup = faces["faces_speedup"]
     report.speedup_vs_previous_faces = faces["speedup_vs_previous_faces"]
     report.face_check = faces.pop("face_check")
+    from scenedex.tools.bench_face_runtime import TOP_LEVEL_KEYS, measure_face_runtime
+
+    runtime = measure_face_runtime(services, library.owner_id, report.scenes, full.steps, real_media, say)
+    report.face_runtime = runtime
+    for key in TOP_LEVEL_KEYS:  # issue 30: dlib vs torch face runtime, parity, detector candidates
+        setattr(report, key, runtime[key])
+    report.rss_mib["after_face_runtime"] = peak_rss_mib()
     if faces["previous"]["failed"]:
         failed = faces["previous"]["failed"]
         report.warnings.append(f"the previous-detector reprocess failed {failed} item(s)")

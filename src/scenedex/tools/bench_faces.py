@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scenedex.application import Services
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.settings import Settings
 from scenedex.tools.face_check import build_face_check, evaluate
-from scenedex.worker.bootstrap import Services
 
 PREVIOUS_FACE_SETTINGS = {"detect_side": 0, "upsample": 1, "min_score": 0.3, "threads": 1}
 """The face settings before 2026-11-30: HOG at upsample 1 on the decoded image as it is (at most

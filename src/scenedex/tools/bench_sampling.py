@@ -22,11 +22,11 @@ from typing import Any
 
 from PIL import Image
 
+from scenedex.application import Services
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType
 from scenedex.services.videos import UpstreamScene, ingest_local_file
-from scenedex.worker.bootstrap import Services
 
 VIDEOS, SCENES, SCENE_SECONDS, FPS = 2, 10, 4.0, 5
 FRAME_COUNTS = (1, 4, 8)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dramatiq.middleware.prometheus import Prometheus
 
+from scenedex.application import JobRuntime, bootstrap
 from scenedex.settings import Settings
-from scenedex.tasks.runtime import WorkerRuntime
-from scenedex.worker.bootstrap import JobRuntime, bootstrap, build_runtime, task_broker
+from scenedex.tasks.queue import build_runtime, task_broker
 from scenedex.worker.logs import configure_logging, install_log_context
+from scenedex.worker.runtime import WorkerRuntime
 
 settings = Settings()
 configure_logging(settings.log_level, settings.log_format)

@@ -39,7 +39,7 @@ from scenedex.services.enqueue import enqueue_reprocess
 from scenedex.settings import SchedulerSettings
 
 if TYPE_CHECKING:
-    from scenedex.worker.bootstrap import JobRuntime
+    from scenedex.application import JobRuntime
 
 log = logging.getLogger("scenedex.scheduler")
 

@@ -49,7 +49,7 @@ from types import FrameType
 
 from dramatiq.cli import RET_CONNECT, RET_IMPORT, RET_KILLED, RET_OK, RET_PIDFILE
 
-from scenedex.tasks.runtime import CANNOT_START
+from scenedex.worker.runtime import CANNOT_START
 
 log = logging.getLogger("scenedex.worker.supervisor")
 

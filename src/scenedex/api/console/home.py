@@ -26,11 +26,11 @@ from scenedex.api.console.overview import (
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
 from scenedex.api.deps import RuntimeDep, ServicesDep
+from scenedex.application import Services
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.jobs import ActiveJobError, JobTrigger, scope_key
 from scenedex.domain.request import ReprocessRequest, parse_uuid
 from scenedex.services.enqueue import enqueue_reprocess, scope_video_count
-from scenedex.worker.bootstrap import Services
 
 log = logging.getLogger("scenedex.api.console")
 router = APIRouter(prefix="/admin", include_in_schema=False)

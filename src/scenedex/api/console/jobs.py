@@ -20,8 +20,8 @@ from starlette.responses import Response
 from scenedex.api.console.render import ACTIVE_JOB_STATUSES, render
 from scenedex.api.console.session import PostDep, SessionDep
 from scenedex.api.deps import RuntimeDep
+from scenedex.application import JobRuntime
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
-from scenedex.worker.bootstrap import JobRuntime
 
 router = APIRouter(prefix="/admin/jobs", include_in_schema=False)
 LISTED_JOBS = 25

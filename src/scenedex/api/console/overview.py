@@ -6,7 +6,7 @@
 - per step, current / stale (by reason) / missing: ``ReprocessRunner.plan``, what
   ``scenedex reprocess --dry-run`` prints; it reads every record state, so it is cached here
   per scope (all owners, or one) until the admin asks for a refresh;
-- queue depths and live workers, read from dramatiq's Redis keys (``worker.broker.NAMESPACE``);
+- queue depths and live workers, read from dramatiq's Redis keys (``tasks.broker.NAMESPACE``);
 - dependency health: ``scenedex doctor``'s checks (``dependency_health``, one function, so
   that other states such as circuit breakers can join the list).
 """
@@ -25,7 +25,7 @@ from scenedex.domain.progress import StaleReason
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import ReprocessSpec
 from scenedex.settings import Settings
-from scenedex.worker.broker import NAMESPACE
+from scenedex.tasks.broker import NAMESPACE
 
 HEALTH_TIMEOUT_S = 1.0
 """Seconds each network dependency gets to answer a health check (the overview waits for it)."""
@@ -165,7 +165,7 @@ class HealthLine:
 def dependency_health(settings: Settings) -> list[HealthLine]:
     """What ``scenedex doctor`` checks (database, migrations, Redis, the workers' circuit
     breakers, search index, models, storage, embedding service), never loading a model."""
-    from scenedex.tools.doctor import run_checks
+    from scenedex.application.health import run_checks
 
     return [
         HealthLine(check.name, check.status.value, check.detail, check.fix)

@@ -26,11 +26,11 @@ from scenedex.api.console.home import owner_ids
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
 from scenedex.api.deps import RuntimeDep, ServicesDep, reprocess_after_change
+from scenedex.application import Services
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
 from scenedex.domain.request import parse_uuid
 from scenedex.services.face_clusters import Decided, thumbnail_uri
 from scenedex.services.persons import Reprocessing
-from scenedex.worker.bootstrap import Services
 
 log = logging.getLogger("scenedex.api.console")
 router = APIRouter(prefix="/admin/people", include_in_schema=False)

@@ -15,10 +15,10 @@ from scenedex.api.console.home import owner_ids
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
 from scenedex.api.deps import ServicesDep
+from scenedex.application import Services
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
 from scenedex.domain.request import parse_uuid
 from scenedex.services.search import SceneResult, owner_blob
-from scenedex.worker.bootstrap import Services
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 DEFAULT_K = 8

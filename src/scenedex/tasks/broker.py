@@ -1,7 +1,7 @@
 """The Dramatiq broker: a RedisBroker from settings, set as the global broker.
 
 Building it opens no connection (redis-py connects on first command) and imports no model
-code. The composition root (``worker.bootstrap.build_runtime``) installs it before the actors
+code. ``tasks.queue.task_broker`` installs it before the actors
 are declared; the worker's entry (``worker.dramatiq_app``) does the same.
 """
 

@@ -1,4 +1,5 @@
-"""``scenedex doctor``: check every configured dependency and say what to fix.
+"""Health of every configured dependency, and what to fix: the checks ``scenedex doctor`` prints
+and the admin console's overview shows.
 
 Each ``check_*`` function returns ``Check`` results (name, status, what was found, how to fix
 it); ``run_checks(settings)`` runs them in order, each in a thread under a deadline so that
@@ -299,7 +300,7 @@ def check_opensearch(search: SearchSettings, timeout: float) -> list[Check]:
     from opensearchpy import exceptions as errors
 
     from scenedex.adapters.opensearch import IndexNames, OpenSearchIndex
-    from scenedex.worker.bootstrap import opensearch_client
+    from scenedex.application.wiring import opensearch_client
 
     client = opensearch_client(search, timeout_s=timeout, max_retries=0)
     not_checked = fail("search aliases", "not checked: the cluster is unreachable")

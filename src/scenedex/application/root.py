@@ -1,39 +1,35 @@
 """The composition root: builds every adapter from settings, once per process.
 
-The CLI, the worker and the API call ``bootstrap(settings)`` for the services and, when they
-enqueue or run jobs, ``build_runtime(settings, services)`` for the job runtime on the same
-engine (job store, Dramatiq sender and broker, Redis probe, coordinator); tests pass fakes
-through ``overrides``. The entry points construct the ``Settings`` and pass them here. Nothing
-here loads a model or opens a connection: embedders load their weights lazily on first use,
-engines connect on first query, the broker on its first command.
+The entry points (the CLI, the worker, the API, the scheduler, the tools) construct the
+``Settings`` and call ``bootstrap(settings)`` for the services and, when they enqueue or run
+jobs, ``build_runtime`` (``application.runtime``) for the job runtime on the same engine; tests
+pass fakes through ``overrides``. Nothing here loads a model or opens a connection: embedders
+load their weights lazily on first use, engines connect on first query, the broker on its first
+command. Nothing here imports the actors: the queue side (broker, sender) is handed in by the
+entry point (``tasks.queue``).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import dramatiq
 import sqlalchemy as sa
 
-from scenedex.adapters.breakers import BreakerBoard, BreakerConfig, CircuitBreaker, LocalKeyValue
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.jobs import SqlJobStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.adapters.token_denylist import RedisTokenDenylist
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
-from scenedex.domain.coordinator import JobCoordinator
-from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH, REDIS, InvalidRequestError
+from scenedex.application.wiring import _clip, _faces, _opensearch, _text, http_embedders
+from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.face_clusters import ClusterSettings
 from scenedex.domain.model import Scene
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
     ImageEmbedder,
-    MessageProbe,
     SearchIndex,
     TextEmbedder,
     UnitOfWorkFactory,
@@ -53,12 +49,7 @@ from scenedex.services.search import (
     search_scenes,
 )
 from scenedex.services.videos import URL_HOSTS_SETTING, IngestLimits, SourcePolicy
-from scenedex.settings import SearchSettings, Settings
-from scenedex.tasks.messaging import RedisMessageProbe
-from scenedex.worker.broker import ensure_broker
-
-if TYPE_CHECKING:
-    from scenedex.tasks.actors import DramatiqSender
+from scenedex.settings import Settings
 
 
 @dataclass
@@ -268,242 +259,3 @@ def bootstrap(settings: Settings, **overrides: Any) -> Services:
     if "search_index" not in overrides and settings.search.backend == "opensearch":
         services.search_index = _opensearch(services)
     return services
-
-
-@dataclass
-class JobRuntime:
-    """The queued side of a process, built by ``build_runtime``: the ``JobCoordinator`` (SQL
-    job store, Dramatiq sender, and the services' runner when built with services), the Redis
-    probe that ``resume`` and the sweeper ask, the sender of every actor's messages
-    (``DramatiqSender``) and the circuit breakers of the dependencies (``breakers``).
-    ``services``: None in a process that only enqueues or inspects jobs."""
-
-    settings: Settings
-    services: Services | None
-    coordinator: JobCoordinator
-    probe: MessageProbe
-    sender: DramatiqSender
-    breakers: BreakerBoard
-
-
-def build_runtime(
-    settings: Settings, services: Services | None = None, *, engine: sa.Engine | None = None
-) -> JobRuntime:
-    """The job runtime of a process on ``settings``.
-
-    With ``services`` (the worker, the API, the scheduler, ``scenedex reprocess --enqueue``) it
-    shares their engine and its coordinator runs jobs on their runner, which computes their
-    spec from the configured model ids (no weights loaded; CLIP's preprocessing description
-    imports open_clip). Without (``scenedex jobs``, the embed message after an ingest) it only
-    creates, sends and inspects jobs, on ``engine`` or a new one, and imports no model library.
-
-    Installs dramatiq's global broker from ``settings`` unless one is set (``ensure_broker``)
-    and declares the actors on it. Opens no connection.
-    """
-    broker = task_broker(settings)
-    from scenedex.tasks.actors import DramatiqSender
-
-    if services is not None:
-        engine = services.engine
-    engine = engine or create_engine(settings.database_url)
-    sender = DramatiqSender()
-    coordinator = JobCoordinator(
-        SqlJobStore(engine),
-        sender,
-        services.runner() if services is not None else None,
-        max_deliveries=settings.worker.max_deliveries,
-    )
-    breakers = dependency_breakers(settings, broker, engine, services)
-    return JobRuntime(settings, services, coordinator, RedisMessageProbe(broker), sender, breakers)
-
-
-def dependency_breakers(
-    settings: Settings, broker: Any, engine: sa.Engine, services: Services | None = None
-) -> BreakerBoard:
-    """A circuit breaker and a health probe per dependency this process uses: the database,
-    the blob store and Redis always, the embedding service when ``SCENEDEX_EMBEDDER__BACKEND``
-    is ``http`` (``GET /health``), OpenSearch when it is the search backend (cluster health).
-    The breakers are shared through the broker's Redis, except Redis's own (in the process)."""
-    from fsspec.core import url_to_fs
-
-    config = BreakerConfig(
-        failure_threshold=settings.breakers.failure_threshold,
-        failure_window_s=settings.breakers.failure_window_s,
-        open_s=settings.breakers.open_s,
-        max_open_s=settings.breakers.max_open_s,
-        probe_timeout_s=settings.breakers.probe_timeout_s,
-    )
-    timeout = settings.breakers.probe_timeout_s
-
-    def database() -> None:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-
-    def blobs() -> None:
-        fs, root = url_to_fs(settings.storage_url)
-        fs.exists(root)
-
-    def redis() -> None:
-        broker.client.ping()
-
-    probes: dict[str, Any] = {DATABASE: database, BLOBS: blobs, REDIS: redis}
-    if settings.embedder.backend == "http":
-        import httpx
-
-        url = settings.embedder.url.rstrip("/") + "/health"
-        probes[EMBEDDING] = lambda: httpx.get(url, timeout=timeout, trust_env=False).raise_for_status()
-    if settings.search.backend == "opensearch":
-        client = opensearch_client(settings.search, timeout_s=timeout, max_retries=0)
-        probes[OPENSEARCH] = lambda: client.cluster.health(request_timeout=timeout)
-    shared = getattr(broker, "client", None) or LocalKeyValue()  # a stub broker (tests) has no Redis
-    breakers = {
-        name: CircuitBreaker(name, LocalKeyValue() if name == REDIS else shared, config) for name in probes
-    }
-    return BreakerBoard(breakers, probes)
-
-
-def token_denylist(settings: Settings) -> RedisTokenDenylist:
-    """The deny-list of revoked bearer tokens on ``SCENEDEX_REDIS_URL`` (the API's verifier,
-    the console's sign-out, ``scenedex token revoke``), with 2 s timeouts: an unreachable Redis
-    is an error at once, not a hung request. Opens no connection."""
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
-    return RedisTokenDenylist(client)
-
-
-def task_broker(settings: Settings) -> dramatiq.Broker:
-    """dramatiq's global broker with scenedex's actors declared on it: the broker set before,
-    or a RedisBroker on ``settings.redis_url`` installed now (``ensure_broker``). The worker's
-    entry calls it before adding its middleware; ``build_runtime`` calls it too."""
-    broker = ensure_broker(settings)
-    from scenedex.tasks.actors import configure_retries  # declares the actors on the global broker
-
-    configure_retries(settings.worker)
-    return broker
-
-
-def opensearch_client(
-    search: SearchSettings, *, timeout_s: float | None = None, max_retries: int | None = None
-) -> Any:
-    """An ``opensearchpy.OpenSearch`` client for ``SCENEDEX_SEARCH__*`` (URL, basic auth, TLS);
-    ``timeout_s`` (seconds) and ``max_retries`` override the settings' (``scenedex doctor``
-    uses short ones)."""
-    from scenedex.adapters.opensearch import make_client
-
-    return make_client(
-        search.url,
-        username=search.username,
-        password=search.password.get_secret_value() if search.password else None,
-        verify_certs=search.verify_certs,
-        ca_certs=search.ca_certs,
-        timeout_s=search.timeout_s if timeout_s is None else timeout_s,
-        max_retries=search.max_retries if max_retries is None else max_retries,
-    )
-
-
-def _opensearch(services: Services) -> SearchIndex:
-    """The OpenSearch index of ``services``' spec; its layout (spec fingerprint, vector sizes
-    from the embedders, which load no weights for it) is resolved on first use."""
-    from scenedex.adapters.opensearch import IndexLayout, IndexNames, OpenSearchIndex, sql_scene_counts
-
-    search = services.settings.search
-    names = IndexNames(search.index_prefix)
-    client = opensearch_client(search)
-
-    def layout() -> IndexLayout:
-        text: Any = services.text_embedder  # the adapters' ``dim`` (not part of the port)
-        clip: Any = services.image_embedder
-        return IndexLayout.from_spec(
-            services.spec,
-            names,
-            text_dim=text.dim,
-            clip_dim=clip.dim,
-            shards=search.shards,
-            replicas=search.replicas,
-        )
-
-    return OpenSearchIndex(
-        client,
-        layout,
-        names=names,
-        scene_counts=lambda: sql_scene_counts(services.engine),
-        max_chunk_bytes=search.max_chunk_bytes,
-    )
-
-
-def http_embedders(settings: Settings, transport: Any = None) -> tuple[Any, Any, Any]:
-    """The three remote embedders (``SCENEDEX_EMBEDDER__BACKEND=http``): image, text and face
-    adapters of ``scenedex.adapters.http_embedder`` sharing one client of
-    ``settings.embedder.url``, signing with ``SCENEDEX_EMBED__HMAC_SECRET``."""
-    from scenedex.adapters.http_embedder import (
-        EmbedServiceClient,
-        HttpFaceEmbedder,
-        HttpImageEmbedder,
-        HttpTextEmbedder,
-    )
-
-    embedder = settings.embedder
-    secret = settings.embed.hmac_secret.get_secret_value() if settings.embed.hmac_secret else None
-    client = EmbedServiceClient(
-        embedder.url,
-        secret=secret,
-        timeout_s=embedder.timeout_s,
-        max_retries=embedder.max_retries,
-        backoff_s=embedder.backoff_s,
-        transport=transport,
-    )
-    return (
-        HttpImageEmbedder(client, embedder.batch_size),
-        HttpTextEmbedder(client, embedder.batch_size),
-        HttpFaceEmbedder(client, embedder.batch_size),
-    )
-
-
-def local_embedders(settings: Settings) -> tuple[ImageEmbedder, TextEmbedder, FaceEmbedder]:
-    """The in-process model adapters (``SCENEDEX_EMBEDDER__BACKEND=local``, and the embedding
-    service's own): open_clip, sentence-transformers and dlib, configured from ``settings``;
-    weights load on first use or ``load()``."""
-    return _clip(settings), _text(settings), _faces(settings)
-
-
-def _clip(settings: Settings) -> ImageEmbedder:
-    from scenedex.adapters.clip import OpenClipImageEmbedder
-
-    return OpenClipImageEmbedder(
-        settings.clip.model,
-        settings.clip.pretrained,
-        device=settings.clip.device,
-        batch_size=settings.clip.batch_size,
-        max_bytes=settings.max_image_bytes,
-        max_pixels=settings.max_image_pixels,
-        precision=settings.clip.precision,
-    )
-
-
-def _text(settings: Settings) -> TextEmbedder:
-    from scenedex.adapters.text import SentenceTransformerTextEmbedder
-
-    return SentenceTransformerTextEmbedder(
-        settings.text.model,
-        device=settings.text.device,
-        batch_size=settings.text.batch_size,
-        precision=settings.text.precision,
-    )
-
-
-def _faces(settings: Settings) -> FaceEmbedder:
-    from scenedex.adapters.faces import DlibFaceEmbedder
-
-    faces = settings.faces
-    return DlibFaceEmbedder(
-        detector=faces.detector,
-        detect_side=faces.detect_side or None,
-        upsample=faces.upsample,
-        min_score=faces.min_score,
-        threads=faces.threads or None,
-        num_jitters=faces.num_jitters,
-        max_bytes=settings.max_image_bytes,
-        max_pixels=settings.max_image_pixels,
-        max_side=faces.max_side,
-    )

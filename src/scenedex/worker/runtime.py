@@ -1,0 +1,143 @@
+"""The worker process's ``TaskRuntime``: builds the job runtime in each worker process at boot,
+loads the models, runs the periodic sweeper and the circuit breakers' probes (``WorkerRuntime``,
+added by ``worker.dramatiq_app``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from scenedex.domain.jobs import ItemKind
+from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
+from scenedex.tasks.runtime import TaskRuntime
+
+if TYPE_CHECKING:
+    from scenedex.application import JobRuntime
+
+CANNOT_START = 78
+"""The exit code of a worker process whose models cannot be loaded (``EX_CONFIG``): dramatiq's
+main process exits with it too, and ``scenedex worker``'s supervisor does not restart it."""
+
+log = logging.getLogger("scenedex.worker")
+
+
+class WorkerRuntime(TaskRuntime):
+    """The worker's ``TaskRuntime``: builds the runtime with ``build`` (the entry point's
+    composition, e.g. ``lambda: build_runtime(settings, bootstrap(settings))``) and loads the
+    models once per worker process before its consumers start, runs the periodic sweeper
+    (``runtime.settings.worker.sweep_interval_s``; one process at a time, under a Redis lock)
+    and the circuit breakers' probes (every ``BREAKER_TICK_S``: an open breaker whose probe is
+    due is probed by one process, ``BreakerBoard.probe_due``).
+
+    A model that cannot be loaded stops the worker process with one clear log line and exit code
+    ``CANNOT_START`` (the dramatiq master then stops the others, and the supervisor does not
+    restart them) instead of failing every job.
+    """
+
+    SWEEP_LOCK = "scenedex:sweeper"
+    BREAKER_TICK_S = 1.0
+
+    def __init__(self, build: Callable[[], JobRuntime]) -> None:
+        super().__init__()
+        self._build = build
+        self._stop = threading.Event()
+        self._gauges: Any = None
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        """Build this process's runtime and load every model. Any failure (a missing checkpoint
+        raises at construction, a corrupt one at load) stops the process with one log line:
+        ``SystemExit`` passes through dramatiq's middleware error handling, an ordinary
+        exception would only be logged and the worker would consume without models."""
+        try:
+            runtime = self._build()
+            services = runtime.services
+            if services is None:
+                raise RuntimeError("the worker needs a runtime built with services")
+            for embedder in (services.image_embedder, services.text_embedder, services.face_embedder):
+                load = getattr(embedder, "load", None)
+                if load is not None:
+                    load()
+        except Exception as error:
+            log.critical("worker cannot start: %s", error)
+            raise SystemExit(CANNOT_START) from None
+        if any(type(m).__name__ == "Prometheus" for m in broker.middleware):
+            # Not in after_process_boot: dramatiq runs those hooks in reverse middleware order,
+            # so this one would import prometheus_client before dramatiq's Prometheus middleware
+            # has set PROMETHEUS_MULTIPROC_DIR, leaving the process in single-process mode and
+            # every metric (dramatiq's too) missing from the exposition on the metrics port.
+            from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
+
+            runtime.coordinator.events = PrometheusJobEvents()
+            self._gauges = DependencyGauges()
+        self.runtime = runtime
+        log.info("worker ready: spec %s", services.spec.version)
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        """Start the sweeper thread (unless the interval is 0) and the breaker probe thread."""
+        interval = self.runtime.settings.worker.sweep_interval_s if self.runtime else 0
+        if interval > 0:
+            threading.Thread(target=self._sweep_loop, args=(broker, interval), daemon=True).start()
+        if self.runtime is not None:
+            threading.Thread(target=self._breaker_loop, daemon=True).start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        """Stop the sweeper thread."""
+        self._stop.set()
+
+    def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
+        """A retried or held message is re-enqueued under a new broker id, twice: onto the delay
+        queue, then (its delay over) back onto its queue, where dramatiq's worker moves it under
+        yet another id (``delay`` None; it carries ``retries`` or ``holds``). Record each on the
+        item so the sweeper does not take the delayed message for lost. A first send is
+        recorded by the coordinator. With the database down the id is kept in Redis
+        (``PendingMessageIds``) and written by the next sweep."""
+        if message.actor_name != "reprocess_video" or self.runtime is None:
+            return
+        if delay is None and not {"retries", "holds"} & set(message.options):
+            return
+        job_id, video_id = (uuid.UUID(arg) for arg in message.args)
+        message_id = broker_message_id(message)
+        pending = PendingMessageIds(broker.client)
+        try:
+            self.runtime.coordinator.store.set_message_ids(job_id, [(ItemKind.VIDEO, video_id, message_id)])
+        except Exception as error:
+            pending.record(job_id, video_id, message_id)
+            log.warning(
+                "job %s video %s: message id kept in Redis until the database is back (%s)",
+                job_id,
+                video_id,
+                error,
+            )
+            return
+        pending.forget(job_id, video_id)
+
+    def _sweep_loop(self, broker: Any, interval: float) -> None:
+        runtime = self.runtime
+        assert runtime is not None  # started by after_worker_boot once the runtime is built
+        while not self._stop.wait(interval):
+            try:
+                if broker.client.set(self.SWEEP_LOCK, broker.broker_id, nx=True, px=int(interval * 900)):
+                    PendingMessageIds(broker.client).flush(runtime.coordinator.store)
+                    if self._gauges is not None:
+                        self._gauges.held(runtime.coordinator.store.waiting_counts())
+                    resent = runtime.coordinator.sweep(runtime.probe)
+                    if resent:
+                        log.warning(
+                            "sweeper re-sent lost messages: %s", {str(k): v for k, v in resent.items()}
+                        )
+            except Exception:  # the sweeper must never kill the worker
+                log.exception("sweep failed")
+
+    def _breaker_loop(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        while not self._stop.wait(self.BREAKER_TICK_S):
+            try:
+                runtime.breakers.probe_due()
+                if self._gauges is not None:
+                    self._gauges.breakers(runtime.breakers.statuses())
+            except Exception:  # the probe thread must never kill the worker
+                log.exception("breaker probe failed")
