@@ -94,12 +94,16 @@ def test_two_schedulers_one_leader_and_takeover_after_the_lease(harness: Harness
     runs[leader].kill()  # died: the lease is still held until it expires
     killed_at = time.monotonic()
     assert harness.redis.get(LEADER_KEY) == leader.encode()
-    while not schedulers[standby].is_leader and time.monotonic() - killed_at < 5:
+    while not schedulers[standby].is_leader and time.monotonic() - killed_at < 30:
         time.sleep(0.01)
     took_over_after = time.monotonic() - killed_at
     lease_s, tick_s = 1.0, schedulers[standby].tick_interval_s
     assert schedulers[standby].is_leader
-    assert 0.4 < took_over_after <= lease_s + tick_s + 0.5, took_over_after  # on expiry, not before
+    # Not before the lease expires (it was renewed at most a third of it before the kill); the
+    # upper bound only says "at a later tick": on a loaded 2-core machine a tick can be seconds
+    # late, so it is not a timing claim (issue 27: no wall-clock bound tighter than the load).
+    assert lease_s * 2 / 3 - 0.05 < took_over_after < 30, took_over_after
+    print(f"standby took over {took_over_after:.2f} s after the kill (lease {lease_s} s, tick {tick_s} s)")
     time.sleep(2 * tick_s)
     assert len(scheduler_jobs(harness)) == 1  # the period was run once, by the first leader
     assert sweeps[standby] >= 1
