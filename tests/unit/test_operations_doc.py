@@ -16,6 +16,7 @@ DOC = ROOT / "docs" / "OPERATIONS.md"
 KINDS = {
     "Counter": "counter",
     "Gauge": "gauge",
+    "GaugeMetricFamily": "gauge",  # a custom collector's gauge (worker/backlog.py)
     "Histogram": "histogram",
     "Summary": "summary",
     "Info": "info",
@@ -25,7 +26,8 @@ METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 def defined_metrics(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
     """``{exposed name: (type, labels)}`` for each ``Counter("name", "help", [labels])`` (or
-    ``prom.Counter(...)``, ``name=``/``labelnames=`` keywords) in a file importing prometheus_client."""
+    ``prom.Counter(...)``, ``name=``/``labelnames=`` keywords; a collector's
+    ``GaugeMetricFamily("name", "help", labels=[...])``) in a file importing prometheus_client."""
     text = path.read_text()
     if "prometheus_client" not in text:
         return {}
@@ -39,7 +41,8 @@ def defined_metrics(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
             continue
         keywords = {k.arg: k.value for k in node.keywords}
         name_node = node.args[0] if node.args else keywords.get("name")
-        labels_node = node.args[2] if len(node.args) > 2 else keywords.get("labelnames")
+        labels_keyword = keywords.get("labelnames", keywords.get("labels"))
+        labels_node = node.args[2] if len(node.args) > 2 else labels_keyword
         if not (isinstance(name_node, ast.Constant) and isinstance(name_node.value, str)):
             continue
         name = name_node.value
