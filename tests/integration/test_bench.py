@@ -18,6 +18,8 @@ KEYS = {
     "database", "owner_id", "scenes", "videos", "batch_size", "machine", "models", "library", "bare",
     "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings", "faces",
     "faces_to_clip", "faces_speedup", "speedup_vs_previous_faces", "face_check", "search", "frames_per_scene",
+    "face_runtime", "faces_device", "faces_to_clip_default", "faces_speedup_default", "face_parity",
+    "face_detectors",
 }  # fmt: skip
 BENCH_DATABASE = "scenedex_bench_pytest"
 
@@ -74,6 +76,12 @@ def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
     assert report["faces_to_clip"] == faces["faces_to_clip"] > 0
     assert report["faces_speedup"] > 0 and report["speedup_vs_previous_faces"] > 0
     assert report["face_check"] is None and report["search"] is None
+    runs = report["face_runtime"]["runs"]  # issue 30: dlib and torch face runtimes, same library
+    assert runs["torch"]["model_id"] == runs["dlib"]["model_id"] + ":torch-fp32"
+    assert runs["dlib"]["failed"] == runs["torch"]["failed"] == 0
+    assert report["faces_device"] == "cpu" and report["faces_speedup_default"] > 0
+    assert report["faces_to_clip_default"] > 0
+    assert report["face_parity"] is None and report["face_detectors"] is None  # no real media
 
 
 def test_bench_seeds_a_current_library_and_times_its_noop_on_postgres(bench_database_url: str) -> None:
