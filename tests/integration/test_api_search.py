@@ -32,6 +32,7 @@ from tests.job_harness import Harness
 pytestmark = pytest.mark.integration
 
 IMAGE_SEARCH = "/v1/search/image"
+IMAGE_BY_URI = "/v1/search/image-by-uri"
 EXTERNAL_ID = "catalog-4711"
 
 
@@ -123,14 +124,14 @@ def test_image_search_by_upload_and_by_the_owners_keyframe_uri(api: SearchApi) -
     assert no_filename.json()["results"][0]["score"] == pytest.approx(1.0)
 
     by_uri = api.scenes[2].keyframe_uri
-    as_json = api.client.post(IMAGE_SEARCH, json={"keyframe_uri": by_uri}, headers=api.user())
+    as_json = api.client.post(IMAGE_BY_URI, json={"keyframe_uri": by_uri}, headers=api.user())
     assert as_json.status_code == 200, as_json.text
     assert_hit(as_json.json()["results"][0], api.scenes[2])
-    as_form = api.client.post(
-        IMAGE_SEARCH, params={"k": 1}, data={"keyframe_uri": by_uri}, headers=api.user()
-    )
-    assert as_form.status_code == 200, as_form.text
-    assert [h["scene_id"] for h in as_form.json()["results"]] == [str(api.scenes[2].id)]
+    one = api.client.post(IMAGE_BY_URI, params={"k": 1}, json={"keyframe_uri": by_uri}, headers=api.user())
+    assert [h["scene_id"] for h in one.json()["results"]] == [str(api.scenes[2].id)]
+    # One media type per operation: a keyframe_uri on the upload path is 415 (it names the other).
+    elsewhere = api.client.post(IMAGE_SEARCH, json={"keyframe_uri": by_uri}, headers=api.user())
+    assert elsewhere.status_code == 415 and "image-by-uri" in elsewhere.json()["detail"]
 
     # Owner B's search sees only B's scenes, and A's blobs are as unknown to B as missing ones.
     as_b = api.upload(api.frames[1], owner=OWNER_B, k=50)
@@ -144,7 +145,7 @@ def test_image_search_by_upload_and_by_the_owners_keyframe_uri(api: SearchApi) -
         "memory://elsewhere/x.jpg",  # outside the store
         "file:///etc/passwd",
     ):
-        refused = api.client.post(IMAGE_SEARCH, json={"keyframe_uri": uri}, headers=api.user(OWNER_B))
+        refused = api.client.post(IMAGE_BY_URI, json={"keyframe_uri": uri}, headers=api.user(OWNER_B))
         assert refused.status_code == 404, (uri, refused.text)
 
 
@@ -206,7 +207,7 @@ def test_image_search_refusals_are_4xx_json(api: SearchApi, harness: Harness) ->
         "no token": (401, api.client.post(IMAGE_SEARCH, files={"image": ("q.jpg", api.frames[0])})),
         "bad token": (
             401,
-            api.client.post(IMAGE_SEARCH, json={"keyframe_uri": "x"}, headers=bearer("not.a.token")),
+            api.client.post(IMAGE_BY_URI, json={"keyframe_uri": "x"}, headers=bearer("not.a.token")),
         ),
         "image over max_image_bytes": (413, api.upload(b"\xff\xd8\xff" + b"\0" * over)),
         "not an image": (415, api.upload(b"GIF89a but not really")),
@@ -218,7 +219,12 @@ def test_image_search_refusals_are_4xx_json(api: SearchApi, harness: Harness) ->
             api.client.post(IMAGE_SEARCH, content=b"x", headers={**user, "Content-Type": "text/plain"}),
         ),
         "no body": (415, api.client.post(IMAGE_SEARCH, headers=user)),
-        "both": (
+        "urlencoded keyframe_uri": (
+            415,
+            api.client.post(IMAGE_SEARCH, data={"keyframe_uri": api.scenes[0].keyframe_uri}, headers=user),
+        ),
+        "json on the upload path": (415, api.client.post(IMAGE_SEARCH, json={}, headers=user)),
+        "image and keyframe_uri": (
             422,
             api.client.post(
                 IMAGE_SEARCH,
@@ -227,31 +233,34 @@ def test_image_search_refusals_are_4xx_json(api: SearchApi, harness: Harness) ->
                 headers=user,
             ),
         ),
-        "neither": (422, api.client.post(IMAGE_SEARCH, data={"k": "3"}, headers=user)),
+        "no image part": (
+            422,
+            api.client.post(IMAGE_SEARCH, files={"k": (None, "3")}, headers=user),
+        ),
         "multipart keyframe_uri": (
             422,
             api.client.post(
                 IMAGE_SEARCH, files={"keyframe_uri": (None, api.scenes[0].keyframe_uri)}, headers=user
             ),
         ),
-        "image as text": (422, api.client.post(IMAGE_SEARCH, data={"image": "abc"}, headers=user)),
-        "json {}": (422, api.client.post(IMAGE_SEARCH, json={}, headers=user)),
+        "urlencoded image": (415, api.client.post(IMAGE_SEARCH, data={"image": "abc"}, headers=user)),
+        "json {}": (422, api.client.post(IMAGE_BY_URI, json={}, headers=user)),
         "json unknown field": (
             422,
-            api.client.post(IMAGE_SEARCH, json={"keyframe_uri": "memory://x", "k": 3}, headers=user),
+            api.client.post(IMAGE_BY_URI, json={"keyframe_uri": "memory://x", "k": 3}, headers=user),
         ),
-        "json not an object": (422, api.client.post(IMAGE_SEARCH, json=["x"], headers=user)),
+        "json not an object": (422, api.client.post(IMAGE_BY_URI, json=["x"], headers=user)),
         "broken json": (
             422,
             api.client.post(
-                IMAGE_SEARCH, content=b"{nope", headers={**user, "Content-Type": "application/json"}
+                IMAGE_BY_URI, content=b"{nope", headers={**user, "Content-Type": "application/json"}
             ),
         ),
         "k=0": (422, api.upload(api.frames[0], k=0)),
         "k=many": (422, api.upload(api.frames[0], k="many")),
         "keyframe_uri to nothing": (
             404,
-            api.client.post(IMAGE_SEARCH, json={"keyframe_uri": "memory://blobs/x.jpg"}, headers=user),
+            api.client.post(IMAGE_BY_URI, json={"keyframe_uri": "memory://blobs/x.jpg"}, headers=user),
         ),
         "broken multipart": (
             400,
@@ -277,15 +286,25 @@ def test_image_search_refusals_are_4xx_json(api: SearchApi, harness: Harness) ->
         fits = client.post(IMAGE_SEARCH, files={"image": ("q.jpg", api.frames[0])}, headers=user)
         assert fits.status_code == 200
         # JSON bodies keep the 64 KiB limit.
-        json_body = client.post(IMAGE_SEARCH, json={"keyframe_uri": "x" * 70_000}, headers=user)
+        json_body = client.post(IMAGE_BY_URI, json={"keyframe_uri": "x" * 70_000}, headers=user)
         assert json_body.status_code == 413
 
 
 def test_openapi_documents_the_search_endpoints(api: SearchApi) -> None:
     paths = api.client.get("/openapi.json").json()["paths"]
     image = paths[IMAGE_SEARCH]["post"]
-    assert {"multipart/form-data", "application/json"} <= set(image["requestBody"]["content"])
-    assert {"200", "401", "404", "413", "415", "422"} <= set(image["responses"])
+    assert list(image["requestBody"]["content"]) == ["multipart/form-data"]  # one media type each
+    assert {"200", "401", "413", "415", "422"} <= set(image["responses"])
+    by_uri = paths[IMAGE_BY_URI]["post"]
+    assert list(by_uri["requestBody"]["content"]) == ["application/json"]
+    assert {"200", "401", "404", "413", "422"} <= set(by_uri["responses"])
+    # Scalar query parameters (no object-valued parameter, which generated clients send wrong).
+    search = paths["/v1/search"]["get"]
+    assert {p["name"]: p["schema"]["type"] for p in search["parameters"]} == {
+        "text": "string",
+        "person_id": "string",
+        "k": "integer",
+    }
     keyframe = paths["/v1/scenes/{scene_id}/keyframe"]["get"]
     assert "image/jpeg" in keyframe["responses"]["200"]["content"] and "304" in keyframe["responses"]
 

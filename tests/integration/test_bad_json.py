@@ -94,7 +94,7 @@ def operations(site: Served) -> list[tuple[str, str, str, dict[str, str]]]:
         ),
         ("PUT", f"/v1/videos/{site.video_id}/scenes/0/texts", '{"summary": %s}', site.owner),
         ("PUT", f"/v1/videos/{site.video_id}/scenes/0/texts", '{"transcript": %s}', site.owner),
-        ("POST", "/v1/search/image", '{"keyframe_uri": %s}', site.owner),
+        ("POST", "/v1/search/image-by-uri", '{"keyframe_uri": %s}', site.owner),
         ("PATCH", f"/v1/persons/{site.person_id}", '{"name": %s}', site.owner),
         ("POST", f"/v1/faces/{scene}/reject", '{"person_id": %s}', site.owner),
         ("POST", "/v1/face-clusters/fc-0123456789abcdef/confirm", '{"name": %s}', site.owner),

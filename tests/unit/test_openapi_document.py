@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 COMMAND = "python -m scenedex.scripts.openapi > docs/openapi.json"
+SCALARS = ("string", "integer", "number", "boolean", "null")
 
 
 def test_docs_openapi_json_is_what_the_command_writes() -> None:
@@ -37,3 +39,35 @@ def test_the_document_is_openapi_3_1_with_the_reprocess_union() -> None:
     union = document["components"]["schemas"]["ReprocessBody"]
     assert union["discriminator"]["propertyName"] == "scope"
     assert set(union["discriminator"]["mapping"]) == {"video", "owner", "all"}
+
+
+def test_every_operation_has_a_hand_chosen_operation_id() -> None:
+    """Generated SDKs name their methods after ``operationId``: each one is chosen by hand
+    (``operation_id=`` on the route), short and versionless, and unique; not FastAPI's default
+    (``search_v1_search_get``), which carries the version and changes with the path."""
+    document = json.loads(DOCUMENT.read_text())
+    ids = [op.get("operationId", "") for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)), f"duplicate operationIds: {sorted(ids)}"
+    for operation_id in ids:
+        assert re.fullmatch(r"[a-z][a-zA-Z]+", operation_id), f"not a lowerCamelCase name: {operation_id!r}"
+        assert "v1" not in operation_id.lower(), operation_id
+
+
+def test_request_bodies_are_named_and_have_one_media_type_and_binary_parts() -> None:
+    """No FastAPI ``Body_...`` schema names, one media type per request body, and binary parts
+    as ``format: binary`` (not the ``contentMediaType`` some generators type as text); every
+    query parameter is a scalar (an object-valued one is sent wrong by every generated client)."""
+    document = json.loads(DOCUMENT.read_text())
+    assert [name for name in document["components"]["schemas"] if name.startswith("Body_")] == []
+    text = json.dumps(document)
+    assert "contentMediaType" not in text
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            assert len(content) <= 1, f"{method.upper()} {path}: {list(content)}"
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                for variant in schema.get("anyOf", [schema]):
+                    if "$ref" in variant:
+                        variant = document["components"]["schemas"][variant["$ref"].rsplit("/", 1)[1]]
+                    assert variant.get("type") in SCALARS, (method.upper(), path, parameter)

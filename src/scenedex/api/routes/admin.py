@@ -72,6 +72,7 @@ async def _ids_fit_the_scope(request: Request) -> None:
 
 @router.post(
     "/reprocess-embeddings",
+    operation_id="enqueueReprocess",
     status_code=202,
     response_model=EnqueueResponse,
     summary="Enqueue a reprocess job (or plan one with dry_run)",
@@ -110,7 +111,12 @@ def reprocess_embeddings(
     )
 
 
-@router.get("/reprocess-jobs", response_model=JobListResponse, summary="Recent jobs, most recent first")
+@router.get(
+    "/reprocess-jobs",
+    response_model=JobListResponse,
+    operation_id="listReprocessJobs",
+    summary="Recent jobs, most recent first",
+)
 def list_jobs(
     runtime: RuntimeDep,
     status: JobStatus | None = None,
@@ -124,6 +130,7 @@ def list_jobs(
 
 @router.get(
     "/reprocess-jobs/{job_id}",
+    operation_id="getReprocessJob",
     response_model=JobResponse,
     summary="A job's progress, per-step counts, failed items and ETA",
     responses=_NOT_FOUND,
@@ -134,6 +141,7 @@ def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post(
     "/reprocess-jobs/{job_id}/cancel",
+    operation_id="cancelReprocessJob",
     response_model=JobResponse,
     summary="Cancel an active job (items not yet run are cancelled)",
     responses={**_NOT_FOUND, **_CONFLICT},
@@ -146,6 +154,7 @@ def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post(
     "/reprocess-jobs/{job_id}/pause",
+    operation_id="pauseReprocessJob",
     response_model=JobResponse,
     summary="Pause a queued or running job (no new item starts; running items finish)",
     responses={**_NOT_FOUND, **_CONFLICT},
@@ -159,6 +168,7 @@ def pause_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post(
     "/reprocess-jobs/{job_id}/resume",
+    operation_id="resumeReprocessJob",
     response_model=JobActionResponse,
     summary="Resume a paused job (the messages it dropped while paused are sent again)",
     responses={**_NOT_FOUND, **_CONFLICT},
@@ -172,6 +182,7 @@ def resume_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
 
 @router.post(
     "/reprocess-jobs/{job_id}/resend",
+    operation_id="resendReprocessJob",
     response_model=JobActionResponse,
     summary="Re-send the messages of a running job that the broker lost",
     responses={**_NOT_FOUND, **_CONFLICT},
@@ -189,6 +200,7 @@ def resend_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
 
 @router.post(
     "/reprocess-jobs/{job_id}/retry-failed",
+    operation_id="retryFailedReprocessItems",
     response_model=JobActionResponse,
     summary="Run the job's failed video items again",
     responses={**_NOT_FOUND, **_CONFLICT},

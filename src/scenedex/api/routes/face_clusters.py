@@ -222,7 +222,12 @@ async def _exactly_one(request: Request, caller: CallerDep) -> None:
         raise InvalidRequestError("give exactly one of person_id (an existing person) or name (a new one)")
 
 
-@router.get("/face-clusters", response_model=SuggestionPageOut, summary="The caller's suggested persons")
+@router.get(
+    "/face-clusters",
+    response_model=SuggestionPageOut,
+    operation_id="listFaceClusters",
+    summary="The caller's suggested persons",
+)
 def list_suggestions(
     caller: CallerDep,
     services: ServicesDep,
@@ -246,6 +251,7 @@ def list_suggestions(
 
 @router.get(
     "/face-clusters/{cluster_id}",
+    operation_id="getFaceCluster",
     response_model=SuggestionOut,
     summary="One suggested person",
     responses=_NOT_FOUND,
@@ -257,6 +263,7 @@ def get_suggestion(cluster_id: ClusterId, caller: CallerDep, services: ServicesD
 
 @router.post(
     "/face-clusters/{cluster_id}/confirm",
+    operation_id="confirmFaceCluster",
     response_model=DecidedOut,
     summary="Confirm a suggestion as an existing person or a new one",
     responses={
@@ -292,6 +299,7 @@ def confirm_suggestion(
 
 @router.post(
     "/faces/{face_id}/reject",
+    operation_id="rejectFace",
     response_model=DecidedOut,
     summary="Reject one face for a person",
     responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
@@ -311,6 +319,7 @@ def reject_face(
 
 @router.post(
     "/face-clusters/{cluster_id}/split",
+    operation_id="splitFaceCluster",
     response_model=DecidedOut,
     summary="Split faces off a suggestion",
     responses={

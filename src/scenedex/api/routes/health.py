@@ -15,13 +15,19 @@ router = APIRouter(tags=["health"])
 _NIL_OWNER = uuid.UUID(int=0)
 
 
-@router.get("/health", response_model=HealthResponse, summary="Liveness: the process answers")
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    operation_id="getHealth",
+    summary="Liveness: the process answers",
+)
 def health() -> HealthResponse:
     return HealthResponse()
 
 
 @router.get(
     "/ready",
+    operation_id="getReadiness",
     response_model=ReadyResponse,
     summary="Readiness: database, Redis and search index reachable",
     responses={503: {"model": NotReadyResponse, "description": "what is unreachable"}},

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1", tags=["owner"], responses=COMMON_ERRORS)
 
 @router.post(
     "/videos/{video_id}/embed",
+    operation_id="embedVideo",
     status_code=202,
     response_model=EmbedResponse,
     summary="Enqueue embed_video for one of the caller's videos",

@@ -21,7 +21,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep, reprocess_after_change
@@ -142,13 +142,35 @@ MAX_PHOTOS_DOCUMENTED: int = ApiSettings.model_fields["max_photos"].default
 the default of ``SCENEDEX_API__MAX_PHOTOS`` (the service refuses more with 422)."""
 PhotosField = Annotated[
     list[UploadFile],
-    File(
+    Field(
         min_length=1,
         description="reference photos (JPEG, PNG, ...), one face each; 1 to SCENEDEX_API__MAX_PHOTOS "
         f"({MAX_PHOTOS_DOCUMENTED} unless configured) per request",
-        json_schema_extra={"maxItems": MAX_PHOTOS_DOCUMENTED},
+        # format: binary (OpenAPI 3.0's spelling, which every client generator reads), not the
+        # contentMediaType FastAPI writes for 3.1, which some type as text
+        json_schema_extra={
+            "maxItems": MAX_PHOTOS_DOCUMENTED,
+            "items": {"type": "string", "format": "binary"},
+        },
     ),
 ]
+
+
+class CreatePersonForm(BaseModel):
+    """The multipart body of ``createPerson``: a name and 1 to ``max_photos`` photos."""
+
+    name: str = Field(
+        min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, description="the person's name"
+    )
+    photos: PhotosField
+
+
+class AddPersonPhotosForm(BaseModel):
+    """The multipart body of ``addPersonPhotos``: 1 to ``max_photos`` photos."""
+
+    photos: PhotosField
+
+
 _PHOTO_BYTES = "(the bytes of astronaut.png: curl -F photos=@astronaut.png)"
 
 
@@ -162,6 +184,7 @@ def _multipart_example(example: dict[str, Any]) -> dict[str, Any]:
     "",
     status_code=201,
     response_model=PersonChange,
+    operation_id="createPerson",
     summary="Create a person from reference photos (multipart: name, photos)",
     responses=_UPLOAD_ERRORS,
     openapi_extra=_multipart_example({"name": "Eileen Collins", "photos": [_PHOTO_BYTES]}),
@@ -170,16 +193,12 @@ def create_person(
     caller: CallerDep,
     services: ServicesDep,
     runtime: RuntimeDep,
-    name: Annotated[
-        str,
-        Form(min_length=1, max_length=MAX_NAME_LENGTH, pattern=NAME_PATTERN, description="the person's name"),
-    ],
-    photos: PhotosField,
+    form: Annotated[CreatePersonForm, Form(media_type="multipart/form-data")],
 ) -> PersonChange:
     """Stores the photos and the person, then enqueues the owner's reprocess: the person steps
     find the face in each photo, and the owner's scenes are matched against the new person."""
     persons = services.persons()
-    view = persons.create(caller.owner_id, name, _read(photos, persons.max_image_bytes))
+    view = persons.create(caller.owner_id, form.name, _read(form.photos, persons.max_image_bytes))
     return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
 
 
@@ -187,22 +206,28 @@ def create_person(
     "/{person_id}/photos",
     status_code=201,
     response_model=PersonChange,
+    operation_id="addPersonPhotos",
     summary="Add reference photos to a person (multipart: photos)",
     responses={**_UPLOAD_ERRORS, **_NOT_FOUND},
     openapi_extra=_multipart_example({"photos": [_PHOTO_BYTES]}),
 )
 def add_photos(
-    person_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep, photos: PhotosField
+    person_id: uuid.UUID,
+    caller: CallerDep,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+    form: Annotated[AddPersonPhotosForm, Form(media_type="multipart/form-data")],
 ) -> PersonChange:
     """The person with all its photos after the upload; enqueues the owner's reprocess."""
     persons = services.persons()
-    view = persons.add_photos(caller.owner_id, person_id, _read(photos, persons.max_image_bytes))
+    view = persons.add_photos(caller.owner_id, person_id, _read(form.photos, persons.max_image_bytes))
     return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
 
 
 @router.delete(
     "/{person_id}/photos/{photo_id}",
     response_model=PersonChange,
+    operation_id="deletePersonPhoto",
     summary="Remove one reference photo",
     responses=_NOT_FOUND,
 )
@@ -219,7 +244,9 @@ def delete_photo(
     )
 
 
-@router.get("", response_model=PersonPageOut, summary="The caller's persons, oldest first")
+@router.get(
+    "", response_model=PersonPageOut, operation_id="listPersons", summary="The caller's persons, oldest first"
+)
 def list_persons(
     caller: CallerDep,
     services: ServicesDep,
@@ -237,7 +264,11 @@ def list_persons(
 
 
 @router.get(
-    "/{person_id}", response_model=PersonOut, summary="A person with its photos", responses=_NOT_FOUND
+    "/{person_id}",
+    response_model=PersonOut,
+    operation_id="getPerson",
+    summary="A person with its photos",
+    responses=_NOT_FOUND,
 )
 def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> PersonOut:
     """Each photo with its status (``pending`` until the person steps ran) and error."""
@@ -247,6 +278,7 @@ def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -
 @router.patch(
     "/{person_id}",
     response_model=PersonOut,
+    operation_id="renamePerson",
     summary="Rename a person",
     responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
 )
@@ -260,6 +292,7 @@ def rename_person(
 @router.delete(
     "/{person_id}",
     response_model=PersonChange,
+    operation_id="deletePerson",
     summary="Delete a person, its photos and their records",
     responses=_NOT_FOUND,
 )

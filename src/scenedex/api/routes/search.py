@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.datastructures import UploadFile
 
 from scenedex.api.deps import CallerDep, ServicesDep
-from scenedex.api.schemas import COMMON_ERRORS, ErrorResponse
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse
 from scenedex.services.search import KEYFRAME_PATH, MAX_K, SceneResult
 
 KEYFRAME_MAX_AGE_S = 3600
@@ -113,12 +113,6 @@ class ImageSearchBody(BaseModel):
     keyframe_uri: str = Field(min_length=1, max_length=MAX_URI_LENGTH)
 
 
-_URI_FIELD = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_URI_LENGTH,
-    "description": "a blob under the caller's owners/{owner_id}/ prefix of the blob store",
-}
 _IMAGE_REQUEST_BODY = {
     "requestBody": {
         "required": True,
@@ -135,91 +129,49 @@ _IMAGE_REQUEST_BODY = {
                 "encoding": {"image": {"contentType": "image/jpeg, image/png, image/gif, image/webp"}},
                 "example": {"image": "(the bytes of frame.jpg: curl -F image=@frame.jpg)"},
             },
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"keyframe_uri": _URI_FIELD},
-                    "required": ["keyframe_uri"],
-                    "additionalProperties": False,
-                },
-                "example": {"keyframe_uri": _KEYFRAME_URI},
-            },
-            "application/json": {
-                "schema": ImageSearchBody.model_json_schema(),
-                "example": {"keyframe_uri": _KEYFRAME_URI},
-            },
         },
     }
 }
+"""The multipart body of ``POST /v1/search/image``, declared by hand: ``uploaded_image`` reads
+the form itself, to stop at ``max_image_bytes`` and to take a part sent without a filename."""
 
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description="how many scenes")]
+TextParam = Annotated[
+    str | SkipJsonSchema[None],
+    Query(
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        pattern=r"\S",
+        json_schema_extra={"pattern": r"\S"},  # pydantic drops it beside SkipJsonSchema[None]
+        description="find scenes by meaning; give exactly one of text, person_id",
+        openapi_examples={"text": {"value": "cyclists riding down a busy street"}},
+    ),
+]
+PersonParam = Annotated[
+    uuid.UUID | SkipJsonSchema[None],
+    Query(
+        description="scenes showing this person of the caller's; give exactly one of text, person_id",
+        openapi_examples={"person": {"value": _PERSON}},
+    ),
+]
 
 
-_TEXT_OR_PERSON = {
-    "parameters": [
-        {
-            "name": "query",
-            "in": "query",
-            "required": True,
-            "style": "form",
-            "explode": True,
-            "description": "exactly one of: text (find scenes by meaning), person_id (scenes showing "
-            "this person of the caller's)",
-            "schema": {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "properties": {
-                            "text": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": MAX_TEXT_LENGTH,
-                                "pattern": r"\S",
-                            }
-                        },
-                        "required": ["text"],
-                        "not": {"required": ["person_id"]},
-                    },
-                    {
-                        "type": "object",
-                        "properties": {"person_id": {"type": "string", "format": "uuid"}},
-                        "required": ["person_id"],
-                        "not": {"required": ["text"]},
-                    },
-                ]
-            },
-            "examples": {
-                "text": {"value": {"text": "cyclists riding down a busy street"}},
-                "person": {"value": {"person_id": _PERSON}},
-            },
-        }
-    ]
-}
-
-
-def text_or_person(request: Request) -> dict[str, Any]:
-    """The query of a ``GET /v1/search``: ``{"text": ...}`` or ``{"person_id": UUID}``; 422
-    unless exactly one is given and valid. Read from the query string here (not declared as two
-    optional parameters) so that the OpenAPI document can say "exactly one" (``_TEXT_OR_PERSON``)."""
-    text, person = request.query_params.get("text"), request.query_params.get("person_id")
-    if (text is None) == (person is None):
+def text_or_person(text: TextParam = None, person_id: PersonParam = None) -> dict[str, Any]:
+    """The query of a ``GET /v1/search``: ``{"text": ...}`` or ``{"person_id": UUID}``, two
+    optional scalar query parameters (each validated by FastAPI: 422); 422 unless exactly one
+    is given, which no parameter schema can say (the operation's description does)."""
+    if (text is None) == (person_id is None):
         raise HTTPException(422, "give exactly one of: text, person_id")
-    if person is not None:
-        try:
-            return {"person_id": uuid.UUID(person)}
-        except ValueError:
-            raise HTTPException(422, "person_id must be a UUID") from None
-    assert text is not None
-    if not text.strip() or len(text) > MAX_TEXT_LENGTH:
-        raise HTTPException(422, f"text must have 1 to {MAX_TEXT_LENGTH} characters, not only spaces")
-    return {"text": text}
+    return {"text": text} if person_id is None else {"person_id": person_id}
 
 
 @router.get(
     "/search",
     response_model=SearchResponse,
+    operation_id="searchScenes",
     summary="The caller's nearest scenes for a text or a person",
-    openapi_extra=_TEXT_OR_PERSON,
+    description="Owner-scoped nearest scenes through the search index, best first. Give exactly "
+    "one of `text` or `person_id` (both or neither: 422).",
     responses={
         404: {"model": ErrorResponse, "description": "no such person for the caller's owner"},
         422: {"model": ErrorResponse, "description": "not exactly one of text, person_id; bad k"},
@@ -245,35 +197,19 @@ class ImageQuery:
 
 
 async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
-    """The image of a ``POST /v1/search/image``: an upload (multipart ``image``) or a
-    ``keyframe_uri`` (JSON, or an urlencoded form). 413 for an upload over ``max_image_bytes``
-    (read no further), 415 for another content type, 400 for a JSON body that is not UTF-8, 422
-    for anything else in the body."""
+    """The image of a ``POST /v1/search/image``: a multipart upload with one part, ``image``.
+    413 for an upload over ``max_image_bytes`` (read no further), 415 for another content type
+    (a ``keyframe_uri`` goes to ``POST /v1/search/image-by-uri``), 422 for other parts."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
-        try:  # as FastAPI answers for the JSON bodies it parses (and the 422 below can echo it)
-            text = (await request.body()).decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(400, "the body is not UTF-8 text") from None
-        try:
-            body = ImageSearchBody.model_validate_json(text)
-        except ValidationError as error:
-            raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
-        return ImageQuery(uri=body.keyframe_uri)
-    field = {"multipart/form-data": "image", "application/x-www-form-urlencoded": "keyframe_uri"}.get(
-        content_type
-    )
-    if field is None:
-        raise HTTPException(415, "send multipart/form-data with an image, or application/json {keyframe_uri}")
+    if content_type != "multipart/form-data":
+        raise HTTPException(
+            415, "send multipart/form-data with an image (a keyframe_uri: POST /v1/search/image-by-uri)"
+        )
     limit = services.settings.max_image_bytes
     async with request.form(max_files=1, max_fields=2) as form:
-        if set(form) != {field}:
-            raise HTTPException(422, f"this content type takes exactly one field: {field}")
-        value = form[field]
-        if field == "keyframe_uri":
-            if not isinstance(value, str) or not 1 <= len(value) <= MAX_URI_LENGTH:
-                raise HTTPException(422, f"keyframe_uri must have 1 to {MAX_URI_LENGTH} characters")
-            return ImageQuery(uri=value)
+        if set(form) != {"image"}:
+            raise HTTPException(422, "the multipart body takes exactly one part: image")
+        value = form["image"]
         data = await value.read(limit + 1) if isinstance(value, UploadFile) else _part_bytes(value)
     if len(data) > limit:
         raise HTTPException(413, f"image larger than {limit} bytes")
@@ -283,17 +219,13 @@ async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
 @router.post(
     "/search/image",
     response_model=SearchResponse,
-    summary="The caller's nearest scenes for an image (an upload or a blob of the caller's)",
+    operation_id="searchByImage",
+    summary="The caller's nearest scenes for an uploaded image",
     openapi_extra=_IMAGE_REQUEST_BODY,
     responses={
-        400: {"model": ErrorResponse, "description": "a JSON body that is not UTF-8 text"},
-        404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
         413: {"model": ErrorResponse, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
-        415: {"model": ErrorResponse, "description": "not an image, or another content type"},
-        422: {
-            "model": ErrorResponse,
-            "description": "a body without its one field (image, keyframe_uri); bad k",
-        },
+        415: {"model": ErrorResponse, "description": "not an image, or not multipart/form-data"},
+        422: {"model": ErrorResponse, "description": "a body without its one part (image); bad k"},
     },
 )
 def search_image(
@@ -302,17 +234,40 @@ def search_image(
     query: Annotated[ImageQuery, Depends(image_query)],
     k: KParam = 10,
 ) -> SearchResponse:
-    """CLIP image kNN over the caller's scenes, best first. The image is an upload (multipart
-    ``image``) or ``keyframe_uri`` (JSON or urlencoded form): a blob under the caller's
-    ``owners/{owner_id}/`` prefix of the blob store; another owner's blob is as unknown as a
-    missing one (404). Images are held to the worker's limits (bytes or pixels: 413; not an image: 415)."""
+    """CLIP image kNN over the caller's scenes for an uploaded image (multipart ``image``), best
+    first. Images are held to the worker's limits (bytes or pixels: 413; not an image: 415)."""
     image = services.query_image(caller.owner_id, data=query.data, uri=query.uri)
     return SearchResponse.of(services.search(caller.owner_id, image=image, k=k))
+
+
+@router.post(
+    "/search/image-by-uri",
+    response_model=SearchResponse,
+    operation_id="searchByImageUri",
+    summary="The caller's nearest scenes for an image in the blob store (a blob of the caller's)",
+    responses={
+        **JSON_BODY_ERRORS,
+        404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
+        413: {
+            "model": ErrorResponse,
+            "description": "body over the limit; image over SCENEDEX_MAX_IMAGE_BYTES",
+        },
+        415: {"model": ErrorResponse, "description": "the blob is not an image"},
+    },
+)
+def search_image_by_uri(
+    body: ImageSearchBody, caller: CallerDep, services: ServicesDep, k: KParam = 10
+) -> SearchResponse:
+    """CLIP image kNN over the caller's scenes for ``keyframe_uri``: a blob under the caller's
+    ``owners/{owner_id}/`` prefix of the blob store; another owner's blob is as unknown as a
+    missing one (404). Held to the same image limits as an upload."""
+    return search_image(caller, services, ImageQuery(uri=body.keyframe_uri), k)
 
 
 @router.get(
     KEYFRAME_PATH.removeprefix(router.prefix),
     response_class=Response,
+    operation_id="getKeyframe",
     summary="A scene's keyframe image (a hit's thumbnail)",
     responses={
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},

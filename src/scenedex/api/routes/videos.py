@@ -239,6 +239,7 @@ class DeleteAccepted(BaseModel):
 
 @router.post(
     "",
+    operation_id="createVideo",
     status_code=202,
     response_model=VideoAccepted,
     summary="Create a video from the blob store; a worker ingests and embeds it",
@@ -270,7 +271,9 @@ def create_video(
     )
 
 
-@router.get("", response_model=VideoPage, summary="The caller's videos, oldest first")
+@router.get(
+    "", response_model=VideoPage, operation_id="listVideos", summary="The caller's videos, oldest first"
+)
 def list_videos(
     caller: CallerDep,
     services: ServicesDep,
@@ -290,7 +293,11 @@ def list_videos(
 
 
 @router.get(
-    "/{video_id}", response_model=VideoOut, summary="One of the caller's videos", responses=_NOT_FOUND
+    "/{video_id}",
+    response_model=VideoOut,
+    operation_id="getVideo",
+    summary="One of the caller's videos",
+    responses=_NOT_FOUND,
 )
 def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> VideoOut:
     detail = videos.get_video(caller.owner_id, video_id, uow_factory=services.uow_factory)
@@ -303,6 +310,7 @@ def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> 
 
 @router.put(
     "/{video_id}/scenes/{ordinal}/texts",
+    operation_id="putSceneTexts",
     response_model=TextsAccepted,
     status_code=202,
     summary="Replace a scene's texts; the workers recompute what changed",
@@ -329,6 +337,7 @@ def put_texts(
 
 @router.delete(
     "/{video_id}",
+    operation_id="deleteVideo",
     status_code=202,
     response_model=DeleteAccepted,
     summary="Delete a video everywhere (rows, records, blobs, search documents) on a worker",
