@@ -1,0 +1,72 @@
+"""Clients generated from ``docs/openapi.json`` as the integrating teams generate them (issue 28),
+kept as tests so that a change of the document that breaks a generated client fails here.
+
+- TypeScript: openapi-typescript's types and openapi-fetch (default settings; the npm tools
+  pinned in ``tests/clients/ts/package-lock.json``, ``npm ci --prefix tests/clients/ts``, which
+  ``.ci/run`` runs), and ``ts/search.ts`` type-checked with ``tsc --strict``: the search call
+  passes its scalar query parameters (``{params: {query: {text, k}}}``) with no cast. Against
+  the document before issue 28 (one object-valued ``query`` parameter) it does not compile.
+
+Generated output goes to a temporary folder; the whole file takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = ROOT / "docs" / "openapi.json"
+TS = Path(__file__).resolve().parent / "ts"
+
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or not (TS / "node_modules" / "openapi-typescript").is_dir(),
+    reason="node or tests/clients/ts/node_modules missing (npm ci --prefix tests/clients/ts)",
+)
+
+
+def node_tool(package: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs a pinned npm tool's command line (its ``bin``) under node."""
+    bins = {"openapi-typescript": "openapi-typescript/bin/cli.js", "typescript": "typescript/bin/tsc"}
+    command = ["node", str(TS / "node_modules" / bins[package]), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=TS)
+
+
+def typescript_client(document: Path, folder: Path) -> Path:
+    """``folder`` with the generated ``schema.d.ts`` of ``document``, ``search.ts`` and the
+    pinned packages (a link to ``ts/node_modules``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generated = node_tool("openapi-typescript", str(document), "--output", str(folder / "schema.d.ts"))
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    shutil.copy(TS / "search.ts", folder / "search.ts")
+    (folder / "node_modules").symlink_to(TS / "node_modules")
+    return folder
+
+
+def tsc_strict(folder: Path) -> subprocess.CompletedProcess[str]:
+    return node_tool(
+        "typescript",
+        "--strict",
+        "--noEmit",
+        "--target",
+        "es2022",
+        "--module",
+        "esnext",
+        "--moduleResolution",
+        "bundler",
+        "--lib",
+        "es2022,dom",
+        str(folder / "search.ts"),
+    )
+
+
+@needs_node
+def test_the_typescript_client_calls_search_with_scalar_query_parameters(tmp_path: Path) -> None:
+    folder = typescript_client(DOCUMENT, tmp_path / "ts")
+    schema = (folder / "schema.d.ts").read_text()
+    assert "searchScenes: {" in schema  # operations are named by their operationId
+    checked = tsc_strict(folder)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
