@@ -1,0 +1,56 @@
+"""The interfaces the runner and the use cases are given (constructor injection), one module per
+concern: the model ports (``media``), the search index (``search``), the repositories and the
+unit of work (``repositories``), the job store, events, sender and probe (``jobs``); the blob
+store is ``domain.blobs``'s, the face clusters' and decisions' repositories their modules'.
+Adapters implement them; unit tests implement them with fakes (``tests/fakes.py``).
+"""
+
+from scenedex.domain.blobs import BlobStore
+from scenedex.domain.face_clusters import FaceClusterRepository
+from scenedex.domain.face_decisions import FaceDecisionRepository
+from scenedex.domain.ports.jobs import (
+    JobEvents,
+    JobReader,
+    JobStore,
+    JobSweeper,
+    JobWriter,
+    MessageProbe,
+    MessageSender,
+)
+from scenedex.domain.ports.media import FaceEmbedder, ImageEmbedder, TextEmbedder, VideoFrames
+from scenedex.domain.ports.repositories import (
+    EmbeddingRecordRepository,
+    PersonRepository,
+    RecordKey,
+    SceneRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    VideoRepository,
+)
+from scenedex.domain.ports.search import IndexGeneration, SearchIndex
+
+__all__ = [
+    "BlobStore",
+    "EmbeddingRecordRepository",
+    "FaceClusterRepository",
+    "FaceDecisionRepository",
+    "FaceEmbedder",
+    "ImageEmbedder",
+    "IndexGeneration",
+    "JobEvents",
+    "JobReader",
+    "JobStore",
+    "JobSweeper",
+    "JobWriter",
+    "MessageProbe",
+    "MessageSender",
+    "PersonRepository",
+    "RecordKey",
+    "SceneRepository",
+    "SearchIndex",
+    "TextEmbedder",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+    "VideoFrames",
+    "VideoRepository",
+]
