@@ -19,7 +19,8 @@ from scenedex.adapters.opensearch import (
     SearchIndexBusyError,
     make_client,
 )
-from scenedex.adapters.opensearch.layout import PERSON_SOURCE_FIELDS, bulk_action, search_hit
+from scenedex.adapters.opensearch.layout import PERSON_SOURCE_FIELDS, bulk_action
+from scenedex.adapters.opensearch.queries import search_hit
 from scenedex.adapters.opensearch.verify import repair_index, verify_index
 from scenedex.domain.errors import InvalidRequestError, TransientError
 from scenedex.domain.model import DetectedFace, SceneDocument

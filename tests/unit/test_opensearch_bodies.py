@@ -15,10 +15,12 @@ from scenedex.adapters.opensearch.layout import (
     IndexLayout,
     IndexNames,
     bulk_action,
-    cosine_from_score,
     delete_body,
-    hybrid_weights,
     move_alias_actions,
+)
+from scenedex.adapters.opensearch.queries import (
+    cosine_from_score,
+    hybrid_weights,
     pipeline_body,
     search_hit,
     search_plan,

@@ -35,7 +35,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -46,15 +45,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scenedex.adapters.request_signing import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    SignatureError,
     SignatureVerifier,
 )
-from scenedex.api.app import BodySizeLimit, replaying
+from scenedex.api.app import BodySizeLimit
 from scenedex.api.auth import ApiConfigError
 from scenedex.api.embed_batcher import DynamicBatcher
 from scenedex.api.embed_fetch import FetchPolicy, ImageFetcher, ImageInputError, decode_base64
+from scenedex.api.embed_models import EmbedModels
+from scenedex.api.embed_signing import SignedRequests
 from scenedex.domain.errors import BadInputError, ModelLoadError
 from scenedex.domain.model import l2_normalise
 from scenedex.settings import Settings
@@ -141,69 +139,6 @@ class FacesRequest(_Request):
 
 
 # ----------------------------------------------------------------------------- the service
-
-
-@dataclass
-class EmbedModels:
-    """The model adapters the service runs (the worker's own: ``OpenClipImageEmbedder``,
-    ``SentenceTransformerTextEmbedder``, ``DlibFaceEmbedder``; tests may pass others with the
-    same methods)."""
-
-    clip: Any
-    text: Any
-    faces: Any
-    clip_name: str
-    text_name: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EmbedModels:
-        """The local adapters, with the service's image limits (``max_image_size_bytes``,
-        ``max_image_pixels``)."""
-        from scenedex.application.wiring import local_embedders
-
-        limited = settings.model_copy(
-            update={
-                "max_image_bytes": settings.embed.max_image_size_bytes,
-                "max_image_pixels": settings.embed.max_image_pixels,
-            }
-        )
-        clip, text, faces = local_embedders(limited)
-        return cls(clip, text, faces, clip_name=settings.clip.model, text_name=settings.text.model)
-
-    def load(self) -> None:
-        """Load every model now; raises ``ModelLoadError``."""
-        for model in (self.clip, self.text, self.faces):
-            load = getattr(model, "load", None)
-            if load is not None:
-                load()
-
-    def describe(self) -> dict[str, Any]:
-        """``/health``'s ``models``: per role name, ids, dimension, device and dtype."""
-        return {
-            "clip": {
-                "name": self.clip_name,
-                "model_id": self.clip.model_id,
-                "preprocessing_id": self.clip.preprocessing_id,
-                "dim": int(self.clip.dim),
-                "device": str(self.clip.device),
-                "dtype": str(self.clip.precision),
-            },
-            "text": {
-                "name": self.text_name,
-                "model_id": self.text.model_id,
-                "dim": int(self.text.dim),
-                "device": str(getattr(self.text, "device", "cpu")),
-                "dtype": str(getattr(self.text, "precision", "fp32")),
-            },
-            "faces": {
-                "name": "dlib_face_recognition_resnet_model_v1",
-                "model_id": self.faces.model_id,
-                "detection_id": self.faces.detection_id,
-                "dim": 128,
-                "device": "cpu",
-                "dtype": "fp32",
-            },
-        }
 
 
 class EmbedService:
@@ -499,43 +434,6 @@ def _plain(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors
     ]
-
-
-class SignedRequests:
-    """ASGI middleware: ``/v1/*`` requests must carry a valid signature (401 JSON otherwise);
-    ``/health`` and ``/metrics`` are open. Sits inside ``BodySizeLimit``, which bounds the body
-    read here; the body is then replayed to the app."""
-
-    def __init__(self, app: Any, verifier: SignatureVerifier | None) -> None:
-        self.app = app
-        self.verifier = verifier
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or self.verifier is None or not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-        try:
-            self.verifier.verify(
-                scope["method"],
-                scope["path"],
-                body,
-                headers.get(TIMESTAMP_HEADER.lower()),
-                headers.get(SIGNATURE_HEADER.lower()),
-            )
-        except SignatureError as error:
-            await JSONResponse({"detail": f"unauthorised: {error}"}, status_code=401)(scope, receive, send)
-            return
-        await self.app(scope, replaying(body, receive), send)
 
 
 class RequestMetrics:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
-from scenedex.adapters.db.search_cache import DEFAULT_CACHE_MAX_BYTES, SearchCache, notify_written, stored_hit
+from scenedex.adapters.db.search_cache import stored_hit
+from scenedex.adapters.db.search_sync import DEFAULT_CACHE_MAX_BYTES, SearchCache, notify_written
 from scenedex.domain.model import (
     TEXT_CHANNELS,
     RecordState,

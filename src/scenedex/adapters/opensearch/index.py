@@ -43,10 +43,8 @@ from scenedex.adapters.opensearch.layout import (
     bulk_action,
     delete_body,
     move_alias_actions,
-    pipeline_body,
-    search_hit,
-    search_plan,
 )
+from scenedex.adapters.opensearch.queries import pipeline_body, search_hit, search_plan
 from scenedex.adapters.opensearch.state import (
     AliasState,
     Coverage,
