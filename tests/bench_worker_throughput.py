@@ -37,7 +37,7 @@ import redis
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.application import bootstrap
+from scenedex.application import build_services
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ClipSettings, Settings
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 storage_url=str(work / "media"),
                 clip=ClipSettings(pretrained="none"),
             )
-            services = bootstrap(settings)
+            services = build_services(settings)
             upgrade(services.engine)
             started = time.perf_counter()
             library = build_library(

@@ -36,7 +36,7 @@ class Harness:
         """``setting_fields``: ``Settings`` fields for this runtime (``breakers=BreakerSettings(...)``)."""
         from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
         from scenedex.adapters.db.search_index import TableSearchIndex
-        from scenedex.application import bootstrap
+        from scenedex.application import build_services
         from scenedex.tasks.queue import build_runtime
         from scenedex.tasks.runtime import TaskRuntime
 
@@ -51,7 +51,7 @@ class Harness:
             FakeFaceEmbedder(),
         )
         settings = Settings(database_url=str(engine.url), redis_url=redis_url, **setting_fields)
-        services = bootstrap(
+        services = build_services(
             settings,
             engine=engine,
             uow_factory=self.world.uow_factory,

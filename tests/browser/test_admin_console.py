@@ -34,7 +34,7 @@ import redis
 from scenedex.adapters.db.engine import create_engine
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.api.console.session import SESSION_COOKIE, csrf_token_for
-from scenedex.application import bootstrap
+from scenedex.application import build_services
 from scenedex.domain.model import Video
 from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.services.videos import UpstreamScene, ingest_local_file
@@ -100,7 +100,7 @@ class ConsoleStack(Stack):
 def build_library(settings: Settings, media: Path, owner: uuid.UUID, other: uuid.UUID) -> dict[str, Any]:
     """The sample library (see the module docstring), ingested in this process without
     embedding anything."""
-    services = bootstrap(settings)
+    services = build_services(settings)
     astronaut = services.blobs.write(f"owners/{owner}/uploads/astronaut.jpg", astronaut_jpeg())
     upstream = tuple(
         UpstreamScene(**{**scene, "keyframe_uri": astronaut if i == 1 else None})

@@ -482,9 +482,9 @@ def snapshot(services: Any, owner: uuid.UUID) -> dict[tuple[str, str, str], Any]
 
 def local_services(settings: Settings, models: EmbedModels, engine: Any, blobs: Any) -> Any:
     """Services on ``engine`` and ``blobs`` with the in-process model adapters of ``models``."""
-    from scenedex.application import bootstrap
+    from scenedex.application import build_services
 
-    return bootstrap(
+    return build_services(
         settings,
         engine=engine,
         blobs=blobs,
@@ -504,7 +504,7 @@ def test_reprocess_through_http_and_local_writes_identical_embeddings_and_finger
     server: tuple[str, Any], models: EmbedModels, postgres_engine: Any, tmp_path: Path
 ) -> None:
     from scenedex.adapters.storage import FsspecBlobStore
-    from scenedex.application import bootstrap
+    from scenedex.application import build_services
     from scenedex.domain.request import ReprocessRequest, ReprocessScope
     from tests.conftest import truncate_all
 
@@ -514,7 +514,7 @@ def test_reprocess_through_http_and_local_writes_identical_embeddings_and_finger
     request = ReprocessRequest(scope=ReprocessScope.OWNER, owner_id=owner)
     settings = settings_for()
     local = local_services(settings, models, postgres_engine, blobs)
-    remote = bootstrap(with_backend(settings, server[0]), engine=postgres_engine, blobs=blobs)
+    remote = build_services(with_backend(settings, server[0]), engine=postgres_engine, blobs=blobs)
     assert type(remote.image_embedder).__name__ == "HttpImageEmbedder"
     assert remote.spec == local.spec and remote.spec.version == local.spec.version
 
@@ -558,7 +558,7 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     marks the CLIP step (and the index documents built from it) stale, and nothing else."""
     from scenedex.adapters.clip import OpenClipImageEmbedder
     from scenedex.adapters.storage import FsspecBlobStore
-    from scenedex.application import bootstrap
+    from scenedex.application import build_services
     from scenedex.domain.request import ReprocessRequest, ReprocessScope
     from tests.conftest import truncate_all
 
@@ -574,7 +574,7 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     )
     changed = replace(models, clip=bf16)
     with serve_in_thread(create_embed_app(settings, changed)) as url:
-        remote = bootstrap(with_backend(settings, url), engine=postgres_engine, blobs=blobs)
+        remote = build_services(with_backend(settings, url), engine=postgres_engine, blobs=blobs)
         plan = {s["step"]: s for s in remote.runner().plan(request).to_dict()["steps"]}
         assert plan["scene_clip_embeddings"]["stale"] == len(scene_ids)
         assert plan["search_reindex"]["stale"] == len(scene_ids)

@@ -294,8 +294,11 @@ def test_another_owners_ids_are_unknown_on_every_endpoint(api: Api, scenes: dict
 
 @pytest.fixture
 def cli(api: Api, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``scenedex`` in process, on the harness's services (fake embedders, the test database)."""
-    monkeypatch.setattr("scenedex.scripts.faces_cli.build_services", lambda **_: api.harness.runtime.services)
+    """``scenedex`` in process, on the harness's application (fake embedders, the test database)."""
+    from scenedex.application import Application
+
+    harness_app = Application(api.harness.runtime.services, api.harness.runtime)
+    monkeypatch.setattr("scenedex.scripts.faces_cli.build_application", lambda **_: harness_app)
     from scenedex.scripts.cli import app
 
     def invoke(*args: str) -> Any:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from scenedex.adapters.db.migrate import upgrade
-from scenedex.application import Services, bootstrap
+from scenedex.application import Application, Services, build_services
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
@@ -101,7 +101,7 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(database_url=postgres_url, storage_url=str(tmp_path / "blobs"))
-    services = bootstrap(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
+    services = build_services(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
     upgrade(services.engine)  # its own schema, not one another test left behind
     truncate_all(services.engine)
     owner_id, other_owner = new_id(), new_id()
@@ -169,7 +169,7 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
     assert computed(services.runner().run(owner_request(owner_id))) == 0
 
     # 4. `scenedex reprocess --force`: everything computed again, the decisions hold
-    monkeypatch.setattr("scenedex.scripts.cli.build_services", lambda **_: services)
+    monkeypatch.setattr("scenedex.scripts.cli.build_application", lambda **_: Application(services))
     from scenedex.scripts.cli import app as cli
 
     forced = CliRunner().invoke(

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.api import create_app
-from scenedex.application import Services, bootstrap
+from scenedex.application import Application, Services, build_services
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
@@ -101,7 +101,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
             "faces": settings.faces.model_copy(update={"sample_interval_s": 1.0, "max_frames_per_scene": 9})
         }
     )
-    services = bootstrap(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
+    services = build_services(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
     upgrade(services.engine)
     owner_id = new_id()
     videos = {}
@@ -208,7 +208,7 @@ def test_a_person_search_gives_the_time_ranges_by_use_case_http_and_cli(
     assert {hit["scene_id"]: hit["appearances"] for hit in answer.json()["results"]} == expected
 
     # on the command line: JSON, and the table's "on screen" column
-    monkeypatch.setattr("scenedex.scripts.cli.build_services", lambda **_: library.services)
+    monkeypatch.setattr("scenedex.scripts.cli.build_application", lambda **_: Application(library.services))
     from scenedex.scripts.cli import app as cli
 
     arguments = ["search", "--owner-id", str(library.owner_id), "--person-id", str(person), "--k", "5"]

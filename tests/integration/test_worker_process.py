@@ -111,7 +111,7 @@ class Site:
     @cached_property
     def spec_version(self) -> str:
         """The spec version of the workers' settings (as ``reprocess --enqueue`` computes it)."""
-        from scenedex.application import bootstrap
+        from scenedex.application import build_services
         from scenedex.settings import ClipSettings, Settings
 
         settings = Settings(
@@ -120,7 +120,7 @@ class Site:
             redis_url=self.redis_url,
             clip=ClipSettings(pretrained="none"),
         )
-        return bootstrap(settings, engine=self.engine).spec.version
+        return build_services(settings, engine=self.engine).spec.version
 
     def enqueue_owner(self, owner_id: uuid.UUID) -> uuid.UUID:
         """Create an owner job and send its planner message, as ``enqueue_reprocess`` does."""

@@ -42,7 +42,7 @@ from scenedex.api.console import install_console
 from scenedex.api.headers import SecurityHeaders
 from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
 from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
-from scenedex.application import JobRuntime, bootstrap
+from scenedex.application import Application, JobRuntime, build_services
 from scenedex.application.wiring import token_denylist
 from scenedex.domain.errors import (
     ConflictError,
@@ -67,9 +67,9 @@ __all__ = ["ApiConfigError", "create_app"]
 def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI:
     """The API on ``settings``. ``runtime`` (a ``JobRuntime`` with services; tests pass one
     with fake embedders) defaults to one the composition root builds from ``settings``
-    (``build_runtime(settings, bootstrap(settings))``, which installs the broker unless one is
+    (``build_runtime(settings, build_services(settings))``, which installs the broker unless one is
     set): models load lazily on first use, nothing connects before the first request. Routes
-    reach it through ``app.state.runtime`` (``api.deps``).
+    reach its use cases through ``app.state.application`` (``api.deps.AppDep``).
 
     Raises ``ApiConfigError`` when no JWT key is configured (unless ``allow_insecure_dev``), a
     key is unusable, or ``runtime`` has no services: the API refuses to start rather than run
@@ -77,7 +77,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     """
     verifier = TokenVerifier(settings.api, denylist=token_denylist(settings))
     if runtime is None:
-        runtime = build_runtime(settings, bootstrap(settings))
+        runtime = build_runtime(settings, build_services(settings))
     if runtime.services is None:
         raise ApiConfigError("the API needs a runtime with services (build_runtime(settings, services))")
 
@@ -98,6 +98,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.state.verifier = verifier
     app.state.runtime = runtime
     app.state.services = runtime.services
+    app.state.application = Application(runtime.services, runtime)
     app.state.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
     app.include_router(health.router)
     app.include_router(admin.router)

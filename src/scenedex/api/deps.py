@@ -1,5 +1,6 @@
-"""FastAPI dependencies, as ``Annotated`` aliases: the app's job runtime (``app.state.runtime``,
-from ``create_app``), its services, and the authenticated caller (any role, or admin)."""
+"""FastAPI dependencies, as ``Annotated`` aliases: the application whose use cases the routes
+call (``app.state.application``, from ``create_app``), the job runtime and services it is built
+on, and the authenticated caller (any role, or admin)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scenedex.api.auth import AuthError, Principal, TokenVerifier
-from scenedex.application import JobRuntime, Services
+from scenedex.application import Application, JobRuntime, Services
 from scenedex.domain.jobs import JobTrigger
-from scenedex.services.persons import Reprocessing, reprocess_owner
+from scenedex.services.persons import Reprocessing
 
 log = logging.getLogger("scenedex.api")
 
@@ -29,6 +30,12 @@ def get_runtime(request: Request) -> JobRuntime:
     """The job runtime the app was created with."""
     runtime: JobRuntime = request.app.state.runtime
     return runtime
+
+
+def get_application(request: Request) -> Application:
+    """The use cases of the app (``Application`` on its runtime and services)."""
+    application: Application = request.app.state.application
+    return application
 
 
 def get_services(request: Request) -> Services:
@@ -63,23 +70,16 @@ def require_admin(caller: CallerDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 RuntimeDep = Annotated[JobRuntime, Depends(get_runtime)]
+AppDep = Annotated[Application, Depends(get_application)]
 
 
-def reprocess_after_change(
-    owner_id: uuid.UUID, services: Services, runtime: JobRuntime, what: str
-) -> Reprocessing | None:
+def reprocess_after_change(app: Application, owner_id: uuid.UUID, what: str) -> Reprocessing | None:
     """The owner's reprocess for a change already committed (a person change, a face decision:
-    ``reprocess_owner``, trigger ``api``), for the routes and the console alike; an unreachable
-    broker does not fail the request (logged with ``what`` was saved; the job row, if created,
-    is re-sent by the sweeper)."""
+    ``app.reprocess.after_change``, trigger ``api``), for the routes and the console alike; an
+    unreachable broker does not fail the request (logged with ``what`` was saved; the job row, if
+    created, is re-sent by the sweeper)."""
     try:
-        return reprocess_owner(
-            owner_id,
-            runner=services.runner(),
-            coordinator=runtime.coordinator,
-            trigger=JobTrigger.API,
-            follow_up=runtime.sender.send_refresh_owner,
-        )
+        return app.reprocess.after_change(owner_id, JobTrigger.API)
     except redis.exceptions.RedisError as error:
         log.warning("owner %s: %s saved, reprocess not enqueued: %s", owner_id, what, error)
         return None

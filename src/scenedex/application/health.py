@@ -7,18 +7,17 @@ nothing can hang the command. Network clients get ``timeout`` seconds (a missing
 Redis or Postgres fails in about that). Model checks never download anything: a pretrained CLIP
 tag is looked up in the Hugging Face cache, checkpoint files and model folders on disk; with
 ``load_models`` every model is also loaded (seconds; the CLI sets ``HF_HUB_OFFLINE=1``).
+The result type is ``checks.Check``; the model and embedding service checks are in
+``health_models``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,41 +26,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from scenedex.adapters.model_files import one_line
-from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings, TextSettings
+from scenedex.application.checks import Check, Status, fail, ok, reason, warn
+from scenedex.application.health_models import (
+    _if_remote,
+    check_clip,
+    check_embed_service,
+    check_face_models,
+    check_text_model,
+)
+from scenedex.settings import SearchSettings, Settings
 
 MODEL_DEADLINE_S = 120.0
 """Model checks import open_clip and torch (several seconds on a cold disk); loading takes longer."""
-
-
-class Status(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report: ``fix`` says what to do when the status is not OK."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value}
-
-
-def ok(name: str, detail: str) -> Check:
-    return Check(name, Status.OK, detail)
-
-
-def warn(name: str, detail: str, fix: str | None = None) -> Check:
-    return Check(name, Status.WARN, detail, fix)
-
-
-def fail(name: str, detail: str, fix: str | None = None) -> Check:
-    return Check(name, Status.FAIL, detail, fix)
 
 
 def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = False) -> list[Check]:
@@ -314,12 +290,12 @@ def check_opensearch(search: SearchSettings, timeout: float) -> list[Check]:
         ]
     except errors.SSLError as error:
         fix = "set SCENEDEX_SEARCH__CA_CERTS to the cluster's CA (PEM), or fix SCENEDEX_SEARCH__URL"
-        return [fail("opensearch", f"{search.url}: TLS failed ({_reason(error, timeout)})", fix), not_checked]
+        return [fail("opensearch", f"{search.url}: TLS failed ({reason(error, timeout)})", fix), not_checked]
     except errors.ConnectionError as error:
         fix = (
             "start OpenSearch, or set SCENEDEX_SEARCH__URL to the cluster (or SCENEDEX_SEARCH__BACKEND=table)"
         )
-        return [fail("opensearch", f"{search.url} unreachable: {_reason(error, timeout)}", fix), not_checked]
+        return [fail("opensearch", f"{search.url} unreachable: {reason(error, timeout)}", fix), not_checked]
     except errors.TransportError as error:
         return [
             fail("opensearch", f"{search.url} answered HTTP {error.status_code}: {error.error}"),
@@ -375,143 +351,6 @@ def _aliases(index: Any, names: Any) -> Check:
     )
 
 
-def _reason(error: BaseException, timeout: float) -> str:
-    """A short cause for a client connection error (theirs are long and nested)."""
-    text = one_line(error)
-    for marker, short in (
-        ("Connection refused", "connection refused"),
-        ("timed out", f"no answer within {timeout:g} s"),
-        ("Name or service not known", "host name not found"),
-        ("Temporary failure in name resolution", "host name not found"),
-        ("CERTIFICATE_VERIFY_FAILED", "certificate not trusted"),
-    ):
-        if marker in text:
-            return short
-    return text[:200]
-
-
-# -- models ----------------------------------------------------------------------------------
-
-
-def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
-    """The CLIP weights: a local checkpoint file, or a pretrained tag whose weights are in the
-    Hugging Face cache (looked up, never downloaded); ``none`` (untrained) is a WARN."""
-    from scenedex.adapters.clip import UNTRAINED, OpenClipImageEmbedder
-    from scenedex.domain.errors import ModelLoadError
-
-    name = "clip weights"
-    local = "set SCENEDEX_CLIP__PRETRAINED to a local open_clip checkpoint file"
-    if clip.pretrained.strip().lower() == UNTRAINED:
-        return warn(
-            name,
-            f"{clip.model} with untrained random weights (SCENEDEX_CLIP__PRETRAINED=none): tests only",
-            f"{local}, or to a pretrained tag cached on this node",
-        )
-    try:
-        embedder = OpenClipImageEmbedder(
-            clip.model, clip.pretrained, device=clip.device, precision=clip.precision
-        )
-        embedder.preprocessing_id  # noqa: B018  (checks the architecture and the tag; no weights)
-    except (ModelLoadError, ValueError) as error:
-        return fail(name, one_line(error), local)
-    checkpoint = Path(clip.pretrained).expanduser()
-    if checkpoint.is_file():
-        found = f"{clip.model} checkpoint {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MiB)"
-    else:
-        cached, where = cached_clip_weights(clip.model, clip.pretrained)
-        if cached is None:
-            return fail(
-                name,
-                f"pretrained weights {clip.model}/{clip.pretrained} are not cached on this node "
-                f"({where}); a worker would try to download them at start and fail offline",
-                f"{local} (e.g. SCENEDEX_CLIP__PRETRAINED=/models/open_clip_model.safetensors), or copy "
-                f"the weights into this node's Hugging Face cache (HF_HOME) from a machine that can "
-                f"reach the hub",
-            )
-        found = f"{clip.model}/{clip.pretrained} cached at {cached}"
-    return _loaded(name, found, embedder, load)
-
-
-def cached_clip_weights(model: str, tag: str) -> tuple[str | None, str]:
-    """Where open_clip would find ``tag``'s weights without downloading: ``(path, where)``
-    with path None when they are not there (``where`` says where it looked)."""
-    import open_clip
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-    cfg = open_clip.get_pretrained_cfg(model, tag) or {}
-    if cfg.get("file"):
-        return (cfg["file"] if os.path.isfile(cfg["file"]) else None), cfg["file"]
-    if cfg.get("hf_hub"):
-        from huggingface_hub import constants, try_to_load_from_cache
-
-        repo, filename = os.path.split(cfg["hf_hub"])
-        candidates = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
-        if filename.endswith((".bin", ".pth")):
-            candidates.insert(0, filename[:-4] + ".safetensors")
-        for candidate in candidates:
-            path = try_to_load_from_cache(repo, candidate)
-            if isinstance(path, str):
-                return path, repo
-        return None, f"Hugging Face repo {repo} not in {constants.HF_HUB_CACHE}"
-    if cfg.get("url"):
-        path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
-        return (path if os.path.isfile(path) else None), path
-    return None, "no download source known to open_clip"
-
-
-def check_text_model(text: TextSettings, *, load: bool = False) -> Check:
-    """The sentence-transformers folder (packaged MiniLM or a local folder) and its weights."""
-    from scenedex.adapters.text import SentenceTransformerTextEmbedder
-    from scenedex.domain.errors import ModelLoadError
-
-    name = "text model"
-    try:
-        embedder = SentenceTransformerTextEmbedder(text.model, device=text.device, precision=text.precision)
-    except (ModelLoadError, ValueError) as error:
-        return fail(name, one_line(error), "set SCENEDEX_TEXT__MODEL to a local sentence-transformers folder")
-    return _loaded(name, f"{text.model} in {embedder.folder}", embedder, load)
-
-
-def check_face_models(*, load: bool = False) -> Check:
-    """dlib and the ``face_recognition_models`` files."""
-    from scenedex.adapters.faces import DlibFaceEmbedder, face_models_dir
-    from scenedex.domain.errors import ModelLoadError
-
-    name = "face models"
-    install = "pip install 'scenedex[ml]' (dlib-bin and face_recognition_models)"
-    if importlib.util.find_spec("dlib") is None:
-        return fail(name, "dlib is not installed", install)
-    try:
-        folder = face_models_dir()
-    except ModelLoadError as error:
-        return fail(name, one_line(error), install)
-    return _loaded(name, f"dlib models in {folder}", DlibFaceEmbedder() if load else None, load)
-
-
-def _loaded(name: str, found: str, embedder: Any, load: bool) -> Check:
-    """OK with ``found``; with ``load``, only once the embedder's weights have loaded."""
-    if not load:
-        return ok(name, found)
-    from scenedex.domain.errors import ModelLoadError
-
-    try:
-        embedder.load()
-    except ModelLoadError as error:
-        return fail(name, f"{found}, but loading failed: {one_line(error)}", "replace the file (corrupt?)")
-    return ok(name, f"{found}; loaded")
-
-
-def _if_remote(check: Check, embedder: EmbedderSettings) -> Check:
-    """With the embedding service (``SCENEDEX_EMBEDDER__BACKEND=http``) workers load no model:
-    a model problem here is a WARN (it matters where ``scenedex embed-server`` runs)."""
-    if embedder.backend != "http" or check.status is not Status.FAIL:
-        return check
-    return warn(check.name, f"{check.detail} (workers here use the embedding service)", check.fix)
-
-
-# -- storage and the embedding service -------------------------------------------------------
-
-
 def check_storage(storage_url: str) -> Check:
     """The blob store root (``SCENEDEX_STORAGE_URL``, via fsspec) exists and is listable."""
     from fsspec.core import url_to_fs
@@ -544,47 +383,3 @@ def _missing_local_root(name: str, storage_url: str, root: Path) -> Check:
     return fail(
         name, f"{storage_url} does not exist and cannot be created", "create it, or fix SCENEDEX_STORAGE_URL"
     )
-
-
-def check_embed_service(embedder: EmbedderSettings, timeout: float) -> Check:
-    """``GET {url}/health`` of the embedding service, with the model ids it reports."""
-    import httpx
-
-    name = "embedding service"
-    url = embedder.url.rstrip("/") + "/health"
-    try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as error:
-        fix = "start `scenedex embed-server` there, or fix SCENEDEX_EMBEDDER__URL"
-        return fail(name, f"{url} unreachable: {_reason(error, timeout)}", fix)
-    if response.status_code != 200:
-        return fail(name, f"{url} answered HTTP {response.status_code}", "see the embedding service's log")
-    try:
-        body = response.json()
-    except ValueError:
-        return fail(
-            name, f"{url} answered 200 but not JSON", "is SCENEDEX_EMBEDDER__URL the embedding service?"
-        )
-    models = model_ids(body)
-    listed = ", ".join(f"{role}={model_id}" for role, model_id in models.items()) or "none reported"
-    status = body.get("status", "ok") if isinstance(body, dict) else "ok"
-    detail = f"{url} status {status}; models: {listed}"
-    if status != "ok":
-        return warn(name, detail, "see the embedding service's log")
-    if not models:
-        return warn(name, detail, "the worker fingerprints its steps with these ids: upgrade the service")
-    return ok(name, detail)
-
-
-def model_ids(body: Any) -> dict[str, str]:
-    """``{role: model_id}`` from a ``/health`` body (``models: {role: {"model_id"}}``)."""
-    models = body.get("models") if isinstance(body, dict) else None
-    if not isinstance(models, dict):
-        return {}
-    found = {}
-    for role, model in models.items():
-        if isinstance(model, dict) and model.get("model_id"):
-            found[str(role)] = str(model["model_id"])
-        elif isinstance(model, str):
-            found[str(role)] = model
-    return found

@@ -1,12 +1,12 @@
 """The composition root: builds every adapter from settings, once per process.
 
-The entry points (the CLI, the worker, the API, the scheduler, the tools) construct the
-``Settings`` and call ``bootstrap(settings)`` for the services and, when they enqueue or run
-jobs, ``build_runtime`` (``application.runtime``) for the job runtime on the same engine; tests
-pass fakes through ``overrides``. Nothing here loads a model or opens a connection: embedders
-load their weights lazily on first use, engines connect on first query, the broker on its first
-command. Nothing here imports the actors: the queue side (broker, sender) is handed in by the
-entry point (``tasks.queue``).
+``build_services(settings)`` builds the adapters (``Services``); ``bootstrap``
+(``application.app``) puts the use cases on them and, when the process enqueues or runs jobs, on
+the job runtime (``application.runtime``) of the same engine; tests pass fakes through
+``overrides``. Nothing here loads a model or opens a connection: embedders load their weights
+lazily on first use, engines connect on first query, the broker on its first command. Nothing
+here imports the actors: the queue side (broker, sender) is handed in by the entry point
+(``tasks.queue``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
 from scenedex.application.wiring import _clip, _faces, _opensearch, _text, http_embedders
-from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.face_clusters import ClusterSettings
-from scenedex.domain.model import Scene
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
@@ -39,15 +37,7 @@ from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.face_clusters import FaceClusters
 from scenedex.services.persons import Persons
-from scenedex.services.search import (
-    SceneResult,
-    check_image,
-    describe_hits,
-    keyframe_bytes,
-    owned_scene,
-    owner_blob,
-    search_scenes,
-)
+from scenedex.services.search import SceneResult, Search
 from scenedex.services.videos import URL_HOSTS_SETTING, IngestLimits, SourcePolicy
 from scenedex.settings import Settings
 
@@ -131,7 +121,7 @@ class Services:
         }
         if keep_face_embedder:
             shared["face_embedder"] = self.face_embedder
-        return bootstrap(settings, **shared)
+        return build_services(settings, **shared)
 
     def persons(self) -> Persons:
         """The person use cases on these adapters, photos held to the image limits."""
@@ -192,44 +182,24 @@ class Services:
             )
         )
 
-    def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:
-        """``search_scenes`` on these adapters (query: ``text=``, ``image=`` or ``person_id=``),
-        the hits described for a results page (``describe_hits``)."""
-        hits = search_scenes(
+    def searcher(self) -> Search:
+        """The search use cases on these adapters, images held to the image limits."""
+        return Search(
             uow_factory=self.uow_factory,
             index=self.search_index,
             text_embedder=self.text_embedder,
             image_embedder=self.image_embedder,
-            owner_id=owner_id,
-            k=k,
-            **query,
-        )
-        return describe_hits(self.uow_factory, owner_id, hits)
-
-    def query_image(self, owner_id: uuid.UUID, *, data: bytes | None = None, uri: str | None = None) -> bytes:
-        """An image query's bytes: ``data`` (an upload) or the owner's blob at ``uri``
-        (``owner_blob``), held to ``max_image_bytes`` / ``max_image_pixels`` (``check_image``)."""
-        if (data is None) == (uri is None):
-            raise InvalidRequestError("give exactly one of: an image, a keyframe_uri")
-        image = (
-            data
-            if data is not None
-            else owner_blob(self.blobs, owner_id, str(uri), self.settings.max_image_bytes)
-        )
-        return check_image(
-            image, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+            blobs=self.blobs,
+            max_image_bytes=self.settings.max_image_bytes,
+            max_image_pixels=self.settings.max_image_pixels,
         )
 
-    def scene(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene:
-        """The owner's scene; ``NotFoundError`` for an unknown or another owner's (``owned_scene``)."""
-        return owned_scene(self.uow_factory, owner_id, scene_id)
-
-    def keyframe(self, scene: Scene) -> tuple[bytes, str]:
-        """The scene's keyframe bytes and media type (``keyframe_bytes``)."""
-        return keyframe_bytes(self.blobs, scene, self.settings.max_image_bytes)
+    def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:
+        """``Search.scenes`` on these adapters (kept for the callers not yet on ``Application``)."""
+        return self.searcher().scenes(owner_id, k=k, **query)
 
 
-def bootstrap(settings: Settings, **overrides: Any) -> Services:
+def build_services(settings: Settings, **overrides: Any) -> Services:
     """Build the services from ``settings``; any keyword (``image_embedder=...``) replaces the
     adapter of that name (tests pass fakes)."""
     engine = overrides.pop("engine", None) or create_engine(settings.database_url)

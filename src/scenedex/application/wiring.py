@@ -1,6 +1,6 @@
 """How each adapter is built from settings: the model adapters (local or the embedding
 service's clients), the OpenSearch client and index, the token deny-list. The composition root
-(``application.root.bootstrap``) and the health checks (``application.health``) use them."""
+(``application.root.build_services``) and the health checks (``application.health``) use them."""
 
 from __future__ import annotations
 

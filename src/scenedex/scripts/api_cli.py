@@ -98,14 +98,14 @@ def scheduler(
     once: Annotated[bool, typer.Option("--once", help="One tick, then exit (prints its outcome).")] = False,
 ) -> None:
     """Periodic batch reindexing: a job of scope all per SCENEDEX_SCHEDULER__CRON period, and the sweeper."""
-    from scenedex.application import bootstrap
+    from scenedex.application import build_services
     from scenedex.tasks.queue import build_runtime
     from scenedex.worker.scheduler import SchedulerConfigError, build_scheduler
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     try:
-        instance = build_scheduler(build_runtime(settings, bootstrap(settings)))
+        instance = build_scheduler(build_runtime(settings, build_services(settings)))
     except SchedulerConfigError as error:
         fail(str(error), 2)
     if once:

@@ -48,19 +48,27 @@ def user_errors() -> Iterator[None]:
         fail(f"database unreachable: {str(error.orig or error).splitlines()[0]}", 1)
 
 
-def build_services(*, log_spec_version: bool = False, **overrides: Any) -> Any:
+def build_application(*, log_spec_version: bool = False, **overrides: Any) -> Any:
     """Settings from the environment, logging configured once (before any model library is
-    imported), then the services of the composition root (``overrides`` replace adapters).
+    imported), then the ``Application`` of the composition root (``overrides`` replace adapters)
+    with the actors' queue (``tasks.queue.task_queue``, built when a command first enqueues).
     With ``log_spec_version`` every log line carries the spec version (which reads the model
     ids, so it imports open_clip)."""
     from scenedex.application import bootstrap
+    from scenedex.tasks.queue import task_queue
 
     settings = Settings()
     log_filter = configure_logging(settings.log_level, settings.log_format)
-    services = bootstrap(settings, **overrides)
+    app = bootstrap(settings, queue=task_queue, **overrides)
     if log_spec_version:
-        log_filter.context["spec_version"] = services.spec.version
-    return services
+        log_filter.context["spec_version"] = app.services.spec.version
+    return app
+
+
+def build_services(*, log_spec_version: bool = False, **overrides: Any) -> Any:
+    """The adapters of ``build_application`` (``Services``), for the commands not yet on its use
+    cases."""
+    return build_application(log_spec_version=log_spec_version, **overrides).services
 
 
 def parse_owner(value: str) -> Any:
@@ -71,25 +79,16 @@ def print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
 
 
-def reprocess_owner_or_fail(services: Any, owner: Any, done_what: str) -> str | None:
-    """Enqueue the owner's reprocess after a change already stored (``reprocess_owner``,
+def reprocess_owner_or_fail(app: Any, owner: Any, done_what: str) -> str | None:
+    """Enqueue the owner's reprocess after a change already stored (``app.reprocess.after_change``,
     trigger ``cli``); returns the job id (None: nothing to reprocess). An unreachable broker is
     exit 1 naming ``done_what`` (e.g. "person deleted") and the command to run instead."""
     import redis
 
     from scenedex.domain.jobs import JobTrigger
-    from scenedex.services.persons import reprocess_owner
-    from scenedex.tasks.queue import build_runtime
 
-    runtime = build_runtime(services.settings, services)
     try:
-        done = reprocess_owner(
-            owner,
-            runner=services.runner(),
-            coordinator=runtime.coordinator,
-            trigger=JobTrigger.CLI,
-            follow_up=lambda o: runtime.sender.send_refresh_owner(o, JobTrigger.CLI),
-        )
+        done = app.reprocess.after_change(owner, JobTrigger.CLI)
     except redis.exceptions.ConnectionError as error:
         fail(
             f"{done_what}, but the reprocess could not be enqueued ({error}); "

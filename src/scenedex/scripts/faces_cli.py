@@ -15,7 +15,7 @@ from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import (
     JsonOption,
     OwnerOption,
-    build_services,
+    build_application,
     parse_owner,
     print_json,
     reprocess_owner_or_fail,
@@ -50,7 +50,7 @@ def faces_clusters(
 ) -> None:
     """The owner's suggested persons, largest first: faces, scenes and the representative face."""
     with user_errors():
-        page = build_services().face_clusters().list(parse_owner(owner_id), limit=limit, offset=offset)
+        page = build_application().face_clusters.list(parse_owner(owner_id), limit=limit, offset=offset)
     if json_output:
         print_json(
             {
@@ -93,9 +93,9 @@ def faces_confirm(
     with user_errors():
         owner = parse_owner(owner_id)
         person = None if person_id is None else parse_uuid(person_id, "person id")
-        services = build_services()
-        decided = services.face_clusters().confirm(owner, cluster_id, person_id=person, name=name)
-    _report(decided, services, owner, no_reprocess, json_output)
+        app = build_application()
+        decided = app.face_clusters.confirm(owner, cluster_id, person_id=person, name=name)
+    _report(decided, app, owner, no_reprocess, json_output)
 
 
 @faces_app.command("reject", epilog=_DECISION_EPILOG)
@@ -110,9 +110,9 @@ def faces_reject(
     with user_errors():
         owner = parse_owner(owner_id)
         person = parse_uuid(person_id, "person id")
-        services = build_services()
-        decided = services.face_clusters().reject(owner, face_id, person)
-    _report(decided, services, owner, no_reprocess, json_output)
+        app = build_application()
+        decided = app.face_clusters.reject(owner, face_id, person)
+    _report(decided, app, owner, no_reprocess, json_output)
 
 
 @faces_app.command("split", epilog=_DECISION_EPILOG)
@@ -126,14 +126,14 @@ def faces_split(
     """Split faces off a suggestion: they are suggested apart, as one group, from the next reprocess on."""
     with user_errors():
         owner = parse_owner(owner_id)
-        services = build_services()
-        decided = services.face_clusters().split(owner, cluster_id, face_ids)
-    _report(decided, services, owner, no_reprocess, json_output)
+        app = build_application()
+        decided = app.face_clusters.split(owner, cluster_id, face_ids)
+    _report(decided, app, owner, no_reprocess, json_output)
 
 
-def _report(decided: Any, services: Any, owner: Any, no_reprocess: bool, json_output: bool) -> None:
+def _report(decided: Any, app: Any, owner: Any, no_reprocess: bool, json_output: bool) -> None:
     """The stored decision, then the owner's reprocess unless ``no_reprocess``."""
-    job = None if no_reprocess else reprocess_owner_or_fail(services, owner, "decision stored")
+    job = None if no_reprocess else reprocess_owner_or_fail(app, owner, "decision stored")
     if json_output:
         print_json({**decided.to_dict(), "reprocess_job_id": job})
         return

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from scenedex.domain.errors import NotFoundError
 from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import JsonOption, fail, print_json, user_errors
 from scenedex.settings import Settings
@@ -27,11 +28,13 @@ jobs_app = typer.Typer(
 )
 
 
-def _runtime() -> Any:
-    """A job runtime without services (no spec computed, no model library imported)."""
+def _jobs() -> Any:
+    """The job use cases on a runtime without services (no spec computed, no model library
+    imported)."""
+    from scenedex.application import Application
     from scenedex.tasks.queue import build_runtime
 
-    return build_runtime(Settings())
+    return Application(None, build_runtime(Settings())).jobs
 
 
 def _job_id(value: str) -> Any:
@@ -94,10 +97,11 @@ def jobs_status(
     """Progress of a job: items done/failed/total, per-step counts, throughput, ETA, failed items."""
     with user_errors():
         job_id_value = _job_id(job_id)
-        store = _runtime().coordinator.store
+        jobs = _jobs()
         while True:
-            summary = store.summary(job_id_value)
-            if summary is None:
+            try:
+                summary = jobs.summary(job_id_value)
+            except NotFoundError:
                 fail(f"job {job_id} not found", 2)
             report = summary.to_dict()
             if not watch or not summary.job.status.active:
@@ -130,7 +134,7 @@ def jobs_list(
             raise InvalidRequestError(
                 f"unknown status {status!r} (one of: {', '.join(s.value for s in JobStatus)})"
             ) from None
-        jobs = _runtime().coordinator.store.list(limit=limit, status=wanted)
+        jobs = _jobs().list(limit=limit, status=wanted)
     rows = [job.to_dict() for job in jobs]
     if json_output:
         print_json({"jobs": rows})
@@ -150,7 +154,7 @@ def jobs_pause(
 ) -> None:
     """Pause a queued or running job: no new item starts (running items finish)."""
     with user_errors():
-        job = _runtime().coordinator.pause(_job_id(job_id))
+        job = _jobs().pause(_job_id(job_id))
     _print_action(job_id, job.status.value, {}, json_output)
 
 
@@ -161,8 +165,7 @@ def jobs_resume(
 ) -> None:
     """Resume a paused job: its items run again (their messages are sent again)."""
     with user_errors():
-        runtime = _runtime()
-        job, sent = runtime.coordinator.resume(_job_id(job_id), runtime.probe)
+        job, sent = _jobs().resume(_job_id(job_id))
     _print_action(job_id, job.status.value, {"resent": sent}, json_output)
 
 
@@ -173,10 +176,7 @@ def jobs_resend(
 ) -> None:
     """Re-send the messages of a running job that the broker lost (e.g. Redis restarted)."""
     with user_errors():
-        runtime = _runtime()
-        job_uuid = _job_id(job_id)
-        sent = runtime.coordinator.resend_lost(job_uuid, runtime.probe)
-        job = runtime.coordinator.store.get(job_uuid)
+        job, sent = _jobs().resend(_job_id(job_id))
     _print_action(job_id, job.status.value, {"resent": sent}, json_output)
 
 
@@ -187,7 +187,7 @@ def jobs_retry(
 ) -> None:
     """Run a job's failed video items again (a finished job becomes running)."""
     with user_errors():
-        job, retried = _runtime().coordinator.retry_failed(_job_id(job_id))
+        job, retried = _jobs().retry(_job_id(job_id))
     _print_action(job_id, job.status.value, {"retried": retried}, json_output)
 
 
@@ -207,7 +207,7 @@ def jobs_cancel(
 ) -> None:
     """Cancel an active job: items not yet finished are not run (a running video finishes)."""
     with user_errors():
-        job = _runtime().coordinator.store.cancel(_job_id(job_id))
+        job = _jobs().cancel(_job_id(job_id))
     _print_action(job_id, job.status.value, {}, json_output)
 
 

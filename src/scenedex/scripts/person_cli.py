@@ -16,7 +16,7 @@ from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import (
     JsonOption,
     OwnerOption,
-    build_services,
+    build_application,
     parse_owner,
     print_json,
     reprocess_owner_or_fail,
@@ -46,7 +46,7 @@ def person_add(
     with user_errors():
         owner = parse_owner(owner_id)
         uploads = [PhotoUpload(path.name, _read(path)) for path in photos]
-        view = build_services().persons().create(owner, name, uploads)
+        view = build_application().persons.create(owner, name, uploads)
     if json_output:
         print_json({"person_id": str(view.person.id), "photos": len(view.photos)})
     else:
@@ -62,7 +62,7 @@ def person_list(
 ) -> None:
     """The owner's persons, oldest first, with how many photos each has and how many are usable."""
     with user_errors():
-        page = build_services().persons().list(parse_owner(owner_id), limit=limit, offset=offset)
+        page = build_application().persons.list(parse_owner(owner_id), limit=limit, offset=offset)
     if json_output:
         print_json({"persons": [v.to_dict() for v in page.persons], "total": page.total})
         return
@@ -79,7 +79,7 @@ def person_list(
 def person_show(person_id: PersonArgument, owner_id: OwnerOption, json_output: JsonOption = False) -> None:
     """A person and its photos, each with its status (pending, ok, no_face, failed) and error."""
     with user_errors():
-        view = build_services().persons().get(parse_owner(owner_id), _person(person_id))
+        view = build_application().persons.get(parse_owner(owner_id), _person(person_id))
     _print_person(view, json_output)
 
 
@@ -92,7 +92,7 @@ def person_rename(
 ) -> None:
     """Give a person a new name (no embedding depends on it: nothing is reprocessed)."""
     with user_errors():
-        view = build_services().persons().rename(parse_owner(owner_id), _person(person_id), name)
+        view = build_application().persons.rename(parse_owner(owner_id), _person(person_id), name)
     _print_person(view, json_output)
 
 
@@ -113,9 +113,9 @@ def person_delete(
     """Delete a person: its row, photos, their records and photo blobs."""
     with user_errors():
         owner = parse_owner(owner_id)
-        services = build_services()
-        view = services.persons().delete(owner, _person(person_id))
-    job = None if no_reprocess else reprocess_owner_or_fail(services, owner, "person deleted")
+        app = build_application()
+        view = app.persons.delete(owner, _person(person_id))
+    job = None if no_reprocess else reprocess_owner_or_fail(app, owner, "person deleted")
     if json_output:
         print_json({**view.to_dict(), "deleted": True, "reprocess_job_id": job})
     else:

@@ -12,7 +12,7 @@ from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import (
     JsonOption,
     OwnerOption,
-    build_services,
+    build_application,
     parse_owner,
     print_json,
     user_errors,
@@ -45,12 +45,9 @@ def video_list(
     json_output: JsonOption = False,
 ) -> None:
     """The owner's videos, oldest first."""
-    from scenedex.services.videos import list_videos
-
     with user_errors():
-        services = build_services()
-        page = list_videos(
-            parse_owner(owner_id), uow_factory=services.uow_factory, status=status, limit=limit, offset=offset
+        page = build_application().videos.list(
+            parse_owner(owner_id), status=status, limit=limit, offset=offset
         )
     if json_output:
         print_json({"videos": [_summary(v) for v in page]})
@@ -67,13 +64,8 @@ def video_show(
     json_output: JsonOption = False,
 ) -> None:
     """One video with its scenes (times and texts)."""
-    from scenedex.services.videos import get_video
-
     with user_errors():
-        services = build_services()
-        detail = get_video(
-            parse_owner(owner_id), parse_uuid(video_id, "video id"), uow_factory=services.uow_factory
-        )
+        detail = build_application().videos.get(parse_owner(owner_id), parse_uuid(video_id, "video id"))
     scenes = [
         {
             "scene_id": str(s.id),
@@ -108,29 +100,17 @@ def video_delete(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a video everywhere: rows, derived records, search documents, blobs."""
-    from scenedex.services.videos import delete_video, request_deletion
-
     with user_errors():
         owner, video = parse_owner(owner_id), parse_uuid(video_id, "video id")
         assert video is not None
-        services = build_services()
+        videos = build_application().videos
         if enqueue:
-            from scenedex.tasks.queue import build_runtime
-
-            sender = build_runtime(services.settings, engine=services.engine).sender
-            message_id = request_deletion(
-                owner, video, uow_factory=services.uow_factory, send_delete=sender.send_delete
-            )
-            result: dict[str, Any] = {"video_id": str(video), "message_id": message_id}
+            result: dict[str, Any] = {
+                "video_id": str(video),
+                "message_id": videos.request_deletion(owner, video),
+            }
         else:
-            request_deletion(owner, video, uow_factory=services.uow_factory, send_delete=lambda v, o: "")
-            done = delete_video(
-                owner,
-                video,
-                uow_factory=services.uow_factory,
-                blobs=services.blobs,
-                index=services.search_index,
-            )
+            done = videos.delete_here(owner, video)
             result = {"video_id": str(video), "scenes": done.scenes, "blobs": done.blobs}
     if json_output:
         print_json(result)

@@ -9,7 +9,7 @@ refuses it) and sends its message. The request itself is validated when it is bu
 
 Python services call these with the parts the composition root builds::
 
-    services = bootstrap(settings)
+    services = build_services(settings)
     runtime = build_runtime(settings, services)
     enqueue_reprocess(request, runner=services.runner(), coordinator=runtime.coordinator,
                       trigger=JobTrigger.API)

@@ -254,3 +254,65 @@ def keyframe_bytes(blobs: BlobStore, scene: Scene, max_bytes: int) -> tuple[byte
     if media_type is None:
         raise NotFoundError(f"scene {scene.id} has no keyframe image")
     return data, media_type
+
+
+class Search:
+    """The owner's search use cases: scenes for a text, an image or a person, described for a
+    results page; an image query's bytes; a scene and its keyframe (the API's search routes and
+    keyframe endpoint, the console's search page, ``scenedex search``)."""
+
+    def __init__(
+        self,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        index: SearchIndex,
+        text_embedder: TextEmbedder,
+        image_embedder: ImageEmbedder,
+        blobs: BlobStore,
+        max_image_bytes: int,
+        max_image_pixels: int,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._index = index
+        self._text_embedder = text_embedder
+        self._image_embedder = image_embedder
+        self._blobs = blobs
+        self.max_image_bytes = max_image_bytes
+        self._max_image_pixels = max_image_pixels
+
+    def scenes(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:
+        """``search_scenes`` (query: ``text=``, ``image=`` or ``person_id=``), the hits described
+        for a results page (``describe_hits``)."""
+        hits = search_scenes(
+            uow_factory=self._uow_factory,
+            index=self._index,
+            text_embedder=self._text_embedder,
+            image_embedder=self._image_embedder,
+            owner_id=owner_id,
+            k=k,
+            **query,
+        )
+        return describe_hits(self._uow_factory, owner_id, hits)
+
+    def query_image(self, owner_id: uuid.UUID, *, data: bytes | None = None, uri: str | None = None) -> bytes:
+        """An image query's bytes: ``data`` (an upload) or the owner's blob at ``uri``
+        (``owner_blob``), held to ``max_image_bytes`` / ``max_image_pixels`` (``check_image``)."""
+        if (data is None) == (uri is None):
+            raise InvalidRequestError("give exactly one of: an image, a keyframe_uri")
+        image = (
+            data if data is not None else owner_blob(self._blobs, owner_id, str(uri), self.max_image_bytes)
+        )
+        return check_image(image, max_bytes=self.max_image_bytes, max_pixels=self._max_image_pixels)
+
+    def scene(self, owner_id: uuid.UUID, scene_id: uuid.UUID) -> Scene:
+        """The owner's scene; ``NotFoundError`` for an unknown or another owner's (``owned_scene``)."""
+        return owned_scene(self._uow_factory, owner_id, scene_id)
+
+    def keyframe(self, scene: Scene) -> tuple[bytes, str]:
+        """The scene's keyframe bytes and media type (``keyframe_bytes``)."""
+        return keyframe_bytes(self._blobs, scene, self.max_image_bytes)
+
+    def blob(self, owner_id: uuid.UUID, uri: str) -> bytes:
+        """The owner's blob at ``uri`` (a person's photo on the console), at most
+        ``max_image_bytes`` (``owner_blob``)."""
+        return owner_blob(self._blobs, owner_id, uri, self.max_image_bytes)

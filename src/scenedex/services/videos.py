@@ -30,11 +30,10 @@ import logging
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from scenedex.adapters.images import decode_image
@@ -46,209 +45,74 @@ from scenedex.domain.errors import (
     BlobTooLargeError,
     ConflictError,
     InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
     TransientError,
 )
 from scenedex.domain.limits import (
-    DEFAULT_MAX_IMAGE_BYTES,
     DURATION_TOLERANCE_S,
-    MAX_MEDIA_SECONDS,
-    MAX_SUBTITLES_BYTES,
 )
 from scenedex.domain.model import Scene, Video, VideoStatus, new_id
-from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWork, UnitOfWorkFactory
-from scenedex.services.ingest import keyframe_key, source_key, video_prefix
-
-if TYPE_CHECKING:  # importing the detector would load OpenCV
-    from scenedex.adapters.video import VideoScenes
+from scenedex.domain.ports import BlobStore, UnitOfWorkFactory
+from scenedex.services.ingest import keyframe_key, source_key
+from scenedex.services.video_records import (
+    DeletedVideo,
+    VideoDetail,
+    delete_video,
+    get_video,
+    list_videos,
+    request_deletion,
+    set_scene_texts,
+    video_status,
+)
+from scenedex.services.video_sources import (
+    MAX_SCENES,
+    TEXT_FIELDS,
+    URL_HOSTS_SETTING,
+    CreatedVideo,
+    Download,
+    IngestLimits,
+    NewVideo,
+    SendMessage,
+    SourcePolicy,
+    UpstreamScene,
+    VideoCutter,
+    check_blobs,
+    parse_scenes,
+    validate,
+)
 
 log = logging.getLogger("scenedex.videos")
 
-TEXT_FIELDS = ("transcript", "visual_description", "summary")
-MAX_SCENES = 10_000
-"""Most upstream scenes in one create (a 3-hour film cut every second is 10 800)."""
-
-SendMessage = Callable[[uuid.UUID, uuid.UUID], str]
-"""Sends an actor's message ``(video_id, owner_id)``; returns the message id."""
-
-Download = Callable[[str, Path], int]
-"""Streams a URL into a local file through the SSRF guard, returns its size
-(``adapters.url_fetch.UrlDownloader``); raises ``BadInputError`` (refused, too large, 4xx) or
-``TransientError`` (timeout, connection error, 5xx)."""
-
-URL_HOSTS_SETTING = "SCENEDEX_INGEST__ALLOWED_URL_HOSTS"
-
-
-class VideoCutter(Protocol):
-    """Scene detection and frame grabs (``adapters.video.PySceneDetectSceneDetector``)."""
-
-    def detect(self, path: str | Path) -> VideoScenes: ...
-
-    def frames_at(self, path: str | Path, times_s: Sequence[float]) -> tuple[float, list[bytes]]:
-        """The video's duration and one JPEG per time in ``times_s`` (in order)."""
-        ...
-
-
-@dataclass(frozen=True)
-class UpstreamScene:
-    """A scene as the caller's pipeline cut it: ``[start_s, end_s)`` seconds, its texts, and
-    optionally its keyframe (a blob-store URI; else the frame at the scene's middle)."""
-
-    start_s: float
-    end_s: float
-    keyframe_uri: str | None = None
-    transcript: str = ""
-    visual_description: str = ""
-    summary: str = ""
-
-
-@dataclass(frozen=True)
-class NewVideo:
-    """A create request: where the source is, and optionally the caller's own cut."""
-
-    source_uri: str
-    title: str | None = None
-    external_id: str | None = None
-    subtitles_uri: str | None = None
-    scenes: tuple[UpstreamScene, ...] | None = None
-
-    def ingest_json(self) -> dict[str, Any]:
-        """What ``ingest_video`` needs, stored on the row (and compared on a repeated create)."""
-        return {
-            "source_uri": self.source_uri,
-            "subtitles_uri": self.subtitles_uri,
-            "scenes": None if self.scenes is None else [vars(s) for s in self.scenes],
-        }
-
-    @staticmethod
-    def scenes_from(ingest: Mapping[str, Any]) -> tuple[UpstreamScene, ...] | None:
-        """The upstream scenes of a stored ``ingest_json`` (None: the worker detects them)."""
-        scenes = ingest.get("scenes")
-        return None if scenes is None else tuple(UpstreamScene(**s) for s in scenes)
-
-
-@dataclass(frozen=True)
-class IngestLimits:
-    """The caps of every blob an ingest reads (bytes), checked from the object's size before a
-    byte is read and again while streaming: the source (``SCENEDEX_INGEST__MAX_SOURCE_BYTES``),
-    keyframes given by the caller (``SCENEDEX_MAX_IMAGE_BYTES``, decoded under
-    ``max_image_pixels`` before they are stored), subtitles (``limits.MAX_SUBTITLES_BYTES``)."""
-
-    max_source_bytes: int = 2 * 1024**3
-    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-    max_image_pixels: int = 50_000_000
-    max_subtitles_bytes: int = MAX_SUBTITLES_BYTES
-
-    def cap(self, what: str) -> int:
-        """The cap (bytes) of a ``source``, ``subtitles`` or ``keyframe`` read."""
-        if what == "source":
-            return self.max_source_bytes
-        return self.max_subtitles_bytes if what == "subtitles" else self.max_image_bytes
-
-
-@dataclass(frozen=True)
-class SourcePolicy:
-    """Where sources may come from: the caller's own part of the blob store
-    (``owners/{owner_id}/...`` under ``storage_root``: ``domain.blobs.owner_key``, the one
-    policy image search uses too), or https URLs on ``allowed_hosts``
-    (``SCENEDEX_INGEST__ALLOWED_URL_HOSTS``, lower case; empty: none), http too with
-    ``allow_http`` (tests). The worker checks both again (``ingest_queued_video``)."""
-
-    storage_root: str
-    allowed_hosts: tuple[str, ...] = ()
-    allow_http: bool = False
-    limits: IngestLimits = field(default_factory=IngestLimits)
-
-    def check(self, uri: str, what: str, owner_id: uuid.UUID) -> bool:
-        """True when ``uri`` names a blob ``owner_id`` may read, False for an allowed URL.
-        Raises ``NotFoundError`` for a store URI outside the owner's prefix (another owner's,
-        not canonical: the answer a missing blob gets, ``check_blob``), ``InvalidRequestError``
-        for anything else that may not be fetched."""
-        root = self.storage_root.rstrip("/") + "/"
-        if uri.startswith(root):
-            if owner_key(self.storage_root, owner_id, uri) is None:
-                raise NotFoundError(f"{what}: no object at {uri} for this owner")
-            return True
-        parts = urlsplit(uri)
-        if parts.scheme in ("http", "https"):
-            host = (parts.hostname or "").lower()
-            if parts.scheme == "http" and not self.allow_http:
-                raise InvalidRequestError(f"{what} must be an https URL (not http), got {uri!r}")
-            if not host or host not in self.allowed_hosts:
-                raise InvalidRequestError(
-                    f"{what}: host {host!r} is not allowed for URL sources; an operator allows it by "
-                    f"adding it to {URL_HOSTS_SETTING} (or upload the file to the blob store, {root}...)"
-                )
-            return False
-        raise InvalidRequestError(
-            f"{what} must name an object in the blob store ({root}owners/<owner_id>/...) or an "
-            f"https URL on an allowed host, got {uri!r}"
-        )
-
-    def check_blob(self, blobs: BlobStore, uri: str, what: str, label: str) -> None:
-        """Raises ``NotFoundError`` when nothing readable is at the (owner-checked) ``uri``
-        (the same answer as another owner's blob), ``PayloadTooLargeError`` when it is over
-        the cap of a ``what`` (``IngestLimits.cap``); a store outage propagates."""
-        try:
-            size = blobs.size(uri)
-        except BadInputError:
-            raise NotFoundError(f"{label}: no object at {uri} for this owner") from None
-        if size > self.limits.cap(what):
-            raise PayloadTooLargeError(
-                f"{label}: {uri} is {size} bytes, larger than the limit of {self.limits.cap(what)} bytes"
-            )
-
-
-@dataclass(frozen=True)
-class CreatedVideo:
-    """The created (or, for a known ``external_id``, existing) video and the ``ingest_video``
-    message sent for it (None: none was sent)."""
-
-    video: Video
-    message_id: str | None
-    created: bool
-
-
-def validate(new: NewVideo, policy: SourcePolicy, owner_id: uuid.UUID) -> None:
-    """Raises ``InvalidRequestError`` for a URI the policy refuses, or scenes out of order,
-    overlapping, empty, with negative or non-finite times or past ``MAX_MEDIA_SECONDS``;
-    ``NotFoundError`` for a store URI outside the owner's prefix (``SourcePolicy.check``)."""
-    if new.scenes is not None:
-        if not new.scenes or len(new.scenes) > MAX_SCENES:
-            raise InvalidRequestError(f"scenes must hold 1 to {MAX_SCENES} scenes (or be left out)")
-        previous_end = 0.0
-        for i, scene in enumerate(new.scenes):
-            if not (0 <= scene.start_s < scene.end_s <= MAX_MEDIA_SECONDS):
-                raise InvalidRequestError(
-                    f"scenes[{i}]: need 0 <= start_s < end_s <= {MAX_MEDIA_SECONDS:.0f} (seconds)"
-                )
-            if scene.start_s < previous_end:
-                raise InvalidRequestError(f"scenes[{i}] starts before the previous scene ends")
-            previous_end = scene.end_s
-    for _, label, uri in _named_uris(new):
-        policy.check(uri, label, owner_id)
-
-
-def _named_uris(new: NewVideo) -> list[tuple[str, str, str]]:
-    """``(what, label, uri)`` of every URI a request names: its source, subtitles, keyframes."""
-    uris = [("source", "source_uri", new.source_uri)]
-    if new.subtitles_uri is not None:
-        uris.append(("subtitles", "subtitles_uri", new.subtitles_uri))
-    for i, scene in enumerate(new.scenes or ()):
-        if scene.keyframe_uri is not None:
-            uris.append(("keyframe", f"scenes[{i}].keyframe_uri", scene.keyframe_uri))
-    return uris
-
-
-def check_blobs(new: NewVideo, policy: SourcePolicy, blobs: BlobStore) -> None:
-    """Every blob-store URI of a (validated) request names a readable blob within its cap:
-    ``NotFoundError`` (missing: the same answer as another owner's) or
-    ``PayloadTooLargeError``; URLs are the worker's to fetch."""
-    root = blobs.root_uri.rstrip("/") + "/"
-    for what, label, uri in _named_uris(new):
-        if uri.startswith(root):
-            policy.check_blob(blobs, uri, what, label)
+__all__ = [  # the video use cases, with what they take and return (defined in video_records/_sources)
+    "MAX_SCENES",
+    "TEXT_FIELDS",
+    "URL_HOSTS_SETTING",
+    "CreatedVideo",
+    "DeletedVideo",
+    "Download",
+    "IngestLimits",
+    "NewVideo",
+    "SendMessage",
+    "SourcePolicy",
+    "UpstreamScene",
+    "VideoCutter",
+    "VideoDetail",
+    "check_blobs",
+    "check_scene_times",
+    "create_video",
+    "delete_video",
+    "fail_ingest",
+    "get_video",
+    "ingest_local_file",
+    "ingest_queued_video",
+    "list_videos",
+    "mark_ready",
+    "parse_scenes",
+    "request_deletion",
+    "scene_id",
+    "set_scene_texts",
+    "validate",
+    "video_status",
+]
 
 
 def create_video(
@@ -507,130 +371,6 @@ def mark_ready(
         return True
 
 
-@dataclass(frozen=True)
-class VideoDetail:
-    """A video with its scenes in ordinal order."""
-
-    video: Video
-    scenes: tuple[Scene, ...]
-
-
-def get_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, uow_factory: UnitOfWorkFactory) -> VideoDetail:
-    """The owner's video with its scenes; ``NotFoundError`` for unknown or another owner's ids."""
-    with uow_factory() as uow:
-        video = _owned_video(uow, owner_id, video_id)
-        return VideoDetail(video, tuple(uow.scenes.list_for_video(owner_id, video_id)))
-
-
-def _owned_video(uow: UnitOfWork, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video:
-    """The owner's video; ``NotFoundError`` for unknown or another owner's ids."""
-    video = uow.videos.get(owner_id, video_id)
-    if video is None:
-        raise NotFoundError(f"video {video_id} not found")
-    return video
-
-
-def list_videos(
-    owner_id: uuid.UUID,
-    *,
-    uow_factory: UnitOfWorkFactory,
-    status: VideoStatus | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[Video]:
-    """One page of the owner's videos, oldest first."""
-    with uow_factory() as uow:
-        return uow.videos.page(owner_id, status=status, limit=limit, offset=offset)
-
-
-def set_scene_texts(
-    owner_id: uuid.UUID,
-    video_id: uuid.UUID,
-    ordinal: int,
-    texts: Mapping[str, str],
-    *,
-    uow_factory: UnitOfWorkFactory,
-    send_embed: SendMessage,
-) -> tuple[Scene, str | None]:
-    """Replace the given texts of one scene (``transcript``, ``visual_description``,
-    ``summary``). When one changed, the video is ``embedding`` again and ``embed_video`` is
-    sent: its runner recomputes exactly the changed channels' records and the scene's document
-    (their input hashes changed; nothing else did). Returns the scene and the message id
-    (None: nothing changed). ``NotFoundError`` for an unknown video or scene."""
-    unknown = set(texts) - set(TEXT_FIELDS)
-    if unknown:
-        raise InvalidRequestError(f"unknown text fields: {sorted(unknown)}")
-    with uow_factory() as uow:
-        video = uow.videos.lock(owner_id, video_id)
-        before = uow.scenes.set_texts(owner_id, video_id, ordinal, {}) if video else None
-        if video is None or before is None:
-            raise NotFoundError(f"scene {ordinal} of video {video_id} not found")
-        changed = {k: v for k, v in texts.items() if getattr(before, k) != v}
-        if not changed:
-            return before, None
-        scene = uow.scenes.set_texts(owner_id, video_id, ordinal, changed)
-        assert scene is not None
-        # updated_at moves too: an embed run that started before does not mark it ready.
-        uow.videos.update(owner_id, video_id, status=VideoStatus.EMBEDDING)
-        uow.commit()
-    return scene, send_embed(video_id, owner_id)
-
-
-def request_deletion(
-    owner_id: uuid.UUID, video_id: uuid.UUID, *, uow_factory: UnitOfWorkFactory, send_delete: SendMessage
-) -> str:
-    """Check the owner's video exists and send ``delete_video``; returns the message id.
-    ``NotFoundError`` for unknown or another owner's ids (a video already deleted)."""
-    with uow_factory() as uow:
-        _owned_video(uow, owner_id, video_id)
-    return send_delete(video_id, owner_id)
-
-
-@dataclass(frozen=True)
-class DeletedVideo:
-    """What ``delete_video`` found: whether the row existed, its scenes and blobs removed."""
-
-    video_existed: bool
-    scenes: int
-    blobs: int
-
-
-def delete_video(
-    owner_id: uuid.UUID,
-    video_id: uuid.UUID,
-    *,
-    uow_factory: UnitOfWorkFactory,
-    blobs: BlobStore,
-    index: SearchIndex,
-) -> DeletedVideo:
-    """Remove the owner's video everywhere: search documents (every index the adapter knows),
-    rows (scenes and derived records cascade), documents again (a reprocess that wrote one
-    between), blobs under the video's prefix. Idempotent: a second call finds nothing (and
-    still clears the prefix, in case a first call died after the rows). The scenes' digest
-    (``domain.digest``) is cleared before their documents go: should the rows outlive them (a
-    call that dies in between), the next reprocess assesses those scenes and writes them again."""
-    with uow_factory() as uow:
-        scene_ids = [s.id for s in uow.scenes.list_for_video(owner_id, video_id)]
-        uow.scenes.clear_current(owner_id, scene_ids)
-        uow.commit()
-    index.delete(owner_id, scene_ids)
-    with uow_factory() as uow:
-        existed = uow.videos.delete(owner_id, video_id)
-        uow.commit()
-    index.delete(owner_id, scene_ids)
-    removed = blobs.delete_prefix(video_prefix(owner_id, video_id))
-    return DeletedVideo(existed, len(scene_ids), removed)
-
-
-def video_status(
-    owner_id: uuid.UUID, video_id: uuid.UUID, *, uow_factory: UnitOfWorkFactory
-) -> VideoStatus | None:
-    """The video's status (None: the owner has no such video)."""
-    with uow_factory() as uow:
-        video = uow.videos.get(owner_id, video_id)
-        return video.status if video else None
-
-
 def fail_ingest(video_id: uuid.UUID, error: str, *, uow_factory: UnitOfWorkFactory) -> None:
     """A video whose ingest gave up (retries exhausted) is ``failed`` with ``error``."""
     with uow_factory() as uow:
@@ -638,26 +378,6 @@ def fail_ingest(video_id: uuid.UUID, error: str, *, uow_factory: UnitOfWorkFacto
         if owner_id is not None:
             uow.videos.update(owner_id, video_id, status=VideoStatus.FAILED, error=error, when=_INGESTABLE)
             uow.commit()
-
-
-def parse_scenes(data: Any) -> tuple[UpstreamScene, ...]:
-    """Upstream scenes from JSON (a list of scene objects, or ``{"scenes": [...]}``);
-    ``InvalidRequestError`` for anything else."""
-    items = data.get("scenes") if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        raise InvalidRequestError('scenes JSON must be a list of scenes or {"scenes": [...]}')
-    fields = set(UpstreamScene.__dataclass_fields__)
-    scenes = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not {"start_s", "end_s"} <= set(item) or set(item) - fields:
-            raise InvalidRequestError(f"scenes[{i}]: needs start_s and end_s, may have {sorted(fields)}")
-        try:
-            scenes.append(
-                UpstreamScene(**{**item, "start_s": float(item["start_s"]), "end_s": float(item["end_s"])})
-            )
-        except (TypeError, ValueError) as error:
-            raise InvalidRequestError(f"scenes[{i}]: {error}") from None
-    return tuple(scenes)
 
 
 def ingest_local_file(

@@ -9,7 +9,7 @@ reprocess_video`` works once a runtime is built.
 
 Python services enqueue through the enqueue use case on a runtime of the composition root::
 
-    services = bootstrap(settings)  # scenedex.application
+    services = build_services(settings)  # scenedex.application
     runtime = build_runtime(settings, services)  # scenedex.tasks.queue: the broker and sender
     enqueue_reprocess(request, runner=services.runner(), coordinator=runtime.coordinator,
                       trigger=JobTrigger.API)  # scenedex.services.enqueue

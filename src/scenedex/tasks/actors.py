@@ -48,14 +48,13 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from scenedex.domain.errors import PermanentError, TransientError
-from scenedex.domain.jobs import ActiveJobError, ItemKind, JobTrigger
+from scenedex.domain.errors import PermanentError
+from scenedex.domain.jobs import ItemKind, JobTrigger
 from scenedex.domain.logcontext import log_context
-from scenedex.domain.model import VideoStatus, utcnow
-from scenedex.domain.request import ReprocessRequest, ReprocessScope, parse_uuid
+from scenedex.domain.request import parse_uuid
 from scenedex.tasks.holds import HeldItem, dependency_of, run_guarded
 from scenedex.tasks.messaging import PendingMessageIds, broker_message_id
-from scenedex.tasks.runtime import job_runtime
+from scenedex.tasks.runtime import job_application, job_runtime
 
 if TYPE_CHECKING:
     from scenedex.application import JobRuntime
@@ -141,13 +140,14 @@ def embed_video(video_id: str, owner_id: str) -> None:
     already active it covers the video, and this message does nothing (a video created over
     HTTP waiting for its embed, ``embedding``, retries instead: the active job may have read
     its scenes before a text change). A video ``embedding`` becomes ``ready`` when the job ends."""
-    rt = job_runtime(embed_video.broker)
+    rt, app = job_runtime(embed_video.broker), job_application(embed_video.broker)
+
+    def embed(held: HeldItem) -> None:
+        video = _uuid(video_id, "video id")
+        app.videos.run_embed(_uuid(owner_id, "owner id"), video, _holding(held, video))
+
     with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
-        run_guarded(
-            rt,
-            embed_video,
-            lambda held: _embed(rt, _uuid(video_id, "video id"), _uuid(owner_id, "owner id"), held),
-        )
+        run_guarded(rt, embed_video, embed)
 
 
 @dramatiq.actor(queue_name=EMBEDDINGS_QUEUE, priority=UPLOAD_PRIORITY, **_ITEM_OPTIONS)
@@ -157,33 +157,18 @@ def ingest_video(video_id: str) -> None:
     scenes, or scene detection), write keyframes and scenes (``services.videos``), then embed
     it as ``embed_video`` does. Safe twice; an unreadable source fails the video, not the
     message. When the retries of a transient error run out, the video is failed."""
-    from scenedex.services.videos import fail_ingest, ingest_queued_video
-
-    rt = job_runtime(ingest_video.broker)
-    services = rt.services
-    assert services is not None
+    rt, app = job_runtime(ingest_video.broker), job_application(ingest_video.broker)
     video_uuid = _uuid(video_id, "video id")
 
     def ingest(held: HeldItem) -> None:
         try:
-            video = ingest_queued_video(
-                video_uuid,
-                uow_factory=services.uow_factory,
-                blobs=services.blobs,
-                cutter=services.video_cutter(),
-                download=services.source_download(),
-                limits=services.ingest_limits(),
-            )
+            video = app.videos.ingest(video_uuid)
         except Exception as error:
             if _last_attempt(ingest_video) and dependency_of(error) is None:
-                fail_ingest(
-                    video_uuid,
-                    f"gave up after {_retries(ingest_video)} retries: {error}",
-                    uow_factory=services.uow_factory,
-                )
+                app.videos.fail_ingest(video_uuid, f"gave up after {_retries(ingest_video)} retries: {error}")
             raise
         if video is not None:
-            _embed(rt, video.id, video.owner_id, held)
+            app.videos.run_embed(video.owner_id, video.id, _holding(held, video.id))
 
     with log_context(video_id=video_id, spec_version=_spec_version(rt)):
         run_guarded(rt, ingest_video, ingest)
@@ -193,52 +178,23 @@ def ingest_video(video_id: str) -> None:
 def delete_video(video_id: str, owner_id: str) -> None:
     """Remove a video everywhere (``services.videos.delete_video``: search documents, rows,
     blobs). Idempotent: a second delivery finds nothing left."""
-    from scenedex.services.videos import delete_video as delete
-
-    rt = job_runtime(delete_video.broker)
-    services = rt.services
-    assert services is not None
+    rt, app = job_runtime(delete_video.broker), job_application(delete_video.broker)
 
     def remove(_: HeldItem) -> None:
-        done = delete(
-            _uuid(owner_id, "owner id"),
-            _uuid(video_id, "video id"),
-            uow_factory=services.uow_factory,
-            blobs=services.blobs,
-            index=services.search_index,
-        )
+        done = app.videos.delete(_uuid(owner_id, "owner id"), _uuid(video_id, "video id"))
         log.info("video %s deleted: %d scenes, %d blobs", video_id, done.scenes, done.blobs)
 
     with log_context(video_id=video_id, owner_id=owner_id, spec_version=_spec_version(rt)):
         run_guarded(rt, delete_video, remove)
 
 
-def _embed(rt: JobRuntime, video_id: uuid.UUID, owner_id: uuid.UUID, held: HeldItem) -> None:
-    """Create and run (inline) the video's ``ingest`` job; a video ``embedding`` is ``ready``
-    after it (unless it changed meanwhile). An ``ingest`` job of this video left active by an
-    earlier delivery (held during an outage, or killed) is continued instead."""
-    from scenedex.services.videos import mark_ready, video_status
+def _holding(held: HeldItem, video_id: uuid.UUID) -> Any:
+    """What the embed step tells the actor once it knows the video's job: the held item."""
 
-    services = rt.services
-    assert services is not None
-    request = ReprocessRequest(ReprocessScope.VIDEO, video_id=video_id, owner_id=owner_id)
-    started = utcnow()
-    try:
-        job = rt.coordinator.store.create(request, services.spec.version, JobTrigger.INGEST)
-    except ActiveJobError as active:
-        earlier = rt.coordinator.store.get(active.active_job_id)
-        if earlier is not None and earlier.trigger is JobTrigger.INGEST and earlier.status.runnable:
-            job = earlier
-            log.info("video %s: continuing its ingest job %s", video_id, job.id)
-        elif video_status(owner_id, video_id, uow_factory=services.uow_factory) is VideoStatus.EMBEDDING:
-            raise TransientError(f"video {video_id}: {active}; retried once it is over") from None
-        else:
-            log.info("video %s: %s", video_id, active)
-            return
-    held.job_id, held.video_id = job.id, video_id
-    with log_context(job_id=job.id):
-        rt.coordinator.plan(job.id, inline=True)
-        mark_ready(owner_id, video_id, started, uow_factory=services.uow_factory)
+    def on_job(job_id: uuid.UUID) -> None:
+        held.job_id, held.video_id = job_id, video_id
+
+    return on_job
 
 
 @dramatiq.actor(queue_name=REPROCESSING_QUEUE, priority=BACKFILL_PRIORITY, max_retries=0, time_limit=300_000)
@@ -279,21 +235,16 @@ def refresh_owner(owner_id: str, trigger: str) -> None:
     ``OwnerBusyRetry`` (from the service's ``OwnerBusyError``): Retries tries again with backoff
     (10 s to 10 min, 20 times: hours); past that the scheduler's periodic jobs pick the change
     up."""
-    from scenedex.services.persons import OwnerBusyError, reprocess_owner
+    from scenedex.services.persons import OwnerBusyError
 
     def busy(owner: uuid.UUID) -> str:
         raise OwnerBusyError(f"owner {owner} still has a running job; retried later")
 
-    rt = job_runtime(refresh_owner.broker)
-    assert rt.services is not None
+    rt, app = job_runtime(refresh_owner.broker), job_application(refresh_owner.broker)
     with log_context(owner_id=owner_id, spec_version=_spec_version(rt)):
         try:
-            done = reprocess_owner(
-                _uuid(owner_id, "owner id"),
-                runner=rt.services.runner(),
-                coordinator=rt.coordinator,
-                trigger=JobTrigger(trigger),
-                follow_up=busy,
+            done = app.reprocess.after_change(
+                _uuid(owner_id, "owner id"), JobTrigger(trigger), follow_up=busy
             )
         except OwnerBusyError as busy_error:
             log.info("%s", busy_error)

@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 
 from scenedex.adapters.db.migrate import upgrade
 from scenedex.adapters.storage import FsspecBlobStore
-from scenedex.application import Services, bootstrap
+from scenedex.application import Services, build_services
 from scenedex.domain.errors import BadInputError
 from scenedex.domain.model import TEXT_CHANNELS, DetectedFace, Scene, Video, l2_normalise, new_id
 from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, TextEmbedder
@@ -521,7 +521,7 @@ def measure_noop(
         storage = storage_url or str(Path(folder) / "media")
         settings = base.model_copy(update={"database_url": database_url, "storage_url": storage})
         blobs = FsspecBlobStore(storage)
-        services = bootstrap(settings, blobs=blobs)
+        services = build_services(settings, blobs=blobs)
         upgrade(services.engine)
         say(f"seeding {scenes} current scenes...")
         owner_id, seed_seconds = seed_current_library(services, blobs, scenes, _no_listener)
@@ -554,7 +554,7 @@ def _seeding_services(services: Services) -> Services:
     raises ``RuntimeError`` unless its spec equals the real one."""
     settings = services.settings
     batch = settings.reprocess.model_copy(update={"batch_size": SEED_BATCH_SIZE})
-    seeder = bootstrap(
+    seeder = build_services(
         settings.model_copy(update={"reprocess": batch}),
         engine=services.engine,
         blobs=services.blobs,
@@ -671,7 +671,7 @@ def run_bench(
             settings = bench_settings(
                 base, database_url=url, storage_url=storage, batch_size=batch_size, untrained=untrained
             )
-            return bootstrap(settings, blobs=blobs)
+            return build_services(settings, blobs=blobs)
 
         shown = make_url(url).render_as_string(hide_password=True)
         say(f"database: {shown}" + ("" if database_url else " (temporary SQLite, deleted afterwards)"))
@@ -751,7 +751,7 @@ def _measure(
             "text": settings.text.model_copy(update={"precision": "fp32"}),
         }
     )
-    fp32 = bootstrap(fp32_settings, engine=services.engine, blobs=services.blobs)
+    fp32 = build_services(fp32_settings, engine=services.engine, blobs=services.blobs)
     report.precision = precision_check(services, fp32, library)
     report.rss_mib["after_precision"] = peak_rss_mib()
     for name, figures in report.precision.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dramatiq.middleware.prometheus import Prometheus
 
-from scenedex.application import JobRuntime, bootstrap
+from scenedex.application import JobRuntime, build_services
 from scenedex.settings import Settings
 from scenedex.tasks.queue import build_runtime, task_broker
 from scenedex.worker.logs import configure_logging, install_log_context
@@ -25,7 +25,7 @@ broker = task_broker(settings)
 
 def build_worker_runtime() -> JobRuntime:
     """This worker process's services and job runtime (called once per process, at boot)."""
-    return build_runtime(settings, bootstrap(settings))
+    return build_runtime(settings, build_services(settings))
 
 
 if settings.worker.metrics_port:

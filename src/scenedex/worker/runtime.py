@@ -26,7 +26,7 @@ log = logging.getLogger("scenedex.worker")
 
 class WorkerRuntime(TaskRuntime):
     """The worker's ``TaskRuntime``: builds the runtime with ``build`` (the entry point's
-    composition, e.g. ``lambda: build_runtime(settings, bootstrap(settings))``) and loads the
+    composition, e.g. ``lambda: build_runtime(settings, build_services(settings))``) and loads the
     models once per worker process before its consumers start, runs the periodic sweeper
     (``runtime.settings.worker.sweep_interval_s``; one process at a time, under a Redis lock)
     and the circuit breakers' probes (every ``BREAKER_TICK_S``: an open breaker whose probe is

@@ -14,7 +14,7 @@ Each tick of the leader:
    once, whichever instance ticks, however often (so two leaders during a lease hand-over
    cannot both create its job);
 4. enqueues a non-forced ``all`` job (trigger ``scheduler``) with
-   ``scenedex.services.enqueue.enqueue_reprocess``, the API's code path; an active ``all`` job
+   the application's ``app.reprocess.enqueue``, the API's code path; an active ``all`` job
    (``ActiveJobError``) covers the period and none is created. If enqueuing fails otherwise
    (database down), the claim is dropped so the next tick tries again.
 """
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter  # type: ignore[import-untyped]
 
+from scenedex.application.app import Application
 from scenedex.domain.jobs import ActiveJobError, Job, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
-from scenedex.services.enqueue import enqueue_reprocess
 from scenedex.settings import SchedulerSettings
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ class Scheduler:
         self.instance_id = instance_id or f"scheduler-{uuid.uuid4().hex[:12]}"
         self.lease = RedisLease(client, LEADER_KEY, settings.lease_ms, token=self.instance_id)
         self.runtime = runtime
+        self.app = Application(runtime.services, runtime)
         self._enqueue = enqueue or self._enqueue_reprocess
         self._send_sweep = send_sweep or runtime.sender.send_sweep
         self._clock = clock
@@ -228,11 +229,7 @@ class Scheduler:
         return True
 
     def _enqueue_reprocess(self, request: ReprocessRequest) -> Job:
-        coordinator = self.runtime.coordinator
-        enqueued = enqueue_reprocess(
-            request, runner=coordinator.runner, coordinator=coordinator, trigger=JobTrigger.SCHEDULER
-        )
-        return enqueued.job
+        return self.app.reprocess.enqueue(request, JobTrigger.SCHEDULER).job
 
 
 def build_scheduler(runtime: JobRuntime, **options: Any) -> Scheduler:

@@ -1,5 +1,5 @@
 """The overview page (spec, per-step plan, queues, workers, health) and the reprocess buttons
-with their confirmation. Jobs are enqueued with ``services.enqueue.enqueue_reprocess``, the path
+with their confirmation. Jobs are enqueued with the application's ``app.reprocess.enqueue``, the path
 the admin API, the CLI and the scheduler use."""
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from scenedex.api.console.overview import (
 )
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
-from scenedex.api.deps import RuntimeDep, ServicesDep
-from scenedex.application import Services
+from scenedex.api.deps import AppDep
+from scenedex.application import Application
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.jobs import ActiveJobError, JobTrigger, scope_key
 from scenedex.domain.request import ReprocessRequest, parse_uuid
-from scenedex.services.enqueue import enqueue_reprocess, scope_video_count
 
 log = logging.getLogger("scenedex.api.console")
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -42,10 +41,9 @@ def plan_cache(request: Request) -> PlanCache:
     return cache
 
 
-def owner_ids(services: Services) -> list[uuid.UUID]:
+def owner_ids(app: Application) -> list[uuid.UUID]:
     """Every owner with videos or persons, for the scope pickers."""
-    with services.uow_factory() as uow:
-        return sorted(uow.list_owner_ids(), key=str)
+    return app.videos.owners()
 
 
 def optional_owner(value: str | None) -> uuid.UUID | None:
@@ -54,43 +52,40 @@ def optional_owner(value: str | None) -> uuid.UUID | None:
 
 
 @router.get("")
-def overview(
-    request: Request, session: SessionDep, services: ServicesDep, runtime: RuntimeDep, owner_id: str = ""
-) -> Response:
+def overview(request: Request, session: SessionDep, app: AppDep, owner_id: str = "") -> Response:
     """The overview for all owners or one (``owner_id``)."""
-    return overview_page(request, session, services, runtime, owner_id, refresh=False)
+    return overview_page(request, session, app, owner_id, refresh=False)
 
 
 @router.post("/refresh")
 def refresh(
     request: Request,
     session: PostDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     owner_id: Annotated[str, Form()] = "",
 ) -> Response:
     """Compute the scope's dry-run plan again, then show the overview."""
-    return overview_page(request, session, services, runtime, owner_id, refresh=True)
+    return overview_page(request, session, app, owner_id, refresh=True)
 
 
 def overview_page(
-    request: Request, session: Any, services: Services, runtime: Any, owner_id: str, *, refresh: bool
+    request: Request, session: Any, app: Application, owner_id: str, *, refresh: bool
 ) -> Response:
-    settings = services.settings
-    context: dict[str, Any] = {"owners": owner_ids(services), "owner_id": owner_id, "error": None}
+    settings = app.settings
+    context: dict[str, Any] = {"owners": owner_ids(app), "owner_id": owner_id, "error": None}
     try:
         owner = optional_owner(owner_id)
         cached = plan_cache(request).get(
-            owner, lambda: services.runner().plan(plan_request(owner)).to_dict(), refresh=refresh
+            owner, lambda: app.reprocess.plan(plan_request(owner)).to_dict(), refresh=refresh
         )
     except (InvalidRequestError, NotFoundError) as error:
         return render(request, "error.html", session, title="Overview", message=str(error), status_code=404)
-    jobs = runtime.coordinator.store.list(limit=JOB_HISTORY_SCANNED)
+    jobs = app.jobs.list(limit=JOB_HISTORY_SCANNED)
     context.update(
-        spec=services.spec,
+        spec=app.spec,
         cached=cached,
         plan=cached.plan,
-        change=spec_change(services.spec, jobs, cached.plan),
+        change=spec_change(app.spec, jobs, cached.plan),
         health=dependency_health(settings),
         queues=None,
         workers=None,
@@ -115,12 +110,10 @@ def reprocess_request(scope: str, owner_id: str, video_id: str, force: str) -> R
     )
 
 
-def active_job_for(runtime: Any, request: ReprocessRequest) -> Any:
+def active_job_for(app: Application, request: ReprocessRequest) -> Any:
     """The active job that holds ``request``'s scope, or None."""
     key = scope_key(request)
-    return next(
-        (job for job in runtime.coordinator.store.active_jobs() if scope_key(job.request) == key), None
-    )
+    return next((job for job in app.jobs.active() if scope_key(job.request) == key), None)
 
 
 def held_scope(job_id: uuid.UUID) -> Response:
@@ -132,8 +125,7 @@ def held_scope(job_id: uuid.UUID) -> Response:
 def confirm_reprocess(
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     scope: str = "all",
     owner_id: str = "",
     video_id: str = "",
@@ -142,10 +134,10 @@ def confirm_reprocess(
     """The confirmation: the spec version and how many videos the job will touch."""
     try:
         wanted = reprocess_request(scope, owner_id, video_id, force)
-        video_count = scope_video_count(wanted, runner=services.runner())
+        video_count = app.reprocess.video_count(wanted)
     except (InvalidRequestError, NotFoundError) as error:
         return render(request, "error.html", session, title="Reprocess", message=str(error), status_code=422)
-    active = active_job_for(runtime, wanted)
+    active = active_job_for(app, wanted)
     if active is not None:
         return held_scope(active.id)
     return render(
@@ -155,7 +147,7 @@ def confirm_reprocess(
         nav="overview",
         wanted=wanted,
         scope_label=scope_label(wanted),
-        spec_version=services.spec.version,
+        spec_version=app.spec.version,
         video_count=video_count,
     )
 
@@ -164,8 +156,7 @@ def confirm_reprocess(
 def start_reprocess(
     request: Request,
     session: PostDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     scope: Annotated[str, Form()] = "all",
     owner_id: Annotated[str, Form()] = "",
     video_id: Annotated[str, Form()] = "",
@@ -174,9 +165,7 @@ def start_reprocess(
     """Enqueue the confirmed job and show it; a scope already held shows the job holding it."""
     try:
         wanted = reprocess_request(scope, owner_id, video_id, force)
-        enqueued = enqueue_reprocess(
-            wanted, runner=services.runner(), coordinator=runtime.coordinator, trigger=JobTrigger.API
-        )
+        enqueued = app.reprocess.enqueue(wanted, JobTrigger.API)
     except ActiveJobError as error:
         return held_scope(error.active_job_id)
     except (InvalidRequestError, NotFoundError) as error:

@@ -1,4 +1,4 @@
-"""The suggested-people page: one owner's suggested persons (``Services.face_clusters``: clusters
+"""The suggested-people page: one owner's suggested persons (``app.face_clusters``: clusters
 of the faces no person matched, largest first, paged) and the decisions about them: confirm a
 suggestion as an existing person or a new named one, split faces off it.
 
@@ -25,8 +25,8 @@ from starlette.responses import Response
 from scenedex.api.console.home import owner_ids
 from scenedex.api.console.render import render
 from scenedex.api.console.session import PostDep, SessionDep
-from scenedex.api.deps import RuntimeDep, ServicesDep, reprocess_after_change
-from scenedex.application import Services
+from scenedex.api.deps import AppDep, reprocess_after_change
+from scenedex.application import Application
 from scenedex.domain.errors import InvalidRequestError, NotFoundError, ScenedexError
 from scenedex.domain.request import parse_uuid
 from scenedex.services.face_clusters import Decided, thumbnail_uri
@@ -60,7 +60,7 @@ class Notice:
 def people(
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    app: AppDep,
     owner_id: str = "",
     offset: int = 0,
     done: str = "",
@@ -74,7 +74,7 @@ def people(
     decision the last POST stored (``done``)."""
     context = {"done": done, "faces": faces, "person_id": person_id, "created": created}
     return people_page(
-        request, session, services, owner_id, offset, notice_of=dict(context, job=job, job_id=job_id)
+        request, session, app, owner_id, offset, notice_of=dict(context, job=job, job_id=job_id)
     )
 
 
@@ -82,8 +82,7 @@ def people(
 def confirm(
     request: Request,
     session: PostDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     owner_id: Annotated[str, Form()] = "",
     cluster_id: Annotated[str, Form()] = "",
     person_id: Annotated[str, Form()] = "",
@@ -95,22 +94,19 @@ def confirm(
     try:
         owner = form_owner(owner_id)
         person = parse_uuid(person_id, "person id") if person_id else None
-        decided = services.face_clusters().confirm(
+        decided = app.face_clusters.confirm(
             owner, cluster_id, person_id=person, name=None if person else (name or "")
         )
     except ScenedexError as error:
-        return people_page(request, session, services, owner_id, offset, error=error)
-    return decided_redirect(
-        owner, offset, decided, reprocess_after_change(owner, services, runtime, "face decision")
-    )
+        return people_page(request, session, app, owner_id, offset, error=error)
+    return decided_redirect(owner, offset, decided, reprocess_after_change(app, owner, "face decision"))
 
 
 @router.post("/split")
 def split(
     request: Request,
     session: PostDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     owner_id: Annotated[str, Form()] = "",
     cluster_id: Annotated[str, Form()] = "",
     face_ids: Annotated[list[str] | None, Form()] = None,
@@ -119,12 +115,10 @@ def split(
     """Split the ticked faces off a suggestion: suggested apart from the next clustering on."""
     try:
         owner = form_owner(owner_id)
-        decided = services.face_clusters().split(owner, cluster_id, face_ids or [])
+        decided = app.face_clusters.split(owner, cluster_id, face_ids or [])
     except ScenedexError as error:
-        return people_page(request, session, services, owner_id, offset, error=error)
-    return decided_redirect(
-        owner, offset, decided, reprocess_after_change(owner, services, runtime, "face decision")
-    )
+        return people_page(request, session, app, owner_id, offset, error=error)
+    return decided_redirect(owner, offset, decided, reprocess_after_change(app, owner, "face decision"))
 
 
 def form_owner(value: str) -> uuid.UUID:
@@ -138,7 +132,7 @@ def form_owner(value: str) -> uuid.UUID:
 def people_page(
     request: Request,
     session: Any,
-    services: Services,
+    app: Application,
     owner_id: str,
     offset: int,
     *,
@@ -147,7 +141,7 @@ def people_page(
 ) -> Response:
     """The page for ``owner_id`` at ``offset``, with ``error`` (a refused decision: 404 for a
     suggestion or person not found, else 422) or the notice of a stored decision."""
-    owners = owner_ids(services)
+    owners = owner_ids(app)
     context: dict[str, Any] = {"owners": owners, "owner": None, "page": None, "persons": []}
     context.update(offset=0, limit=PAGE_SIZE, shown_times=SHOWN_TIMES, job_notes=JOB_NOTES)
     context.update(thumbnail_uri=thumbnail_uri, notice=None)
@@ -155,8 +149,8 @@ def people_page(
     try:
         owner = parse_uuid(owner_id, "owner id") if owner_id else (owners[0] if owners else None)
         if owner is not None:
-            page, offset = suggestions(services, owner, offset)
-            persons = [view.person for view in services.persons().list(owner, limit=500).persons]
+            page, offset = suggestions(app, owner, offset)
+            persons = [view.person for view in app.persons.list(owner, limit=500).persons]
             context.update(owner=owner, page=page, offset=offset, persons=persons)
             if notice_of is not None:
                 context["notice"] = notice(notice_of, {p.id: p.name for p in persons})
@@ -166,10 +160,10 @@ def people_page(
     return render(request, "suggested_people.html", session, nav="people", status_code=status, **context)
 
 
-def suggestions(services: Services, owner: uuid.UUID, offset: int) -> tuple[Any, int]:
+def suggestions(app: Application, owner: uuid.UUID, offset: int) -> tuple[Any, int]:
     """The page of suggestions at ``offset`` (the last page when fewer are left, as after a
     confirm on the last page) and its offset."""
-    clusters = services.face_clusters()
+    clusters = app.face_clusters
     page = clusters.list(owner, limit=PAGE_SIZE, offset=max(offset, 0))
     if not page.suggestions and page.total and offset > 0:
         offset = (page.total - 1) // PAGE_SIZE * PAGE_SIZE

@@ -1,6 +1,6 @@
 """Admin endpoints (role ``admin``): enqueue reprocess jobs and follow, pause, resume, cancel,
-re-send or retry them. Jobs are enqueued with ``scenedex.services.enqueue.enqueue_reprocess``,
-the code path the CLI and the scheduler use too."""
+re-send or retry them, through the application's use cases (``app.reprocess``, ``app.jobs``),
+which the console, the CLI and the scheduler call too."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from scenedex.api.deps import RuntimeDep, ServicesDep, require_admin
+from scenedex.api.deps import AppDep, require_admin
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -31,7 +31,6 @@ from scenedex.api.schemas import (
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.jobs import ActiveJobError, Job, JobStatus, JobTrigger, scope_key
 from scenedex.domain.request import ReprocessScope
-from scenedex.services.enqueue import enqueue_reprocess
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -85,20 +84,14 @@ async def _ids_fit_the_scope(request: Request) -> None:
     },
     dependencies=[Depends(_ids_fit_the_scope)],
 )
-def reprocess_embeddings(
-    body: ReprocessBody, services: ServicesDep, runtime: RuntimeDep, response: Response
-) -> Any:
+def reprocess_embeddings(body: ReprocessBody, app: AppDep, response: Response) -> Any:
     """Create a job for the scope and send its planner message; 202 with the job id. Only
     records that are missing or stale are recomputed unless ``force``."""
     request = body.to_request()
-    runner = services.runner()
     if body.dry_run:
-        return JSONResponse(
-            PlanResponse.model_validate(runner.plan(request).to_dict()).model_dump(mode="json")
-        )
-    enqueued = enqueue_reprocess(
-        request, runner=runner, coordinator=runtime.coordinator, trigger=JobTrigger.API
-    )
+        plan = app.reprocess.plan(request)
+        return JSONResponse(PlanResponse.model_validate(plan.to_dict()).model_dump(mode="json"))
+    enqueued = app.reprocess.enqueue(request, JobTrigger.API)
     job, video_count = enqueued.job, enqueued.video_count
     location = f"{router.prefix}/reprocess-jobs/{job.id}"
     response.headers["Location"] = location
@@ -118,13 +111,13 @@ def reprocess_embeddings(
     summary="Recent jobs, most recent first",
 )
 def list_jobs(
-    runtime: RuntimeDep,
+    app: AppDep,
     status: JobStatus | None = None,
     scope: ReprocessScope | None = None,
     trigger: JobTrigger | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> JobListResponse:
-    jobs = runtime.coordinator.store.list(limit=limit, status=status, scope=scope, trigger=trigger)
+    jobs = app.jobs.list(limit=limit, status=status, scope=scope, trigger=trigger)
     return JobListResponse(jobs=[_list_item(job) for job in jobs])
 
 
@@ -135,8 +128,8 @@ def list_jobs(
     summary="A job's progress, per-step counts, failed items and ETA",
     responses=_NOT_FOUND,
 )
-def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
-    return _summary(runtime, job_id)
+def get_job(job_id: uuid.UUID, app: AppDep) -> dict[str, Any]:
+    return _summary(app, job_id)
 
 
 @router.post(
@@ -146,10 +139,10 @@ def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
     summary="Cancel an active job (items not yet run are cancelled)",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
+def cancel_job(job_id: uuid.UUID, app: AppDep) -> dict[str, Any]:
     with _conflicts():
-        runtime.coordinator.store.cancel(job_id)
-    return _summary(runtime, job_id)
+        app.jobs.cancel(job_id)
+    return _summary(app, job_id)
 
 
 @router.post(
@@ -159,11 +152,11 @@ def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
     summary="Pause a queued or running job (no new item starts; running items finish)",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-def pause_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
+def pause_job(job_id: uuid.UUID, app: AppDep) -> dict[str, Any]:
     """409 when the job is not queued or running (already paused, or over)."""
     with _conflicts():
-        runtime.coordinator.pause(job_id)
-    return _summary(runtime, job_id)
+        app.jobs.pause(job_id)
+    return _summary(app, job_id)
 
 
 @router.post(
@@ -173,10 +166,10 @@ def pause_job(job_id: uuid.UUID, runtime: RuntimeDep) -> dict[str, Any]:
     summary="Resume a paused job (the messages it dropped while paused are sent again)",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-def resume_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+def resume_job(job_id: uuid.UUID, app: AppDep) -> JobActionResponse:
     """409 when the job is not paused."""
     with _conflicts():
-        job, resent = runtime.coordinator.resume(job_id, runtime.probe)
+        job, resent = app.jobs.resume(job_id)
     return JobActionResponse(job_id=job_id, status=job.status, resent=resent)
 
 
@@ -187,14 +180,12 @@ def resume_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
     summary="Re-send the messages of a running job that the broker lost",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-def resend_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+def resend_job(job_id: uuid.UUID, app: AppDep) -> JobActionResponse:
     """For a Redis that lost its queues (restarted without persistence, flushed); the worker's
     sweeper does the same every ``SCENEDEX_WORKER__SWEEP_INTERVAL_S``. 409 when the job is
     paused or over."""
     with _conflicts():
-        resent = runtime.coordinator.resend_lost(job_id, runtime.probe)
-    job = runtime.coordinator.store.get(job_id)
-    assert job is not None  # resend_lost raised NotFoundError otherwise
+        job, resent = app.jobs.resend(job_id)
     return JobActionResponse(job_id=job_id, status=job.status, resent=resent)
 
 
@@ -205,20 +196,17 @@ def resend_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
     summary="Run the job's failed video items again",
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-def retry_failed(job_id: uuid.UUID, runtime: RuntimeDep) -> JobActionResponse:
+def retry_failed(job_id: uuid.UUID, app: AppDep) -> JobActionResponse:
     """Failed video items go back to queued and their messages are sent again; a finished job
     becomes running. 409 when the job is cancelled, has no failed video item, or its scope is
     held by another active job (``active_job_id``)."""
     with _conflicts():
-        job, retried = runtime.coordinator.retry_failed(job_id)
+        job, retried = app.jobs.retry(job_id)
     return JobActionResponse(job_id=job_id, status=job.status, retried=retried)
 
 
-def _summary(runtime: Any, job_id: uuid.UUID) -> dict[str, Any]:
-    summary = runtime.coordinator.store.summary(job_id)
-    if summary is None:
-        raise HTTPException(404, f"job {job_id} not found")
-    result: dict[str, Any] = summary.to_dict()
+def _summary(app: Any, job_id: uuid.UUID) -> dict[str, Any]:
+    result: dict[str, Any] = app.jobs.summary(job_id).to_dict()
     return result
 
 

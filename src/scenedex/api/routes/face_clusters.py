@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
-from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep, reprocess_after_change
+from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
 from scenedex.api.routes.persons import ReprocessOut
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
 from scenedex.domain.errors import InvalidRequestError
@@ -230,13 +230,13 @@ async def _exactly_one(request: Request, caller: CallerDep) -> None:
 )
 def list_suggestions(
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="suggestions per page")] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="suggestions to skip")] = 0,
 ) -> SuggestionPageOut:
     """Clusters of the faces no person matched, largest first, each with its faces and the
     thumbnail of its representative face."""
-    page = services.face_clusters().list(caller.owner_id, limit=limit, offset=offset)
+    page = app.face_clusters.list(caller.owner_id, limit=limit, offset=offset)
     return SuggestionPageOut(
         suggestions=[_out(v) for v in page.suggestions],
         total=page.total,
@@ -256,9 +256,9 @@ def list_suggestions(
     summary="One suggested person",
     responses=_NOT_FOUND,
 )
-def get_suggestion(cluster_id: ClusterId, caller: CallerDep, services: ServicesDep) -> SuggestionOut:
+def get_suggestion(cluster_id: ClusterId, caller: CallerDep, app: AppDep) -> SuggestionOut:
     """The suggestion with all its faces."""
-    return _out(services.face_clusters().get(caller.owner_id, cluster_id))
+    return _out(app.face_clusters.get(caller.owner_id, cluster_id))
 
 
 @router.post(
@@ -278,15 +278,14 @@ def confirm_suggestion(
     cluster_id: ClusterId,
     body: ConfirmBody,
     caller: CallerDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     response: Response,
 ) -> DecidedOut:
     """The suggestion's faces are the person (201 when ``name`` created it); the suggestion
     leaves the list at once. Enqueues the owner's reprocess, after which those faces match the
     person."""
     choice = body.root
-    decided = services.face_clusters().confirm(
+    decided = app.face_clusters.confirm(
         caller.owner_id,
         cluster_id,
         person_id=choice.person_id if isinstance(choice, ConfirmAsPerson) else None,
@@ -294,7 +293,7 @@ def confirm_suggestion(
     )
     if decided.person_created:
         response.status_code = 201
-    return _decided(decided, reprocess_after_change(caller.owner_id, services, runtime, "face decision"))
+    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
 
 
 @router.post(
@@ -308,13 +307,12 @@ def reject_face(
     face_id: Annotated[str, Path(pattern=FACE_ID_PATTERN, description="<scene id>:<track index>")],
     body: RejectBody,
     caller: CallerDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
 ) -> DecidedOut:
     """In its scene this face never matches the person again (it may match another). Enqueues
     the owner's reprocess."""
-    decided = services.face_clusters().reject(caller.owner_id, face_id, body.person_id)
-    return _decided(decided, reprocess_after_change(caller.owner_id, services, runtime, "face decision"))
+    decided = app.face_clusters.reject(caller.owner_id, face_id, body.person_id)
+    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
 
 
 @router.post(
@@ -331,13 +329,11 @@ def reject_face(
         },
     },
 )
-def split_suggestion(
-    cluster_id: ClusterId, body: SplitBody, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> DecidedOut:
+def split_suggestion(cluster_id: ClusterId, body: SplitBody, caller: CallerDep, app: AppDep) -> DecidedOut:
     """The faces are suggested apart, as one group, from the owner's next clustering on (the
     enqueued reprocess)."""
-    decided = services.face_clusters().split(caller.owner_id, cluster_id, body.face_ids)
-    return _decided(decided, reprocess_after_change(caller.owner_id, services, runtime, "face decision"))
+    decided = app.face_clusters.split(caller.owner_id, cluster_id, body.face_ids)
+    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ import uuid
 
 from fastapi import APIRouter
 
-from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
+from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.schemas import COMMON_ERRORS, EmbedResponse, ErrorResponse
-from scenedex.services.enqueue import enqueue_embed_video
 
 router = APIRouter(prefix="/v1", tags=["owner"], responses=COMMON_ERRORS)
 
@@ -23,12 +22,8 @@ router = APIRouter(prefix="/v1", tags=["owner"], responses=COMMON_ERRORS)
     summary="Enqueue embed_video for one of the caller's videos",
     responses={404: {"model": ErrorResponse, "description": "no such video for the caller's owner"}},
 )
-def embed_video(
-    video_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> EmbedResponse:
+def embed_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> EmbedResponse:
     """Runs the latest spec for the video on a worker (missing or stale records only); 404
     unless the caller's owner owns the video."""
-    message_id = enqueue_embed_video(
-        video_id, caller.owner_id, runner=services.runner(), send=runtime.sender.send_embed
-    )
+    message_id = app.videos.embed(caller.owner_id, video_id)
     return EmbedResponse(video_id=video_id, owner_id=caller.owner_id, message_id=message_id)

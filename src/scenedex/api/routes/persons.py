@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep, reprocess_after_change
+from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
@@ -191,15 +191,14 @@ def _multipart_example(example: dict[str, Any]) -> dict[str, Any]:
 )
 def create_person(
     caller: CallerDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     form: Annotated[CreatePersonForm, Form(media_type="multipart/form-data")],
 ) -> PersonChange:
     """Stores the photos and the person, then enqueues the owner's reprocess: the person steps
     find the face in each photo, and the owner's scenes are matched against the new person."""
-    persons = services.persons()
+    persons = app.persons
     view = persons.create(caller.owner_id, form.name, _read(form.photos, persons.max_image_bytes))
-    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
+    return _change(view, reprocess_after_change(app, caller.owner_id, "person change"))
 
 
 @router.post(
@@ -214,14 +213,13 @@ def create_person(
 def add_photos(
     person_id: uuid.UUID,
     caller: CallerDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
     form: Annotated[AddPersonPhotosForm, Form(media_type="multipart/form-data")],
 ) -> PersonChange:
     """The person with all its photos after the upload; enqueues the owner's reprocess."""
-    persons = services.persons()
+    persons = app.persons
     view = persons.add_photos(caller.owner_id, person_id, _read(form.photos, persons.max_image_bytes))
-    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
+    return _change(view, reprocess_after_change(app, caller.owner_id, "person change"))
 
 
 @router.delete(
@@ -231,16 +229,14 @@ def add_photos(
     summary="Remove one reference photo",
     responses=_NOT_FOUND,
 )
-def delete_photo(
-    person_id: uuid.UUID, photo_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> PersonChange:
+def delete_photo(person_id: uuid.UUID, photo_id: uuid.UUID, caller: CallerDep, app: AppDep) -> PersonChange:
     """Removes the photo (row, descriptor, blob); the person with its remaining photos (it may
     have none: it then matches no face). Enqueues the owner's reprocess."""
-    persons = services.persons()
+    persons = app.persons
     persons.delete_photo(caller.owner_id, person_id, photo_id)
     return _change(
         persons.get(caller.owner_id, person_id),
-        reprocess_after_change(caller.owner_id, services, runtime, "person change"),
+        reprocess_after_change(app, caller.owner_id, "person change"),
     )
 
 
@@ -249,11 +245,11 @@ def delete_photo(
 )
 def list_persons(
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     limit: Annotated[int, Query(ge=1, le=500, description="persons per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="persons to skip")] = 0,
 ) -> PersonPageOut:
-    page = services.persons().list(caller.owner_id, limit=limit, offset=offset)
+    page = app.persons.list(caller.owner_id, limit=limit, offset=offset)
     return PersonPageOut(
         persons=[_out(v) for v in page.persons],
         total=page.total,
@@ -270,9 +266,9 @@ def list_persons(
     summary="A person with its photos",
     responses=_NOT_FOUND,
 )
-def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> PersonOut:
+def get_person(person_id: uuid.UUID, caller: CallerDep, app: AppDep) -> PersonOut:
     """Each photo with its status (``pending`` until the person steps ran) and error."""
-    return _out(services.persons().get(caller.owner_id, person_id))
+    return _out(app.persons.get(caller.owner_id, person_id))
 
 
 @router.patch(
@@ -282,11 +278,9 @@ def get_person(person_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -
     summary="Rename a person",
     responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
 )
-def rename_person(
-    person_id: uuid.UUID, body: RenameBody, caller: CallerDep, services: ServicesDep
-) -> PersonOut:
+def rename_person(person_id: uuid.UUID, body: RenameBody, caller: CallerDep, app: AppDep) -> PersonOut:
     """A new name; no embedding depends on it, so nothing is enqueued."""
-    return _out(services.persons().rename(caller.owner_id, person_id, body.name))
+    return _out(app.persons.rename(caller.owner_id, person_id, body.name))
 
 
 @router.delete(
@@ -296,14 +290,12 @@ def rename_person(
     summary="Delete a person, its photos and their records",
     responses=_NOT_FOUND,
 )
-def delete_person(
-    person_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> PersonChange:
+def delete_person(person_id: uuid.UUID, caller: CallerDep, app: AppDep) -> PersonChange:
     """Removes the person, its photos, their derived records and the photo blobs (the person
     as it was is returned); the enqueued reprocess matches the owner's scene faces again, after
     which no scene lists the person."""
-    view = services.persons().delete(caller.owner_id, person_id)
-    return _change(view, reprocess_after_change(caller.owner_id, services, runtime, "person change"))
+    view = app.persons.delete(caller.owner_id, person_id)
+    return _change(view, reprocess_after_change(app, caller.owner_id, "person change"))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.datastructures import UploadFile
 
-from scenedex.api.deps import CallerDep, ServicesDep
+from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse
 from scenedex.services.search import KEYFRAME_PATH, MAX_K, SceneResult
 
@@ -179,13 +179,13 @@ def text_or_person(text: TextParam = None, person_id: PersonParam = None) -> dic
 )
 def search(
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     query: Annotated[dict[str, Any], Depends(text_or_person)],
     k: KParam = 10,
 ) -> SearchResponse:
     """Owner-scoped nearest scenes through the search index, best first; give exactly one of
     ``text`` or ``person_id``."""
-    return SearchResponse.of(services.search(caller.owner_id, k=k, **query))
+    return SearchResponse.of(app.search.scenes(caller.owner_id, k=k, **query))
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class ImageQuery:
     uri: str | None = None
 
 
-async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
+async def image_query(request: Request, app: AppDep) -> ImageQuery:
     """The image of a ``POST /v1/search/image``: a multipart upload with one part, ``image``.
     413 for an upload over ``max_image_bytes`` (read no further), 415 for another content type
     (a ``keyframe_uri`` goes to ``POST /v1/search/image-by-uri``), 422 for other parts."""
@@ -205,7 +205,7 @@ async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
         raise HTTPException(
             415, "send multipart/form-data with an image (a keyframe_uri: POST /v1/search/image-by-uri)"
         )
-    limit = services.settings.max_image_bytes
+    limit = app.search.max_image_bytes
     async with request.form(max_files=1, max_fields=2) as form:
         if set(form) != {"image"}:
             raise HTTPException(422, "the multipart body takes exactly one part: image")
@@ -230,14 +230,14 @@ async def image_query(request: Request, services: ServicesDep) -> ImageQuery:
 )
 def search_image(
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     query: Annotated[ImageQuery, Depends(image_query)],
     k: KParam = 10,
 ) -> SearchResponse:
     """CLIP image kNN over the caller's scenes for an uploaded image (multipart ``image``), best
     first. Images are held to the worker's limits (bytes or pixels: 413; not an image: 415)."""
-    image = services.query_image(caller.owner_id, data=query.data, uri=query.uri)
-    return SearchResponse.of(services.search(caller.owner_id, image=image, k=k))
+    image = app.search.query_image(caller.owner_id, data=query.data, uri=query.uri)
+    return SearchResponse.of(app.search.scenes(caller.owner_id, image=image, k=k))
 
 
 @router.post(
@@ -256,12 +256,12 @@ def search_image(
     },
 )
 def search_image_by_uri(
-    body: ImageSearchBody, caller: CallerDep, services: ServicesDep, k: KParam = 10
+    body: ImageSearchBody, caller: CallerDep, app: AppDep, k: KParam = 10
 ) -> SearchResponse:
     """CLIP image kNN over the caller's scenes for ``keyframe_uri``: a blob under the caller's
     ``owners/{owner_id}/`` prefix of the blob store; another owner's blob is as unknown as a
     missing one (404). Held to the same image limits as an upload."""
-    return search_image(caller, services, ImageQuery(uri=body.keyframe_uri), k)
+    return search_image(caller, app, ImageQuery(uri=body.keyframe_uri), k)
 
 
 @router.get(
@@ -279,12 +279,12 @@ def search_image_by_uri(
 def keyframe(
     scene_id: uuid.UUID,
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     if_none_match: Annotated[str | None, Header(description="an ETag from an earlier answer")] = None,
 ) -> Response:
     """The keyframe bytes (JPEG for detected scenes) with ``ETag`` (the keyframe's SHA-256) and
     ``Cache-Control: private``; 304 when ``If-None-Match`` names the current ETag."""
-    scene = services.scene(caller.owner_id, scene_id)
+    scene = app.search.scene(caller.owner_id, scene_id)
     etag = f'"{scene.keyframe_sha256}"'
     headers = {
         "ETag": etag,
@@ -293,7 +293,7 @@ def keyframe(
     }
     if if_none_match is not None and _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    data, media_type = services.keyframe(scene)
+    data, media_type = app.search.keyframe(scene)
     return Response(data, media_type=media_type, headers=headers)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from scenedex.api.deps import CallerDep, RuntimeDep, ServicesDep
+from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -253,19 +253,10 @@ class DeleteAccepted(BaseModel):
         },
     },
 )
-def create_video(
-    body: VideoCreate, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> VideoAccepted:
+def create_video(body: VideoCreate, caller: CallerDep, app: AppDep) -> VideoAccepted:
     """``queued`` at once; poll ``GET /v1/videos/{id}`` until ``ready`` (or ``failed``). With an
     ``external_id`` the owner used before: the same video."""
-    created = videos.create_video(
-        body.to_new_video(),
-        caller.owner_id,
-        uow_factory=services.uow_factory,
-        policy=services.source_policy(),
-        send_ingest=runtime.sender.send_ingest,
-        blobs=services.blobs,
-    )
+    created = app.videos.create(caller.owner_id, body.to_new_video())
     return VideoAccepted(
         video_id=created.video.id, status=created.video.status, message_id=created.message_id
     )
@@ -276,14 +267,12 @@ def create_video(
 )
 def list_videos(
     caller: CallerDep,
-    services: ServicesDep,
+    app: AppDep,
     status: Annotated[VideoStatus | None, Query(description="only videos in this status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> VideoPage:
-    page = videos.list_videos(
-        caller.owner_id, uow_factory=services.uow_factory, status=status, limit=limit + 1, offset=offset
-    )
+    page = app.videos.list(caller.owner_id, status=status, limit=limit + 1, offset=offset)
     return VideoPage(
         videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in page[:limit]],
         limit=limit,
@@ -299,12 +288,12 @@ def list_videos(
     summary="One of the caller's videos",
     responses=_NOT_FOUND,
 )
-def get_video(video_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> VideoOut:
-    detail = videos.get_video(caller.owner_id, video_id, uow_factory=services.uow_factory)
+def get_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> VideoOut:
+    detail = app.videos.get(caller.owner_id, video_id)
     return VideoOut(
         **VideoSummary.fields_of(detail.video),
         scenes=[SceneOut.of(s) for s in detail.scenes],
-        spec_version=services.spec.version,
+        spec_version=app.spec.version,
     )
 
 
@@ -321,17 +310,10 @@ def put_texts(
     ordinal: Annotated[int, Path(ge=0, le=1_000_000)],
     body: TextsIn,
     caller: CallerDep,
-    services: ServicesDep,
-    runtime: RuntimeDep,
+    app: AppDep,
 ) -> TextsAccepted:
-    scene, message_id = videos.set_scene_texts(
-        caller.owner_id,
-        video_id,
-        ordinal,
-        body.model_dump(exclude_none=True),
-        uow_factory=services.uow_factory,
-        send_embed=runtime.sender.send_embed,
-    )
+    texts = body.model_dump(exclude_none=True)
+    scene, message_id = app.videos.set_texts(caller.owner_id, video_id, ordinal, texts)
     return TextsAccepted(video_id=video_id, scene=SceneOut.of(scene), message_id=message_id)
 
 
@@ -343,10 +325,6 @@ def put_texts(
     summary="Delete a video everywhere (rows, records, blobs, search documents) on a worker",
     responses=_NOT_FOUND,
 )
-def delete_video(
-    video_id: uuid.UUID, caller: CallerDep, services: ServicesDep, runtime: RuntimeDep
-) -> DeleteAccepted:
-    message_id = videos.request_deletion(
-        caller.owner_id, video_id, uow_factory=services.uow_factory, send_delete=runtime.sender.send_delete
-    )
+def delete_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> DeleteAccepted:
+    message_id = app.videos.request_deletion(caller.owner_id, video_id)
     return DeleteAccepted(video_id=video_id, message_id=message_id)
