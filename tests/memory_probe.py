@@ -45,7 +45,13 @@ def run_case(case: str, folder: Path) -> dict[str, Any]:
     from scenedex.domain.blobs import upload_key
     from scenedex.domain.face_tracks import sample_times
     from scenedex.domain.model import Video, VideoStatus, new_id
-    from scenedex.services.videos import IngestLimits, NewVideo, UpstreamScene, get_video, ingest_queued_video
+    from scenedex.services.videos import (
+        IngestLimits,
+        NewVideo,
+        UpstreamScene,
+        get_video,
+        ingest_queued_video,
+    )
 
     engine = sa.create_engine(f"sqlite:///{folder}/probe.db")
     upgrade(engine)
@@ -54,7 +60,11 @@ def run_case(case: str, folder: Path) -> dict[str, Any]:
     key = upload_key(OWNER, "source.mp4")
     path = folder / "media" / key
     path.parent.mkdir(parents=True)
-    scenes: tuple[UpstreamScene, ...] = (UpstreamScene(0.0, 3.0), UpstreamScene(3.0, 6.5), UpstreamScene(6.5, 10.0))
+    scenes: tuple[UpstreamScene, ...] = (
+        UpstreamScene(0.0, 3.0),
+        UpstreamScene(3.0, 6.5),
+        UpstreamScene(6.5, 10.0),
+    )
     if case == "sparse_source":
         with path.open("wb") as file:
             file.truncate(SPARSE_BYTES)
@@ -65,7 +75,9 @@ def run_case(case: str, folder: Path) -> dict[str, Any]:
     if case == "huge_scene":
         scenes = (UpstreamScene(0.0, 1e15),)
     new = NewVideo(source_uri=f"{blobs.root_uri}/{key}", scenes=scenes)
-    video = Video(new_id(), OWNER, case, new.source_uri, 0.0, status=VideoStatus.QUEUED, ingest=new.ingest_json())
+    video = Video(
+        new_id(), OWNER, case, new.source_uri, 0.0, status=VideoStatus.QUEUED, ingest=new.ingest_json()
+    )
     with uow_factory() as uow:  # written as an old row would be: no API validation
         uow.videos.add_or_get(video)
         uow.commit()
@@ -110,7 +122,8 @@ def main(argv: list[str]) -> None:
     base = results[0]["peak_rss_mib"]
     print(f"{'case':<15} {'peak RSS MiB':>13} {'vs baseline':>12}  outcome")
     for r in results:
-        print(f"{r['case']:<15} {r['peak_rss_mib']:>13.1f} {r['peak_rss_mib'] - base:>+12.1f}  {r['status']}: {r['error']}")
+        delta = r["peak_rss_mib"] - base
+        print(f"{r['case']:<15} {r['peak_rss_mib']:>13.1f} {delta:>+12.1f}  {r['status']}: {r['error']}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ def baseline() -> dict:
         ("zero_symlink", "source: no object at"),
     ],
 )
-def test_hostile_inputs_fail_the_video_within_the_normal_memory(baseline: dict, case: str, needle: str) -> None:
+def test_hostile_inputs_fail_the_video_within_the_normal_memory(
+    baseline: dict, case: str, needle: str
+) -> None:
     result = probe(case)
     print(f"{case}: peak RSS {result['peak_rss_mib']} MiB (baseline {baseline['peak_rss_mib']} MiB)")
     assert result["status"] == "failed" and needle in result["error"], result
