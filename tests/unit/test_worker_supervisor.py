@@ -5,12 +5,14 @@ stand-in for dramatiq's CLI that records each start and what it received; the re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +48,7 @@ STAND_IN = textwrap.dedent(
     if code >= 0:
         sys.exit(code)
     (root / "ready").write_text(str(run))
-    while True:  # -1: run until a signal
+    while os.getppid() != 1:  # -1: run until a signal (or until orphaned: never outlive a test)
         time.sleep(0.05)
     """
 )
@@ -71,6 +73,15 @@ class Supervised:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, start_new_session=True
         )
+        _STARTED.append(self)
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor's process group and every stand-in's group it started."""
+        groups = {self.proc.pid, *(int(g) for g in self.read("groups").split())}
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
     def read(self, name: str) -> str:
         path = self.root / name
@@ -92,6 +103,18 @@ class Supervised:
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.returncode, stderr
+
+
+_STARTED: list[Supervised] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails before ``finish`` (a wait that timed out on a loaded machine) must not
+    leave a supervisor restarting its stand-in for ever."""
+    yield
+    while _STARTED:
+        _STARTED.pop().kill()
 
 
 def test_the_exit_codes_it_reads_are_dramatiqs() -> None:
