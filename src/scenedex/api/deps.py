@@ -1,6 +1,6 @@
 """FastAPI dependencies, as ``Annotated`` aliases: the application whose use cases the routes
-call (``app.state.application``, from ``create_app``), the job runtime and services it is built
-on, and the authenticated caller (any role, or admin)."""
+call (``app.state.application``, from ``create_app``) and the authenticated caller (any role,
+or admin)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scenedex.api.auth import AuthError, Principal, TokenVerifier
-from scenedex.application import Application, JobRuntime, Services
+from scenedex.application import Application
 from scenedex.domain.jobs import JobTrigger
 from scenedex.services.persons import Reprocessing
 
@@ -26,22 +26,10 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_runtime(request: Request) -> JobRuntime:
-    """The job runtime the app was created with."""
-    runtime: JobRuntime = request.app.state.runtime
-    return runtime
-
-
 def get_application(request: Request) -> Application:
     """The use cases of the app (``Application`` on its runtime and services)."""
     application: Application = request.app.state.application
     return application
-
-
-def get_services(request: Request) -> Services:
-    """The services of the app's runtime."""
-    services: Services = request.app.state.services
-    return services
 
 
 def get_principal(
@@ -68,8 +56,6 @@ def require_admin(caller: CallerDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
-ServicesDep = Annotated[Services, Depends(get_services)]
-RuntimeDep = Annotated[JobRuntime, Depends(get_runtime)]
 AppDep = Annotated[Application, Depends(get_application)]
 
 

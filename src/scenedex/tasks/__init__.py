@@ -7,12 +7,10 @@ model and does not import torch. The actors are declared on dramatiq's global br
 has installed the broker; the names below are looked up lazily, so ``from scenedex.tasks import
 reprocess_video`` works once a runtime is built.
 
-Python services enqueue through the enqueue use case on a runtime of the composition root::
+Python services enqueue through the application's reprocess use case::
 
-    services = build_services(settings)  # scenedex.application
-    runtime = build_runtime(settings, services)  # scenedex.tasks.queue: the broker and sender
-    enqueue_reprocess(request, runner=services.runner(), coordinator=runtime.coordinator,
-                      trigger=JobTrigger.API)  # scenedex.services.enqueue
+    app = bootstrap(settings, queue=task_queue)  # scenedex.application, scenedex.tasks.queue
+    app.reprocess.enqueue(request, JobTrigger.API)  # scenedex.services.reprocess
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from scenedex.adapters.opensearch.layout import (
     move_alias_actions,
 )
 from scenedex.adapters.opensearch.queries import pipeline_body, search_hit, search_plan
+from scenedex.adapters.opensearch.reads import get_states, scan_states
 from scenedex.adapters.opensearch.state import (
     AliasState,
     Coverage,
@@ -60,8 +61,6 @@ from scenedex.domain.model import RecordState, SceneDocument, SearchHit, SearchQ
 
 log = logging.getLogger("scenedex.opensearch")
 
-MGET_CHUNK = 1000
-SCAN_PAGE = 5000
 READ_META_TTL_S = 10.0
 
 
@@ -167,8 +166,8 @@ class OpenSearchIndex:
         with transient("read document states"):
             try:
                 if scene_ids is None:
-                    return self._scan_states(index, owner)
-                return self._get_states(index, owner, [str(i) for i in scene_ids])
+                    return scan_states(self.client, index, owner)
+                return get_states(self.client, index, owner, [str(i) for i in scene_ids])
             except NotFoundError:
                 return {}
 
@@ -446,33 +445,6 @@ class OpenSearchIndex:
             version = max(self._clock() // 1000, self._cache.last_version + 1)
             self._cache.last_version = version
             return version
-
-    def _get_states(self, index: str, owner: str, ids: Sequence[str]) -> dict[uuid.UUID, RecordState]:
-        states: dict[uuid.UUID, RecordState] = {}
-        for start in range(0, len(ids), MGET_CHUNK):
-            response = self.client.mget(
-                index=index,
-                body={"ids": list(ids[start : start + MGET_CHUNK])},
-                _source_includes=["owner_id", "fingerprint", "input_hash"],
-            )
-            for doc in response["docs"]:
-                source = doc.get("_source")
-                if doc.get("found") and source and source.get("owner_id") == owner:
-                    states[uuid.UUID(doc["_id"])] = RecordState(source["fingerprint"], source["input_hash"])
-        return states
-
-    def _scan_states(self, index: str, owner: str) -> dict[uuid.UUID, RecordState]:
-        hits = helpers.scan(
-            self.client,
-            index=index,
-            query={"query": {"term": {"owner_id": owner}}},
-            size=SCAN_PAGE,
-            _source_includes=["fingerprint", "input_hash"],
-        )
-        return {
-            uuid.UUID(hit["_id"]): RecordState(hit["_source"]["fingerprint"], hit["_source"]["input_hash"])
-            for hit in hits
-        }
 
     def meta(self, index: str) -> dict[str, Any]:
         """The scenedex ``_meta`` of ``index`` ({} when it does not exist)."""
