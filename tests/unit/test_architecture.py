@@ -238,6 +238,13 @@ def shortest_cycle(graph: dict[str, dict[str, int]], start: str, members: set[st
     raise AssertionError(f"no cycle through {start}")
 
 
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """A small package for a rule's own test: ``files`` maps paths under ``root`` to their text."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_no_import_cycles() -> None:
     problems = project().cycles()
     assert not problems, "import cycles (lazy imports included, TYPE_CHECKING ones not):\n" + "\n".join(
@@ -254,9 +261,7 @@ def test_the_cycle_finder_on_a_small_package(tmp_path: Path) -> None:
         "pkg/other.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.lone\n",
         "pkg/lone.py": "import pkg.other\n",
     }
-    for name, text in files.items():
-        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "src" / name).write_text(text)
+    write_files(tmp_path / "src", files)
     small = Project(tmp_path / "src", "pkg")
     assert small.graph() == {
         "pkg": {"pkg.sub.thing": 1},
@@ -342,9 +347,7 @@ def test_the_package_rule_on_a_small_package(tmp_path: Path) -> None:
         "pkg/low/thing.py": "def g():\n    from pkg.mid import use\nx = 1\n",
         "pkg/stray.py": "",
     }
-    for name, text in files.items():
-        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "src" / name).write_text(text)
+    write_files(tmp_path / "src", files)
     tiers = (("top", "side"), ("mid",), ("low",))
     assert upward_imports(Project(tmp_path / "src", "pkg"), "pkg", tiers) == [
         "  src/pkg/low/thing.py:2 (low) imports pkg.mid.use (mid, a higher tier)",
@@ -447,9 +450,7 @@ def test_the_domain_and_settings_rules_on_a_small_package(tmp_path: Path) -> Non
         "scenedex/worker/dramatiq_app.py": "s = Settings()\n",
         "scenedex/worker/broker.py": "s = Settings\n",
     }
-    for name, text in files.items():
-        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "src" / name).write_text(text)
+    write_files(tmp_path / "src", files)
     small = Project(tmp_path / "src", PACKAGE)
     assert domain_imports_outside(small) == [
         "  src/scenedex/domain/a.py:7 imports sqlalchemy (under TYPE_CHECKING)",
