@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from scenedex.adapters.dlib_torch.mmod import MmodFaceDetector
-from scenedex.adapters.dlib_torch.parity import measure
 from scenedex.adapters.dlib_torch.resnet import FaceDescriptorNet
 from scenedex.adapters.faces import CNN_DETECTOR_FILE, RECOGNITION_FILE, face_models_dir
+from scenedex.tools.face_parity import measure
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 

@@ -20,7 +20,6 @@ import io
 import logging
 import math
 import os
-import platform
 import random
 import resource
 import tempfile
@@ -50,6 +49,7 @@ from scenedex.services.ingest import add_person, keyframe_key
 from scenedex.settings import UNTRAINED, Settings
 from scenedex.tools.clip_fallback import services_with_usable_clip
 from scenedex.tools.demo import PACKAGED_SAMPLES
+from scenedex.tools.machine import machine
 
 log = logging.getLogger(__name__)
 SEED = 20261121
@@ -612,29 +612,6 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def machine() -> dict[str, Any]:
-    """``{"cpu_model", "cpus", "torch_threads", "torch", "python"}`` of this machine (the run
-    adds ``load_1m``: the 1-minute load average at its start and end; above ~0.5 at the start,
-    other processes share the cores and the figures are noisy)."""
-    import torch
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model,
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
 
 
 @contextmanager

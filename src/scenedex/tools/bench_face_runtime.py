@@ -9,14 +9,14 @@ reports under ``face_runtime`` and at the top level, and a stand-alone run witho
   the torch run's faces step over the configured run's CLIP step (both at the library's
   sampling: the bench library stores keyframes only, so one frame per scene; the
   ``frames_per_scene`` part of the bench measures sampled frames).
-- ``face_parity``: ``adapters/dlib_torch/parity.measure`` on the real media (the 16 labelled
+- ``face_parity``: ``tools/face_parity.measure`` on the real media (the 16 labelled
   faces, 6 detector images), ``{descriptor_max_l2, detection_min_iou, detection_max_score_diff,
   extra_detections, compared}``.
 - ``face_detectors``: per candidate ``{recall, false_positives, ms_per_frame}`` on the labelled
   face check (``tools/face_check``), one frame per call (decode, detection, landmarks and
   descriptors).
 
-``python -m scenedex.tools.bench_face_runtime [--media DIR] [--no-parity] [--json]`` runs the
+``python -m scenedex.scripts.face_runtime_bench [--media DIR] [--no-parity]`` runs the
 candidates, the parity and a bare-network timing (ms per chip and per frame, dlib vs torch)
 without a database.
 """
@@ -118,9 +118,9 @@ def parity_figures(embedder: Any, real_media: Path) -> dict[str, Any]:
     """``parity.measure`` with the networks of a ``TorchFaceEmbedder`` (its device and
     precision), as a dict; ``device`` and ``precision`` added."""
     from scenedex.adapters.dlib_torch.mmod import MmodFaceDetector
-    from scenedex.adapters.dlib_torch.parity import measure
     from scenedex.adapters.faces import CNN_DETECTOR_FILE, face_models_dir
     from scenedex.adapters.torch_runtime import torch_dtype
+    from scenedex.tools.face_parity import measure
 
     descriptor, _ = embedder._networks()
     detector = MmodFaceDetector.load(face_models_dir() / CNN_DETECTOR_FILE)
@@ -202,19 +202,20 @@ def bare_network_figures(repeats: int = 3) -> dict[str, Any]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Stand-alone figures (no database): bare networks, face detector candidates, parity."""
+def main(argv: list[str] | None, settings: Settings) -> None:
+    """Stand-alone figures (no database): bare networks, face detector candidates, parity.
+    Run as ``python -m scenedex.scripts.face_runtime_bench`` (the entry point reads the
+    settings)."""
     import argparse
 
     from scenedex.adapters.face_embedders import build_face_embedder
-    from scenedex.tools.bench import machine
+    from scenedex.tools.machine import machine
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--media", type=Path, default=Path("../shared/data/real"))
     parser.add_argument("--no-parity", action="store_true", help="skip the comparison with dlib's CNN (slow)")
     parser.add_argument("--no-candidates", action="store_true")
     args = parser.parse_args(argv)
-    settings = Settings()
     report: dict[str, Any] = {"machine": machine(), "load_1m": [round(os.getloadavg()[0], 2)]}
     report["bare"] = bare_network_figures()
     if not args.no_candidates:
@@ -224,7 +225,3 @@ def main(argv: list[str] | None = None) -> None:
         report["face_parity"] = parity_figures(torch_embedder, args.media)
     report["load_1m"].append(round(os.getloadavg()[0], 2))
     print(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()
