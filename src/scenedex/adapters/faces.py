@@ -234,12 +234,7 @@ class DlibFaceEmbedder:
         import dlib
 
         width, height = image.size
-        described = _scaled(image, min(1.0, self._max_side / max(width, height)))
-        detected = described
-        if self._detect_side is not None:
-            detected = _scaled(image, self._detect_side / min(width, height))
-            if detected.size[0] * detected.size[1] > described.size[0] * described.size[1]:
-                described = detected
+        detected, described = detection_copies(image, self._max_side, self._detect_side)
         pixels = np.ascontiguousarray(np.asarray(detected, dtype=np.uint8))
         boxes = self._detect(models, pixels)
         if not boxes:
@@ -286,6 +281,23 @@ class DlibFaceEmbedder:
             for r, score in pairs
             if score >= self._min_score
         ]
+
+
+def detection_copies(
+    image: Image.Image, max_side: int, detect_side: int | None
+) -> tuple[Image.Image, Image.Image]:
+    """``(detected, described)``: the copy a detector runs on (shorter side ``detect_side``
+    pixels; None: the descriptor copy) and the copy descriptors are computed from (longer side
+    at most ``max_side``, or the detection copy when that is larger), shared by both face
+    runtimes so that they place the same boxes."""
+    width, height = image.size
+    described = _scaled(image, min(1.0, max_side / max(width, height)))
+    detected = described
+    if detect_side is not None:
+        detected = _scaled(image, detect_side / min(width, height))
+        if detected.size[0] * detected.size[1] > described.size[0] * described.size[1]:
+            described = detected
+    return detected, described
 
 
 def _scaled(image: Image.Image, factor: float) -> Image.Image:

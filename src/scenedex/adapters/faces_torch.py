@@ -34,8 +34,8 @@ from scenedex.adapters.faces import (
     LANDMARKS_FILE,
     RECOGNITION_FILE,
     Detector,
-    _scaled,
     default_threads,
+    detection_copies,
     face_models_dir,
 )
 from scenedex.adapters.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image
@@ -248,13 +248,7 @@ class TorchFaceEmbedder:
             image = decode_image(data, max_bytes=self._max_bytes, max_pixels=self._max_pixels)
         except BadInputError as exc:
             return exc
-        width, height = image.size
-        described = _scaled(image, min(1.0, self._max_side / max(width, height)))
-        detected = described
-        if self._detect_side is not None:
-            detected = _scaled(image, self._detect_side / min(width, height))
-            if detected.size[0] * detected.size[1] > described.size[0] * described.size[1]:
-                described = detected
+        detected, described = detection_copies(image, self._max_side, self._detect_side)
         return _Frame(image.size, detected, described, [], [])
 
     def _detect_cnn(self, detector: Any, frames: Sequence[_Frame]) -> None:
