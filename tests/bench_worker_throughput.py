@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench_worker_throughput.py --scenes 200 --processes 1 2
 
-Builds a synthetic library (``scenedex.tools.bench.build_library``: videos of 20 scenes,
+Builds a synthetic library (``scenedex.tools.bench_library.build_library``: videos of 20 scenes,
 1280x720 JPEG keyframes, one in five with a face, seeded texts, one person with two photos) in a
 fresh Postgres database (``scenedex_wk_bench_<pid>``, dropped afterwards unless ``--keep``),
 then for each process count: deletes every derived record (fresh state), starts
@@ -42,7 +42,7 @@ from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ClipSettings, Settings
 from scenedex.tasks.queue import build_runtime
-from scenedex.tools.bench import build_library, face_photo
+from scenedex.tools.bench_library import build_library, face_photo
 from tests.worker_processes import (
     WorkerProcess,
     clear_records,

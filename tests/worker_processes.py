@@ -33,7 +33,7 @@ from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.domain.model import TEXT_CHANNELS, Scene, Video, new_id
 from scenedex.domain.ports import UnitOfWorkFactory
 from scenedex.services.ingest import add_person
-from scenedex.tools.bench import face_crop, face_photo, keyframe, scene_texts
+from scenedex.tools.bench_library import face_crop, face_photo, keyframe, scene_texts
 
 READY_LINE = "Worker process is ready for action."
 """What dramatiq's worker process logs once its consumers run (after ``before_worker_boot``)."""

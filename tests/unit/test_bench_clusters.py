@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scenedex.tools import bench_clusters
+from scenedex.tools import bench_cluster_faces, bench_clusters
 
 
 def test_synthetic_part_reports_every_figure_and_finds_the_identities(
@@ -28,7 +28,7 @@ def test_synthetic_part_reports_every_figure_and_finds_the_identities(
 
 
 def test_generator_puts_faces_of_one_identity_closer_than_faces_of_two() -> None:
-    faces = bench_clusters.synthetic_faces(bench_clusters.Generator(1000, 10))
+    faces = bench_cluster_faces.synthetic_faces(bench_cluster_faces.Generator(1000, 10))
     profile = bench_clusters.distance_profile(faces)
     same_p99 = profile["same_identity_p1_p50_p99"][2]
     other_p001 = profile["other_identity_p0.01_p1_p50"][0]

@@ -61,15 +61,15 @@ def compute_photo_embeddings(
         uow.persons.set_photo_status(photo.owner_id, photo.id, status, error)
         records.append(
             make_record(
-                expected.spec,
-                step,
-                photo.owner_id,
-                photo.id,
-                "",
-                None if face is None else face.descriptor,
-                expected.spec.step(step).model_id,
-                expected.photos[photo.id].input_hash,
-                {
+                spec=expected.spec,
+                step=step,
+                owner_id=photo.owner_id,
+                subject_id=photo.id,
+                key="",
+                vector=None if face is None else face.descriptor,
+                model_id=expected.spec.step(step).model_id,
+                input_hash=expected.photos[photo.id].input_hash,
+                payload={
                     "faces": len(outcome),
                     "person_id": str(photo.person_id),
                     "bbox": list(face.bbox) if face else None,
@@ -123,15 +123,18 @@ def compute_person_queries(
         vector = l2_normalise(np.mean(np.stack(vectors), axis=0)) if vectors else None
         records.append(
             make_record(
-                expected.spec,
-                step,
-                owner_id,
-                person_id,
-                "",
-                vector,
-                expected.spec.inputs.face_model_id,
-                actual,
-                {"photos": photo_count, "confirmed_faces": 0 if confirmed is None else len(confirmed)},
+                spec=expected.spec,
+                step=step,
+                owner_id=owner_id,
+                subject_id=person_id,
+                key="",
+                vector=vector,
+                model_id=expected.spec.inputs.face_model_id,
+                input_hash=actual,
+                payload={
+                    "photos": photo_count,
+                    "confirmed_faces": 0 if confirmed is None else len(confirmed),
+                },
             )
         )
         tracker.computed(step)

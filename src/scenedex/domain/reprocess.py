@@ -29,10 +29,7 @@ from scenedex.domain.face_decisions import FaceDecisions
 from scenedex.domain.freshness import ExpectedStates, staleness
 from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.logcontext import SpecLogger, log_context
-from scenedex.domain.model import (
-    Scene,
-    Video,
-)
+from scenedex.domain.model import Scene, Video
 from scenedex.domain.person_steps import compute_person_queries, compute_photo_embeddings
 from scenedex.domain.ports import (
     BlobStore,
@@ -63,6 +60,7 @@ from scenedex.domain.scene_steps import (
     SceneStep,
     SceneTextStep,
     run_scene_step,
+    source_uris,
 )
 from scenedex.domain.spec import SCENE_STEPS, EmbeddingStepType, ReprocessSpec
 
@@ -447,13 +445,18 @@ class ReprocessRunner:
         images = images or KeyframeImages(self._blobs, scenes, self._max_image_bytes)
         with self._uow_factory() as uow:
             uow.scenes.clear_current(owner_id, [s.id for s in scenes])
-            sources = {
-                video.id: video.source_uri
-                for video_id in ({s.video_id for s in scenes} if self._samples_video else ())
-                if (video := uow.videos.get(owner_id, video_id)) is not None
-            }
+            sources = source_uris(uow, owner_id, scenes) if self._samples_video else {}
             batch = SceneBatch(
-                uow, owner_id, scenes, self.spec, expected, people, assessed, tracker, images, sources
+                uow=uow,
+                owner_id=owner_id,
+                scenes=scenes,
+                spec=self.spec,
+                expected=expected,
+                people=people,
+                reasons=assessed,
+                tracker=tracker,
+                images=images,
+                sources=sources,
             )
             for step in self.scene_steps:
                 run_scene_step(step, batch)

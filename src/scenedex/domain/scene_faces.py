@@ -234,7 +234,9 @@ class SceneFacesStep(SceneStep):
         }
         vector = np.stack([t.descriptor for t in matched]).astype(np.float32) if matched else None
         input_hash = batch.expected.faces(scene, batch.people.set_hash).input_hash
-        return batch.record(self.step, scene, "", vector, input_hash, payload)
+        return batch.record(
+            step=self.step, scene=scene, key="", vector=vector, input_hash=input_hash, payload=payload
+        )
 
 
 def tracks_from_record(record: EmbeddingRecord) -> list[FaceTrack]:

@@ -37,6 +37,7 @@ Step = EmbeddingStepType
 
 
 def make_record(
+    *,
     spec: ReprocessSpec,
     step: Step,
     owner_id: uuid.UUID,
@@ -60,6 +61,16 @@ def make_record(
         input_hash=input_hash,
         payload=payload,
     )
+
+
+def source_uris(uow: UnitOfWork, owner_id: uuid.UUID, scenes: Sequence[Scene]) -> dict[uuid.UUID, str]:
+    """The source video blob URI by video id of ``scenes`` (the faces step samples frames from
+    it); a video deleted since is left out (its scenes fall back to their keyframes)."""
+    return {
+        video.id: video.source_uri
+        for video_id in {s.video_id for s in scenes}
+        if (video := uow.videos.get(owner_id, video_id)) is not None
+    }
 
 
 def read_blobs(
@@ -138,7 +149,7 @@ class KeyframeImages:
         return results
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SceneBatch:
     """What every scene step of one batch needs.
 
@@ -164,6 +175,7 @@ class SceneBatch:
 
     def record(
         self,
+        *,
         step: Step,
         scene: Scene,
         key: str,
@@ -173,15 +185,15 @@ class SceneBatch:
     ) -> EmbeddingRecord:
         """A record of ``step`` for ``scene`` with the step's model id."""
         return make_record(
-            self.spec,
-            step,
-            self.owner_id,
-            scene.id,
-            key,
-            vector,
-            self.spec.step(step).model_id,
-            input_hash,
-            payload,
+            spec=self.spec,
+            step=step,
+            owner_id=self.owner_id,
+            subject_id=scene.id,
+            key=key,
+            vector=vector,
+            model_id=self.spec.step(step).model_id,
+            input_hash=input_hash,
+            payload=payload,
         )
 
 
@@ -230,12 +242,12 @@ class SceneTextStep(SceneStep):
         vectors = iter(self._embedder.embed_texts(non_empty) if non_empty else [])
         records = [
             batch.record(
-                self.step,
-                scene,
-                channel,
-                next(vectors) if text else None,
-                batch.expected.text(scene, channel).input_hash,
-                {"empty": not text},
+                step=self.step,
+                scene=scene,
+                key=channel,
+                vector=next(vectors) if text else None,
+                input_hash=batch.expected.text(scene, channel).input_hash,
+                payload={"empty": not text},
             )
             for scene, channel, text in texts
         ]
@@ -282,4 +294,11 @@ class SceneClipStep(KeyframeStep):
         return list(self._embedder.embed_images(images))
 
     def record(self, batch: SceneBatch, scene: Scene, outcome: Any) -> EmbeddingRecord:
-        return batch.record(self.step, scene, "", outcome, batch.expected.clip(scene).input_hash, {})
+        return batch.record(
+            step=self.step,
+            scene=scene,
+            key="",
+            vector=outcome,
+            input_hash=batch.expected.clip(scene).input_hash,
+            payload={},
+        )

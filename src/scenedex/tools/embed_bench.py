@@ -46,7 +46,8 @@ from scenedex.api.embed_app import EmbedModels, create_embed_app
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import ModelLoadError
 from scenedex.settings import UNTRAINED, Settings
-from scenedex.tools.bench import FACE_EVERY, FRAME_SIZE, face_crop, face_photo, keyframe, machine
+from scenedex.tools.bench_library import FACE_EVERY, FRAME_SIZE, face_crop, face_photo, keyframe
+from scenedex.tools.machine import machine
 
 PATH = "/v1/embed/image"
 REQUEST_TIMEOUT_S = 60.0
@@ -61,7 +62,7 @@ WAIT_METRIC = "scenedex_embed_queue_wait_seconds"
 
 
 def keyframes_b64(count: int, real_media: Path | None = None) -> list[str]:
-    """``count`` distinct 1280x720 JPEG keyframes (``scenedex.tools.bench.keyframe``, the face
+    """``count`` distinct 1280x720 JPEG keyframes (``scenedex.tools.bench_library.keyframe``, the face
     pasted into one in ``FACE_EVERY``), base64-encoded as request bodies carry them."""
     face = face_crop(Image.open(face_photo(real_media)))
     frames = (keyframe(index, face if index % FACE_EVERY == 0 else None) for index in range(count))
@@ -381,7 +382,7 @@ def run_embed_bench(
     - ``models``: loaded models to serve (default: from ``settings``, with untrained CLIP
       weights when the pretrained ones are not available, said through ``say``).
 
-    Returns ``EmbedBenchReport.to_dict()``: ``machine`` (``scenedex.tools.bench.machine()``
+    Returns ``EmbedBenchReport.to_dict()``: ``machine`` (``scenedex.tools.machine.machine()``
     and ``load_1m`` [start, end]); ``model`` {clip_model_id, precision, device, note};
     ``images`` {distinct, width, height, kib_mean (JPEG), body_kib_mean (request body)};
     ``settings`` {clients, requests, max_seconds, max_wait_ms, max_batch, warmup}; ``runs``

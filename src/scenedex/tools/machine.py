@@ -15,14 +15,7 @@ def machine() -> dict[str, Any]:
     other processes share the cores and the figures are noisy)."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu_model": model,
         "cpus": os.cpu_count(),
@@ -30,3 +23,15 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def cpu_model() -> str:
+    """lscpu's "Model name", read from ``/proc/cpuinfo`` (``platform.processor()`` or the
+    architecture where that file is missing or says nothing)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
