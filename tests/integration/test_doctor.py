@@ -105,6 +105,7 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
         "breaker opensearch": OK,
         "opensearch": FAIL,
         "search aliases": FAIL,
+        "model files": WARN,
         "clip weights": FAIL,
         "text model": OK,
         "face models": OK,
@@ -116,6 +117,8 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
     assert "SCENEDEX_SEARCH__URL" in (found["opensearch"].fix or "")
     assert "not cached on this node" in found["clip weights"].detail
     assert "SCENEDEX_CLIP__PRETRAINED" in (found["clip weights"].fix or "")
+    assert "scenedex models fetch" in (found["clip weights"].fix or "")
+    assert "missing" in found["model files"].detail and found["model files"].fix == "scenedex models fetch"
     assert not list(empty_hf_cache.iterdir()), "the doctor must not download anything"
 
 
@@ -351,6 +354,7 @@ def test_cli_json_on_this_machine(
         "breaker opensearch": "ok",
         "opensearch": "fail",
         "search aliases": "fail",
+        "model files": "warn",
         "clip weights": "fail",
         "text model": "ok",
         "face models": "ok",
@@ -383,12 +387,13 @@ def test_cli_text_one_line_per_check_and_exit_0_without_fails(
         ["OK", "breaker"],
         ["OK", "breaker"],
         ["OK", "search"],
+        ["OK", "model"],
         ["WARN", "clip"],
         ["OK", "text"],
         ["OK", "face"],
         ["WARN", "storage"],
     ]
-    assert "-> fix: " in lines[6] and "-> fix: " not in lines[0]
+    assert "-> fix: " in lines[7] and "-> fix: " not in lines[0]
 
 
 def test_an_open_breaker_is_a_warning_with_its_error_and_next_probe(

@@ -65,6 +65,10 @@ class OpenClipImageEmbedder:
     - ``draft``: decode JPEGs at a reduced scale that still covers the model input size
       (about 2x faster decode; part of ``preprocessing_id``).
 
+    - ``weights_file``: the tag's pinned checkpoint under ``SCENEDEX_MODELS_DIR`` (``scenedex
+      models fetch``; checked at process start), read instead of open_clip's download. The
+      model id stays the tag's: the pin makes it the same file.
+
     A path to a checkpoint that does not exist raises ``ModelLoadError`` at construction.
     Inference is thread-safe.
     """
@@ -80,6 +84,7 @@ class OpenClipImageEmbedder:
         max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         draft: bool = True,
         precision: str = "auto",
+        weights_file: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -98,6 +103,7 @@ class OpenClipImageEmbedder:
             if not checkpoint.is_file():
                 raise ModelLoadError(f"open_clip checkpoint file not found: {checkpoint}. {_HOW_TO_FIX}")
             self._checkpoint = checkpoint.resolve()
+        self._weights_file = weights_file if self._checkpoint is None and not self._untrained else None
         self._device_setting = device
         self._batch_size = batch_size
         self._max_bytes = max_bytes
@@ -181,7 +187,12 @@ class OpenClipImageEmbedder:
         import torch
 
         device = resolve_device(self._device_setting)
-        weights = None if self._untrained else str(self._checkpoint or self._pretrained)
+        weights = None if self._untrained else str(self._checkpoint or self._weights_file or self._pretrained)
+        quick_gelu = False
+        if self._weights_file is not None:  # the tag's own file: keep the tag's activation
+            quick_gelu = bool(
+                open_clip.get_pretrained_cfg(self._model_name, self._pretrained).get("quick_gelu")
+            )
         if self._untrained:
             log.warning(
                 "open_clip %s: using untrained random weights (pretrained=%r)",
@@ -198,6 +209,7 @@ class OpenClipImageEmbedder:
                     pretrained=weights,
                     device=device,
                     pretrained_text=not self._untrained,
+                    force_quick_gelu=quick_gelu,
                 )
             tokenizer = open_clip.get_tokenizer(self._model_name)
         except Exception as exc:  # open_clip raises RuntimeError, OSError, ValueError, pickle errors...

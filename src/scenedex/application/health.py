@@ -32,7 +32,9 @@ from scenedex.application.health_models import (
     check_clip,
     check_embed_service,
     check_face_models,
+    check_model_files,
     check_text_model,
+    pinned_clip_file,
 )
 from scenedex.settings import SearchSettings, Settings
 
@@ -59,7 +61,11 @@ def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = 
         else:
             checks += guarded(("search index",), lambda: [check_search_table(reachable)], network)
         model_checks = (
-            ("clip weights", lambda: [check_clip(settings.clip, load=load_models)]),
+            ("model files", lambda: [check_model_files(settings)]),
+            (
+                "clip weights",
+                lambda: [check_clip(settings.clip, load=load_models, pinned=pinned_clip_file(settings))],
+            ),
             ("text model", lambda: [check_text_model(settings.text, load=load_models)]),
             ("face models", lambda: [check_face_models(load=load_models)]),
         )

@@ -11,12 +11,13 @@ from typing import Any
 
 from scenedex.adapters.model_files import one_line
 from scenedex.application.checks import Check, Status, fail, ok, reason, warn
-from scenedex.settings import ClipSettings, EmbedderSettings, TextSettings
+from scenedex.settings import ClipSettings, EmbedderSettings, Settings, TextSettings
 
 
-def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
-    """The CLIP weights: a local checkpoint file, or a pretrained tag whose weights are in the
-    Hugging Face cache (looked up, never downloaded); ``none`` (untrained) is a WARN."""
+def check_clip(clip: ClipSettings, *, load: bool = False, pinned: Path | None = None) -> Check:
+    """The CLIP weights: a local checkpoint file, or a pretrained tag whose pinned file is in
+    ``SCENEDEX_MODELS_DIR`` (``pinned``; its hash is the ``model files`` check's) or whose weights
+    are in the Hugging Face cache (looked up, never downloaded); ``none`` (untrained) is a WARN."""
     from scenedex.adapters.clip import UNTRAINED, OpenClipImageEmbedder
     from scenedex.domain.errors import ModelLoadError
 
@@ -30,7 +31,7 @@ def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
         )
     try:
         embedder = OpenClipImageEmbedder(
-            clip.model, clip.pretrained, device=clip.device, precision=clip.precision
+            clip.model, clip.pretrained, device=clip.device, precision=clip.precision, weights_file=pinned
         )
         embedder.preprocessing_id  # noqa: B018  (checks the architecture and the tag; no weights)
     except (ModelLoadError, ValueError) as error:
@@ -38,6 +39,8 @@ def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
     checkpoint = Path(clip.pretrained).expanduser()
     if checkpoint.is_file():
         found = f"{clip.model} checkpoint {checkpoint} ({checkpoint.stat().st_size / 2**20:.0f} MiB)"
+    elif pinned is not None:
+        found = f"{clip.model}/{clip.pretrained} pinned file {pinned}"
     else:
         cached, where = cached_clip_weights(clip.model, clip.pretrained)
         if cached is None:
@@ -45,7 +48,8 @@ def check_clip(clip: ClipSettings, *, load: bool = False) -> Check:
                 name,
                 f"pretrained weights {clip.model}/{clip.pretrained} are not cached on this node "
                 f"({where}); a worker would try to download them at start and fail offline",
-                f"{local} (e.g. SCENEDEX_CLIP__PRETRAINED=/models/open_clip_model.safetensors), or copy "
+                f"run `scenedex models fetch` (or with SCENEDEX_MODELS__MIRROR offline), or {local} "
+                f"(e.g. SCENEDEX_CLIP__PRETRAINED=/models/open_clip_model.safetensors), or copy "
                 f"the weights into this node's Hugging Face cache (HF_HOME) from a machine that can "
                 f"reach the hub",
             )
@@ -78,6 +82,32 @@ def cached_clip_weights(model: str, tag: str) -> tuple[str | None, str]:
         path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
         return (path if os.path.isfile(path) else None), path
     return None, "no download source known to open_clip"
+
+
+def check_model_files(settings: Settings) -> Check:
+    """The pinned files the configuration uses under ``SCENEDEX_MODELS_DIR`` (hashed): FAIL for
+    a corrupt one (the worker, the API and the embedding service refuse to start), WARN for a
+    missing or partial one, OK when all match their pins or none is used."""
+    from scenedex.services.models import FIX, FileState, ModelFiles
+
+    name = "model files"
+    statuses = ModelFiles.from_settings(settings).verify()
+    if not statuses:
+        return ok(name, f"no pinned file used by this configuration (folder {settings.models_dir})")
+    listed = "; ".join(f"{s.file.model_id} {s.state.value} ({s.path})" for s in statuses)
+    if any(s.state is FileState.CORRUPT for s in statuses):
+        return fail(name, listed, FIX)
+    if any(s.state is not FileState.OK for s in statuses):
+        return warn(name, listed, FIX)
+    return ok(name, listed)
+
+
+def pinned_clip_file(settings: Settings) -> Path | None:
+    """The CLIP tag's pinned file under ``SCENEDEX_MODELS_DIR`` when it is there (else None)."""
+    from scenedex.services.models import ModelFiles, configured_model_ids
+
+    files = ModelFiles.from_settings(settings)
+    return next((p for i in configured_model_ids(settings) if (p := files.local_path(i))), None)
 
 
 def check_text_model(text: TextSettings, *, load: bool = False) -> Check:

@@ -110,6 +110,7 @@ def local_embedders(settings: Settings) -> tuple[ImageEmbedder, TextEmbedder, Fa
 
 def _clip(settings: Settings) -> ImageEmbedder:
     from scenedex.adapters.clip import OpenClipImageEmbedder
+    from scenedex.application.health_models import pinned_clip_file
 
     return OpenClipImageEmbedder(
         settings.clip.model,
@@ -119,6 +120,7 @@ def _clip(settings: Settings) -> ImageEmbedder:
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
         precision=settings.clip.precision,
+        weights_file=pinned_clip_file(settings),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from scenedex.scripts.common import fail, print_json, user_errors
+from scenedex.scripts.common import check_model_files, fail, print_json, user_errors
 from scenedex.settings import Settings
 from scenedex.worker.logs import configure_logging
 
@@ -35,6 +35,8 @@ def api(
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.embedder.backend == "local":
+        check_model_files(settings)
     try:
         app = create_app(settings)
     except ApiConfigError as error:
@@ -69,6 +71,7 @@ def embed_server(
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_model_files(settings)
     try:
         app = create_embed_app(settings)
         app.state.embed.models.load()  # before listening: a bad checkpoint is one line, exit 1

@@ -42,6 +42,7 @@ from scenedex.scripts.faces_cli import faces_app
 from scenedex.scripts.index_cli import index_app
 from scenedex.scripts.jobs_cli import WORKER_EPILOG, jobs_app, worker
 from scenedex.scripts.metrics_cli import METRICS_EPILOG, metrics
+from scenedex.scripts.models_cli import models_app
 from scenedex.scripts.person_cli import person_app
 from scenedex.scripts.progress import ProgressBars
 from scenedex.scripts.token_cli import token_app
@@ -325,6 +326,7 @@ app.command(epilog=SCHEDULER_EPILOG)(scheduler)
 app.command(epilog=DOCTOR_EPILOG)(doctor)
 app.command(epilog=METRICS_EPILOG)(metrics)
 app.add_typer(token_app, name="token")
+app.add_typer(models_app, name="models")
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

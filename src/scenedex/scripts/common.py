@@ -96,3 +96,12 @@ def reprocess_owner_or_fail(app: Any, owner: Any, done_what: str) -> str | None:
             1,
         )
     return str(done.job_id) if done else None
+
+
+def check_model_files(settings: Settings) -> None:
+    """The start-up check of the worker, the API and the embedding service: a pinned model file
+    with another SHA-256 than its pin is exit 1 with one line naming ``scenedex models fetch``."""
+    from scenedex.services.models import ModelFiles
+
+    with user_errors():
+        ModelFiles.from_settings(settings).check_startup()

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from scenedex.domain.errors import NotFoundError
 from scenedex.domain.request import parse_uuid
-from scenedex.scripts.common import JsonOption, fail, print_json, user_errors
+from scenedex.scripts.common import JsonOption, check_model_files, fail, print_json, user_errors
 from scenedex.settings import Settings
 
 jobs_app = typer.Typer(
@@ -63,6 +63,8 @@ def worker(
 
     base = Settings()
     configure_logging(base.log_level, base.log_format)
+    if base.embedder.backend == "local":
+        check_model_files(base)  # before forking: a corrupt file is one line, not a restart loop
     settings = base.worker
     processes = processes or settings.processes
     threads = threads or settings.threads
