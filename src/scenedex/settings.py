@@ -357,6 +357,11 @@ class EmbedderSettings(BaseModel):
     """
 
     backend: Literal["local", "http"] = Field("local", description="local | http")
+    clip: Literal["on", "off"] = Field(
+        "on",
+        description="off: no CLIP step in the spec (its fingerprint changes; documents are built "
+        "without image vectors), image search answers 409; on again computes only what is missing",
+    )
     url: str = Field("http://127.0.0.1:8090", description="the embedding service (backend http)")
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout (a batch of images)")
     max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure (5xx, 429, network)")

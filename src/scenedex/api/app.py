@@ -47,6 +47,7 @@ from scenedex.application.wiring import token_denylist
 from scenedex.domain.errors import (
     ConflictError,
     InvalidRequestError,
+    KindUnavailableError,
     ModelLoadError,
     NotFoundError,
     PayloadTooLargeError,
@@ -142,6 +143,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"detail": str(error)}
         if isinstance(error, ActiveJobError):
             body["active_job_id"] = str(error.active_job_id)
+        elif isinstance(error, KindUnavailableError):
+            body.update(type=error.type, kind=error.kind)
         elif isinstance(error, OperationalError):
             body["detail"] = "database unavailable"
         elif isinstance(error, redis.exceptions.RedisError):

@@ -34,7 +34,7 @@ from scenedex.domain.ports import (
 )
 from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.scene_faces import FaceSampling
-from scenedex.domain.spec import ReprocessSpec, SpecInputs
+from scenedex.domain.spec import OFF, ReprocessSpec, SpecInputs
 from scenedex.services.face_clusters import FaceClusters
 from scenedex.services.persons import Persons
 from scenedex.services.search import SceneResult, Search
@@ -60,10 +60,12 @@ class Services:
     def spec(self) -> ReprocessSpec:
         """The latest spec for the configured models (model ids read without loading weights)."""
         if self._spec is None:
+            off = self.settings.embedder.clip == "off"  # no CLIP model read: it may not exist
             self._spec = ReprocessSpec.latest(
                 SpecInputs(
-                    clip_model_id=self.image_embedder.model_id,
-                    clip_preprocessing=self.image_embedder.preprocessing_id,
+                    clip_model_id=OFF if off else self.image_embedder.model_id,
+                    clip_preprocessing=OFF if off else self.image_embedder.preprocessing_id,
+                    off=frozenset({"clip"}) if off else frozenset(),
                     text_model_id=self.text_embedder.model_id,
                     face_model_id=self.face_embedder.model_id,
                     face_detection=self.face_embedder.detection_id,
@@ -192,6 +194,7 @@ class Services:
             blobs=self.blobs,
             max_image_bytes=self.settings.max_image_bytes,
             max_image_pixels=self.settings.max_image_pixels,
+            clip_off=self.settings.embedder.clip == "off",
         )
 
     def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from scenedex.domain.freshness import ExpectedStates, SceneStates
 from scenedex.domain.model import RecordState, Scene, content_hash
 from scenedex.domain.ports import IndexGeneration, RecordKey, SearchIndex, UnitOfWorkFactory
-from scenedex.domain.spec import SCENE_STEPS, EmbeddingStepType
+from scenedex.domain.spec import EmbeddingStepType
 
 Step = EmbeddingStepType
 
@@ -70,7 +70,7 @@ def scene_context(expected: ExpectedStates, generation: str) -> str:
     spec = expected.spec
     parts: list[object] = [
         DIGEST_VERSION,
-        [(step.value, spec.fingerprint(step)) for step in SCENE_STEPS],
+        [(step.value, spec.fingerprint(step)) for step in spec.scene_steps],
         list(spec.inputs.text_channels),
         expected.person_set,
         generation,
@@ -82,13 +82,14 @@ def scene_context(expected: ExpectedStates, generation: str) -> str:
 
 def items_per_scene(expected: ExpectedStates) -> dict[Step, int]:
     """Items of each scene step per scene: one per text channel, one CLIP, one faces, one
-    search document."""
-    return {
+    search document (no CLIP item when the spec has no CLIP step)."""
+    items = {
         Step.SCENE_TEXT_EMBEDDINGS: len(expected.spec.inputs.text_channels),
         Step.SCENE_CLIP_EMBEDDINGS: 1,
         Step.SCENE_PERSON_EMBEDDINGS: 1,
         Step.SEARCH_REINDEX: 1,
     }
+    return {step: count for step, count in items.items() if expected.spec.has(step)}
 
 
 def all_current(
@@ -101,7 +102,7 @@ def all_current(
     texts = stored[Step.SCENE_TEXT_EMBEDDINGS]
     return (
         all(texts.get((scene_id, channel)) == state for channel, state in states.texts.items())
-        and stored[Step.SCENE_CLIP_EMBEDDINGS].get((scene_id, "")) == states.clip
+        and (states.clip is None or stored[Step.SCENE_CLIP_EMBEDDINGS].get((scene_id, "")) == states.clip)
         and stored[Step.SCENE_PERSON_EMBEDDINGS].get((scene_id, "")) == states.faces
         and documents.get(scene_id) == states.document
     )
@@ -110,7 +111,11 @@ def all_current(
 def unchanged(scene_id: uuid.UUID, channels: Sequence[str], now: SeenStates, before: SeenStates) -> bool:
     """Whether every state of the scene read ``now`` is the one read ``before`` (and exists)."""
     keys = [(Step.SCENE_TEXT_EMBEDDINGS, c) for c in channels]
-    keys += [(Step.SCENE_CLIP_EMBEDDINGS, ""), (Step.SCENE_PERSON_EMBEDDINGS, "")]
+    keys += [
+        (step, "")
+        for step in (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
+        if step in now.records
+    ]
     return (
         all(
             (state := now.records[step].get((scene_id, key))) is not None
@@ -154,7 +159,7 @@ def stamp_current(
             if ids:
                 read = None if wide else ids
                 now = SeenStates(
-                    {step: uow.records.states(step, owner_id, read) for step in SCENE_STEPS[:3]},
+                    {step: uow.records.states(step, owner_id, read) for step in expected.spec.record_steps},
                     index.states(owner_id, read),
                 )
                 behind = [

@@ -55,6 +55,17 @@ class ConflictError(PermanentError):
     ``external_id`` given again with another source): the API answers 409."""
 
 
+class KindUnavailableError(ConflictError):
+    """A search kind whose model is switched off (``SCENEDEX_EMBEDDER__CLIP=off``): the API
+    answers 409 with ``type`` ``search_kind_unavailable`` and the ``kind`` (e.g. ``image``)."""
+
+    type = "search_kind_unavailable"
+
+    def __init__(self, kind: str, setting: str) -> None:
+        super().__init__(f"{kind} search is unavailable: its model is switched off ({setting}=off)")
+        self.kind = kind
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """An uploaded or named image is over the configured size limit (the API answers 413)."""
 

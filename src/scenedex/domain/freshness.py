@@ -36,10 +36,11 @@ def staleness(stored: RecordState | None, expected: RecordState, force: bool = F
 
 @dataclass(frozen=True)
 class SceneStates:
-    """Expected states of one scene's records: text per channel, CLIP, faces, search document."""
+    """Expected states of one scene's records: text per channel, CLIP (None when the spec
+    has no CLIP step: ``SCENEDEX_EMBEDDER__CLIP=off``), faces, search document."""
 
     texts: Mapping[str, RecordState]
-    clip: RecordState
+    clip: RecordState | None
     faces: RecordState
     document: RecordState
 
@@ -120,12 +121,13 @@ class ExpectedStates:
     def scene(self, scene: Scene) -> SceneStates:
         """Every expected state of one scene (each hash computed once)."""
         texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels}
-        clip = self.clip(scene)
+        clip = self.clip(scene) if self.spec.has(Step.SCENE_CLIP_EMBEDDINGS) else None
         faces = self.faces(scene)
         upstream: dict[tuple[Step, str], RecordState | None] = {
             (Step.SCENE_TEXT_EMBEDDINGS, c): state for c, state in texts.items()
         }
-        upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
+        if clip is not None:  # a spec without CLIP builds documents of the other records
+            upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
         upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
         return SceneStates(texts, clip, faces, self.document(scene, upstream))
 

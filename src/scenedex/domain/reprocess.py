@@ -48,6 +48,7 @@ from scenedex.domain.progress import (
     ReprocessPlan,
     ReprocessProgress,
     StaleReason,
+    StepPlan,
 )
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.scene_documents import scene_documents
@@ -122,12 +123,10 @@ class ReprocessRunner:
         self._index = search_index
         face_sampling = FaceSampling.parse(spec.inputs.face_sampling)
         self._samples_video = not face_sampling.keyframe_only
-        self.scene_steps: tuple[SceneStep, ...] = (
-            SceneTextStep(text_embedder),
-            SceneClipStep(image_embedder),
-            SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames),
-        )
-        """The record steps of a scene batch, in spec order (the search document follows)."""
+        faces = SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames)
+        steps: tuple[SceneStep, ...] = (SceneTextStep(text_embedder), SceneClipStep(image_embedder), faces)
+        self.scene_steps = tuple(step for step in steps if spec.has(step.step))
+        """The record steps of a scene batch the spec has, in order (the search document follows)."""
         self.cluster_step = (
             None
             if face_clusterer is None
@@ -186,7 +185,7 @@ class ReprocessRunner:
         """Per step, how many items are missing, stale (by reason) or current; computes nothing.
         Set-based: per owner a few queries (photos, persons, scenes, one per step table),
         whatever the number of videos."""
-        plan = ReprocessPlan(self.spec.version)
+        plan = ReprocessPlan(self.spec.version, steps={step.type: StepPlan() for step in self.spec.steps})
         for scope in self.resolve(request):
             plan.owners += 1
             plan.videos += len(scope.videos)
@@ -256,24 +255,25 @@ class ReprocessRunner:
         scenes unless they are under a quarter of the scope (``others``: its scenes current by
         their digest, not assessed), else by ids. ``seen`` is given the states read."""
         if not scenes:
-            return {step: {} for step in SCENE_STEPS}
+            return {step: {} for step in self.spec.scene_steps}
         wide = len(scenes) > OWNER_WIDE_READ and 4 * len(scenes) > len(scenes) + others
         ids = None if wide else [s.id for s in scenes]
         stored = {step.step: uow.records.states(step.step, owner_id, ids) for step in self.scene_steps}
         documents = self._index.states(owner_id, ids) if scenes else {}
         if seen is not None:
             seen.records, seen.documents = stored, documents
-        texts, clips, faces = (stored[step] for step in SCENE_STEPS[:3])
+        texts, clips, faces = (stored.get(step, {}) for step in SCENE_STEPS[:3])
         assessed: Assessment = {step: {} for step in SCENE_STEPS}
         text_items, clip_items, face_items, document_items = (assessed[step] for step in SCENE_STEPS)
         for scene in scenes:
             states = expected.scene(scene)
             for channel, state in states.texts.items():
                 text_items[(scene.id, channel)] = staleness(texts.get((scene.id, channel)), state, force)
-            clip_items[(scene.id, "")] = staleness(clips.get((scene.id, "")), states.clip, force)
+            if states.clip is not None:  # (no CLIP step: SCENEDEX_EMBEDDER__CLIP=off)
+                clip_items[(scene.id, "")] = staleness(clips.get((scene.id, "")), states.clip, force)
             face_items[(scene.id, "")] = staleness(faces.get((scene.id, "")), states.faces, force)
             document_items[(scene.id, "")] = staleness(documents.get(scene.id), states.document, force)
-        return assessed
+        return {step: items for step, items in assessed.items() if self.spec.has(step)}
 
     # -- run -----------------------------------------------------------------------------
 
@@ -419,10 +419,9 @@ class ReprocessRunner:
 
     @staticmethod
     def _keyframe_scenes(scenes: Sequence[Scene], assessed: Assessment) -> list[Scene]:
-        """The scenes of a batch whose keyframe will be read: CLIP to compute, or faces to
-        detect (a faces record stale only by its input is usually matched again from the stored
-        tracks without reading anything, so it is not read ahead)."""
-        clip, faces = assessed[Step.SCENE_CLIP_EMBEDDINGS], assessed[Step.SCENE_PERSON_EMBEDDINGS]
+        """The scenes of a batch whose keyframe will be read: CLIP to compute, or faces to detect
+        (a faces record stale only by its input is matched again from its tracks, not read ahead)."""
+        clip, faces = assessed.get(Step.SCENE_CLIP_EMBEDDINGS, {}), assessed[Step.SCENE_PERSON_EMBEDDINGS]
         return [
             s
             for s in scenes

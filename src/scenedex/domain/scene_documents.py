@@ -28,7 +28,8 @@ def scene_documents(
     the input hash of the records they were built from (``ExpectedStates.document``)."""
     ids = [s.id for s in scenes]
     texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids)
-    clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids)
+    with_clip = expected.spec.has(Step.SCENE_CLIP_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__CLIP=off: without)
+    clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids) if with_clip else {}
     faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids)
     channels = expected.spec.inputs.text_channels
     documents = []
@@ -36,12 +37,13 @@ def scene_documents(
         upstream: dict[tuple[Step, str], EmbeddingRecord | None] = {
             (Step.SCENE_TEXT_EMBEDDINGS, c): texts.get((scene.id, c)) for c in channels
         }
-        upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clips.get((scene.id, ""))
+        if with_clip:
+            upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clips.get((scene.id, ""))
         upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces.get((scene.id, ""))
         states = {key: RecordState(r.fingerprint, r.input_hash) if r else None for key, r in upstream.items()}
         face_record = upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")]
         scene_faces = faces_from_record(face_record)
-        clip_record = upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")]
+        clip_record = upstream.get((Step.SCENE_CLIP_EMBEDDINGS, ""))
         documents.append(
             SceneDocument(
                 scene_id=scene.id,

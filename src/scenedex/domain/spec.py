@@ -33,6 +33,10 @@ DOCUMENT_SCHEMA = "scene-doc-v2"
 time ranges in the scene (``SceneDocument.appearances``)."""
 
 FINGERPRINT_LENGTH = 16
+OFF = "off"
+"""The model id a switched-off role reports (``ReprocessSpec.model_ids``)."""
+SWITCHABLE_ROLES = frozenset({"clip"})
+"""Roles a deployment may switch off; the step each removes: ``ROLE_STEPS``."""
 
 
 class EmbeddingStepType(StrEnum):
@@ -54,6 +58,10 @@ SCENE_STEPS = (
     EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
     EmbeddingStepType.SEARCH_REINDEX,
 )
+
+
+ROLE_STEPS = {"clip": EmbeddingStepType.SCENE_CLIP_EMBEDDINGS}
+"""The step a switched-off role removes from the spec."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,13 @@ class SpecInputs:
     """How unmatched faces are clustered into suggested persons (``ClusterSettings.id``)."""
     text_channels: tuple[str, ...] = TEXT_CHANNELS
     document_schema: str = DOCUMENT_SCHEMA
+    off: frozenset[str] = frozenset()
+    """Model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``): ``"clip"`` removes
+    SCENE_CLIP_EMBEDDINGS from the spec (and from what the search documents are built of)."""
 
     def __post_init__(self) -> None:
+        if not self.off <= SWITCHABLE_ROLES:
+            raise InvalidRequestError(f"only {sorted(SWITCHABLE_ROLES)} can be off, got {sorted(self.off)}")
         unknown = set(self.text_channels) - set(TEXT_CHANNELS)
         if unknown or not self.text_channels:
             raise InvalidRequestError(
@@ -127,11 +140,25 @@ class ReprocessSpec:
     def fingerprint(self, step_type: EmbeddingStepType) -> str:
         return self.step(step_type).fingerprint
 
+    def has(self, step_type: EmbeddingStepType) -> bool:
+        """Whether the spec computes ``step_type`` (a switched-off role's step is absent)."""
+        return any(step.type is step_type for step in self.steps)
+
+    @property
+    def scene_steps(self) -> tuple[EmbeddingStepType, ...]:
+        """``SCENE_STEPS`` this spec computes, in order."""
+        return tuple(step for step in SCENE_STEPS if self.has(step))
+
+    @property
+    def record_steps(self) -> tuple[EmbeddingStepType, ...]:
+        """The scene steps that write records (all but SEARCH_REINDEX)."""
+        return self.scene_steps[:-1]
+
     @property
     def model_ids(self) -> dict[str, str]:
         """Model ids by role: ``{"clip": ..., "text": ..., "face": ...}``."""
         return {
-            "clip": self.inputs.clip_model_id,
+            "clip": OFF if "clip" in self.inputs.off else self.inputs.clip_model_id,
             "text": self.inputs.text_model_id,
             "face": self.inputs.face_model_id,
         }
@@ -175,10 +202,10 @@ class ReprocessSpec:
             (
                 EmbeddingStepType.SEARCH_REINDEX,
                 {"document_schema": inputs.document_schema},
-                (
-                    EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
-                    EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
-                    EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+                tuple(
+                    step
+                    for step in SCENE_STEPS[:3]
+                    if not (step is EmbeddingStepType.SCENE_CLIP_EMBEDDINGS and "clip" in inputs.off)
                 ),
             ),
             (
@@ -187,9 +214,12 @@ class ReprocessSpec:
                 (EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,),
             ),
         ]
+        removed = {ROLE_STEPS[role] for role in inputs.off}
         fingerprints: dict[EmbeddingStepType, str] = {}
         steps = []
         for step_type, params, depends_on in definitions:
+            if step_type in removed:
+                continue
             upstream = [fingerprints[d] for d in depends_on]
             fingerprint = content_hash(step_type.value, params, upstream)[:FINGERPRINT_LENGTH]
             fingerprints[step_type] = fingerprint

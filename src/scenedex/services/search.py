@@ -19,6 +19,7 @@ from scenedex.domain.errors import (
     BadInputError,
     BlobTooLargeError,
     InvalidRequestError,
+    KindUnavailableError,
     NotFoundError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
@@ -115,6 +116,7 @@ def search_scenes(
     image: bytes | None = None,
     person_id: uuid.UUID | None = None,
     k: int = 10,
+    clip_off: bool = False,
 ) -> list[SearchHit]:
     """The owner's ``k`` best scenes for exactly one of ``text``, ``image`` (encoded bytes) or
     ``person_id``. Text queries use the text model over the text channels, plus CLIP's text
@@ -122,6 +124,9 @@ def search_scenes(
     returns the scenes where the person is matched (the search document's ``person_ids``),
     ranked by face similarity to the person's query embedding; its hits carry the person's time
     ranges in each scene (``SearchHit.appearances``).
+
+    With ``clip_off`` (``SCENEDEX_EMBEDDER__CLIP=off``) text queries use the text channels only
+    and an image query raises ``KindUnavailableError``.
 
     Raises ``InvalidRequestError`` (no or several queries, bad k, unreadable image, person
     without a query embedding) and ``NotFoundError`` (person not the owner's).
@@ -134,11 +139,15 @@ def search_scenes(
     if text is not None:
         if not text.strip():
             raise InvalidRequestError("the text query is empty")
-        clip_text = None if is_untrained(image_embedder) else image_embedder.encode_text([text])[0]
+        clip_text = (
+            None if clip_off or is_untrained(image_embedder) else image_embedder.encode_text([text])[0]
+        )
         query = SearchQuery(
             text_vector=text_embedder.embed_texts([text])[0], clip_text_vector=clip_text, text=text
         )
     elif image is not None:
+        if clip_off:
+            raise KindUnavailableError("image", "SCENEDEX_EMBEDDER__CLIP")
         (vector,) = image_embedder.embed_images([image])
         if isinstance(vector, BadInputError):
             raise InvalidRequestError(f"query image: {vector}")
@@ -271,7 +280,9 @@ class Search:
         blobs: BlobStore,
         max_image_bytes: int,
         max_image_pixels: int,
+        clip_off: bool = False,
     ) -> None:
+        self._clip_off = clip_off
         self._uow_factory = uow_factory
         self._index = index
         self._text_embedder = text_embedder
@@ -290,6 +301,7 @@ class Search:
             image_embedder=self._image_embedder,
             owner_id=owner_id,
             k=k,
+            clip_off=self._clip_off,
             **query,
         )
         return describe_hits(self._uow_factory, owner_id, hits)

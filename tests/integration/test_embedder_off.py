@@ -1,0 +1,87 @@
+"""``SCENEDEX_EMBEDDER__CLIP=off`` on a real Postgres library with embeddings: the CLIP step
+leaves the spec (its fingerprint changes), the dry run shows exactly that step gone and the
+documents stale, text and person search still work, image search is refused as unavailable,
+and turning CLIP back on computes only the missing records: no CLIP record was deleted, so
+only the documents are rebuilt (the fingerprints are the ones of before)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenedex.domain.errors import KindUnavailableError
+from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.domain.spec import EmbeddingStepType as Step
+from scenedex.services.search import search_scenes
+from tests.conftest import World, make_world
+from tests.fakes import face_image
+from tests.unit.test_runner_contract import OWNER_A, library
+
+OFF = frozenset({"clip"})
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest) -> World:
+    return make_world(request, "postgres")
+
+
+def owner() -> ReprocessRequest:
+    return ReprocessRequest(ReprocessScope.OWNER, owner_id=OWNER_A)
+
+
+def plan_rows(world: World, **changes: object) -> dict[str, dict]:
+    plan = world.runner(**changes).plan(owner()).to_dict()
+    return {row["step"]: row for row in plan["steps"]}
+
+
+def search(world: World, clip_off: bool, **query: object) -> list:
+    return search_scenes(
+        uow_factory=world.uow_factory,
+        index=world.index,
+        text_embedder=world.text,
+        image_embedder=world.clip,
+        owner_id=OWNER_A,
+        clip_off=clip_off,
+        **query,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.integration
+def test_clip_off_then_on_again(world: World) -> None:
+    lib = library(world)
+    on = world.runner()
+    assert on.run(owner()).ok
+    off = world.runner(off=OFF)
+    assert not off.spec.has(Step.SCENE_CLIP_EMBEDDINGS) and off.spec.version != on.spec.version
+    assert off.spec.model_ids["clip"] == "off"
+    for step in (Step.SCENE_TEXT_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS, Step.PERSON_QUERY_EMBEDDINGS):
+        assert off.spec.fingerprint(step) == on.spec.fingerprint(step)
+    assert off.spec.fingerprint(Step.SEARCH_REINDEX) != on.spec.fingerprint(Step.SEARCH_REINDEX)
+
+    rows = plan_rows(world, off=OFF)
+    assert "scene_clip_embeddings" not in rows
+    assert set(rows) == {s.type.value for s in on.spec.steps} - {"scene_clip_embeddings"}
+    assert rows["search_reindex"]["stale_by_reason"] == {"fingerprint_changed": 6}
+    stale = {step: row["stale"] + row["missing"] for step, row in rows.items()}
+    assert stale == {step: 6 if step == "search_reindex" else 0 for step in rows}
+
+    calls = sum(world.clip.calls)
+    progress = off.run(owner())
+    assert progress.ok, progress.errors
+    computed = {s.value: c.computed for s, c in progress.steps.items() if c.computed}
+    assert computed == {"search_reindex": 6}
+    assert sum(world.clip.calls) == calls  # CLIP never asked
+
+    alice = lib["alice"].id
+    by_person = search(world, True, person_id=alice)
+    assert [h.scene_id for h in by_person] == [lib["scenes"][1].id]
+    by_text = search(world, True, text="scene 3 words", k=3)
+    assert by_text and by_text[0].scene_id == lib["scenes"][3].id
+    with pytest.raises(KindUnavailableError, match="image search is unavailable"):
+        search(world, True, image=face_image(salt="q"))
+
+    back = plan_rows(world)
+    assert back["scene_clip_embeddings"]["missing"] == 0 and back["scene_clip_embeddings"]["stale"] == 0
+    assert back["search_reindex"]["stale"] == 6
+    again = world.runner().run(owner())
+    assert {s.value: c.computed for s, c in again.steps.items() if c.computed} == {"search_reindex": 6}
+    assert search(world, False, image=face_image(salt="q"))
