@@ -340,3 +340,15 @@ def test_token_exp_must_be_a_number_and_not_too_far_ahead(harness: Harness) -> N
         assert client.get(JOBS, headers=bearer(make_token(exp_s=23 * 3600))).status_code == 200
         assert client.get(JOBS, headers=bearer(make_token(exp_s=25 * 3600))).status_code == 401
         assert client.get(JOBS, headers=bearer(make_token(exp=10**30))).status_code == 401
+
+
+def test_image_search_is_409_unavailable_while_clip_is_off(api: SearchApi) -> None:
+    """``SCENEDEX_EMBEDDER__CLIP=off``: image searches are refused with a problem type saying
+    the kind is unavailable; text search still answers (issue 31)."""
+    api.harness.runtime.services.settings.embedder.clip = "off"
+    refused = api.upload(api.frames[0])
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "search_kind_unavailable" and refused.json()["kind"] == "image"
+    assert "SCENEDEX_EMBEDDER__CLIP=off" in refused.json()["detail"]
+    text = api.client.get("/v1/search", params={"text": "red", "k": 1}, headers=api.user())
+    assert text.status_code == 200 and text.json()["results"]
