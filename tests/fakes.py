@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -237,6 +238,8 @@ class _Data:
         self.decisions: dict[uuid.UUID, FaceDecision] = {}
         self.clusterings: dict[uuid.UUID, ClusteringState] = {}
         self.clusters: dict[uuid.UUID, list[SuggestedPerson]] = {}
+        self.events: list[Any] = []
+        """Events recorded (``uow.events.add``), in order: the outbox."""
 
 
 class InMemoryUnitOfWork:
@@ -259,12 +262,14 @@ class InMemoryUnitOfWork:
         ):
             setattr(self.data, name, dict(getattr(self._store.data, name)))
         self.data.records = {s: dict(r) for s, r in self._store.data.records.items()}
+        self.data.events = list(self._store.data.events)
         self.videos = _Videos(self.data)
         self.scenes = _Scenes(self.data)
         self.persons = _Persons(self.data)
         self.records = _Records(self.data)
         self.face_decisions = _FaceDecisions(self.data)
         self.face_clusters = _FaceClusters(self.data)
+        self.events = _Events(self.data)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -281,6 +286,14 @@ class InMemoryUnitOfWork:
         return sorted(
             {v.owner_id for v in self.data.videos.values()} | {p.owner_id for p in self.data.persons.values()}
         )
+
+
+class _Events:
+    def __init__(self, data: _Data) -> None:
+        self.d = data
+
+    def add(self, *events: Any) -> None:
+        self.d.events.extend(events)
 
 
 class _FaceDecisions:

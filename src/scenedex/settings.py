@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
+from scenedex.domain.webhooks import DEFAULT_RETRY_SCHEDULE_S
 
 UNTRAINED = "none"
 """Value of ``SCENEDEX_CLIP__PRETRAINED`` that selects random (untrained) CLIP weights."""
@@ -385,6 +386,32 @@ class ModelsSettings(BaseModel):
     attempts: int = Field(3, ge=1, le=20, description="tries of one download, each resuming the last")
 
 
+class WebhookSettings(BaseModel):
+    """Events and webhook delivery (``domain.webhooks``; the retry schedule's reasoning is at
+    ``DEFAULT_RETRY_SCHEDULE_S``)."""
+
+    allow_private_addresses: bool = Field(
+        False, description="accept http:// and private, loopback or link-local receivers (tests only)"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=60, description="connect and read of one attempt")
+    retry_schedule_s: tuple[float, ...] = Field(
+        DEFAULT_RETRY_SCHEDULE_S, min_length=1, description="waits after each failed attempt (jittered)"
+    )
+    disable_after_s: float = Field(
+        5 * 86400, gt=0, description="an endpoint failing this long (no success) is disabled"
+    )
+    secret_overlap_s: float = Field(86400, ge=0, description="a rotated-out secret keeps signing this long")
+    dispatch_interval_s: float = Field(0.5, gt=0, description="how often a worker sends due deliveries")
+    dispatch_batch: int = Field(500, ge=1, le=10_000, description="most deliveries sent per dispatch")
+    lease_s: float = Field(
+        60.0, gt=0, description="a delivery's message unanswered this long is sent again (lost, killed)"
+    )
+    retention_days: float = Field(30, gt=0, description="events (and their deliveries) kept this long")
+    breaker_failures: int = Field(5, ge=1, description="failures in a row that open an endpoint's breaker")
+    breaker_open_s: float = Field(30.0, gt=0, description="first wait before probing an open endpoint")
+    breaker_max_open_s: float = Field(3600.0, gt=0, description="longest wait between probes")
+
+
 class Settings(BaseSettings):
     """Everything scenedex reads from its environment; create once at the entry point."""
 
@@ -423,3 +450,4 @@ class Settings(BaseSettings):
     embed: EmbedServerSettings = EmbedServerSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     models: ModelsSettings = ModelsSettings()
+    webhooks: WebhookSettings = WebhookSettings()

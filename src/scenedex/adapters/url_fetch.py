@@ -164,17 +164,23 @@ class GuardedFetcher:
             raise UrlFetchError(
                 "fetch_failed", f"cannot resolve {host}: {error}", transient=transient
             ) from None
-        addresses = [str(info[4][0]) for info in infos]
-        if not addresses:
-            raise UrlFetchError("fetch_failed", f"{host} has no address")
-        if not self.policy.allow_private_addresses:
-            private = [a for a in addresses if not is_public_address(a)]
-            if private:
-                raise UrlFetchError(
-                    "url_not_allowed",
-                    f"{host} resolves to a private, loopback or link-local address ({private[0]})",
-                )
-        return addresses[0]
+        return checked_address(host, [str(info[4][0]) for info in infos], self.policy.allow_private_addresses)
+
+
+def checked_address(host: str, addresses: list[str], allow_private: bool) -> str:
+    """The address to connect to among those ``host`` resolved to (the first), when every one
+    is public or ``allow_private``; raises ``UrlFetchError`` (``url_not_allowed`` for a
+    private, loopback or link-local address). Shared by the fetcher and the webhook sender."""
+    if not addresses:
+        raise UrlFetchError("fetch_failed", f"{host} has no address")
+    if not allow_private:
+        private = [a for a in addresses if not is_public_address(a)]
+        if private:
+            raise UrlFetchError(
+                "url_not_allowed",
+                f"{host} resolves to a private, loopback or link-local address ({private[0]})",
+            )
+    return addresses[0]
 
 
 class UrlDownloader:

@@ -41,7 +41,7 @@ from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.console import install_console
 from scenedex.api.headers import SecurityHeaders
 from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
-from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos
+from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos, webhooks
 from scenedex.application import Application, JobRuntime, build_services
 from scenedex.application.wiring import token_denylist
 from scenedex.domain.errors import (
@@ -108,6 +108,9 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     app.include_router(search.router)
     app.include_router(persons.router)
     app.include_router(face_clusters.router)
+    app.include_router(webhooks.router)
+    app.include_router(webhooks.admin_router)
+    webhooks.install_webhook_docs(app)
     install_console(app)  # the admin console's pages under /admin
     _add_error_handlers(app)
     app.add_middleware(JsonBodyGuard)  # inside BodySizeLimit, which bounds what it buffers

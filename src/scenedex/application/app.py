@@ -2,7 +2,8 @@
 
 Its attributes are the use cases, each called the same way, the owner first where it is
 owner-scoped: ``app.videos``, ``app.persons``, ``app.face_clusters``, ``app.search`` (the
-owner's library), ``app.reprocess`` and ``app.jobs`` (the jobs, an admin's). The API routes,
+owner's library), ``app.reprocess`` and ``app.jobs`` (the jobs, an admin's), ``app.events`` (the feed) and
+``app.webhooks`` (endpoints and their deliveries). The API routes,
 the console pages, the CLI commands, the actors, the scheduler and the tools parse their input,
 call one of them and map its errors; they reach no adapter or store themselves.
 
@@ -22,12 +23,14 @@ from typing import Any
 from scenedex.application.root import Services, build_services
 from scenedex.application.runtime import JobRuntime, TaskQueue, TaskSender, build_runtime
 from scenedex.domain.spec import ReprocessSpec
+from scenedex.services.events import Events
 from scenedex.services.face_clusters import FaceClusters
 from scenedex.services.jobs import Jobs
 from scenedex.services.persons import Persons
 from scenedex.services.reprocess import Reprocess
 from scenedex.services.search import Search
 from scenedex.services.video_library import Videos, VideoSenders
+from scenedex.services.webhooks import Webhooks
 from scenedex.settings import Settings
 
 
@@ -137,6 +140,28 @@ class Application:
             coordinator=lambda: self.runtime.coordinator,
             senders=self._video_senders,
         )
+
+    @cached_property
+    def events(self) -> Events:
+        """The event feed (owner-scoped; admins: every owner's) and the outbox's retention."""
+        from scenedex.adapters.db.outbox import EventFeed
+
+        return Events(EventFeed(self.services.engine), retention_days=self.settings.webhooks.retention_days)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """Webhook endpoints (create, list, get, update, delete, rotate, deliveries, replay) and
+        the workers' side (dispatch the due deliveries, deliver one)."""
+        from scenedex.application.webhooks import build_webhooks
+
+        return build_webhooks(self.services.engine, self.settings, self._breaker_store, lambda: self.sender)
+
+    def _breaker_store(self) -> Any:
+        """Where the endpoints' breakers live: the broker's Redis (shared by every worker)."""
+        from scenedex.adapters.breakers import LocalKeyValue
+
+        broker = self._runtime.broker if self._runtime is not None else self._task_queue().broker
+        return getattr(broker, "client", None) or LocalKeyValue()
 
     def _video_senders(self) -> VideoSenders:
         sender = self.sender

@@ -44,6 +44,8 @@ class TaskSender(MessageSender, Protocol):
 
     def send_sweep(self) -> None: ...
 
+    def send_webhook(self, delivery_id: uuid.UUID) -> str: ...
+
 
 @dataclass(frozen=True)
 class TaskQueue:
@@ -70,6 +72,8 @@ class JobRuntime:
     probe: MessageProbe
     sender: TaskSender
     breakers: BreakerBoard
+    broker: Any = None
+    """dramatiq's broker (its Redis client holds the shared breakers, webhooks' included)."""
 
 
 def build_runtime(
@@ -101,7 +105,7 @@ def build_runtime(
         max_deliveries=settings.worker.max_deliveries,
     )
     breakers = dependency_breakers(settings, queue.broker, engine, services)
-    return JobRuntime(settings, services, coordinator, queue.probe, sender, breakers)
+    return JobRuntime(settings, services, coordinator, queue.probe, sender, breakers, queue.broker)
 
 
 def dependency_breakers(

@@ -26,10 +26,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from scenedex.domain.errors import BadInputError
+from scenedex.domain.events import Event, EventType
 from scenedex.domain.face_clusters import (
     ClusteringState,
     ClusterSettings,
@@ -244,6 +246,8 @@ class FaceClusterStep:
                     if before.get(s.cluster_id) == (s.cluster.face_ids, s.thumbnail, s.split)
                 ]
                 uow.face_clusters.replace(state, suggestions, unchanged)
+                if changed := clusters_changed(before, suggestions, unchanged):
+                    uow.events.add(Event(EventType.FACE_CLUSTERS_UPDATED, owner_id, changed))
                 uow.commit()
             tracker.computed(self.step)
 
@@ -278,3 +282,16 @@ class FaceClusterStep:
         if video is None or not video.source_uri:
             raise BadInputError("no stored source video")
         return self._frames.frames_at(video.source_uri, [face.best_s])[0]
+
+
+def clusters_changed(
+    before: Mapping[str, Any], suggestions: Sequence[SuggestedPerson], unchanged: Sequence[str]
+) -> dict[str, Any] | None:
+    """The ``face_clusters.updated`` data when the suggestions changed (ids added, removed,
+    changed, and how many there are now); None when every one is as before."""
+    now = {s.cluster_id for s in suggestions}
+    added, removed = sorted(now - set(before)), sorted(set(before) - now)
+    changed = sorted(now & set(before) - set(unchanged))
+    if not (added or removed or changed):
+        return None
+    return {"suggestions": len(now), "added": added, "removed": removed, "changed": changed}

@@ -114,10 +114,26 @@ class Scene:
 
 @dataclass(frozen=True)
 class Person:
+    """A person of an owner. ``changed_at``: its last change that matching depends on (created,
+    photos added or removed); ``searchable_at``: when every scene of the owner was last matched
+    again after such a change (``person.searchable``)."""
+
     id: uuid.UUID
     owner_id: uuid.UUID
     name: str
     created_at: datetime = field(default_factory=utcnow)
+    changed_at: datetime | None = None
+    searchable_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.changed_at is None:
+            object.__setattr__(self, "changed_at", self.created_at)
+
+    @property
+    def searchable(self) -> bool:
+        """Its latest change is searchable: the owner's scenes were matched again after it."""
+        changed = self.changed_at or self.created_at
+        return self.searchable_at is not None and self.searchable_at >= changed
 
 
 @dataclass(frozen=True)

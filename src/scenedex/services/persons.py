@@ -33,6 +33,7 @@ from scenedex.domain.errors import (
     TransientError,
     UnsupportedMediaTypeError,
 )
+from scenedex.domain.events import EventType, person_event
 from scenedex.domain.jobs import ActiveJobError, JobStatus, JobTrigger
 from scenedex.domain.model import Person, PersonPhoto, new_id
 from scenedex.domain.ports import BlobStore, UnitOfWork, UnitOfWorkFactory
@@ -105,12 +106,14 @@ class PersonView:
     photos: tuple[PersonPhoto, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: ``{"person_id", "name", "created_at", "photos": [{"photo_id", "status",
-        "error", "created_at"}]}`` (the API's and ``scenedex person --json``'s shape)."""
+        """JSON-able: ``{"person_id", "name", "created_at", "searchable", "photos": [{"photo_id",
+        "status", "error", "created_at"}]}`` (the API's and ``scenedex person --json``'s shape);
+        ``searchable``: the owner's scenes were matched again after its last change."""
         return {
             "person_id": str(self.person.id),
             "name": self.person.name,
             "created_at": self.person.created_at.isoformat(),
+            "searchable": self.person.searchable,
             "photos": [
                 {
                     "photo_id": str(p.id),
@@ -254,6 +257,7 @@ class Persons:
             view = self._get(uow, owner_id, person_id)  # read after the lock: those photos too
             if not uow.persons.delete(owner_id, person_id):
                 raise self._not_found(person_id)
+            uow.events.add(person_event(EventType.PERSON_DELETED, view.person))
             uow.commit()
         self._remove_blobs(view.photos)
         return view

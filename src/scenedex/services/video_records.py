@@ -18,6 +18,7 @@ from scenedex.domain.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from scenedex.domain.events import EventType, video_event
 from scenedex.domain.model import Scene, Video, VideoStatus
 from scenedex.domain.ports import BlobStore, SearchIndex, UnitOfWork, UnitOfWorkFactory
 from scenedex.services.ingest import video_prefix
@@ -127,14 +128,18 @@ def delete_video(
     between), blobs under the video's prefix. Idempotent: a second call finds nothing (and
     still clears the prefix, in case a first call died after the rows). The scenes' digest
     (``domain.digest``) is cleared before their documents go: should the rows outlive them (a
-    call that dies in between), the next reprocess assesses those scenes and writes them again."""
+    call that dies in between), the next reprocess assesses those scenes and writes them again.
+    ``video.deleted`` is recorded with the rows' deletion (documents already gone)."""
     with uow_factory() as uow:
         scene_ids = [s.id for s in uow.scenes.list_for_video(owner_id, video_id)]
         uow.scenes.clear_current(owner_id, scene_ids)
         uow.commit()
     index.delete(owner_id, scene_ids)
     with uow_factory() as uow:
+        video = uow.videos.get(owner_id, video_id)
         existed = uow.videos.delete(owner_id, video_id)
+        if existed and video is not None:
+            uow.events.add(video_event(EventType.VIDEO_DELETED, video, scenes=len(scene_ids)))
         uow.commit()
     index.delete(owner_id, scene_ids)
     removed = blobs.delete_prefix(video_prefix(owner_id, video_id))

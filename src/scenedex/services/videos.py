@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from scenedex.adapters.images import decode_image
@@ -47,11 +48,12 @@ from scenedex.domain.errors import (
     InvalidRequestError,
     TransientError,
 )
+from scenedex.domain.events import EventType, video_event
 from scenedex.domain.limits import (
     DURATION_TOLERANCE_S,
 )
 from scenedex.domain.model import Scene, Video, VideoStatus, new_id
-from scenedex.domain.ports import BlobStore, UnitOfWorkFactory
+from scenedex.domain.ports import BlobStore, UnitOfWork, UnitOfWorkFactory
 from scenedex.services.ingest import keyframe_key, source_key
 from scenedex.services.video_records import (
     DeletedVideo,
@@ -203,9 +205,7 @@ def ingest_queued_video(
         error = BadInputError(_TEMP_PATH.sub("the source", str(error)))
         log.warning("video %s failed: %s", video_id, error)
         with uow_factory() as uow:
-            uow.videos.update(
-                video.owner_id, video_id, status=VideoStatus.FAILED, error=str(error), when=_INGESTABLE
-            )
+            _set_status(uow, video.owner_id, video_id, VideoStatus.FAILED, error=str(error), when=_INGESTABLE)
             uow.commit()
         return None
     with uow_factory() as uow:
@@ -366,9 +366,23 @@ def mark_ready(
         video = uow.videos.lock(owner_id, video_id)
         if video is None or video.status is not VideoStatus.EMBEDDING or video.updated_at > since:
             return False
-        uow.videos.update(owner_id, video_id, status=VideoStatus.READY)
+        _set_status(uow, owner_id, video_id, VideoStatus.READY)
         uow.commit()
         return True
+
+
+_STATUS_EVENTS = {VideoStatus.READY: EventType.VIDEO_READY, VideoStatus.FAILED: EventType.VIDEO_FAILED}
+
+
+def _set_status(
+    uow: UnitOfWork, owner_id: uuid.UUID, video_id: uuid.UUID, status: VideoStatus, **values: Any
+) -> None:
+    """Set the video's status (``values``: other columns, ``when``) and, when it changed,
+    record its ``video.ready`` / ``video.failed`` event in the same unit of work."""
+    if uow.videos.update(owner_id, video_id, status=status, **values):
+        video = uow.videos.get(owner_id, video_id)
+        if video is not None:
+            uow.events.add(video_event(_STATUS_EVENTS[status], video))
 
 
 def fail_ingest(video_id: uuid.UUID, error: str, *, uow_factory: UnitOfWorkFactory) -> None:
@@ -376,7 +390,7 @@ def fail_ingest(video_id: uuid.UUID, error: str, *, uow_factory: UnitOfWorkFacto
     with uow_factory() as uow:
         owner_id = uow.videos.owner_of(video_id)
         if owner_id is not None:
-            uow.videos.update(owner_id, video_id, status=VideoStatus.FAILED, error=error, when=_INGESTABLE)
+            _set_status(uow, owner_id, video_id, VideoStatus.FAILED, error=error, when=_INGESTABLE)
             uow.commit()
 
 

@@ -37,6 +37,10 @@ Options, on purpose:
   job runs; such a retry is expected (``OwnerBusyRetry``, a dramatiq ``Retry``): logged at INFO
   without a traceback.
 - ``sweep_jobs``: no retries; the next sweep runs anyway.
+- ``deliver_webhook`` (queue ``webhooks``, priority 100: after uploads and backfill among a
+  worker's fetched messages): one attempt of one delivery, ``max_retries=0``: the delivery row
+  holds the retry schedule, and the workers' dispatcher sends the next message when it is due
+  (or when this one is lost: its lease runs out), with the same ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -67,8 +71,10 @@ log = logging.getLogger("scenedex.worker")
 
 EMBEDDINGS_QUEUE = "embeddings"
 REPROCESSING_QUEUE = "reprocessing"
+WEBHOOKS_QUEUE = "webhooks"
 UPLOAD_PRIORITY = 0
 BACKFILL_PRIORITY = 10
+WEBHOOK_PRIORITY = 100
 """dramatiq priorities (lower runs first among a worker's fetched messages)."""
 _ITEM_OPTIONS: dict[str, Any] = {
     "max_retries": 3,
@@ -208,6 +214,14 @@ def sweep_jobs() -> None:
     rt.coordinator.sweep(rt.probe)
 
 
+@dramatiq.actor(queue_name=WEBHOOKS_QUEUE, priority=WEBHOOK_PRIORITY, max_retries=0, time_limit=120_000)
+def deliver_webhook(delivery_id: str) -> None:
+    """One attempt of webhook delivery ``delivery_id`` (``services.webhooks.Webhooks.deliver``)."""
+    app = job_application(deliver_webhook.broker)
+    outcome = app.webhooks.deliver(_uuid(delivery_id, "delivery id"))
+    log.debug("webhook delivery %s: %s", delivery_id, outcome)
+
+
 REFRESH_DELAY_MS = 10_000
 """How long a ``refresh_owner`` message waits before its first attempt (milliseconds)."""
 
@@ -301,6 +315,10 @@ class DramatiqSender:
     def send_delete(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> str:
         """Send ``delete_video``; returns the message id."""
         return str(delete_video.send(str(video_id), str(owner_id)).message_id)
+
+    def send_webhook(self, delivery_id: uuid.UUID) -> str:
+        """Send ``deliver_webhook`` for one delivery; returns the message id."""
+        return str(deliver_webhook.send(str(delivery_id)).message_id)
 
     def send_sweep(self) -> None:
         """Send ``sweep_jobs`` (a worker re-sends the lost messages of every active job)."""

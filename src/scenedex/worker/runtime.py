@@ -1,11 +1,12 @@
 """The worker process's ``TaskRuntime``: builds the job runtime in each worker process at boot,
-loads the models, runs the periodic sweeper and the circuit breakers' probes (``WorkerRuntime``,
-added by ``worker.dramatiq_app``)."""
+loads the models, runs the periodic sweeper, the circuit breakers' probes and the webhook
+dispatcher (``WorkerRuntime``, added by ``worker.dramatiq_app``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ class WorkerRuntime(TaskRuntime):
             threading.Thread(target=self._sweep_loop, args=(broker, interval), daemon=True).start()
         if self.runtime is not None:
             threading.Thread(target=self._breaker_loop, daemon=True).start()
+            threading.Thread(target=self._dispatch_loop, daemon=True).start()
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         """Stop the sweeper thread."""
@@ -130,6 +132,28 @@ class WorkerRuntime(TaskRuntime):
                         )
             except Exception:  # the sweeper must never kill the worker
                 log.exception("sweep failed")
+
+    PRUNE_EVERY_S = 600.0
+
+    def _dispatch_loop(self) -> None:
+        """Send a ``deliver_webhook`` message for each due webhook delivery (new, retry due, or
+        lost: its lease ran out) every ``SCENEDEX_WEBHOOKS__DISPATCH_INTERVAL_S``; every worker
+        process runs it, the claims (``FOR UPDATE SKIP LOCKED`` and a lease) keep them apart.
+        Every ``PRUNE_EVERY_S`` one process deletes the events past their retention."""
+        app = self.application
+        interval = app.settings.webhooks.dispatch_interval_s
+        last_prune = 0.0
+        while not self._stop.wait(interval):
+            try:
+                while app.webhooks.dispatch() >= app.settings.webhooks.dispatch_batch:
+                    pass  # a backlog: send the next batch at once
+                if time.monotonic() - last_prune > self.PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    pruned = app.events.prune()
+                    if pruned:
+                        log.info("events past their retention deleted: %d", pruned)
+            except Exception:  # the dispatcher must never kill the worker
+                log.exception("webhook dispatch failed")
 
     def _breaker_loop(self) -> None:
         runtime = self.runtime

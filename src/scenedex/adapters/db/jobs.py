@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from scenedex.adapters.db import tables as t
+from scenedex.adapters.db.job_events import record_job_end
 from scenedex.adapters.db.job_reads import _ACTIVE, _RUNNABLE, _UNFINISHED, SqlJobReader, _item, _job
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.jobs import (
@@ -115,11 +116,13 @@ class SqlJobStore(SqlJobReader):
         with self.engine.begin() as connection:
             self._lock_job(connection, job_id)
             self._cancel_items(connection, job_id, now)
-            connection.execute(
+            ended = connection.execute(
                 sa.update(t.reprocess_jobs)
                 .where(t.reprocess_jobs.c.id == job_id, t.reprocess_jobs.c.status.in_(_ACTIVE))
                 .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
             )
+            if ended.rowcount:  # type: ignore[attr-defined]
+                record_job_end(connection, job_id)
 
     def cancel(self, job_id: uuid.UUID) -> Job:
         now = utcnow()
@@ -135,6 +138,7 @@ class SqlJobStore(SqlJobReader):
                 .where(t.reprocess_jobs.c.id == job_id)
                 .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now)
             )
+            record_job_end(connection, job_id)
         job = self.get(job_id)
         assert job is not None
         return job
@@ -457,6 +461,7 @@ class SqlJobStore(SqlJobReader):
             .where(jobs.id == job_id)
             .values(status=status.value, finished_at=now, updated_at=now)
         )
+        record_job_end(connection, job_id)
         return True
 
 

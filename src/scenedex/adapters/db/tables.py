@@ -92,6 +92,10 @@ persons = sa.Table(
     sa.Column("owner_id", sa.Uuid, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # The person's last change that matching depends on (created, photos added or removed), and
+    # when the owner's scenes were last all matched again after it (``person.searchable``).
+    sa.Column("changed_at", Timestamp, nullable=True),
+    sa.Column("searchable_at", Timestamp, nullable=True),
     sa.UniqueConstraint("id", "owner_id"),
     sa.Index("ix_persons_owner", "owner_id"),
 )
@@ -289,3 +293,64 @@ reprocess_job_items = sa.Table(
 )
 """One row per unit of a job: ``persons`` of an owner, or one ``video``; per-step counts are
 set when the item finishes (never incremented), so duplicate deliveries cannot double them."""
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=True),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_events_owner_id", "owner_id", "id"),
+    sa.Index("ix_events_occurred_at", "occurred_at"),
+)
+"""The outbox (``domain.events``): one row per fact, written in the transaction of its change;
+``id`` a UUIDv7 (time ordered, the feed's cursor); ``owner_id`` NULL for an admin's event."""
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("event_types", Json, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_expires_at", Timestamp, nullable=True),
+    sa.Column("failing_since", Timestamp, nullable=True),
+    *_timestamps(),
+    sa.Index("ix_webhook_endpoints_owner_id", "owner_id"),
+)
+"""Webhook receivers (``domain.webhooks``): an owner's, or an admin's (``owner_id`` NULL: every
+owner's events). ``secret`` signs; ``previous_secret`` too until ``previous_expires_at``."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "endpoint_id", sa.Uuid, sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("owner_id", sa.Uuid, nullable=True),
+    sa.Column("event_type", sa.String(48), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Timestamp, nullable=True),
+    sa.Column("leased_until", Timestamp, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_attempt_at", Timestamp, nullable=True),
+    sa.Column("delivered_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("event_id", "endpoint_id"),
+    sa.Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+)
+"""One row per (event, endpoint), created with the event: the state of its delivery (attempts,
+last answer, next try). ``leased_until``: a message for it is out until then; past it, the
+dispatcher sends another (a lost message, a killed worker)."""

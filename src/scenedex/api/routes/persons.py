@@ -46,6 +46,7 @@ _PERSON_EXAMPLE: dict[str, Any] = {
     "person_id": _PERSON,
     "name": "Eileen Collins",
     "created_at": _TIME,
+    "searchable": True,
     "photos": [{"photo_id": _PHOTO, "status": "ok", "error": None, "created_at": _TIME}],
 }
 
@@ -76,6 +77,11 @@ class PersonOut(BaseModel):
     person_id: uuid.UUID
     name: str
     created_at: datetime
+    searchable: bool = Field(
+        False,
+        description="every scene of the owner was matched again after the person's last change "
+        "(created, photos added or removed): the person.searchable event was sent",
+    )
     photos: list[PhotoOut]
 
 

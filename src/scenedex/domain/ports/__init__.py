@@ -1,13 +1,15 @@
 """The interfaces the runner and the use cases are given (constructor injection), one module per
 concern: the model ports (``media``), the search index (``search``), the repositories and the
-unit of work (``repositories``), the job store, events, sender and probe (``jobs``); the blob
-store is ``domain.blobs``'s, the face clusters' and decisions' repositories their modules'.
+unit of work (``repositories``), the job store, events, sender and probe (``jobs``), the outbox,
+the feed and the webhook store (``events``); the blob store is ``domain.blobs``'s, the face
+clusters' and decisions' repositories their modules'.
 Adapters implement them; unit tests implement them with fakes (``tests/fakes.py``).
 """
 
 from scenedex.domain.blobs import BlobStore
 from scenedex.domain.face_clusters import FaceClusterRepository
 from scenedex.domain.face_decisions import FaceDecisionRepository
+from scenedex.domain.ports.events import EventReader, EventRecorder, WebhookStore
 from scenedex.domain.ports.jobs import (
     JobEvents,
     JobReader,
@@ -32,6 +34,8 @@ from scenedex.domain.ports.search import IndexGeneration, SearchIndex
 __all__ = [
     "BlobStore",
     "EmbeddingRecordRepository",
+    "EventReader",
+    "EventRecorder",
     "FaceClusterRepository",
     "FaceDecisionRepository",
     "FaceEmbedder",
@@ -53,4 +57,5 @@ __all__ = [
     "UnitOfWorkFactory",
     "VideoFrames",
     "VideoRepository",
+    "WebhookStore",
 ]

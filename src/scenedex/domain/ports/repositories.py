@@ -25,6 +25,7 @@ from scenedex.domain.model import (
     Video,
     VideoStatus,
 )
+from scenedex.domain.ports.events import EventRecorder
 from scenedex.domain.spec import EmbeddingStepType
 
 RecordKey = tuple[uuid.UUID, str]
@@ -194,6 +195,8 @@ class UnitOfWork(Protocol):
     records: EmbeddingRecordRepository
     face_decisions: FaceDecisionRepository
     face_clusters: FaceClusterRepository
+    events: EventRecorder
+    """The outbox: events recorded here commit (or roll back) with the change."""
 
     def __enter__(self) -> UnitOfWork: ...
 
