@@ -1,4 +1,5 @@
-"""The events of a job's end, recorded by the job store in the transaction that ends it.
+"""The events of a job's end, recorded by the job store in the transaction that ends it, and the
+persons' searchability they follow.
 
 - ``reprocess_job.finished`` (admins only): the job's id, scope, trigger, final status, error
   and its items' counts by status.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.outbox import record
@@ -22,6 +24,17 @@ from scenedex.domain.jobs import ItemKind, ItemStatus, JobStatus
 from scenedex.domain.model import Person, utcnow
 
 _SEARCHABLE_AFTER = (JobStatus.SUCCEEDED.value, JobStatus.PARTIALLY_FAILED.value)
+
+
+def person_changed(session: Session, owner_id: uuid.UUID, person_id: uuid.UUID) -> None:
+    """The person's photos changed (``PersonRepository.add_photo``, ``delete_photo``): it is not
+    searchable until a job matches its owner's scenes again (``changed_at`` now)."""
+    cols = t.persons.c
+    session.execute(
+        sa.update(t.persons)
+        .where(cols.owner_id == owner_id, cols.id == person_id)
+        .values(changed_at=utcnow())
+    )
 
 
 def record_job_end(connection: sa.Connection, job_id: uuid.UUID) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
 from scenedex.adapters.db.face_repositories import SqlFaceClusterRepository, SqlFaceDecisionRepository
+from scenedex.adapters.db.job_events import person_changed
 from scenedex.adapters.db.outbox import SqlEventRecorder
 from scenedex.domain.model import (
     EmbeddingRecord,
@@ -271,16 +272,7 @@ class SqlPersonRepository:
 
     def add_photo(self, photo: PersonPhoto) -> None:
         self._session.execute(sa.insert(t.person_photos), [_row(photo)])
-        self._changed(photo.owner_id, photo.person_id)
-
-    def _changed(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> None:
-        """Its photos changed: the person is not searchable until its owner is matched again."""
-        cols = t.persons.c
-        self._session.execute(
-            sa.update(t.persons)
-            .where(cols.owner_id == owner_id, cols.id == person_id)
-            .values(changed_at=utcnow())
-        )
+        person_changed(self._session, photo.owner_id, photo.person_id)
 
     def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
         row = self._session.execute(
@@ -346,7 +338,7 @@ class SqlPersonRepository:
             )
         )
         if deleted := bool(result.rowcount):  # type: ignore[attr-defined]
-            self._changed(owner_id, person_id)
+            person_changed(self._session, owner_id, person_id)
         return deleted
 
 
