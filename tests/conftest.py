@@ -11,7 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from scenedex.settings import FaceSettings
 from tests.fakes import (
     FakeFaceEmbedder,
     FakeImageEmbedder,
+    FakeOcrReader,
     FakeTextEmbedder,
     InMemoryBlobStore,
     InMemorySearchIndex,
@@ -42,6 +43,9 @@ from tests.fakes import (
 # The tests' broker: Redis database 15, flushed by the tests that use it (set before the first
 # runtime is built, which installs the broker from the settings and binds the actors to it).
 os.environ.setdefault("SCENEDEX_REDIS_URL", "redis://127.0.0.1:6379/15")
+# OCR (on by default in production) is off in the tests unless a test turns it on: the fakes'
+# keyframes carry no pixels to read, and the real reader costs ~250 ms a frame (docs/OCR.md).
+os.environ.setdefault("SCENEDEX_OCR__ENABLED", "false")
 
 REAL_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/scenedex_test"
@@ -322,6 +326,7 @@ class World:
     clip: FakeImageEmbedder
     text: FakeTextEmbedder
     faces: FakeFaceEmbedder
+    ocr: FakeOcrReader = field(default_factory=FakeOcrReader)
 
     def runner(
         self,
@@ -351,6 +356,7 @@ class World:
             video_frames=video_frames,
             face_clusterer=face_clusterer,
             face_thumbnail=face_thumbnail,
+            ocr_reader=self.ocr,
         )
 
     def add_video(

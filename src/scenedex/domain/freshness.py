@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from scenedex.domain.face_decisions import FaceDecisions
-from scenedex.domain.model import PersonPhoto, RecordState, Scene, content_hash
+from scenedex.domain.model import OCR_CHANNEL, PersonPhoto, RecordState, Scene, content_hash
 from scenedex.domain.progress import StaleReason
 from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
 
@@ -36,13 +36,15 @@ def staleness(stored: RecordState | None, expected: RecordState, force: bool = F
 
 @dataclass(frozen=True)
 class SceneStates:
-    """Expected states of one scene's records: text per channel, CLIP (None when the spec
-    has no CLIP step: ``SCENEDEX_EMBEDDER__CLIP=off``), faces, search document."""
+    """Expected states of one scene's records: text per channel (``ocr`` included when on),
+    CLIP (None when the spec has no CLIP step: ``SCENEDEX_EMBEDDER__CLIP=off``), faces, search
+    document, and the OCR record (None: no SCENE_OCR in the spec)."""
 
     texts: Mapping[str, RecordState]
     clip: RecordState | None
     faces: RecordState
     document: RecordState
+    ocr: RecordState | None = None
 
 
 class ExpectedStates:
@@ -99,9 +101,22 @@ class ExpectedStates:
         )
 
     def text(self, scene: Scene, channel: str) -> RecordState:
-        return RecordState(
-            self.spec.fingerprint(Step.SCENE_TEXT_EMBEDDINGS), content_hash(channel, scene.text(channel))
-        )
+        """State of a text channel's record: its channel's fingerprint and text (for ``ocr``,
+        the expected OCR record's state: ``ocr_channel``)."""
+        if channel == OCR_CHANNEL:
+            return self.ocr_channel(self.ocr(scene))
+        return RecordState(self.spec.channel_fingerprint(channel), content_hash(channel, scene.text(channel)))
+
+    def ocr(self, scene: Scene) -> RecordState:
+        """State of the scene's OCR record: SCENE_OCR's fingerprint and the keyframe's hash."""
+        fingerprint = self.spec.fingerprint(Step.SCENE_OCR)
+        return RecordState(fingerprint, content_hash(OCR_CHANNEL, scene.keyframe_sha256))
+
+    def ocr_channel(self, ocr: RecordState | None) -> RecordState:
+        """State of an ``ocr`` channel record embedded from an OCR record in state ``ocr``
+        (None: missing, so the channel is computed again once the OCR record exists)."""
+        source = (ocr.fingerprint, ocr.input_hash) if ocr is not None else ("missing", "")
+        return RecordState(self.spec.channel_fingerprint(OCR_CHANNEL), content_hash(OCR_CHANNEL, *source))
 
     def clip(self, scene: Scene) -> RecordState:
         return RecordState(
@@ -120,7 +135,10 @@ class ExpectedStates:
 
     def scene(self, scene: Scene) -> SceneStates:
         """Every expected state of one scene (each hash computed once)."""
+        ocr = self.ocr(scene) if self.spec.has(Step.SCENE_OCR) else None
         texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels}
+        if ocr is not None:
+            texts[OCR_CHANNEL] = self.ocr_channel(ocr)
         clip = self.clip(scene) if self.spec.has(Step.SCENE_CLIP_EMBEDDINGS) else None
         faces = self.faces(scene)
         upstream: dict[tuple[Step, str], RecordState | None] = {
@@ -129,7 +147,7 @@ class ExpectedStates:
         if clip is not None:  # a spec without CLIP builds documents of the other records
             upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
         upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
-        return SceneStates(texts, clip, faces, self.document(scene, upstream))
+        return SceneStates(texts, clip, faces, self.document(scene, upstream), ocr)
 
     def document(
         self, scene: Scene, upstream: Mapping[tuple[Step, str], RecordState | None] | None = None
@@ -145,3 +163,39 @@ class ExpectedStates:
         texts = {c: scene.text(c) for c in self.spec.inputs.text_channels}
         source = (str(scene.video_id), scene.start_s, scene.end_s, texts)
         return RecordState(self.spec.fingerprint(Step.SEARCH_REINDEX), content_hash(source, parts))
+
+
+Assessment = dict[Step, dict[tuple[uuid.UUID, str], StaleReason | None]]
+"""Per scene step, why each item ``(scene_id, key)`` must be computed (None: current); the
+search document's and the OCR record's key is ``""``."""
+
+
+def assess(
+    expected: ExpectedStates,
+    scenes: Sequence[Scene],
+    stored: Mapping[Step, Mapping[tuple[uuid.UUID, str], RecordState]],
+    documents: Mapping[uuid.UUID, RecordState],
+    force: bool,
+) -> Assessment:
+    """Why every item of ``scenes`` must be computed, per scene step of the spec, from the
+    ``stored`` record states (per record step) and the index's document states."""
+    spec = expected.spec
+    assessed: Assessment = {step: {} for step in spec.scene_steps}
+    single = [
+        s for s in (Step.SCENE_OCR, Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS) if spec.has(s)
+    ]
+    texts = stored[Step.SCENE_TEXT_EMBEDDINGS]
+    for scene in scenes:
+        states = expected.scene(scene)
+        for channel, state in states.texts.items():
+            key = (scene.id, channel)
+            assessed[Step.SCENE_TEXT_EMBEDDINGS][key] = staleness(texts.get(key), state, force)
+        wanted = {Step.SCENE_OCR: states.ocr, Step.SCENE_CLIP_EMBEDDINGS: states.clip}
+        wanted[Step.SCENE_PERSON_EMBEDDINGS] = states.faces
+        for step in single:
+            state = wanted[step]
+            assert state is not None
+            assessed[step][(scene.id, "")] = staleness(stored[step].get((scene.id, "")), state, force)
+        document = staleness(documents.get(scene.id), states.document, force)
+        assessed[Step.SEARCH_REINDEX][(scene.id, "")] = document
+    return assessed

@@ -22,6 +22,11 @@ TEXT_CHANNELS: tuple[str, ...] = ("transcript", "visual", "summary")
 
 _CHANNEL_ATTRIBUTE = {"transcript": "transcript", "visual": "visual_description", "summary": "summary"}
 
+OCR_CHANNEL = "ocr"
+"""The text channel read from the keyframe's pixels (the ``scene_ocr`` step), not a scene field."""
+SEARCH_CHANNELS: tuple[str, ...] = (*TEXT_CHANNELS, OCR_CHANNEL)
+"""Every text channel a search document can hold: the scene's own texts, then the OCR text."""
+
 
 def utcnow() -> datetime:
     """Timezone-aware current time in UTC."""
@@ -297,6 +302,10 @@ class SearchHit:
     end_s: float
     person_ids: tuple[uuid.UUID, ...]
     appearances: tuple[tuple[float, float], ...] = ()
+    channel: str | None = None
+    """For a text query, the text channel that matched best (one of ``SEARCH_CHANNELS``)."""
+    ocr_snippet: str | None = None
+    """The start of the scene's on-screen text (``ocr_snippet``), when it has any."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -307,7 +316,30 @@ class SearchHit:
             "end_s": self.end_s,
             "persons": [str(p) for p in self.person_ids],
             "appearances": [{"start_s": start, "end_s": end} for start, end in self.appearances],
+            "channel": self.channel,
+            "ocr_snippet": self.ocr_snippet,
         }
+
+
+SNIPPET_CHARS = 160
+"""Longest OCR snippet in a hit, in characters (a cut snippet ends with an ellipsis)."""
+
+
+def ocr_snippet(text: str | None) -> str | None:
+    """The OCR text of a document as a one-line snippet of at most ``SNIPPET_CHARS``
+    characters; None for no text."""
+    line = " ".join((text or "").split())
+    if not line:
+        return None
+    return line if len(line) <= SNIPPET_CHARS else line[: SNIPPET_CHARS - 1].rstrip() + "\u2026"
+
+
+def best_text_channel(query: SearchQuery, text_vectors: Mapping[str, np.ndarray]) -> str | None:
+    """The channel whose vector is nearest ``query.text_vector`` (ties: the first in
+    ``text_vectors``' order); None without a text query or text vectors."""
+    if query.text_vector is None or not text_vectors:
+        return None
+    return max(text_vectors, key=lambda channel: float(np.dot(query.text_vector, text_vectors[channel])))
 
 
 TEXT_WEIGHT = 0.7

@@ -26,7 +26,7 @@ from scenedex.domain.digest import (
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.face_clusters import ClusterSettings, FaceClusterer
 from scenedex.domain.face_decisions import FaceDecisions
-from scenedex.domain.freshness import ExpectedStates, staleness
+from scenedex.domain.freshness import Assessment, ExpectedStates, assess, staleness
 from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.logcontext import SpecLogger, log_context
 from scenedex.domain.model import Scene, Video
@@ -35,7 +35,7 @@ from scenedex.domain.ports import (
     BlobStore,
     FaceEmbedder,
     ImageEmbedder,
-    RecordKey,
+    OcrReader,
     SearchIndex,
     TextEmbedder,
     UnitOfWork,
@@ -53,6 +53,7 @@ from scenedex.domain.progress import (
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.scene_documents import scene_documents
 from scenedex.domain.scene_faces import FaceSampling, SceneFacesStep
+from scenedex.domain.scene_ocr import SceneOcrStep
 from scenedex.domain.scene_steps import (
     KeyframeImages,
     People,
@@ -63,12 +64,9 @@ from scenedex.domain.scene_steps import (
     run_scene_step,
     source_uris,
 )
-from scenedex.domain.spec import SCENE_STEPS, EmbeddingStepType, ReprocessSpec
+from scenedex.domain.spec import EmbeddingStepType, ReprocessSpec
 
 Step = EmbeddingStepType
-Assessment = dict[Step, dict[RecordKey, StaleReason | None]]
-"""Per scene step, why each item ``(scene_id, key)`` must be computed (None: current); the
-search document's key is ``""``."""
 
 OWNER_WIDE_READ = 2000
 """Above this many scenes, stored states are read with one owner-wide query per step (and
@@ -113,9 +111,12 @@ class ReprocessRunner:
         face_clusterer: FaceClusterer | None = None,
         face_thumbnail: Thumbnail | None = None,
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        ocr_reader: OcrReader | None = None,
     ) -> None:
         if batch_size < 1:
             raise InvalidRequestError(f"batch size must be >= 1, got {batch_size}")
+        if spec.has(Step.SCENE_OCR) and ocr_reader is None:
+            raise InvalidRequestError("the spec has scene_ocr but the runner was given no OCR reader")
         self._uow_factory = uow_factory
         self._blobs = blobs
         self._max_image_bytes = max_image_bytes
@@ -123,8 +124,16 @@ class ReprocessRunner:
         self._index = search_index
         face_sampling = FaceSampling.parse(spec.inputs.face_sampling)
         self._samples_video = not face_sampling.keyframe_only
+        ocr: tuple[SceneStep, ...] = ()
+        if ocr_reader is not None and spec.has(Step.SCENE_OCR):
+            ocr = (SceneOcrStep(ocr_reader, spec.inputs.ocr_min_confidence),)
         faces = SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames)
-        steps: tuple[SceneStep, ...] = (SceneTextStep(text_embedder), SceneClipStep(image_embedder), faces)
+        steps: tuple[SceneStep, ...] = (
+            *ocr,
+            SceneTextStep(text_embedder),
+            SceneClipStep(image_embedder),
+            faces,
+        )
         self.scene_steps = tuple(step for step in steps if spec.has(step.step))
         """The record steps of a scene batch the spec has, in order (the search document follows)."""
         self.cluster_step = (
@@ -262,18 +271,7 @@ class ReprocessRunner:
         documents = self._index.states(owner_id, ids) if scenes else {}
         if seen is not None:
             seen.records, seen.documents = stored, documents
-        texts, clips, faces = (stored.get(step, {}) for step in SCENE_STEPS[:3])
-        assessed: Assessment = {step: {} for step in SCENE_STEPS}
-        text_items, clip_items, face_items, document_items = (assessed[step] for step in SCENE_STEPS)
-        for scene in scenes:
-            states = expected.scene(scene)
-            for channel, state in states.texts.items():
-                text_items[(scene.id, channel)] = staleness(texts.get((scene.id, channel)), state, force)
-            if states.clip is not None:  # (no CLIP step: SCENEDEX_EMBEDDER__CLIP=off)
-                clip_items[(scene.id, "")] = staleness(clips.get((scene.id, "")), states.clip, force)
-            face_items[(scene.id, "")] = staleness(faces.get((scene.id, "")), states.faces, force)
-            document_items[(scene.id, "")] = staleness(documents.get(scene.id), states.document, force)
-        return {step: items for step, items in assessed.items() if self.spec.has(step)}
+        return assess(expected, scenes, stored, documents, force)
 
     # -- run -----------------------------------------------------------------------------
 
@@ -419,13 +417,16 @@ class ReprocessRunner:
 
     @staticmethod
     def _keyframe_scenes(scenes: Sequence[Scene], assessed: Assessment) -> list[Scene]:
-        """The scenes of a batch whose keyframe will be read: CLIP to compute, or faces to detect
-        (a faces record stale only by its input is matched again from its tracks, not read ahead)."""
+        """The scenes of a batch whose keyframe will be read: CLIP or OCR to compute, or faces to
+        detect (a faces record stale only by its input is matched again from its tracks)."""
         clip, faces = assessed.get(Step.SCENE_CLIP_EMBEDDINGS, {}), assessed[Step.SCENE_PERSON_EMBEDDINGS]
+        ocr = assessed.get(Step.SCENE_OCR, {})
         return [
             s
             for s in scenes
-            if clip.get((s.id, "")) is not None or faces.get((s.id, "")) not in (None, StaleReason.INPUT)
+            if clip.get((s.id, "")) is not None
+            or ocr.get((s.id, "")) is not None
+            or faces.get((s.id, "")) not in (None, StaleReason.INPUT)
         ]
 
     def _run_scene_batch(

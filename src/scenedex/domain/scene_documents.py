@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from scenedex.domain.freshness import ExpectedStates
 from scenedex.domain.model import (
+    OCR_CHANNEL,
     EmbeddingRecord,
     RecordState,
     Scene,
@@ -14,24 +15,37 @@ from scenedex.domain.model import (
     appearances_from_record,
     faces_from_record,
 )
-from scenedex.domain.ports import UnitOfWork
+from scenedex.domain.ports import RecordKey, UnitOfWork
+from scenedex.domain.scene_ocr import ocr_text
 from scenedex.domain.spec import EmbeddingStepType
 
 Step = EmbeddingStepType
+
+
+def _texts(
+    scene: Scene, expected: ExpectedStates, ocr: Mapping[RecordKey, EmbeddingRecord]
+) -> dict[str, str]:
+    """The document's texts: the scene's channels and, when the spec has OCR, its OCR text."""
+    texts = {c: scene.text(c) for c in expected.spec.inputs.text_channels}
+    if OCR_CHANNEL in expected.spec.channels:
+        texts[OCR_CHANNEL] = ocr_text(ocr.get((scene.id, "")))
+    return texts
 
 
 def scene_documents(
     uow: UnitOfWork, owner_id: uuid.UUID, scenes: Sequence[Scene], expected: ExpectedStates
 ) -> list[SceneDocument]:
     """The search documents of ``scenes`` from their committed text, CLIP and face records
-    (three queries), stamped with the spec's version, model ids, SEARCH_REINDEX fingerprint and
-    the input hash of the records they were built from (``ExpectedStates.document``)."""
+    (three queries; four with the OCR records, the ``ocr`` channel's text), stamped with the
+    spec's version, model ids, SEARCH_REINDEX fingerprint and the input hash of the records
+    they were built from (``ExpectedStates.document``)."""
     ids = [s.id for s in scenes]
     texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids)
     with_clip = expected.spec.has(Step.SCENE_CLIP_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__CLIP=off: without)
     clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids) if with_clip else {}
     faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids)
-    channels = expected.spec.inputs.text_channels
+    ocr = uow.records.get(Step.SCENE_OCR, owner_id, ids) if expected.spec.has(Step.SCENE_OCR) else {}
+    channels = expected.spec.channels
     documents = []
     for scene in scenes:
         upstream: dict[tuple[Step, str], EmbeddingRecord | None] = {
@@ -51,7 +65,7 @@ def scene_documents(
                 owner_id=owner_id,
                 start_s=scene.start_s,
                 end_s=scene.end_s,
-                texts={c: scene.text(c) for c in channels},
+                texts=_texts(scene, expected, ocr),
                 text_vectors={
                     c: r.vector
                     for c in channels

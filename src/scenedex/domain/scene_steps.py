@@ -25,6 +25,7 @@ from scenedex.domain.errors import BadInputError
 from scenedex.domain.freshness import ExpectedStates
 from scenedex.domain.limits import DEFAULT_MAX_IMAGE_BYTES
 from scenedex.domain.model import (
+    OCR_CHANNEL,
     EmbeddingRecord,
     RecordState,
     Scene,
@@ -47,8 +48,10 @@ def make_record(
     model_id: str,
     input_hash: str,
     payload: Mapping[str, Any],
+    fingerprint: str | None = None,
 ) -> EmbeddingRecord:
-    """A derived record of ``step`` under ``spec`` (its version and the step's fingerprint);
+    """A derived record of ``step`` under ``spec`` (its version and the step's fingerprint, or
+    ``fingerprint`` when given: a text channel's own, ``ReprocessSpec.channel_fingerprint``);
     ``vector`` is stored as float32 (``(d,)``, or ``(n, d)`` for several faces)."""
     return EmbeddingRecord(
         owner_id=owner_id,
@@ -57,7 +60,7 @@ def make_record(
         vector=None if vector is None else np.asarray(vector, dtype=np.float32),
         model_id=model_id,
         spec_version=spec.version,
-        fingerprint=spec.fingerprint(step),
+        fingerprint=fingerprint or spec.fingerprint(step),
         input_hash=input_hash,
         payload=payload,
     )
@@ -182,8 +185,10 @@ class SceneBatch:
         vector: np.ndarray | None,
         input_hash: str,
         payload: Mapping[str, Any],
+        fingerprint: str | None = None,
     ) -> EmbeddingRecord:
-        """A record of ``step`` for ``scene`` with the step's model id."""
+        """A record of ``step`` for ``scene`` with the step's model id (and fingerprint, unless
+        ``fingerprint`` is given)."""
         return make_record(
             spec=self.spec,
             step=step,
@@ -194,6 +199,7 @@ class SceneBatch:
             model_id=self.spec.step(step).model_id,
             input_hash=input_hash,
             payload=payload,
+            fingerprint=fingerprint,
         )
 
 
@@ -226,7 +232,9 @@ def run_scene_step(step: SceneStep, batch: SceneBatch) -> None:
 
 
 class SceneTextStep(SceneStep):
-    """One text embedding per scene and channel; an empty text gets a record without a vector."""
+    """One text embedding per scene and channel; an empty text gets a record without a vector.
+    The ``ocr`` channel's text is the scene's OCR record's (written earlier in the batch), its
+    input hash that record's state (``ExpectedStates.ocr_channel``)."""
 
     step = Step.SCENE_TEXT_EMBEDDINGS
 
@@ -234,11 +242,22 @@ class SceneTextStep(SceneStep):
         self._embedder = embedder
 
     def keys(self, spec: ReprocessSpec) -> Sequence[str]:
-        return spec.inputs.text_channels
+        return spec.channels
 
     def compute(self, batch: SceneBatch, stale: Sequence[tuple[Scene, str]]) -> list[EmbeddingRecord]:
-        texts = [(scene, channel, scene.text(channel).strip()) for scene, channel in stale]
-        non_empty = [text for _, _, text in texts if text]
+        ocr_ids = [scene.id for scene, channel in stale if channel == OCR_CHANNEL]
+        ocr = batch.uow.records.get(Step.SCENE_OCR, batch.owner_id, ocr_ids) if ocr_ids else {}
+        texts = []
+        for scene, channel in stale:
+            if channel == OCR_CHANNEL:
+                record = ocr.get((scene.id, ""))
+                state = RecordState(record.fingerprint, record.input_hash) if record else None
+                text = str(record.payload.get("text", "")) if record else ""
+                texts.append((scene, channel, text.strip(), batch.expected.ocr_channel(state).input_hash))
+            else:
+                input_hash = batch.expected.text(scene, channel).input_hash
+                texts.append((scene, channel, scene.text(channel).strip(), input_hash))
+        non_empty = [text for _, _, text, _ in texts if text]
         vectors = iter(self._embedder.embed_texts(non_empty) if non_empty else [])
         records = [
             batch.record(
@@ -246,10 +265,11 @@ class SceneTextStep(SceneStep):
                 scene=scene,
                 key=channel,
                 vector=next(vectors) if text else None,
-                input_hash=batch.expected.text(scene, channel).input_hash,
+                input_hash=input_hash,
                 payload={"empty": not text},
+                fingerprint=batch.spec.channel_fingerprint(channel),
             )
-            for scene, channel, text in texts
+            for scene, channel, text, input_hash in texts
         ]
         batch.tracker.computed(self.step, len(records))
         return records

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from scenedex.domain.errors import InvalidRequestError
-from scenedex.domain.model import TEXT_CHANNELS, content_hash
+from scenedex.domain.model import OCR_CHANNEL, TEXT_CHANNELS, content_hash
 
 LATEST_EMBEDDING_SPEC_VERSION = "2026-11-21"
 """Human label of the latest spec (a date). The full version appends a digest of fingerprints."""
@@ -27,6 +27,15 @@ raw descriptors (99.38% on LFW; http://dlib.net/face_recognition.py.html, face_r
 ``compare_faces(tolerance=0.6)``); raw descriptors have norms of about 1.45 (measured on
 astronaut.png and its flip: 1.457, 1.446), so 0.6 / 1.45 = 0.41 on unit vectors, rounded to 0.4.
 Person query embeddings are normalised means, hence the comparison on unit vectors."""
+
+DEFAULT_OCR_MIN_CONFIDENCE = 0.5
+"""Lowest recognition confidence of an OCR line the ``scene_ocr`` record keeps: PaddleOCR's own
+``drop_score`` default (0.5) for its PP-OCR recognisers. On the labelled OCR check (docs/OCR.md)
+every painted word the chosen reader found was read at 0.5 or more."""
+
+OCR_RECORD = "ocr-lines-v1"
+"""Version of the OCR record's layout and normalisation (``domain.scene_ocr``), in its step's
+fingerprint: a change of either marks every OCR record stale."""
 
 DOCUMENT_SCHEMA = "scene-doc-v2"
 """Version of the scene search document layout (fields and their meaning). v2: the persons'
@@ -44,6 +53,7 @@ class EmbeddingStepType(StrEnum):
 
     PERSON_PHOTO_EMBEDDINGS = "person_photo_embeddings"
     PERSON_QUERY_EMBEDDINGS = "person_query_embeddings"
+    SCENE_OCR = "scene_ocr"
     SCENE_TEXT_EMBEDDINGS = "scene_text_embeddings"
     SCENE_CLIP_EMBEDDINGS = "scene_clip_embeddings"
     SCENE_PERSON_EMBEDDINGS = "scene_person_embeddings"
@@ -53,6 +63,7 @@ class EmbeddingStepType(StrEnum):
 
 PERSON_STEPS = (EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS, EmbeddingStepType.PERSON_QUERY_EMBEDDINGS)
 SCENE_STEPS = (
+    EmbeddingStepType.SCENE_OCR,
     EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
     EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
     EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
@@ -102,6 +113,9 @@ class SpecInputs:
     off: frozenset[str] = frozenset()
     """Model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``): ``"clip"`` removes
     SCENE_CLIP_EMBEDDINGS from the spec (and from what the search documents are built of)."""
+    ocr_model_id: str = ""
+    """The OCR reader (``OcrReader.model_id``); ``""``: no ``scene_ocr`` step, no ``ocr`` channel."""
+    ocr_min_confidence: float = DEFAULT_OCR_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         if not self.off <= SWITCHABLE_ROLES:
@@ -110,6 +124,10 @@ class SpecInputs:
         if unknown or not self.text_channels:
             raise InvalidRequestError(
                 f"text channels must be a non-empty subset of {TEXT_CHANNELS}, got {self.text_channels}"
+            )
+        if not 0 <= self.ocr_min_confidence <= 1:
+            raise InvalidRequestError(
+                f"OCR confidence cut-off must be in [0, 1], got {self.ocr_min_confidence}"
             )
         if not 0 < self.face_match_threshold < 2:
             raise InvalidRequestError(
@@ -141,7 +159,8 @@ class ReprocessSpec:
         return self.step(step_type).fingerprint
 
     def has(self, step_type: EmbeddingStepType) -> bool:
-        """Whether the spec computes ``step_type`` (a switched-off role's step is absent)."""
+        """Whether the spec computes ``step_type`` (a switched-off role's step is absent;
+        ``scene_ocr`` only when OCR is on)."""
         return any(step.type is step_type for step in self.steps)
 
     @property
@@ -151,22 +170,49 @@ class ReprocessSpec:
 
     @property
     def record_steps(self) -> tuple[EmbeddingStepType, ...]:
-        """The scene steps that write records (all but SEARCH_REINDEX)."""
-        return self.scene_steps[:-1]
+        """The scene steps that store records (all but SEARCH_REINDEX), in order."""
+        return tuple(step for step in self.scene_steps if step is not EmbeddingStepType.SEARCH_REINDEX)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The text channels embedded per scene: the scene's texts, then ``ocr`` when on."""
+        ocr = (OCR_CHANNEL,) if self.has(EmbeddingStepType.SCENE_OCR) else ()
+        return (*self.inputs.text_channels, *ocr)
+
+    def channel_fingerprint(self, channel: str) -> str:
+        """The fingerprint of one text channel's records: SCENE_TEXT_EMBEDDINGS's for the
+        scene's texts; for ``ocr`` a hash of it and SCENE_OCR's, so turning OCR on (or changing
+        its model) leaves the other channels' records current."""
+        text = self.fingerprint(EmbeddingStepType.SCENE_TEXT_EMBEDDINGS)
+        if channel != OCR_CHANNEL:
+            return text
+        return content_hash(text, self.fingerprint(EmbeddingStepType.SCENE_OCR))[:FINGERPRINT_LENGTH]
 
     @property
     def model_ids(self) -> dict[str, str]:
-        """Model ids by role: ``{"clip": ..., "text": ..., "face": ...}``."""
-        return {
+        """Model ids by role: ``{"clip": ..., "text": ..., "face": ...}`` and ``"ocr"`` when on."""
+        ids = {
             "clip": OFF if "clip" in self.inputs.off else self.inputs.clip_model_id,
             "text": self.inputs.text_model_id,
             "face": self.inputs.face_model_id,
         }
+        if self.inputs.ocr_model_id:
+            ids["ocr"] = self.inputs.ocr_model_id
+        return ids
 
     @classmethod
     def latest(cls, inputs: SpecInputs, *, label: str = LATEST_EMBEDDING_SPEC_VERSION) -> ReprocessSpec:
-        """The latest spec: seven steps in dependency order, fingerprinted from ``inputs``."""
+        """The latest spec: seven steps in dependency order (eight with SCENE_OCR, when
+        ``inputs.ocr_model_id`` is set), fingerprinted from ``inputs``. Without OCR every
+        fingerprint is what it was before the step existed."""
         face = {"model_id": inputs.face_model_id, "detection": inputs.face_detection}
+        ocr: tuple[EmbeddingStepType, ...] = (EmbeddingStepType.SCENE_OCR,) if inputs.ocr_model_id else ()
+        ocr_params = {
+            "model_id": inputs.ocr_model_id,
+            "min_confidence": inputs.ocr_min_confidence,
+            "frames": "keyframe",
+            "record": OCR_RECORD,
+        }
         definitions: list[tuple[EmbeddingStepType, dict[str, Any], tuple[EmbeddingStepType, ...]]] = [
             (
                 EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS,
@@ -178,6 +224,7 @@ class ReprocessSpec:
                 {"aggregation": "l2-normalised-mean"},
                 (EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS,),
             ),
+            *([(EmbeddingStepType.SCENE_OCR, ocr_params, ())] if ocr else []),
             (
                 EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
                 {"model_id": inputs.text_model_id, "channels": list(inputs.text_channels)},
@@ -204,7 +251,12 @@ class ReprocessSpec:
                 {"document_schema": inputs.document_schema},
                 tuple(
                     step
-                    for step in SCENE_STEPS[:3]
+                    for step in (
+                        EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+                        EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
+                        EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+                        *ocr,
+                    )
                     if not (step is EmbeddingStepType.SCENE_CLIP_EMBEDDINGS and "clip" in inputs.off)
                 ),
             ),

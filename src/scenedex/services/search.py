@@ -55,7 +55,10 @@ class SceneResult:
     higher is nearer), its video's ``external_id`` (the caller's own id, None when not given),
     the persons recognised in it and where its keyframe is served. ``appearances``: for a
     person search, the time ranges ``(start_s, end_s)`` (seconds from the video start,
-    ascending) in which that person is on screen in the scene; empty for other searches."""
+    ascending) in which that person is on screen in the scene; empty for other searches.
+    ``channel``: for a text search, the text channel that matched best (``transcript``,
+    ``visual``, ``summary`` or ``ocr``); ``ocr_snippet``: the start of the words read on the
+    keyframe (the ``scene_ocr`` step), None when there are none."""
 
     scene_id: uuid.UUID
     video_id: uuid.UUID
@@ -65,6 +68,8 @@ class SceneResult:
     score: float
     persons: tuple[PersonRef, ...]
     appearances: tuple[tuple[float, float], ...] = ()
+    channel: str | None = None
+    ocr_snippet: str | None = None
 
     @property
     def keyframe_url(self) -> str:
@@ -83,6 +88,8 @@ class SceneResult:
             "persons": [{"person_id": str(p.person_id), "name": p.name} for p in self.persons],
             "keyframe_url": self.keyframe_url,
             "appearances": [{"start_s": start, "end_s": end} for start, end in self.appearances],
+            "channel": self.channel,
+            "ocr_snippet": self.ocr_snippet,
         }
 
 
@@ -194,6 +201,8 @@ def describe_hits(
             score=hit.score,
             persons=tuple(PersonRef(p, names[p]) for p in hit.person_ids if p in names),
             appearances=hit.appearances,
+            channel=hit.channel,
+            ocr_snippet=hit.ocr_snippet,
         )
         for hit in hits
         if hit.video_id in external_ids

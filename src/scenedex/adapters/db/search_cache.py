@@ -1,7 +1,7 @@
 """The in-process vector cache behind ``TableSearchIndex.search``: one matrix product per query
 channel over an owner's documents, with exactly the scores of ``score_document``.
 
-Per owner, ``OwnerVectors`` holds float32 matrices (text channels ``(3, n, d_text)``, image
+Per owner, ``OwnerVectors`` holds float32 matrices (text channels ``(4, n, d_text)``, image
 ``(n, d_image)``, faces flattened to ``(m, 128)`` unit rows with their document slot) and
 presence masks. A query scores every document with BLAS products (float32), keeps the
 documents within a proven rounding bound of the k-th score and re-scores those exactly with
@@ -33,28 +33,46 @@ import numpy as np
 
 from scenedex.adapters.db.engine import vector_from_bytes
 from scenedex.domain.model import (
-    TEXT_CHANNELS,
+    OCR_CHANNEL,
+    SEARCH_CHANNELS,
     TEXT_WEIGHT,
     SearchHit,
     SearchQuery,
+    best_text_channel,
     l2_normalise,
     matches_person,
+    ocr_snippet,
     score_document,
 )
 
 log = logging.getLogger(__name__)
 
 
-def stored_hit(row: Any, score: float, person_id: uuid.UUID | None) -> SearchHit:
-    """The hit of a ``search_documents`` row (``scene_id, video_id, start_s, end_s, document``)
-    scored ``score``; for a person search (``person_id``) with that person's time ranges in the
-    scene from ``document["appearances"]`` (``{"<person_id>": [[start_s, end_s], ...]}``,
-    seconds; absent in documents written before scene-doc-v2: no ranges)."""
+def stored_hit(row: Any, score: float, query: SearchQuery) -> SearchHit:
+    """The hit of a ``search_documents`` row (``scene_id, video_id, start_s, end_s, document``
+    and, for a text query, the ``{channel}_vector`` columns) scored ``score``: for a person
+    search (``query.person_id``) with that person's time ranges in the scene from
+    ``document["appearances"]`` (``{"<person_id>": [[start_s, end_s], ...]}``, seconds; absent
+    in documents written before scene-doc-v2: no ranges); for a text query with the channel that
+    matched best; with the snippet of the document's OCR text, if any."""
     document = row.document
+    person_id = query.person_id
     persons = tuple(uuid.UUID(p) for p in document.get("person_ids", []))
     ranges = (document.get("appearances") or {}).get(str(person_id), []) if person_id else []
     spans = tuple((float(start), float(end)) for start, end in ranges)
-    return SearchHit(row.scene_id, row.video_id, score, row.start_s, row.end_s, persons, spans)
+    texts = {}
+    if query.text_vector is not None:
+        mapping = row._mapping
+        texts = {
+            c: v
+            for c in SEARCH_CHANNELS
+            if (v := vector_from_bytes(mapping.get(f"{c}_vector"), None)) is not None
+        }
+    snippet = ocr_snippet((document.get("texts") or {}).get(OCR_CHANNEL))
+    channel = best_text_channel(query, texts)
+    return SearchHit(
+        row.scene_id, row.video_id, score, row.start_s, row.end_s, persons, spans, channel, snippet
+    )
 
 
 FACE_DIM = 128
@@ -78,7 +96,7 @@ class DocumentVectors:
 VECTOR_COLUMNS = (
     "scene_id",
     "updated_at",
-    *(f"{c}_vector" for c in TEXT_CHANNELS),
+    *(f"{c}_vector" for c in SEARCH_CHANNELS),
     "image_vector",
     "face_descriptors",
 )
@@ -101,9 +119,9 @@ def decode_row(row: Sequence[Any]) -> DocumentVectors:
     """``DocumentVectors`` of a ``search_documents`` row in ``VECTOR_COLUMNS`` order, decoded
     exactly as the row-by-row scoring does (``vector_from_bytes``); raises ValueError for face
     bytes that are not a multiple of 128 float32."""
-    channels = len(TEXT_CHANNELS)
+    channels = len(SEARCH_CHANNELS)
     texts = {
-        c: v for i, c in enumerate(TEXT_CHANNELS) if (v := vector_from_bytes(row[2 + i], None)) is not None
+        c: v for i, c in enumerate(SEARCH_CHANNELS) if (v := vector_from_bytes(row[2 + i], None)) is not None
     }
     faces = vector_from_bytes(row[3 + channels], None)
     return DocumentVectors(
@@ -147,7 +165,7 @@ class OwnerVectors:
         self.updated: dict[uuid.UUID, datetime] = {}
         self._live = np.zeros(self._capacity, bool)
         self._text: np.ndarray | None = None
-        self._text_mask = np.zeros((len(TEXT_CHANNELS), self._capacity), bool)
+        self._text_mask = np.zeros((len(SEARCH_CHANNELS), self._capacity), bool)
         self._image: np.ndarray | None = None
         self._image_mask = np.zeros(self._capacity, bool)
         self._text_norm = 0.0
@@ -186,7 +204,7 @@ class OwnerVectors:
                 self._persons[row[0]] = persons
                 for person in persons:
                     self._by_person.setdefault(person, set()).add(row[0])
-        channels = len(TEXT_CHANNELS)
+        channels = len(SEARCH_CHANNELS)
         text_bytes = 4 * self._text.shape[2] if self._text is not None else None
         image_bytes = 4 * self._image.shape[1] if self._image is not None else None
         regular: list[Sequence[Any]] = []
@@ -319,7 +337,7 @@ class OwnerVectors:
         assert scene_id is not None
         texts = {
             channel: np.array(self._text[c, slot])  # a fresh array, as the row decoding gives
-            for c, channel in enumerate(TEXT_CHANNELS)
+            for c, channel in enumerate(SEARCH_CHANNELS)
             if self._text is not None and self._text_mask[c, slot]
         }
         image = np.array(self._image[slot]) if self._image is not None and self._image_mask[slot] else None
@@ -351,7 +369,7 @@ class OwnerVectors:
         if query.text_vector is not None and self._text is not None:
             q = np.asarray(query.text_vector, np.float32)
             best = np.full(n, -np.inf, np.float32)
-            for c in range(len(TEXT_CHANNELS)):
+            for c in range(len(SEARCH_CHANNELS)):
                 np.maximum(best, np.where(self._text_mask[c, :n], self._text[c, :n] @ q, -np.inf), out=best)
             has = self._text_mask[:, :n].any(axis=0)
             weight = TEXT_WEIGHT if query.clip_text_vector is not None else 1.0

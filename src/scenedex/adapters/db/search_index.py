@@ -18,7 +18,7 @@ from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_byt
 from scenedex.adapters.db.search_cache import stored_hit
 from scenedex.adapters.db.search_sync import DEFAULT_CACHE_MAX_BYTES, SearchCache, notify_written
 from scenedex.domain.model import (
-    TEXT_CHANNELS,
+    SEARCH_CHANNELS,
     RecordState,
     SceneDocument,
     SearchHit,
@@ -105,7 +105,7 @@ def exact_reference_search(
     the reference of the tests, not used by the index."""
     docs = t.search_documents.c
     columns = [docs.scene_id, docs.video_id, docs.start_s, docs.end_s, docs.document, docs.image_vector]
-    columns += [docs[f"{c}_vector"] for c in TEXT_CHANNELS] + [docs.face_descriptors]
+    columns += [docs[f"{c}_vector"] for c in SEARCH_CHANNELS] + [docs.face_descriptors]
     hits: list[SearchHit] = []
     with engine.connect() as connection:
         rows = connection.execution_options(yield_per=1000).execute(
@@ -117,7 +117,7 @@ def exact_reference_search(
                 continue
             text_vectors = {
                 c: v
-                for c in TEXT_CHANNELS
+                for c in SEARCH_CHANNELS
                 if (v := vector_from_bytes(row._mapping[f"{c}_vector"], None)) is not None
             }
             faces = vector_from_bytes(row.face_descriptors, None)
@@ -128,7 +128,7 @@ def exact_reference_search(
                 faces.reshape(-1, 128) if faces is not None else None,
             )
             if score is not None:
-                hits.append(stored_hit(row, score, query.person_id))
+                hits.append(stored_hit(row, score, query))
     return sorted(hits, key=lambda hit: hit.score, reverse=True)[:k]
 
 
@@ -160,6 +160,7 @@ def _document_row(doc: SceneDocument) -> dict[str, Any]:
         "transcript_vector": vector_to_bytes(doc.text_vectors.get("transcript"))[0],
         "visual_vector": vector_to_bytes(doc.text_vectors.get("visual"))[0],
         "summary_vector": vector_to_bytes(doc.text_vectors.get("summary"))[0],
+        "ocr_vector": vector_to_bytes(doc.text_vectors.get("ocr"))[0],
         "image_vector": vector_to_bytes(doc.image_vector)[0],
         "face_descriptors": descriptors,
         "spec_version": doc.spec_version,

@@ -39,6 +39,7 @@ from scenedex.adapters.db.search_cache import (
     stored_hit,
 )
 from scenedex.domain.model import (
+    SEARCH_CHANNELS,
     SearchHit,
     SearchQuery,
 )
@@ -244,7 +245,7 @@ class SearchCache:
         hits: list[SearchHit] = []
         for _attempt in range(3):
             ranked = self._ranked(owner_id, query, k)
-            hits, complete = self._hits(owner_id, ranked, query.person_id)
+            hits, complete = self._hits(owner_id, ranked, query)
             if complete:
                 return hits
             with self._lock:
@@ -390,19 +391,24 @@ class SearchCache:
         return ranked
 
     def _hits(
-        self, owner_id: uuid.UUID, ranked: Sequence[tuple[float, uuid.UUID]], person_id: uuid.UUID | None
+        self, owner_id: uuid.UUID, ranked: Sequence[tuple[float, uuid.UUID]], query: SearchQuery
     ) -> tuple[list[SearchHit], bool]:
-        """The hits of ``ranked`` with their rows read now (``stored_hit``: with ``person_id``'s
-        time ranges); ``complete`` is false when a row is gone or, for a person search
-        (``person_id``), no longer lists the person (the cache was stale): those are dropped."""
+        """The hits of ``ranked`` with their rows read now (``stored_hit``: with the person's
+        time ranges, the matched text channel and the OCR snippet); ``complete`` is false when a
+        row is gone or, for a person search (``query.person_id``), no longer lists the person
+        (the cache was stale): those are dropped."""
         if not ranked:
             return [], True
+        person_id = query.person_id
         docs = t.search_documents.c
+        columns = [docs.scene_id, docs.video_id, docs.start_s, docs.end_s, docs.document]
+        if query.text_vector is not None:
+            columns += [docs[f"{c}_vector"] for c in SEARCH_CHANNELS]
         with self._engine.connect() as connection:
             rows = {
                 row.scene_id: row
                 for row in connection.execute(
-                    sa.select(docs.scene_id, docs.video_id, docs.start_s, docs.end_s, docs.document).where(
+                    sa.select(*columns).where(
                         docs.owner_id == owner_id, docs.scene_id.in_([scene_id for _, scene_id in ranked])
                     )
                 )
@@ -411,7 +417,7 @@ class SearchCache:
         for score, scene_id in ranked:
             row = rows.get(scene_id)
             if row is not None:
-                hit = stored_hit(row, score, person_id)
+                hit = stored_hit(row, score, query)
                 if person_id is None or person_id in hit.person_ids:
                     hits.append(hit)
         return hits, len(hits) == len(ranked)

@@ -152,6 +152,7 @@ RECORD_TABLES: dict[EmbeddingStepType, sa.Table] = {
     EmbeddingStepType.SCENE_TEXT_EMBEDDINGS: _record_table("scene_text_embeddings", "scene_id", "scenes"),
     EmbeddingStepType.SCENE_CLIP_EMBEDDINGS: _record_table("scene_clip_embeddings", "scene_id", "scenes"),
     EmbeddingStepType.SCENE_PERSON_EMBEDDINGS: _record_table("scene_faces", "scene_id", "scenes"),
+    EmbeddingStepType.SCENE_OCR: _record_table("scene_ocr", "scene_id", "scenes"),
 }
 """Derived records of every step but SEARCH_REINDEX (which the SearchIndex holds)."""
 
@@ -167,6 +168,7 @@ search_documents = sa.Table(
     sa.Column("transcript_vector", sa.LargeBinary, nullable=True),
     sa.Column("visual_vector", sa.LargeBinary, nullable=True),
     sa.Column("summary_vector", sa.LargeBinary, nullable=True),
+    sa.Column("ocr_vector", sa.LargeBinary, nullable=True),
     sa.Column("image_vector", sa.LargeBinary, nullable=True),
     sa.Column("face_descriptors", sa.LargeBinary, nullable=True),
     sa.Column("spec_version", sa.String(64), nullable=False),

@@ -19,7 +19,14 @@ from scenedex.domain.ports.jobs import (
     MessageProbe,
     MessageSender,
 )
-from scenedex.domain.ports.media import FaceEmbedder, ImageEmbedder, TextEmbedder, VideoFrames
+from scenedex.domain.ports.media import (
+    FaceEmbedder,
+    ImageEmbedder,
+    OcrLine,
+    OcrReader,
+    TextEmbedder,
+    VideoFrames,
+)
 from scenedex.domain.ports.repositories import (
     EmbeddingRecordRepository,
     PersonRepository,
@@ -48,6 +55,8 @@ __all__ = [
     "JobWriter",
     "MessageProbe",
     "MessageSender",
+    "OcrLine",
+    "OcrReader",
     "PersonRepository",
     "RecordKey",
     "SceneRepository",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -61,6 +62,32 @@ class FaceEmbedder(Protocol):
 
     def detect_faces(self, images: Sequence[bytes]) -> list[list[DetectedFace] | BadInputError]:
         """Per image: the faces found (unmatched; may be empty) or the item's error."""
+        ...
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text read from an image: its text, its box ``(x0, y0, x1, y1)`` in pixels of
+    the image (axis-aligned, right/bottom exclusive) and the reader's confidence in [0, 1]."""
+
+    text: str
+    box: tuple[int, int, int, int]
+    confidence: float
+
+
+class OcrReader(Protocol):
+    """Reads the text painted on images (OCR)."""
+
+    @property
+    def model_id(self) -> str:
+        """Identity of the detection and recognition models (names and weights digests) and of
+        the reader's own settings; must be known without loading the models."""
+        ...
+
+    def read_lines(self, images: Sequence[bytes]) -> list[list[OcrLine] | BadInputError]:
+        """Per encoded image (JPEG/PNG bytes): the text lines found, in any order, with any
+        confidence (the caller normalises them), or the ``BadInputError`` the item failed
+        with (corrupt, empty, oversized)."""
         ...
 
 
