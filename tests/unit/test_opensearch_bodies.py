@@ -254,7 +254,7 @@ def test_hybrid_text_query_and_its_pipeline() -> None:
 
     assert plan.body == {
         "size": 100,
-        "_source": SOURCE,
+        "_source": [*SOURCE, "transcript_vector", "visual_vector", "summary_vector"],  # the best channel
         "query": {
             "hybrid": {
                 "queries": [
@@ -294,6 +294,41 @@ def test_hybrid_text_query_and_its_pipeline() -> None:
             }
         ],
     }
+
+
+def test_with_ocr_the_text_channels_fold_into_one_dis_max_and_hits_name_their_channel() -> None:
+    """Four channels (OCR on) and CLIP exceed the hybrid query's 5 sub-queries: the channels'
+    kNN clauses become one ``dis_max`` (a scene scored by its best channel, as the table index
+    does: https://docs.opensearch.org/latest/query-dsl/compound/disjunction-max/); BM25 also
+    searches the ``ocr`` text; the hits carry the OCR text and the channels' vectors."""
+    query = SearchQuery(
+        text_vector=np.array([1, 0, 0, 0], np.float32), clip_text_vector=np.array([0, 1, 0], np.float32)
+    )
+    channels = ("transcript", "visual", "summary", "ocr")
+    plan = search_plan(OWNER, query, 5, text="exit 42", channels=channels)
+    assert plan is not None and plan.kind == "hybrid"
+    assert plan.weights == (0.25, 0.525, 0.225)
+    bm25, dis_max, clip = plan.body["query"]["hybrid"]["queries"]
+    assert bm25["bool"]["must"]["multi_match"]["fields"] == list(channels)
+    assert [next(iter(c["knn"])) for c in dis_max["dis_max"]["queries"]] == [f"{c}_vector" for c in channels]
+    assert next(iter(clip["knn"])) == "image_vector"
+    assert plan.body["_source"] == [*SOURCE, "ocr", *(f"{c}_vector" for c in channels)]
+
+    hit = {
+        "_score": 0.8,
+        "_source": {
+            "scene_id": str(OWNER),
+            "video_id": str(OWNER),
+            "start_s": 0.0,
+            "end_s": 1.0,
+            "person_ids": [],
+            "ocr": "EXIT 42\nHarbour Street",
+            "transcript_vector": [0.0, 1.0, 0.0, 0.0],
+            "ocr_vector": [1.0, 0.0, 0.0, 0.0],
+        },
+    }
+    found = search_hit(hit, "hybrid", None, query)
+    assert (found.channel, found.ocr_snippet) == ("ocr", "EXIT 42 Harbour Street")
 
 
 def test_image_query() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from scenedex.adapters.db.search_cache import stored_hit
 from scenedex.adapters.db.search_index import _document_row
-from scenedex.domain.model import SearchHit, appearances_from_json, appearances_to_json
+from scenedex.domain.model import SearchHit, SearchQuery, appearances_from_json, appearances_to_json
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.scene_documents import scene_documents
 from scenedex.domain.spec import DOCUMENT_SCHEMA
@@ -136,11 +136,11 @@ def test_table_documents_store_appearances_and_read_them_back() -> None:
     row = _document_row(document)  # type: ignore[arg-type]
     assert row["document"]["appearances"] == {str(person): [[4.0, 7.0], [12.0, 15.0]]}
     stored = SimpleNamespace(**{k: row[k] for k in ("scene_id", "video_id", "start_s", "end_s", "document")})
-    assert stored_hit(stored, 0.9, person).appearances == ((4.0, 7.0), (12.0, 15.0))
-    assert stored_hit(stored, 0.9, other).appearances == ()
-    assert stored_hit(stored, 0.9, None).appearances == ()
+    assert stored_hit(stored, 0.9, SearchQuery(person_id=person)).appearances == ((4.0, 7.0), (12.0, 15.0))
+    assert stored_hit(stored, 0.9, SearchQuery(person_id=other)).appearances == ()
+    assert stored_hit(stored, 0.9, SearchQuery()).appearances == ()
     del stored.document["appearances"]  # a scene-doc-v1 row
-    assert stored_hit(stored, 0.9, person) == SearchHit(
+    assert stored_hit(stored, 0.9, SearchQuery(person_id=person)) == SearchHit(
         stored.scene_id, stored.video_id, 0.9, 0.0, 8.0, (person,)
     )
 

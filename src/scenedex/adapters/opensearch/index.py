@@ -57,7 +57,14 @@ from scenedex.adapters.opensearch.state import (
     transient,
 )
 from scenedex.domain.errors import InvalidRequestError, PermanentError, TransientError
-from scenedex.domain.model import RecordState, SceneDocument, SearchHit, SearchQuery
+from scenedex.domain.model import (
+    OCR_CHANNEL,
+    TEXT_CHANNELS,
+    RecordState,
+    SceneDocument,
+    SearchHit,
+    SearchQuery,
+)
 
 log = logging.getLogger("scenedex.opensearch")
 
@@ -223,7 +230,8 @@ class OpenSearchIndex:
             comparable = {
                 role: models.get(role, mine) == mine for role, mine in self.layout.model_ids.items()
             }
-            plan = search_plan(owner_id, query, k, text=query.text, comparable=comparable)
+            channels = (*TEXT_CHANNELS, *((OCR_CHANNEL,) if "ocr" in models else ()))
+            plan = search_plan(owner_id, query, k, text=query.text, comparable=comparable, channels=channels)
             if plan is None:
                 log.warning(
                     "search: nothing in the query is comparable with %s (built with %s, queries use %s)",
@@ -240,7 +248,7 @@ class OpenSearchIndex:
             except NotFoundError:
                 return []
         person = query.person_id if plan.kind == "face" else None
-        return [search_hit(hit, plan.kind, person) for hit in response["hits"]["hits"][: plan.size]]
+        return [search_hit(hit, plan.kind, person, query) for hit in response["hits"]["hits"][: plan.size]]
 
     def ping(self) -> bool:
         """Whether the cluster answers (readiness probes); needs no layout, so no model."""

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from scenedex.domain.model import (
+    SEARCH_CHANNELS,
     TEXT_CHANNELS,
     SceneDocument,
     l2_normalise,
@@ -111,6 +112,9 @@ class IndexLayout:
     clip_dim: int
     shards: int = 1
     replicas: int = 0
+    channels: tuple[str, ...] = TEXT_CHANNELS
+    """The text channels of the documents (``ReprocessSpec.channels``: ``ocr`` when OCR is on);
+    the mapping has a text field and a vector field per channel."""
 
     @classmethod
     def from_spec(
@@ -133,6 +137,7 @@ class IndexLayout:
             clip_dim=clip_dim,
             shards=shards,
             replicas=replicas,
+            channels=spec.channels,
         )
 
     @property
@@ -166,8 +171,8 @@ class IndexLayout:
             "owner_id": {"type": "keyword"},
             "start_s": {"type": "float"},
             "end_s": {"type": "float"},
-            **{channel: {"type": "text"} for channel in TEXT_CHANNELS},
-            **{f"{channel}_vector": knn_field(self.text_dim, UNIT_SPACE) for channel in TEXT_CHANNELS},
+            **{channel: {"type": "text"} for channel in self.channels},
+            **{f"{channel}_vector": knn_field(self.text_dim, UNIT_SPACE) for channel in self.channels},
             "image_vector": knn_field(self.clip_dim, UNIT_SPACE),
             "faces": {
                 "type": "nested",
@@ -240,7 +245,9 @@ def document_source(doc: SceneDocument, indexed_at: datetime) -> dict[str, Any]:
         "end_s": doc.end_s,
         **{channel: doc.texts.get(channel, "") for channel in TEXT_CHANNELS},
     }
-    for channel in TEXT_CHANNELS:
+    if "ocr" in doc.texts:  # OCR on: the index has the ocr fields (IndexLayout.channels)
+        source["ocr"] = doc.texts["ocr"]
+    for channel in SEARCH_CHANNELS:
         vector = doc.text_vectors.get(channel)
         if vector is not None:
             source[f"{channel}_vector"] = floats(vector)

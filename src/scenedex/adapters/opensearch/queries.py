@@ -21,12 +21,19 @@ from scenedex.adapters.opensearch.layout import (
     owner_filter,
 )
 from scenedex.domain.model import (
+    OCR_CHANNEL,
     TEXT_CHANNELS,
     TEXT_WEIGHT,
     SearchHit,
     SearchQuery,
+    best_text_channel,
     l2_normalise,
+    ocr_snippet,
 )
+
+MAX_HYBRID_QUERIES = 5
+"""Sub-queries a hybrid query may have (OpenSearch's limit): BM25, three text channels and CLIP
+fill it; a fourth channel (``ocr``) folds the channels' kNN clauses into one ``dis_max``."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ def search_plan(
     *,
     text: str | None = None,
     comparable: Mapping[str, bool] | None = None,
+    channels: Sequence[str] = TEXT_CHANNELS,
 ) -> SearchPlan | None:
     """The request answering ``query`` for the owner's ``k`` best scenes, or None when nothing in
     the query can be compared with the index (``comparable``: per model role, whether the read
@@ -63,10 +71,13 @@ def search_plan(
     Every kNN clause carries the owner filter itself (efficient
     filtering, so k of the owner's documents come back:
     https://docs.opensearch.org/latest/vector-search/filter-search-knn/efficient-knn-filtering/).
+    ``channels``: the text channels of the read index (``ocr`` when it was built with OCR):
+    BM25 runs over their text, kNN over their vectors; a text query's hits come back with the
+    channels' vectors, from which ``search_hit`` names the best channel.
     """
     ok = {"clip": True, "text": True, "face": True, **(comparable or {})}
     if query.text_vector is not None or text:
-        return _text_plan(owner_id, query, k, text, ok)
+        return _text_plan(owner_id, query, k, text, ok, tuple(channels))
     if query.image_vector is not None:
         if not ok["clip"]:
             return None
@@ -82,7 +93,12 @@ def search_plan(
 
 
 def _text_plan(
-    owner_id: uuid.UUID, query: SearchQuery, k: int, text: str | None, ok: Mapping[str, bool]
+    owner_id: uuid.UUID,
+    query: SearchQuery,
+    k: int,
+    text: str | None,
+    ok: Mapping[str, bool],
+    channels: tuple[str, ...] = TEXT_CHANNELS,
 ) -> SearchPlan | None:
     depth = max(k, HYBRID_DEPTH)
     parts: list[tuple[dict[str, Any], float]] = []
@@ -92,23 +108,33 @@ def _text_plan(
     text_share = semantic * (TEXT_WEIGHT if use_clip else 1.0) if use_text else 0.0
     clip_share = semantic - text_share if use_clip else 0.0
     if text:
-        parts.append((bm25_clause(owner_id, text), BM25_WEIGHT if (use_text or use_clip) else 1.0))
+        parts.append((bm25_clause(owner_id, text, channels), BM25_WEIGHT if (use_text or use_clip) else 1.0))
     if use_text:
         assert query.text_vector is not None
-        for channel in TEXT_CHANNELS:
-            clause = knn_clause(f"{channel}_vector", query.text_vector, depth, owner_id)
-            parts.append((clause, text_share / len(TEXT_CHANNELS)))
+        clauses = [knn_clause(f"{c}_vector", query.text_vector, depth, owner_id) for c in channels]
+        if len(parts) + len(clauses) + int(use_clip) > MAX_HYBRID_QUERIES:
+            parts.append(({"dis_max": {"queries": clauses}}, text_share))
+        else:
+            parts += [(clause, text_share / len(clauses)) for clause in clauses]
     if use_clip:
         assert query.clip_text_vector is not None
         parts.append((knn_clause("image_vector", query.clip_text_vector, depth, owner_id), clip_share))
     if not parts:
         return None
+    source = _text_source(channels, use_text)
     if len(parts) == 1:
         kind = "bm25" if text else "unit"
-        return SearchPlan(_body(k, parts[0][0]), kind, size=k)
+        return SearchPlan(_body(k, parts[0][0], source), kind, size=k)
     weights = hybrid_weights([weight for _, weight in parts])
-    body = _body(depth, {"hybrid": {"queries": [clause for clause, _ in parts]}})
+    body = _body(depth, {"hybrid": {"queries": [clause for clause, _ in parts]}}, source)
     return SearchPlan(body, "hybrid", weights, size=k)
+
+
+def _text_source(channels: Sequence[str], with_vectors: bool) -> tuple[str, ...]:
+    """A text search's ``_source``: the hit fields, the OCR text when the index has it and, for
+    a query with a text vector, the channels' vectors (k documents' worth)."""
+    fields = [*SOURCE_FIELDS, *([OCR_CHANNEL] if OCR_CHANNEL in channels else [])]
+    return (*fields, *([f"{c}_vector" for c in channels] if with_vectors else []))
 
 
 def hybrid_weights(raw: Sequence[float]) -> tuple[float, ...]:
@@ -173,10 +199,10 @@ def face_clause(
     }
 
 
-def bm25_clause(owner_id: uuid.UUID, text: str) -> dict[str, Any]:
+def bm25_clause(owner_id: uuid.UUID, text: str, channels: Sequence[str] = TEXT_CHANNELS) -> dict[str, Any]:
     return {
         "bool": {
-            "must": {"multi_match": {"query": text, "fields": list(TEXT_CHANNELS)}},
+            "must": {"multi_match": {"query": text, "fields": list(channels)}},
             "filter": [owner_filter(owner_id)],
         }
     }
@@ -186,12 +212,21 @@ def _body(size: int, query: dict[str, Any], source: Sequence[str] = SOURCE_FIELD
     return {"size": size, "_source": list(source), "query": query}
 
 
-def search_hit(hit: Mapping[str, Any], kind: str, person_id: uuid.UUID | None = None) -> SearchHit:
+def search_hit(
+    hit: Mapping[str, Any], kind: str, person_id: uuid.UUID | None = None, query: SearchQuery | None = None
+) -> SearchHit:
     """``SearchHit`` of one response hit (``_source`` with ``SOURCE_FIELDS``; ``_score``
     converted by ``cosine_from_score(kind)``). For a person search (``person_id``) the hit
     carries that person's ranges from ``_source["appearances"]`` (``[{person_id, start_s,
-    end_s}]``, seconds, ascending per person as written); none when the document has none."""
+    end_s}]``, seconds, ascending per person as written); none when the document has none. For
+    a text ``query`` whose hits carry the channels' vectors, the best channel; the snippet of
+    ``_source["ocr"]`` when there is one."""
     source = hit["_source"]
+    vectors = {
+        c: np.asarray(v, np.float32)
+        for c in (*TEXT_CHANNELS, OCR_CHANNEL)
+        if (v := source.get(f"{c}_vector"))
+    }
     spans: tuple[tuple[float, float], ...] = ()
     if person_id is not None:
         wanted = str(person_id)
@@ -208,6 +243,8 @@ def search_hit(hit: Mapping[str, Any], kind: str, person_id: uuid.UUID | None = 
         end_s=float(source["end_s"]),
         person_ids=tuple(uuid.UUID(p) for p in source.get("person_ids", [])),
         appearances=spans,
+        channel=best_text_channel(query, vectors) if query is not None else None,
+        ocr_snippet=ocr_snippet(source.get(OCR_CHANNEL)),
     )
 
 

@@ -4,7 +4,8 @@ image, and the keyframe of a scene (the thumbnail of a hit). The owner is always
 
 Every hit has one shape (``SceneResult.to_dict``, the same as ``scenedex search --json``):
 ``scene_id, video_id, external_id, start_s, end_s, score, persons: [{person_id, name}],
-keyframe_url, appearances: [{start_s, end_s}]`` (appearances: person searches only).
+keyframe_url, appearances: [{start_s, end_s}], channel, ocr_snippet`` (appearances: person
+searches only; channel: text searches only; ocr_snippet: scenes with words read on the keyframe).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class SearchResult(BaseModel):
         "start_s == end_s); empty for text and image searches",
         examples=[[{"start_s": 12.9, "end_s": 14.5}, {"start_s": 16.0, "end_s": 17.5}]],
     )
+    channel: str | None = Field(
+        None,
+        description="text search: the text channel that matched best: transcript, visual, summary, "
+        "or ocr (the words read on the keyframe); null for image and person searches",
+        examples=["ocr"],
+    )
+    ocr_snippet: str | None = Field(
+        None,
+        description="the start of the words read on the scene's keyframe (at most 160 characters, "
+        "one line); null when none were read or OCR is off",
+        examples=["HARBOUR STREET Exit 42"],
+    )
 
 
 class SearchResponse(BaseModel):
@@ -88,6 +101,8 @@ class SearchResponse(BaseModel):
                                 {"start_s": 12.9, "end_s": 14.5},
                                 {"start_s": 16.0, "end_s": 17.5},
                             ],
+                            "channel": None,
+                            "ocr_snippet": "HARBOUR STREET Exit 42",
                         }
                     ]
                 }
