@@ -228,7 +228,7 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     assert (first["video_id"], first["start_s"]) == (library["bikes"]["video_id"], 0.0)
     assert set(first) == {
         "scene_id", "video_id", "external_id", "start_s", "end_s", "score", "persons", "keyframe_url",
-        "appearances",
+        "appearances", "channel", "ocr_snippet",
     }  # fmt: skip
     assert first["appearances"] == []  # person searches only
     assert first["keyframe_url"] == f"/v1/scenes/{first['scene_id']}/keyframe"

@@ -42,6 +42,8 @@ HIT_FIELDS = {
     "persons",
     "keyframe_url",
     "appearances",
+    "channel",
+    "ocr_snippet",
 }
 REPROCESS = "/v1/admin/reprocess-embeddings"
 

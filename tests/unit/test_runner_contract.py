@@ -101,7 +101,6 @@ def test_threshold_change_marks_exactly_faces_and_reindex_stale(world: World) ->
     assert stale == {
         Step.PERSON_PHOTO_EMBEDDINGS: 0,
         Step.PERSON_QUERY_EMBEDDINGS: 0,
-        Step.SCENE_OCR: 0,  # OCR off in these scenarios (tests/unit/test_runner_ocr.py)
         Step.SCENE_TEXT_EMBEDDINGS: 0,
         Step.SCENE_CLIP_EMBEDDINGS: 0,
         Step.SCENE_PERSON_EMBEDDINGS: 6,

@@ -190,12 +190,15 @@ def assess(
         for channel, state in states.texts.items():
             key = (scene.id, channel)
             assessed[Step.SCENE_TEXT_EMBEDDINGS][key] = staleness(texts.get(key), state, force)
-        wanted = {Step.SCENE_OCR: states.ocr, Step.SCENE_CLIP_EMBEDDINGS: states.clip}
+        wanted: dict[Step, RecordState | None] = {
+            Step.SCENE_OCR: states.ocr,
+            Step.SCENE_CLIP_EMBEDDINGS: states.clip,
+        }
         wanted[Step.SCENE_PERSON_EMBEDDINGS] = states.faces
         for step in single:
-            state = wanted[step]
-            assert state is not None
-            assessed[step][(scene.id, "")] = staleness(stored[step].get((scene.id, "")), state, force)
+            one = wanted[step]
+            assert one is not None
+            assessed[step][(scene.id, "")] = staleness(stored[step].get((scene.id, "")), one, force)
         document = staleness(documents.get(scene.id), states.document, force)
         assessed[Step.SEARCH_REINDEX][(scene.id, "")] = document
     return assessed

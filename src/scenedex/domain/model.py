@@ -337,9 +337,10 @@ def ocr_snippet(text: str | None) -> str | None:
 def best_text_channel(query: SearchQuery, text_vectors: Mapping[str, np.ndarray]) -> str | None:
     """The channel whose vector is nearest ``query.text_vector`` (ties: the first in
     ``text_vectors``' order); None without a text query or text vectors."""
-    if query.text_vector is None or not text_vectors:
+    vector = query.text_vector
+    if vector is None or not text_vectors:
         return None
-    return max(text_vectors, key=lambda channel: float(np.dot(query.text_vector, text_vectors[channel])))
+    return max(text_vectors, key=lambda channel: float(np.dot(vector, text_vectors[channel])))
 
 
 TEXT_WEIGHT = 0.7

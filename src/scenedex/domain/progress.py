@@ -17,6 +17,10 @@ from scenedex.domain.spec import EmbeddingStepType
 
 Step = EmbeddingStepType
 
+OPTIONAL_STEPS = (EmbeddingStepType.SCENE_OCR,)
+"""Steps only some specs have (SCENE_OCR: ``SCENEDEX_OCR__ENABLED``): a progress or plan lists
+them once counted, so a run without OCR reports the steps it reported before OCR existed."""
+
 
 @dataclass
 class StepCounts:
@@ -45,7 +49,9 @@ class ReprocessProgress:
 
     spec_version: str
     steps: dict[EmbeddingStepType, StepCounts] = field(
-        default_factory=lambda: {step: StepCounts() for step in EmbeddingStepType}
+        default_factory=lambda: {
+            step: StepCounts() for step in EmbeddingStepType if step not in OPTIONAL_STEPS
+        }
     )
     errors: list[ItemError] = field(default_factory=list)
     seconds: dict[EmbeddingStepType, float] = field(default_factory=lambda: defaultdict(float))
@@ -119,7 +125,7 @@ class ReprocessPlan:
     videos: int = 0
     scenes: int = 0
     steps: dict[EmbeddingStepType, StepPlan] = field(
-        default_factory=lambda: {step: StepPlan() for step in EmbeddingStepType}
+        default_factory=lambda: {step: StepPlan() for step in EmbeddingStepType if step not in OPTIONAL_STEPS}
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,16 +172,16 @@ class ProgressTracker:
         self.listener = listener
 
     def plan(self, step: Step, total: int) -> None:
-        self.progress.steps[step].planned += total
+        self.progress.steps.setdefault(step, StepCounts()).planned += total
         if self.listener:
             self.listener.planned(step, total)
 
     def skipped(self, step: Step, count: int = 1) -> None:
-        self.progress.steps[step].skipped += count
+        self.progress.steps.setdefault(step, StepCounts()).skipped += count
         self._advance(step, count)
 
     def computed(self, step: Step, count: int = 1) -> None:
-        self.progress.steps[step].computed += count
+        self.progress.steps.setdefault(step, StepCounts()).computed += count
         self._advance(step, count)
 
     def failed(
@@ -186,7 +192,7 @@ class ProgressTracker:
         owner_id: uuid.UUID | None = None,
         video_id: uuid.UUID | None = None,
     ) -> None:
-        self.progress.steps[step].failed += 1
+        self.progress.steps.setdefault(step, StepCounts()).failed += 1
         self.progress.errors.append(ItemError(step, item_id, message, owner_id, video_id))
         self.log.warning("%s failed for %s: %s", step.value, item_id, message)
         self._advance(step, 1)

@@ -220,9 +220,10 @@ class ReprocessRunner:
                 faces_change = any(r is not None for r in assessed[Step.SCENE_PERSON_EMBEDDINGS].values())
                 plan.steps[Step.FACE_CLUSTERS].count(reason or (StaleReason.INPUT if faces_change else None))
             for step, reasons in assessed.items():
-                plan.steps[step].current += current * items_per_scene(expected)[step]
+                counts = plan.steps.setdefault(step, StepPlan())
+                counts.current += current * items_per_scene(expected)[step]
                 for reason in reasons.values():
-                    plan.steps[step].count(reason)
+                    counts.count(reason)
         return plan
 
     def _scenes_to_assess(
