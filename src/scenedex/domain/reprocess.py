@@ -124,9 +124,7 @@ class ReprocessRunner:
         self._index = search_index
         face_sampling = FaceSampling.parse(spec.inputs.face_sampling)
         self._samples_video = not face_sampling.keyframe_only
-        ocr: tuple[SceneStep, ...] = ()
-        if ocr_reader is not None and spec.has(Step.SCENE_OCR):
-            ocr = (SceneOcrStep(ocr_reader, spec.inputs.ocr_min_confidence),)
+        ocr = (SceneOcrStep(ocr_reader, spec.inputs.ocr_min_confidence),) if ocr_reader is not None else ()
         faces = SceneFacesStep(face_embedder, spec.inputs.face_match_threshold, face_sampling, video_frames)
         steps: tuple[SceneStep, ...] = (
             *ocr,
