@@ -370,16 +370,45 @@ class EmbedderSettings(BaseModel):
     """
 
     backend: Literal["local", "http"] = Field("local", description="local | http")
-    clip: Literal["on", "off"] = Field(
+    clip: Literal["on", "off", "local", "http"] = Field(
         "on",
-        description="off: no CLIP step in the spec (its fingerprint changes; documents are built "
-        "without image vectors), image search answers 409; on again computes only what is missing",
+        description="where CLIP runs: on (= backend) | local | http | off: no CLIP step in the spec "
+        "(its fingerprint changes; documents without image vectors), image search answers 409; on "
+        "again computes only what is missing",
     )
-    url: str = Field("http://127.0.0.1:8090", description="the embedding service (backend http)")
+    text: Literal["on", "local", "http"] = Field(
+        "on", description="where the text model runs: on (= backend) | local | http"
+    )
+    faces: Literal["on", "local", "http"] = Field(
+        "on", description="where the face models run: on (= backend) | local | http"
+    )
+    url: str = Field(
+        "http://127.0.0.1:8090", description="the embedding service (backend http), when urls is empty"
+    )
+    urls: tuple[str, ...] = Field(
+        (),
+        description="embedding services to spread requests over, with failover (JSON list: "
+        '["http://gpu1:8090","http://gpu2:8090"]); empty: url',
+    )
+    clip_urls: tuple[str, ...] = Field((), description="CLIP's own services (http); empty: urls")
+    text_urls: tuple[str, ...] = Field((), description="the text model's own services (http); empty: urls")
+    faces_urls: tuple[str, ...] = Field((), description="the face models' own services (http); empty: urls")
+    balance: Literal["least_outstanding", "round_robin"] = Field(
+        "least_outstanding", description="how requests are spread over the healthy services"
+    )
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout (a batch of images)")
     max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure (5xx, 429, network)")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry (jittered)")
     batch_size: int = Field(32, ge=1, le=1024, description="images or texts per request")
+
+    def backend_of(self, role: str) -> str:
+        """Where ``role`` (``clip``, ``text``, ``faces``) runs: ``local``, ``http`` or ``off``."""
+        chosen = str(getattr(self, role))
+        return self.backend if chosen == "on" else chosen
+
+    def urls_of(self, role: str) -> tuple[str, ...]:
+        """The services of ``role``: its own list, else ``urls``, else ``(url,)``."""
+        return getattr(self, f"{role}_urls") or self.urls or (self.url,)
 
 
 class ModelsSettings(BaseModel):

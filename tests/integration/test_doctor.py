@@ -27,7 +27,6 @@ from scenedex.application.health import (
     check_breakers,
     check_clip,
     check_database,
-    check_embed_service,
     check_opensearch,
     check_redis,
     check_storage,
@@ -35,6 +34,7 @@ from scenedex.application.health import (
     hide_password,
     run_checks,
 )
+from scenedex.application.health_models import check_embed_service
 from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Settings
 from tests.opensearch_fixtures import osmem  # noqa: F401  (fixture)
 

@@ -30,10 +30,11 @@ from scenedex.application.checks import Check, Status, fail, ok, reason, warn
 from scenedex.application.health_models import (
     _if_remote,
     check_clip,
-    check_embed_service,
+    check_embed_services,
     check_face_models,
     check_model_files,
     check_text_model,
+    embed_urls,
     pinned_clip_file,
 )
 from scenedex.settings import SearchSettings, Settings
@@ -72,9 +73,13 @@ def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = 
         for name, probe in model_checks:
             checks += [_if_remote(c, settings.embedder) for c in guarded((name,), probe, MODEL_DEADLINE_S)]
         checks += guarded(("storage",), lambda: [check_storage(settings.storage_url)], network)
-        if settings.embedder.backend == "http":
-            service = lambda: [check_embed_service(settings.embedder, timeout)]  # noqa: E731
-            checks += guarded(("embedding service",), service, network)
+        urls = embed_urls(settings)
+        if urls:
+            names = (
+                ("embedding service",) if len(urls) == 1 else tuple(f"embedding service {u}" for u in urls)
+            )
+            service = lambda: check_embed_services(urls, timeout)  # noqa: E731
+            checks += guarded(names, service, network * len(urls))
         return checks
     finally:
         engine.dispose()
@@ -215,7 +220,7 @@ def breaker_names(settings: Settings) -> list[str]:
     from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH
 
     names = [DATABASE, BLOBS]
-    if settings.embedder.backend == "http":
+    if embed_urls(settings):
         names.append(EMBEDDING)
     if settings.search.backend == "opensearch":
         names.append(OPENSEARCH)

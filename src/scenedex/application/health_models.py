@@ -152,10 +152,14 @@ def _loaded(name: str, found: str, embedder: Any, load: bool) -> Check:
     return ok(name, f"{found}; loaded")
 
 
+_CHECK_ROLES = {"model files": "clip", "clip weights": "clip", "text model": "text", "face models": "faces"}
+
+
 def _if_remote(check: Check, embedder: EmbedderSettings) -> Check:
-    """With the embedding service (``SCENEDEX_EMBEDDER__BACKEND=http``) workers load no model:
-    a model problem here is a WARN (it matters where ``scenedex embed-server`` runs)."""
-    if embedder.backend != "http" or check.status is not Status.FAIL:
+    """With the embedding service (``SCENEDEX_EMBEDDER__BACKEND=http``, or the role's own
+    setting) workers load no model: a model problem here is a WARN (it matters where
+    ``scenedex embed-server`` runs)."""
+    if embedder.backend_of(_CHECK_ROLES.get(check.name, "clip")) != "http" or check.status is not Status.FAIL:
         return check
     return warn(check.name, f"{check.detail} (workers here use the embedding service)", check.fix)
 
@@ -163,34 +167,80 @@ def _if_remote(check: Check, embedder: EmbedderSettings) -> Check:
 # -- storage and the embedding service -------------------------------------------------------
 
 
+def embed_urls(settings: Settings) -> tuple[str, ...]:
+    """The embedding services of the roles on ``http`` (``SCENEDEX_EMBEDDER__URLS`` or ``__URL``,
+    and the roles' own lists), each once, in order."""
+    embedder = settings.embedder
+    roles = [r for r in ("clip", "text", "faces") if embedder.backend_of(r) == "http"]
+    return tuple(dict.fromkeys(u.rstrip("/") for r in roles for u in embedder.urls_of(r)))
+
+
+def check_embed_services(urls: tuple[str, ...], timeout: float) -> list[Check]:
+    """``check_embed_service`` of each URL (one check named ``embedding service``, or one per
+    URL named ``embedding service {url}``); an instance whose models differ from the first
+    answering one's is a FAIL: the workers refuse it (``adapters.embed_pool``)."""
+    from scenedex.adapters.embed_pool import disagreement
+
+    named = len(urls) > 1
+    checks, bodies = [], {}
+    for url in urls:
+        check, body = probe_embed_service(
+            url, timeout, f"embedding service {url}" if named else "embedding service"
+        )
+        checks.append(check)
+        if body is not None:
+            bodies[url] = body
+    reference = next(iter(bodies), None)
+    for index, url in enumerate(urls):
+        if reference is None or url == reference or url not in bodies:
+            continue
+        why = disagreement(bodies[reference], bodies[url])
+        if why is not None:
+            checks[index] = fail(
+                checks[index].name,
+                f"{url} reports {why} (the models of {reference}): the workers refuse it",
+                "give every embedding service the same SCENEDEX_CLIP__*, SCENEDEX_TEXT__*, SCENEDEX_FACES__*",
+            )
+    return checks
+
+
 def check_embed_service(embedder: EmbedderSettings, timeout: float) -> Check:
-    """``GET {url}/health`` of the embedding service, with the model ids it reports."""
+    """``GET {url}/health`` of the embedding service at ``SCENEDEX_EMBEDDER__URL``."""
+    return probe_embed_service(embedder.url, timeout)[0]
+
+
+def probe_embed_service(base: str, timeout: float, name: str = "embedding service") -> tuple[Check, Any]:
+    """``GET {base}/health`` of an embedding service, with the model ids it reports: the check
+    and the ``/health`` body (None when it did not answer with JSON)."""
     import httpx
 
-    name = "embedding service"
-    url = embedder.url.rstrip("/") + "/health"
+    url = base.rstrip("/") + "/health"
     try:
         response = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as error:
-        fix = "start `scenedex embed-server` there, or fix SCENEDEX_EMBEDDER__URL"
-        return fail(name, f"{url} unreachable: {reason(error, timeout)}", fix)
+        fix = "start `scenedex embed-server` there, or fix SCENEDEX_EMBEDDER__URL(S)"
+        return fail(name, f"{url} unreachable: {reason(error, timeout)}", fix), None
     if response.status_code != 200:
-        return fail(name, f"{url} answered HTTP {response.status_code}", "see the embedding service's log")
+        return fail(
+            name, f"{url} answered HTTP {response.status_code}", "see the embedding service's log"
+        ), None
     try:
         body = response.json()
     except ValueError:
         return fail(
             name, f"{url} answered 200 but not JSON", "is SCENEDEX_EMBEDDER__URL the embedding service?"
-        )
+        ), None
     models = model_ids(body)
     listed = ", ".join(f"{role}={model_id}" for role, model_id in models.items()) or "none reported"
     status = body.get("status", "ok") if isinstance(body, dict) else "ok"
     detail = f"{url} status {status}; models: {listed}"
     if status != "ok":
-        return warn(name, detail, "see the embedding service's log")
+        return warn(name, detail, "see the embedding service's log"), body
     if not models:
-        return warn(name, detail, "the worker fingerprints its steps with these ids: upgrade the service")
-    return ok(name, detail)
+        return warn(
+            name, detail, "the worker fingerprints its steps with these ids: upgrade the service"
+        ), body
+    return ok(name, detail), body
 
 
 def model_ids(body: Any) -> dict[str, str]:

@@ -224,8 +224,9 @@ def build_services(settings: Settings, **overrides: Any) -> Services:
     remote: list[tuple[ImageEmbedder, TextEmbedder, FaceEmbedder]] = []
 
     def embedder(role: int) -> Any:
-        """Role 0 image, 1 text, 2 faces: local, or one client of the embedding service."""
-        if settings.embedder.backend == "local":
+        """Role 0 image, 1 text, 2 faces: local (or off: never asked), or on the embedding
+        services of its role (``SCENEDEX_EMBEDDER__BACKEND``, ``__CLIP``, ``__TEXT``, ``__FACES``)."""
+        if settings.embedder.backend_of(("clip", "text", "faces")[role]) != "http":
             return (_clip, _text, _faces)[role](settings)
         if not remote:
             remote.append(http_embedders(settings))

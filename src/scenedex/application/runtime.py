@@ -138,11 +138,8 @@ def dependency_breakers(
         broker.client.ping()
 
     probes: dict[str, Any] = {DATABASE: database, BLOBS: blobs, REDIS: redis}
-    if settings.embedder.backend == "http":
-        import httpx
-
-        url = settings.embedder.url.rstrip("/") + "/health"
-        probes[EMBEDDING] = lambda: httpx.get(url, timeout=timeout, trust_env=False).raise_for_status()
+    if remote_roles(settings):
+        probes[EMBEDDING] = lambda: any_embed_service(settings, timeout)
     if settings.search.backend == "opensearch":
         client = opensearch_client(settings.search, timeout_s=timeout, max_retries=0)
         probes[OPENSEARCH] = lambda: client.cluster.health(request_timeout=timeout)
@@ -151,3 +148,26 @@ def dependency_breakers(
         name: CircuitBreaker(name, LocalKeyValue() if name == REDIS else shared, config) for name in probes
     }
     return BreakerBoard(breakers, probes)
+
+
+def remote_roles(settings: Settings) -> tuple[str, ...]:
+    """The model roles on the embedding services (``SCENEDEX_EMBEDDER__BACKEND`` and the roles'
+    own settings)."""
+    return tuple(r for r in ("clip", "text", "faces") if settings.embedder.backend_of(r) == "http")
+
+
+def any_embed_service(settings: Settings, timeout: float) -> None:
+    """The embedding breaker's probe: returns when one of the services answers ``GET /health``
+    (the pool's own breakers then find which), raises the last error otherwise."""
+    import httpx
+
+    urls = dict.fromkeys(u for role in remote_roles(settings) for u in settings.embedder.urls_of(role))
+    error: Exception | None = None
+    for url in urls:
+        try:
+            httpx.get(url.rstrip("/") + "/health", timeout=timeout, trust_env=False).raise_for_status()
+            return
+        except httpx.HTTPError as failure:
+            error = failure
+    assert error is not None
+    raise error

@@ -73,31 +73,64 @@ def _opensearch(services: Services) -> SearchIndex:
     )
 
 
-def http_embedders(settings: Settings, transport: Any = None) -> tuple[Any, Any, Any]:
-    """The three remote embedders (``SCENEDEX_EMBEDDER__BACKEND=http``): image, text and face
-    adapters of ``scenedex.adapters.http_embedder`` sharing one client of
-    ``settings.embedder.url``, signing with ``SCENEDEX_EMBED__HMAC_SECRET``."""
-    from scenedex.adapters.http_embedder import (
-        EmbedServiceClient,
-        HttpFaceEmbedder,
-        HttpImageEmbedder,
-        HttpTextEmbedder,
-    )
+def http_embedders(settings: Settings, transport: Any = None, store: Any = None) -> tuple[Any, Any, Any]:
+    """The three remote embedders (a role on ``http``: ``SCENEDEX_EMBEDDER__BACKEND`` or the
+    role's own setting): image, text and face adapters of ``scenedex.adapters.http_embedder``,
+    each on the pool (``adapters.embed_pool``) of its role's URLs (``urls_of``; roles with the
+    same list share one pool), signing with ``SCENEDEX_EMBED__HMAC_SECRET``. The instance
+    breakers live in ``store`` (default: Redis at ``SCENEDEX_REDIS_URL``, 2 s timeouts)."""
+    from scenedex.adapters.http_embedder import HttpFaceEmbedder, HttpImageEmbedder, HttpTextEmbedder
 
     embedder = settings.embedder
+    pools: dict[tuple[str, ...], Any] = {}
+
+    def pool(role: str) -> Any:
+        urls = embedder.urls_of(role)
+        if urls not in pools:
+            pools[urls] = embed_pool(settings, urls, transport=transport, store=store)
+        return pools[urls]
+
+    return (
+        HttpImageEmbedder(pool("clip"), embedder.batch_size),
+        HttpTextEmbedder(pool("text"), embedder.batch_size),
+        HttpFaceEmbedder(pool("faces"), embedder.batch_size),
+    )
+
+
+def embed_pool(settings: Settings, urls: tuple[str, ...], *, transport: Any = None, store: Any = None) -> Any:
+    """An ``EmbedServicePool`` over ``urls``: one ``EmbedServiceClient`` per URL without retries
+    of its own (the pool fails over, then retries ``SCENEDEX_EMBEDDER__MAX_RETRIES`` rounds),
+    per-instance breakers with ``SCENEDEX_BREAKERS__*``."""
+    from scenedex.adapters.breakers import BreakerConfig
+    from scenedex.adapters.embed_pool import EmbedServicePool
+    from scenedex.adapters.http_embedder import EmbedServiceClient
+
+    embedder, breakers = settings.embedder, settings.breakers
     secret = settings.embed.hmac_secret.get_secret_value() if settings.embed.hmac_secret else None
-    client = EmbedServiceClient(
-        embedder.url,
-        secret=secret,
-        timeout_s=embedder.timeout_s,
+    if store is None:
+        import redis
+
+        store = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+
+    def client(url: str) -> EmbedServiceClient:
+        return EmbedServiceClient(
+            url, secret=secret, timeout_s=embedder.timeout_s, max_retries=0, transport=transport
+        )
+
+    return EmbedServicePool(
+        urls,
+        client_factory=client,
+        store=store,
+        breaker_config=BreakerConfig(
+            failure_threshold=breakers.failure_threshold,
+            failure_window_s=breakers.failure_window_s,
+            open_s=breakers.open_s,
+            max_open_s=breakers.max_open_s,
+            probe_timeout_s=breakers.probe_timeout_s,
+        ),
+        balance=embedder.balance,
         max_retries=embedder.max_retries,
         backoff_s=embedder.backoff_s,
-        transport=transport,
-    )
-    return (
-        HttpImageEmbedder(client, embedder.batch_size),
-        HttpTextEmbedder(client, embedder.batch_size),
-        HttpFaceEmbedder(client, embedder.batch_size),
     )
 
 

@@ -35,7 +35,7 @@ def api(
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    if settings.embedder.backend == "local":
+    if settings.embedder.backend_of("clip") == "local":
         check_model_files(settings)
     try:
         app = create_app(settings)

@@ -63,7 +63,7 @@ def worker(
 
     base = Settings()
     configure_logging(base.log_level, base.log_format)
-    if base.embedder.backend == "local":
+    if base.embedder.backend_of("clip") == "local":
         check_model_files(base)  # before forking: a corrupt file is one line, not a restart loop
     settings = base.worker
     processes = processes or settings.processes

@@ -11,7 +11,11 @@ on ``SCENEDEX_WORKER__METRICS_PORT`` (default 9191) from every worker process.
 - ``scenedex_breaker_state`` (gauge; ``dependency``): 0 closed, 1 half-open, 2 open (the shared
   state, so every process reports the same; ``max`` over processes);
 - ``scenedex_items_held`` (gauge; ``waiting_on``: a dependency, or ``retry``): job items
-  ``waiting``, counted by the process that runs the sweep (``mostrecent``).
+  ``waiting``, counted by the process that runs the sweep (``mostrecent``);
+- ``scenedex_embed_instance_state`` (gauge; ``instance``: an embedding service URL): 0 ok,
+  1 down (its breaker open), 2 refused (it reports other model ids than the spec's);
+- ``scenedex_embed_instance_requests_total`` (counter; ``instance``, ``outcome``: ok, failed):
+  requests this worker sent each embedding service (``SCENEDEX_EMBEDDER__URLS``).
 
 The metrics are created after dramatiq's middleware has set ``PROMETHEUS_MULTIPROC_DIR``
 (``after_process_boot``), as prometheus_client's multiprocess mode requires.
@@ -93,3 +97,34 @@ class DependencyGauges:
     def held(self, counts: Mapping[str, int]) -> None:
         for waiting_on in (*DEPENDENCIES, RETRY):
             self.items_held.labels(waiting_on).set(counts.get(waiting_on, 0))
+
+
+INSTANCE_STATES = {"ok": 0, "down": 1, "refused": 2}
+
+
+class EmbedPoolMetrics:
+    """``adapters.embed_pool.PoolEvents`` as the two embedding-instance metrics above."""
+
+    def __init__(self, registry: Any = None) -> None:
+        import prometheus_client as prom
+
+        options = {"registry": registry} if registry is not None else {}
+        self.state = prom.Gauge(
+            "scenedex_embed_instance_state",
+            "Embedding service instance: 0 ok, 1 down, 2 refused (other model ids).",
+            ["instance"],
+            multiprocess_mode="max",
+            **options,
+        )
+        self.requests = prom.Counter(
+            "scenedex_embed_instance_requests_total",
+            "Requests sent to each embedding service instance, by outcome.",
+            ["instance", "outcome"],
+            **options,
+        )
+
+    def instance_state(self, url: str, state: str) -> None:
+        self.state.labels(url).set(INSTANCE_STATES[state])
+
+    def request(self, url: str, outcome: str) -> None:
+        self.requests.labels(url, outcome).inc()

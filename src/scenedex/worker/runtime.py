@@ -73,6 +73,7 @@ class WorkerRuntime(TaskRuntime):
 
             runtime.coordinator.events = PrometheusJobEvents()
             self._gauges = DependencyGauges()
+            watch_embed_pools(services)
         self.runtime = runtime
         log.info("worker ready: spec %s", services.spec.version)
 
@@ -165,3 +166,23 @@ class WorkerRuntime(TaskRuntime):
                     self._gauges.breakers(runtime.breakers.statuses())
             except Exception:  # the probe thread must never kill the worker
                 log.exception("breaker probe failed")
+
+
+def watch_embed_pools(services: Any) -> None:
+    """Give every embedding service pool of ``services`` the instance metrics
+    (``EmbedPoolMetrics``) and check each instance now: one reporting other model ids than the
+    spec's is refused and shows as such (gauge 2, an ERROR line) before any request."""
+    from scenedex.adapters.embed_pool import EmbedServicePool
+    from scenedex.worker.metrics import EmbedPoolMetrics
+
+    pools = {
+        id(client): client
+        for embedder in (services.image_embedder, services.text_embedder, services.face_embedder)
+        if isinstance(client := getattr(embedder, "client", None), EmbedServicePool)
+    }
+    if not pools:
+        return
+    metrics = EmbedPoolMetrics()
+    for pool in pools.values():
+        pool.events = metrics
+        pool.check_all()
