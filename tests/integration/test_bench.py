@@ -19,7 +19,7 @@ KEYS = {
     "full", "noop", "efficiency", "precision", "noop_seeded", "rss_mib", "warnings", "faces",
     "faces_to_clip", "faces_speedup", "speedup_vs_previous_faces", "face_check", "search", "frames_per_scene",
     "face_runtime", "faces_device", "faces_to_clip_default", "faces_speedup_default", "face_parity",
-    "face_detectors",
+    "face_detectors", "ocr",
 }  # fmt: skip
 BENCH_DATABASE = "scenedex_bench_pytest"
 
@@ -45,7 +45,7 @@ def bench_database_url(postgres_url: str) -> Iterator[str]:
 
 def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
     report = bench(
-        "--scenes", "4", "--batch-size", "2", "--no-face-check", "--no-sampling"
+        "--scenes", "4", "--batch-size", "2", "--no-face-check", "--no-sampling", SCENEDEX_OCR__ENABLED="true"
     )  # the check: test_face_check
 
     assert set(report) == KEYS
@@ -54,7 +54,12 @@ def test_bench_measures_every_phase_on_a_small_sqlite_library() -> None:
     assert report["models"]["clip_note"] is None  # untrained was asked for, not fallen back to
     full, noop = report["full"]["steps"], report["noop"]["steps"]
     assert full["scene_clip_embeddings"]["computed"] == 4
-    assert full["scene_text_embeddings"]["computed"] == 12
+    assert full["scene_text_embeddings"]["computed"] == 16  # three channels and the ocr channel
+    assert full["scene_ocr"]["computed"] == 4
+    ocr = report["ocr"]  # issue 33: OCR's cost next to CLIP's, full reprocess with and without it
+    assert ocr["enabled"] and ocr["ocr_ms_per_scene"] > 0 and ocr["clip_ms_per_scene"] > 0
+    assert ocr["with_ocr"]["scenes_per_s"] > 0 and ocr["without_ocr"]["scenes_per_s"] > 0
+    assert 0 < ocr["with_ocr"]["ocr_share"] < 1 and "check" not in ocr  # no face check: no OCR check
     assert full["person_photo_embeddings"]["computed"] == 2
     assert full["search_reindex"]["computed"] == 4
     assert report["full"]["failed"] == 0

@@ -113,6 +113,10 @@ BENCH_EPILOG = (
     "ms_per_image, missed, previous_recall, previous_false_positives, previous_ms_per_image, "
     "previous_missed});\n"
     "search (null, or with --noop-scenes on the table index {scenes, cold_s, p50_s, p99_s, kinds});\n"
+    "ocr {enabled, model_id, ocr_ms_per_scene, clip_ms_per_scene, without_ocr {seconds, scenes_per_s}, "
+    "with_ocr {seconds, scenes_per_s, ocr_ms_per_scene, clip_ms_per_scene, ocr_share}, slowdown, check "
+    "(with the face check: the labelled OCR check's {recall, ms_per_frame, ...})} (two forced full "
+    "reprocesses, OCR off and on; only {enabled, note} with SCENEDEX_OCR__ENABLED=false);\n"
     'frames_per_scene (null with --no-sampling, or {"1", "4", "8": {scenes, seconds, scenes_per_s, '
     "faces_step_ms_per_scene, frames_read, failed}}: full reprocesses of 2 real videos of 10 scenes);\n"
     "rss_mib {after_build, after_bare, after_full, after_noop, after_precision, "
@@ -225,6 +229,15 @@ def _print_bench(report: dict[str, Any]) -> None:
         seeded = report["noop_seeded"]
         console.print(f"seeded {seeded['scenes']} scenes in {seeded['seed_seconds']:.1f} s: {seeded['note']}")
     _print_faces(console, report)
+    ocr = report["ocr"] or {}
+    if ocr.get("with_ocr"):
+        with_ocr, without = ocr["with_ocr"], ocr["without_ocr"]
+        console.print(
+            f"OCR: {ocr['ocr_ms_per_scene']} ms/scene (CLIP {ocr['clip_ms_per_scene']}); forced full "
+            f"reprocess {with_ocr['scenes_per_s']} scenes/s with OCR ({with_ocr['ocr_share']:.0%} of it), "
+            f"{without['scenes_per_s']} without",
+            highlight=False,
+        )
     for count, figures in (report["frames_per_scene"] or {}).items():
         console.print(
             f"{count} frame(s) per scene: full reprocess {figures['scenes_per_s']} scenes/s, faces step "

@@ -105,6 +105,7 @@ class BenchReport:
     face_detectors: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
     frames_per_scene: dict[str, Any] | None = None
+    ocr: dict[str, Any] | None = None
     rss_mib: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -186,6 +187,13 @@ def run_bench(
         )
         report.rss_mib["after_build"] = peak_rss_mib()
         _measure(report, services, library, listener_factory, say)
+        from scenedex.tools.bench_ocr import measure_ocr  # issue 33: OCR's cost next to CLIP's
+
+        assert report.full is not None
+        check = real_media if face_check else None
+        report.ocr = measure_ocr(
+            services, library.owner_id, scenes, report.full, listener_factory, check, say
+        )
         _measure_faces(report, services, library, real_media if face_check else None, say)
         if sampling:
             from scenedex.tools.bench_sampling import measure_sampling
