@@ -376,8 +376,10 @@ class EmbedderSettings(BaseModel):
         "(its fingerprint changes; documents without image vectors), image search answers 409; on "
         "again computes only what is missing",
     )
-    text: Literal["on", "local", "http"] = Field(
-        "on", description="where the text model runs: on (= backend) | local | http"
+    text: Literal["on", "off", "local", "http"] = Field(
+        "on",
+        description="where the text model runs: on (= backend) | local | http | off: no text step in the "
+        "spec (documents without text vectors); text search then uses CLIP's text tower, or answers 409",
     )
     faces: Literal["on", "local", "http"] = Field(
         "on", description="where the face models run: on (= backend) | local | http"

@@ -40,7 +40,7 @@ def search(world: World, clip_off: bool, **query: object) -> list:
         text_embedder=world.text,
         image_embedder=world.clip,
         owner_id=OWNER_A,
-        clip_off=clip_off,
+        off=frozenset({"clip"}) if clip_off else frozenset(),
         **query,  # type: ignore[arg-type]
     )
 
@@ -85,3 +85,43 @@ def test_clip_off_then_on_again(world: World) -> None:
     again = world.runner().run(owner())
     assert {s.value: c.computed for s, c in again.steps.items() if c.computed} == {"search_reindex": 6}
     assert search(world, False, image=face_image(salt="q"))
+
+
+@pytest.mark.integration
+def test_text_off_then_on_again(world: World) -> None:
+    """``SCENEDEX_EMBEDDER__TEXT=off``: the text step leaves the spec, the documents (and only
+    they) are rebuilt, a text query is answered by CLIP's text tower alone (and refused when
+    CLIP is off too), person search is unchanged; on again: the documents only."""
+    lib = library(world)
+    assert world.runner().run(owner()).ok
+    text_off = frozenset({"text"})
+    rows = plan_rows(world, off=text_off)
+    assert "scene_text_embeddings" not in rows and "scene_clip_embeddings" in rows
+    assert {
+        step: row["stale"] + row["missing"] for step, row in rows.items() if row["stale"] + row["missing"]
+    } == {"search_reindex": 6}
+    texts_before = len(world.text.texts)
+    progress = world.runner(off=text_off).run(owner())
+    assert progress.ok, progress.errors
+    assert {s.value: c.computed for s, c in progress.steps.items() if c.computed} == {"search_reindex": 6}
+    assert len(world.text.texts) == texts_before  # the text model never asked
+
+    def text_search(off: frozenset[str]) -> list:
+        return search_scenes(
+            uow_factory=world.uow_factory,
+            index=world.index,
+            text_embedder=world.text,
+            image_embedder=world.clip,
+            owner_id=OWNER_A,
+            text="scene 3 words",
+            off=off,
+        )
+
+    assert text_search(text_off)  # CLIP's text tower over the image vectors
+    assert len(world.text.texts) == texts_before
+    with pytest.raises(KindUnavailableError, match="text search is unavailable"):
+        text_search(frozenset({"text", "clip"}))
+    assert [h.scene_id for h in search(world, False, person_id=lib["alice"].id)] == [lib["scenes"][1].id]
+
+    again = world.runner().run(owner())
+    assert {s.value: c.computed for s, c in again.steps.items() if c.computed} == {"search_reindex": 6}

@@ -63,13 +63,13 @@ class Services:
     def spec(self) -> ReprocessSpec:
         """The latest spec for the configured models (model ids read without loading weights)."""
         if self._spec is None:
-            off = self.settings.embedder.clip == "off"  # no CLIP model read: it may not exist
+            off = self.off_roles  # a model switched off is not read: it may not exist
             self._spec = ReprocessSpec.latest(
                 SpecInputs(
-                    clip_model_id=OFF if off else self.image_embedder.model_id,
-                    clip_preprocessing=OFF if off else self.image_embedder.preprocessing_id,
-                    off=frozenset({"clip"}) if off else frozenset(),
-                    text_model_id=self.text_embedder.model_id,
+                    clip_model_id=OFF if "clip" in off else self.image_embedder.model_id,
+                    clip_preprocessing=OFF if "clip" in off else self.image_embedder.preprocessing_id,
+                    off=off,
+                    text_model_id=OFF if "text" in off else self.text_embedder.model_id,
                     face_model_id=self.face_embedder.model_id,
                     face_detection=self.face_embedder.detection_id,
                     face_match_threshold=self.settings.faces.match_threshold,
@@ -87,6 +87,12 @@ class Services:
         if not self.settings.ocr.enabled or self.ocr_reader is None:
             return ""
         return self.ocr_reader.model_id
+
+    @property
+    def off_roles(self) -> frozenset[str]:
+        """The model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``, ``__TEXT=off``)."""
+        embedder = self.settings.embedder
+        return frozenset(role for role in ("clip", "text") if embedder.backend_of(role) == "off")
 
     def runner(self) -> ReprocessRunner:
         from scenedex.adapters.face_clustering import DbscanFaceClusterer
@@ -209,7 +215,7 @@ class Services:
             blobs=self.blobs,
             max_image_bytes=self.settings.max_image_bytes,
             max_image_pixels=self.settings.max_image_pixels,
-            clip_off=self.settings.embedder.clip == "off",
+            off=self.off_roles,
         )
 
     def search(self, owner_id: uuid.UUID, *, k: int = 10, **query: Any) -> list[SceneResult]:

@@ -82,10 +82,11 @@ def scene_context(expected: ExpectedStates, generation: str) -> str:
 
 def items_per_scene(expected: ExpectedStates) -> dict[Step, int]:
     """Items of each scene step per scene: one per text channel, one CLIP, one faces, one
-    search document (and one OCR record when the spec has SCENE_OCR; no CLIP item when it has no
-    CLIP step)."""
+    search document (and one OCR record when the spec has SCENE_OCR; no CLIP or text item when
+    the spec has no such step)."""
     items = {step: 1 for step in expected.spec.scene_steps}
-    items[Step.SCENE_TEXT_EMBEDDINGS] = len(expected.spec.channels)
+    if Step.SCENE_TEXT_EMBEDDINGS in items:  # (none: SCENEDEX_EMBEDDER__TEXT=off)
+        items[Step.SCENE_TEXT_EMBEDDINGS] = len(expected.spec.channels)
     return items
 
 
@@ -96,7 +97,7 @@ def all_current(
     documents: Mapping[uuid.UUID, RecordState],
 ) -> bool:
     """Whether every stored state of the scene equals its expected one (``states``)."""
-    texts = stored[Step.SCENE_TEXT_EMBEDDINGS]
+    texts = stored.get(Step.SCENE_TEXT_EMBEDDINGS, {})
     return (
         all(texts.get((scene_id, channel)) == state for channel, state in states.texts.items())
         and (states.ocr is None or stored[Step.SCENE_OCR].get((scene_id, "")) == states.ocr)
@@ -113,7 +114,7 @@ def unchanged(
     before: SeenStates,
 ) -> bool:
     """Whether every state of the scene read ``now`` is the one read ``before`` (and exists)."""
-    keys = [(Step.SCENE_TEXT_EMBEDDINGS, c) for c in channels]
+    keys = [(Step.SCENE_TEXT_EMBEDDINGS, c) for c in channels if Step.SCENE_TEXT_EMBEDDINGS in now.records]
     keys += [
         (step, "")
         for step in (Step.SCENE_OCR, Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS)

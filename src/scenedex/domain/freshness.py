@@ -136,7 +136,8 @@ class ExpectedStates:
     def scene(self, scene: Scene) -> SceneStates:
         """Every expected state of one scene (each hash computed once)."""
         ocr = self.ocr(scene) if self.spec.has(Step.SCENE_OCR) else None
-        texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels}
+        with_text = self.spec.has(Step.SCENE_TEXT_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__TEXT=off: without)
+        texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels} if with_text else {}
         if ocr is not None:
             texts[OCR_CHANNEL] = self.ocr_channel(ocr)
         clip = self.clip(scene) if self.spec.has(Step.SCENE_CLIP_EMBEDDINGS) else None
@@ -184,7 +185,7 @@ def assess(
     single = [
         s for s in (Step.SCENE_OCR, Step.SCENE_CLIP_EMBEDDINGS, Step.SCENE_PERSON_EMBEDDINGS) if spec.has(s)
     ]
-    texts = stored[Step.SCENE_TEXT_EMBEDDINGS]
+    texts = stored.get(Step.SCENE_TEXT_EMBEDDINGS, {})  # (none: SCENEDEX_EMBEDDER__TEXT=off)
     for scene in scenes:
         states = expected.scene(scene)
         for channel, state in states.texts.items():

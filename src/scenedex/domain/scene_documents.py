@@ -40,7 +40,8 @@ def scene_documents(
     spec's version, model ids, SEARCH_REINDEX fingerprint and the input hash of the records
     they were built from (``ExpectedStates.document``)."""
     ids = [s.id for s in scenes]
-    texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids)
+    with_text = expected.spec.has(Step.SCENE_TEXT_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__TEXT=off: without)
+    texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids) if with_text else {}
     with_clip = expected.spec.has(Step.SCENE_CLIP_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__CLIP=off: without)
     clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids) if with_clip else {}
     faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids)
@@ -49,7 +50,7 @@ def scene_documents(
     documents = []
     for scene in scenes:
         upstream: dict[tuple[Step, str], EmbeddingRecord | None] = {
-            (Step.SCENE_TEXT_EMBEDDINGS, c): texts.get((scene.id, c)) for c in channels
+            (Step.SCENE_TEXT_EMBEDDINGS, c): texts.get((scene.id, c)) for c in channels if with_text
         }
         if with_clip:
             upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clips.get((scene.id, ""))
@@ -69,7 +70,7 @@ def scene_documents(
                 text_vectors={
                     c: r.vector
                     for c in channels
-                    if (r := upstream[(Step.SCENE_TEXT_EMBEDDINGS, c)]) and r.vector is not None
+                    if (r := upstream.get((Step.SCENE_TEXT_EMBEDDINGS, c))) and r.vector is not None
                 },
                 image_vector=clip_record.vector if clip_record else None,
                 faces=scene_faces,

@@ -44,7 +44,7 @@ time ranges in the scene (``SceneDocument.appearances``)."""
 FINGERPRINT_LENGTH = 16
 OFF = "off"
 """The model id a switched-off role reports (``ReprocessSpec.model_ids``)."""
-SWITCHABLE_ROLES = frozenset({"clip"})
+SWITCHABLE_ROLES = frozenset({"clip", "text"})
 """Roles a deployment may switch off; the step each removes: ``ROLE_STEPS``."""
 
 
@@ -71,7 +71,10 @@ SCENE_STEPS = (
 )
 
 
-ROLE_STEPS = {"clip": EmbeddingStepType.SCENE_CLIP_EMBEDDINGS}
+ROLE_STEPS = {
+    "clip": EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
+    "text": EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+}
 """The step a switched-off role removes from the spec."""
 
 
@@ -111,8 +114,9 @@ class SpecInputs:
     text_channels: tuple[str, ...] = TEXT_CHANNELS
     document_schema: str = DOCUMENT_SCHEMA
     off: frozenset[str] = frozenset()
-    """Model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``): ``"clip"`` removes
-    SCENE_CLIP_EMBEDDINGS from the spec (and from what the search documents are built of)."""
+    """Model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``, ``__TEXT=off``): ``"clip"``
+    removes SCENE_CLIP_EMBEDDINGS from the spec, ``"text"`` SCENE_TEXT_EMBEDDINGS (and each from
+    what the search documents are built of)."""
     ocr_model_id: str = ""
     """The OCR reader (``OcrReader.model_id``); ``""``: no ``scene_ocr`` step, no ``ocr`` channel."""
     ocr_min_confidence: float = DEFAULT_OCR_MIN_CONFIDENCE
@@ -193,7 +197,7 @@ class ReprocessSpec:
         """Model ids by role: ``{"clip": ..., "text": ..., "face": ...}`` and ``"ocr"`` when on."""
         ids = {
             "clip": OFF if "clip" in self.inputs.off else self.inputs.clip_model_id,
-            "text": self.inputs.text_model_id,
+            "text": OFF if "text" in self.inputs.off else self.inputs.text_model_id,
             "face": self.inputs.face_model_id,
         }
         if self.inputs.ocr_model_id:
@@ -257,7 +261,7 @@ class ReprocessSpec:
                         EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
                         *ocr,
                     )
-                    if not (step is EmbeddingStepType.SCENE_CLIP_EMBEDDINGS and "clip" in inputs.off)
+                    if step not in {ROLE_STEPS[role] for role in inputs.off}
                 ),
             ),
             (

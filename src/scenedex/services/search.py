@@ -123,7 +123,7 @@ def search_scenes(
     image: bytes | None = None,
     person_id: uuid.UUID | None = None,
     k: int = 10,
-    clip_off: bool = False,
+    off: frozenset[str] = frozenset(),
 ) -> list[SearchHit]:
     """The owner's ``k`` best scenes for exactly one of ``text``, ``image`` (encoded bytes) or
     ``person_id``. Text queries use the text model over the text channels, plus CLIP's text
@@ -132,8 +132,10 @@ def search_scenes(
     ranked by face similarity to the person's query embedding; its hits carry the person's time
     ranges in each scene (``SearchHit.appearances``).
 
-    With ``clip_off`` (``SCENEDEX_EMBEDDER__CLIP=off``) text queries use the text channels only
-    and an image query raises ``KindUnavailableError``.
+    With ``"clip"`` in ``off`` (``SCENEDEX_EMBEDDER__CLIP=off``) text queries use the text
+    channels only and an image query raises ``KindUnavailableError``; with ``"text"``
+    (``__TEXT=off``) text queries use CLIP's text tower alone, and raise ``KindUnavailableError``
+    when CLIP is off or untrained too.
 
     Raises ``InvalidRequestError`` (no or several queries, bad k, unreadable image, person
     without a query embedding) and ``NotFoundError`` (person not the owner's).
@@ -146,14 +148,14 @@ def search_scenes(
     if text is not None:
         if not text.strip():
             raise InvalidRequestError("the text query is empty")
-        clip_text = (
-            None if clip_off or is_untrained(image_embedder) else image_embedder.encode_text([text])[0]
-        )
-        query = SearchQuery(
-            text_vector=text_embedder.embed_texts([text])[0], clip_text_vector=clip_text, text=text
-        )
+        tower = "clip" not in off and not is_untrained(image_embedder)
+        clip_text = image_embedder.encode_text([text])[0] if tower else None
+        if "text" in off and clip_text is None:
+            raise KindUnavailableError("text", "SCENEDEX_EMBEDDER__TEXT")
+        text_vector = None if "text" in off else text_embedder.embed_texts([text])[0]
+        query = SearchQuery(text_vector=text_vector, clip_text_vector=clip_text, text=text)
     elif image is not None:
-        if clip_off:
+        if "clip" in off:
             raise KindUnavailableError("image", "SCENEDEX_EMBEDDER__CLIP")
         (vector,) = image_embedder.embed_images([image])
         if isinstance(vector, BadInputError):
@@ -289,9 +291,9 @@ class Search:
         blobs: BlobStore,
         max_image_bytes: int,
         max_image_pixels: int,
-        clip_off: bool = False,
+        off: frozenset[str] = frozenset(),
     ) -> None:
-        self._clip_off = clip_off
+        self._off = off
         self._uow_factory = uow_factory
         self._index = index
         self._text_embedder = text_embedder
@@ -310,7 +312,7 @@ class Search:
             image_embedder=self._image_embedder,
             owner_id=owner_id,
             k=k,
-            clip_off=self._clip_off,
+            off=self._off,
             **query,
         )
         return describe_hits(self._uow_factory, owner_id, hits)
