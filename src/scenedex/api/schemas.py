@@ -403,6 +403,23 @@ class ConflictResponse(BaseModel):
     active_job_id: uuid.UUID | None = None
 
 
+class KindUnavailableResponse(BaseModel):
+    """409: this search kind's model is switched off (``SCENEDEX_EMBEDDER__CLIP=off``: image
+    searches; ``__TEXT=off`` with CLIP off or untrained: text searches)."""
+
+    model_config = openapi_examples(
+        {
+            "detail": "image search is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP=off)",
+            "type": "search_kind_unavailable",
+            "kind": "image",
+        }
+    )
+
+    detail: str
+    type: str = "search_kind_unavailable"
+    kind: str
+
+
 class NotReadyResponse(BaseModel):
     model_config = openapi_examples(
         {
@@ -430,3 +447,11 @@ JSON_BODY_ERRORS: Responses = {
     413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
 }
 """The errors of a route with a JSON body (FastAPI's 400, ``BodySizeLimit``'s 413)."""
+KIND_UNAVAILABLE: Responses = {
+    409: {
+        "model": KindUnavailableResponse,
+        "description": "this search kind is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP "
+        "or __TEXT=off)",
+    }
+}
+"""The refusal of a search whose model is switched off (``KindUnavailableError``)."""

@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.datastructures import UploadFile
 
 from scenedex.api.deps import AppDep, CallerDep
-from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, KIND_UNAVAILABLE, ErrorResponse
 from scenedex.services.search import KEYFRAME_PATH, MAX_K, SceneResult
 
 KEYFRAME_MAX_AGE_S = 3600
@@ -188,6 +188,7 @@ def text_or_person(text: TextParam = None, person_id: PersonParam = None) -> dic
     description="Owner-scoped nearest scenes through the search index, best first. Give exactly "
     "one of `text` or `person_id` (both or neither: 422).",
     responses={
+        **KIND_UNAVAILABLE,
         404: {"model": ErrorResponse, "description": "no such person for the caller's owner"},
         422: {"model": ErrorResponse, "description": "not exactly one of text, person_id; bad k"},
     },
@@ -238,6 +239,7 @@ async def image_query(request: Request, app: AppDep) -> ImageQuery:
     summary="The caller's nearest scenes for an uploaded image",
     openapi_extra=_IMAGE_REQUEST_BODY,
     responses={
+        **KIND_UNAVAILABLE,
         413: {"model": ErrorResponse, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
         415: {"model": ErrorResponse, "description": "not an image, or not multipart/form-data"},
         422: {"model": ErrorResponse, "description": "a body without its one part (image); bad k"},
@@ -262,6 +264,7 @@ def search_image(
     summary="The caller's nearest scenes for an image in the blob store (a blob of the caller's)",
     responses={
         **JSON_BODY_ERRORS,
+        **KIND_UNAVAILABLE,
         404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
         413: {
             "model": ErrorResponse,
