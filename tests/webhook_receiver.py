@@ -9,8 +9,8 @@ again on the same port.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,8 +42,11 @@ class Received:
 class Receiver:
     """The server in a daemon thread. ``secrets``: the secrets a request may be signed with."""
 
-    def __init__(self, secrets: list[str] | None = None, *, port: int = 0, default: int = 200) -> None:
+    def __init__(
+        self, secrets: list[str] | None = None, *, port: int = 0, default: int = 200, delay_s: float = 0.0
+    ) -> None:
         self.secrets = list(secrets or [])
+        self.delay_s = delay_s
         self.answers: list[int] = []
         self.default = default
         self.received: list[Received] = []
@@ -55,6 +58,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status = receiver.answer(headers, body)
+                time.sleep(receiver.delay_s)  # a slow receiver: the answer comes after this
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -62,6 +66,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        ThreadingHTTPServer.allow_reuse_address = True  # restarted on the same port at once
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
@@ -95,11 +100,19 @@ class Receiver:
 
 
 def main() -> None:
-    """``python -m tests.webhook_receiver PORT SECRET LOG [STATUS]``: serve until killed."""
-    port, secret, log = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-    status = int(sys.argv[4]) if len(sys.argv) > 4 else 200
-    receiver = Receiver([secret], port=port, default=status)
-    with log.open("a") as out:
+    """``python -m tests.webhook_receiver PORT SECRET LOG [--answers 500,500] [--default 200]
+    [--delay S]``: serve until killed, one JSON line per request in LOG (appended)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("secret")
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--answers", default="")
+    parser.add_argument("--default", type=int, default=200)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    receiver = Receiver([args.secret], port=args.port, default=args.default, delay_s=args.delay)
+    receiver.answers = [int(a) for a in args.answers.split(",") if a]
+    with args.log.open("a") as out:
         seen = 0
         while True:
             time.sleep(0.05)

@@ -135,7 +135,7 @@ class WorkerSettings(BaseModel):
 
     processes: int = Field(1, ge=1, le=64, description="worker processes (each loads the models once)")
     threads: int = Field(1, ge=1, le=64, description="threads per process; prefetch equals threads")
-    queues: tuple[str, ...] = ("embeddings", "reprocessing")
+    queues: tuple[str, ...] = ("embeddings", "reprocessing", "webhooks")
     max_deliveries: int = Field(5, ge=1, description="claims of one item before it fails as poison")
     heartbeat_timeout_ms: int = Field(20_000, ge=1_000)
     maintenance_chance: int = Field(100_000, ge=1, le=1_000_000)

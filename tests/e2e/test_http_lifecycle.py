@@ -237,7 +237,12 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("http-lifecycle")
+    yield from running_stack(postgres_url, redis_url, tmp_path_factory.mktemp("http-lifecycle"))
+
+
+def running_stack(postgres_url: str, redis_url: str, root: Path, **extra_env: str) -> Iterator[Stack]:
+    """An API and a worker process on a wiped database and Redis, with ``extra_env`` settings;
+    stopped when the generator is closed (the webhooks' end-to-end test uses it too)."""
     media = root / "media"
     media.mkdir(parents=True)
     engine = create_engine(postgres_url)
@@ -259,6 +264,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
         SCENEDEX_LOG_LEVEL="INFO",
         HF_HUB_OFFLINE="1",
         dramatiq_prom_db=str(root / "prometheus"),
+        **extra_env,
     )
     owner = uuid.uuid4()
     http = httpx.Client(headers=bearer(make_token(owner, ("admin",), exp_s=3600)), timeout=30)

@@ -167,7 +167,7 @@ def test_entrypoint_is_the_scenedex_script() -> None:
 def test_workers_consume_their_queues_and_gpu_services_reserve_a_gpu() -> None:
     services = load_compose("docker-compose.yml")["services"]
     queues = {name: _resolve_cli(command(services[name]))[1]["queues"] for name in ("worker", "worker-cpu")}
-    assert queues == {"worker": ["embeddings", "reprocessing"], "worker-cpu": ["reprocessing"]}
+    assert queues == {"worker": ["embeddings", "reprocessing"], "worker-cpu": ["reprocessing", "webhooks"]}
     for name in ("worker", "embed-server"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert any("gpu" in d["capabilities"] for d in devices), name

@@ -48,6 +48,7 @@ from scenedex.scripts.progress import ProgressBars
 from scenedex.scripts.token_cli import token_app
 from scenedex.scripts.tools_cli import BENCH_EPILOG, DEMO_EPILOG, EMBED_BENCH_EPILOG, bench, demo, embed_bench
 from scenedex.scripts.videos_cli import video_app
+from scenedex.scripts.webhooks_cli import events_app, webhooks_app
 
 # Help texts are written for the terminal: typer shows a command's docstring (keep it to one line,
 # which the command list shows as is) and its epilog (plain paragraphs, rich markup, no RST).
@@ -327,6 +328,8 @@ app.command(epilog=DOCTOR_EPILOG)(doctor)
 app.command(epilog=METRICS_EPILOG)(metrics)
 app.add_typer(token_app, name="token")
 app.add_typer(models_app, name="models")
+app.add_typer(events_app, name="events")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

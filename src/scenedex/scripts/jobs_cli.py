@@ -54,7 +54,7 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="Threads per process (default: settings, 1).")] = None,
     queues: Annotated[
         list[str] | None,
-        typer.Option("--queues", help="Queues to consume (default: embeddings, reprocessing)."),
+        typer.Option("--queues", help="Queues to consume (default: embeddings, reprocessing, webhooks)."),
     ] = None,
 ) -> None:
     """Run the Dramatiq workers (dramatiq's CLI on scenedex.worker.dramatiq_app), restarted if one dies."""

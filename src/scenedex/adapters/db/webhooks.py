@@ -37,6 +37,14 @@ def _delivery(row: Any) -> WebhookDelivery:
     return WebhookDelivery(**data)
 
 
+class _Row:
+    """A row-like view of a dict (``._mapping`` and attributes), for the row converters."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._mapping = values
+        self.__dict__.update(values)
+
+
 class SqlWebhookStore:
     """``WebhookStore`` on ``engine`` (one short transaction per call)."""
 
@@ -184,17 +192,22 @@ class SqlWebhookStore:
         return ids
 
     def attempt(self, delivery_id: uuid.UUID) -> tuple[WebhookDelivery, WebhookEndpoint, Event] | None:
-        """The pending delivery, its endpoint and its event (None when not pending)."""
+        """The pending delivery, its endpoint and its event (None when not pending); one query."""
+        event_cols = [c.label(f"ev__{c.name}") for c in t.events.c]
+        endpoint_cols = [c.label(f"ep__{c.name}") for c in _E.c]
+        query = (
+            sa.select(_D, *endpoint_cols, *event_cols)
+            .join(_E, _E.c.id == _D.c.endpoint_id)
+            .join(t.events, t.events.c.id == _D.c.event_id)
+            .where(_D.c.id == delivery_id, _D.c.status == DeliveryStatus.PENDING.value)
+        )
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(_D).where(_D.c.id == delivery_id, _D.c.status == DeliveryStatus.PENDING.value)
-            ).first()
-            if row is None:
-                return None
-            endpoint = connection.execute(sa.select(_E).where(_E.c.id == row.endpoint_id)).first()
-            event = connection.execute(sa.select(t.events).where(t.events.c.id == row.event_id)).first()
-        if endpoint is None or event is None:
+            row = connection.execute(query).first()
+        if row is None:
             return None
+        values = row._mapping
+        endpoint = _Row({c.name: values[f"ep__{c.name}"] for c in _E.c})
+        event = _Row({c.name: values[f"ev__{c.name}"] for c in t.events.c})
         return _delivery(row), endpoint_from_row(endpoint), event_from_row(event)
 
     def settle(self, delivery_id: uuid.UUID, values: Mapping[str, Any]) -> None:
