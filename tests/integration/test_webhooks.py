@@ -266,7 +266,11 @@ def test_replay_sends_again_under_the_same_id(make_harness: Any, receiver: Recei
     app = application(h)
     made = app.webhooks.create(OWNER_A, receiver.url)
     record(app, video_ready(OWNER_A))
-    pump(app, lambda: len(receiver.delivered()) == 1)
+
+    def delivered() -> bool:
+        return [d.status for d in app.webhooks.deliveries(OWNER_A, made.endpoint.id)] == ["delivered"]
+
+    pump(app, delivered)  # written after the receiver's answer: wait for the row, not the request
     assert app.webhooks.replay(OWNER_A, made.endpoint.id, utcnow() - timedelta(hours=1)) == 1
     pump(app, lambda: len(receiver.delivered()) == 2)
     assert receiver.received[0].webhook_id == receiver.received[1].webhook_id
