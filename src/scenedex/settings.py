@@ -381,8 +381,10 @@ class EmbedderSettings(BaseModel):
         description="where the text model runs: on (= backend) | local | http | off: no text step in the "
         "spec (documents without text vectors); text search then uses CLIP's text tower, or answers 409",
     )
-    faces: Literal["on", "local", "http"] = Field(
-        "on", description="where the face models run: on (= backend) | local | http"
+    faces: Literal["on", "off", "local", "http"] = Field(
+        "on",
+        description="where the face models run: on (= backend) | local | http | off: no person, scene "
+        "face and cluster steps in the spec (documents without faces); person search answers 409",
     )
     url: str = Field(
         "http://127.0.0.1:8090", description="the embedding service (backend http), when urls is empty"

@@ -125,3 +125,46 @@ def test_text_off_then_on_again(world: World) -> None:
 
     again = world.runner().run(owner())
     assert {s.value: c.computed for s, c in again.steps.items() if c.computed} == {"search_reindex": 6}
+
+
+@pytest.mark.integration
+def test_faces_off_then_on_again(world: World) -> None:
+    """``SCENEDEX_EMBEDDER__FACES=off``: the person, scene face and cluster steps leave the
+    spec, only the documents are rebuilt (without faces), text and image search go on, person
+    search is refused; on again: the documents only (every face record was kept)."""
+    lib = library(world)
+    assert world.runner().run(owner()).ok
+    faces_off = frozenset({"faces"})
+    off = world.runner(off=faces_off)
+    assert off.spec.model_ids["face"] == "off"
+    gone = {"person_photo_embeddings", "person_query_embeddings", "scene_person_embeddings", "face_clusters"}
+    assert not gone & {s.type.value for s in off.spec.steps}
+    rows = plan_rows(world, off=faces_off)
+    assert set(rows) == {"scene_text_embeddings", "scene_clip_embeddings", "search_reindex"}
+    assert {s: r["stale"] + r["missing"] for s, r in rows.items()} == {
+        "scene_text_embeddings": 0,
+        "scene_clip_embeddings": 0,
+        "search_reindex": 6,
+    }
+    progress = off.run(owner())
+    assert progress.ok, progress.errors
+    assert {s.value: c.computed for s, c in progress.steps.items() if c.computed} == {"search_reindex": 6}
+
+    assert search(world, False, text="scene 3 words", k=3)[0].scene_id == lib["scenes"][3].id
+    assert search(world, False, image=face_image(salt="q"))
+    with pytest.raises(KindUnavailableError, match="person search is unavailable"):
+        search_scenes(
+            uow_factory=world.uow_factory,
+            index=world.index,
+            text_embedder=world.text,
+            image_embedder=world.clip,
+            owner_id=OWNER_A,
+            person_id=lib["alice"].id,
+            off=faces_off,
+        )
+    assert search(world, False, person_id=lib["alice"].id) == []  # the documents hold no faces now
+
+    again = world.runner().run(owner())
+    assert again.ok
+    assert {s.value: c.computed for s, c in again.steps.items() if c.computed} == {"search_reindex": 6}
+    assert [h.scene_id for h in search(world, False, person_id=lib["alice"].id)] == [lib["scenes"][1].id]

@@ -405,7 +405,8 @@ class ConflictResponse(BaseModel):
 
 class KindUnavailableResponse(BaseModel):
     """409: this search kind's model is switched off (``SCENEDEX_EMBEDDER__CLIP=off``: image
-    searches; ``__TEXT=off`` with CLIP off or untrained: text searches)."""
+    searches; ``__TEXT=off`` with CLIP off or untrained: text searches; ``__FACES=off``: person
+    searches)."""
 
     model_config = openapi_examples(
         {
@@ -450,8 +451,8 @@ JSON_BODY_ERRORS: Responses = {
 KIND_UNAVAILABLE: Responses = {
     409: {
         "model": KindUnavailableResponse,
-        "description": "this search kind is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP "
-        "or __TEXT=off)",
+        "description": "this search kind is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP, "
+        "__TEXT or __FACES=off)",
     }
 }
 """The refusal of a search whose model is switched off (``KindUnavailableError``)."""

@@ -70,8 +70,8 @@ class Services:
                     clip_preprocessing=OFF if "clip" in off else self.image_embedder.preprocessing_id,
                     off=off,
                     text_model_id=OFF if "text" in off else self.text_embedder.model_id,
-                    face_model_id=self.face_embedder.model_id,
-                    face_detection=self.face_embedder.detection_id,
+                    face_model_id=OFF if "faces" in off else self.face_embedder.model_id,
+                    face_detection=OFF if "faces" in off else self.face_embedder.detection_id,
                     face_match_threshold=self.settings.faces.match_threshold,
                     face_sampling=self.face_sampling.id,
                     face_clusters=self.cluster_settings.id,
@@ -90,9 +90,9 @@ class Services:
 
     @property
     def off_roles(self) -> frozenset[str]:
-        """The model roles switched off (``SCENEDEX_EMBEDDER__CLIP=off``, ``__TEXT=off``)."""
+        """The model roles switched off (``SCENEDEX_EMBEDDER__CLIP``, ``__TEXT``, ``__FACES=off``)."""
         embedder = self.settings.embedder
-        return frozenset(role for role in ("clip", "text") if embedder.backend_of(role) == "off")
+        return frozenset(role for role in ("clip", "text", "faces") if embedder.backend_of(role) == "off")
 
     def runner(self) -> ReprocessRunner:
         from scenedex.adapters.face_clustering import DbscanFaceClusterer

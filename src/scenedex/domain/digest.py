@@ -102,7 +102,7 @@ def all_current(
         all(texts.get((scene_id, channel)) == state for channel, state in states.texts.items())
         and (states.ocr is None or stored[Step.SCENE_OCR].get((scene_id, "")) == states.ocr)
         and (states.clip is None or stored[Step.SCENE_CLIP_EMBEDDINGS].get((scene_id, "")) == states.clip)
-        and stored[Step.SCENE_PERSON_EMBEDDINGS].get((scene_id, "")) == states.faces
+        and (states.faces is None or stored[Step.SCENE_PERSON_EMBEDDINGS].get((scene_id, "")) == states.faces)
         and documents.get(scene_id) == states.document
     )
 

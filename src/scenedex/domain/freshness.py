@@ -42,7 +42,7 @@ class SceneStates:
 
     texts: Mapping[str, RecordState]
     clip: RecordState | None
-    faces: RecordState
+    faces: RecordState | None  # None: no faces step (SCENEDEX_EMBEDDER__FACES=off)
     document: RecordState
     ocr: RecordState | None = None
 
@@ -61,6 +61,8 @@ class ExpectedStates:
         self.decisions = decisions or FaceDecisions()
         """The owner's face decisions (``domain.face_decisions``): confirmations are inputs of
         their person's query embedding, rejections of their scene's face record."""
+        if not spec.has(Step.PERSON_PHOTO_EMBEDDINGS):  # (SCENEDEX_EMBEDDER__FACES=off: no person steps)
+            photos, person_ids = (), ()
         self.photo_rows = tuple(photos)
         self.photos = {
             p.id: RecordState(spec.fingerprint(Step.PERSON_PHOTO_EMBEDDINGS), content_hash(p.image_sha256))
@@ -141,13 +143,14 @@ class ExpectedStates:
         if ocr is not None:
             texts[OCR_CHANNEL] = self.ocr_channel(ocr)
         clip = self.clip(scene) if self.spec.has(Step.SCENE_CLIP_EMBEDDINGS) else None
-        faces = self.faces(scene)
+        faces = self.faces(scene) if self.spec.has(Step.SCENE_PERSON_EMBEDDINGS) else None
         upstream: dict[tuple[Step, str], RecordState | None] = {
             (Step.SCENE_TEXT_EMBEDDINGS, c): state for c, state in texts.items()
         }
         if clip is not None:  # a spec without CLIP builds documents of the other records
             upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clip
-        upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
+        if faces is not None:
+            upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces
         return SceneStates(texts, clip, faces, self.document(scene, upstream), ocr)
 
     def document(

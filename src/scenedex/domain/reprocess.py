@@ -136,7 +136,7 @@ class ReprocessRunner:
         """The record steps of a scene batch the spec has, in order (the search document follows)."""
         self.cluster_step = (
             None
-            if face_clusterer is None
+            if face_clusterer is None or not spec.has(Step.FACE_CLUSTERS)
             else FaceClusterStep(
                 face_clusterer,
                 ClusterSettings.parse(spec.inputs.face_clusters),
@@ -418,8 +418,8 @@ class ReprocessRunner:
     def _keyframe_scenes(scenes: Sequence[Scene], assessed: Assessment) -> list[Scene]:
         """The scenes of a batch whose keyframe will be read: CLIP or OCR to compute, or faces to
         detect (a faces record stale only by its input is matched again from its tracks)."""
-        clip, faces = assessed.get(Step.SCENE_CLIP_EMBEDDINGS, {}), assessed[Step.SCENE_PERSON_EMBEDDINGS]
-        ocr = assessed.get(Step.SCENE_OCR, {})
+        clip, ocr = assessed.get(Step.SCENE_CLIP_EMBEDDINGS, {}), assessed.get(Step.SCENE_OCR, {})
+        faces = assessed.get(Step.SCENE_PERSON_EMBEDDINGS, {})
         return [
             s
             for s in scenes

@@ -44,7 +44,8 @@ def scene_documents(
     texts = uow.records.get(Step.SCENE_TEXT_EMBEDDINGS, owner_id, ids) if with_text else {}
     with_clip = expected.spec.has(Step.SCENE_CLIP_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__CLIP=off: without)
     clips = uow.records.get(Step.SCENE_CLIP_EMBEDDINGS, owner_id, ids) if with_clip else {}
-    faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids)
+    with_faces = expected.spec.has(Step.SCENE_PERSON_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__FACES=off: without)
+    faces = uow.records.get(Step.SCENE_PERSON_EMBEDDINGS, owner_id, ids) if with_faces else {}
     ocr = uow.records.get(Step.SCENE_OCR, owner_id, ids) if expected.spec.has(Step.SCENE_OCR) else {}
     channels = expected.spec.channels
     documents = []
@@ -54,9 +55,10 @@ def scene_documents(
         }
         if with_clip:
             upstream[(Step.SCENE_CLIP_EMBEDDINGS, "")] = clips.get((scene.id, ""))
-        upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces.get((scene.id, ""))
+        if with_faces:
+            upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")] = faces.get((scene.id, ""))
         states = {key: RecordState(r.fingerprint, r.input_hash) if r else None for key, r in upstream.items()}
-        face_record = upstream[(Step.SCENE_PERSON_EMBEDDINGS, "")]
+        face_record = upstream.get((Step.SCENE_PERSON_EMBEDDINGS, ""))
         scene_faces = faces_from_record(face_record)
         clip_record = upstream.get((Step.SCENE_CLIP_EMBEDDINGS, ""))
         documents.append(

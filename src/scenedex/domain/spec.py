@@ -44,7 +44,7 @@ time ranges in the scene (``SceneDocument.appearances``)."""
 FINGERPRINT_LENGTH = 16
 OFF = "off"
 """The model id a switched-off role reports (``ReprocessSpec.model_ids``)."""
-SWITCHABLE_ROLES = frozenset({"clip", "text"})
+SWITCHABLE_ROLES = frozenset({"clip", "text", "faces"})
 """Roles a deployment may switch off; the step each removes: ``ROLE_STEPS``."""
 
 
@@ -72,10 +72,21 @@ SCENE_STEPS = (
 
 
 ROLE_STEPS = {
-    "clip": EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,
-    "text": EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,
+    "clip": (EmbeddingStepType.SCENE_CLIP_EMBEDDINGS,),
+    "text": (EmbeddingStepType.SCENE_TEXT_EMBEDDINGS,),
+    "faces": (
+        EmbeddingStepType.PERSON_PHOTO_EMBEDDINGS,
+        EmbeddingStepType.PERSON_QUERY_EMBEDDINGS,
+        EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
+        EmbeddingStepType.FACE_CLUSTERS,
+    ),
 }
-"""The step a switched-off role removes from the spec."""
+"""The steps a switched-off role removes from the spec."""
+
+
+def removed_steps(off: frozenset[str]) -> frozenset[EmbeddingStepType]:
+    """The steps the roles ``off`` remove (``ROLE_STEPS``)."""
+    return frozenset(step for role in off for step in ROLE_STEPS[role])
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ class ReprocessSpec:
         ids = {
             "clip": OFF if "clip" in self.inputs.off else self.inputs.clip_model_id,
             "text": OFF if "text" in self.inputs.off else self.inputs.text_model_id,
-            "face": self.inputs.face_model_id,
+            "face": OFF if "faces" in self.inputs.off else self.inputs.face_model_id,
         }
         if self.inputs.ocr_model_id:
             ids["ocr"] = self.inputs.ocr_model_id
@@ -261,7 +272,7 @@ class ReprocessSpec:
                         EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,
                         *ocr,
                     )
-                    if step not in {ROLE_STEPS[role] for role in inputs.off}
+                    if step not in removed_steps(inputs.off)
                 ),
             ),
             (
@@ -270,7 +281,7 @@ class ReprocessSpec:
                 (EmbeddingStepType.SCENE_PERSON_EMBEDDINGS,),
             ),
         ]
-        removed = {ROLE_STEPS[role] for role in inputs.off}
+        removed = removed_steps(inputs.off)
         fingerprints: dict[EmbeddingStepType, str] = {}
         steps = []
         for step_type, params, depends_on in definitions:

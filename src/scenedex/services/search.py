@@ -135,7 +135,8 @@ def search_scenes(
     With ``"clip"`` in ``off`` (``SCENEDEX_EMBEDDER__CLIP=off``) text queries use the text
     channels only and an image query raises ``KindUnavailableError``; with ``"text"``
     (``__TEXT=off``) text queries use CLIP's text tower alone, and raise ``KindUnavailableError``
-    when CLIP is off or untrained too.
+    when CLIP is off or untrained too; with ``"faces"`` (``__FACES=off``) a person query raises
+    ``KindUnavailableError``.
 
     Raises ``InvalidRequestError`` (no or several queries, bad k, unreadable image, person
     without a query embedding) and ``NotFoundError`` (person not the owner's).
@@ -163,6 +164,8 @@ def search_scenes(
         query = SearchQuery(image_vector=vector)
     else:
         assert person_id is not None
+        if "faces" in off:
+            raise KindUnavailableError("person", "SCENEDEX_EMBEDDER__FACES")
         query = SearchQuery(face_vector=_person_vector(uow_factory, owner_id, person_id), person_id=person_id)
     return index.search(owner_id, query, k)
 

@@ -57,7 +57,11 @@ class WorkerRuntime(TaskRuntime):
             services = runtime.services
             if services is None:
                 raise RuntimeError("the worker needs a runtime built with services")
-            for embedder in (services.image_embedder, services.text_embedder, services.face_embedder):
+            embedders = {"clip": services.image_embedder, "text": services.text_embedder}
+            embedders["faces"] = services.face_embedder
+            for role, embedder in embedders.items():
+                if role in services.off_roles:  # a model switched off is never loaded
+                    continue
                 load = getattr(embedder, "load", None)
                 if load is not None:
                     load()
