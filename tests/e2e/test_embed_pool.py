@@ -237,14 +237,9 @@ def test_all_down_is_the_embedding_outage_then_recovery(servers: list[Server], s
     a.start().wait()
 
 
-def test_two_instances_share_the_requests_within_20_percent(
-    servers: list[Server], store: redis.Redis
-) -> None:
-    """Four threads, 120 image requests over two instances (they share two cores, so this
-    shows the spreading, not a speedup); the counts are the servers' own answers, by the
-    instance the pool chose."""
-    a, _, c, _ = servers
-    pool = pool_of([a.url, c.url], store)
+def run_requests(pool: EmbedServicePool, threads: int = 4, each: int = 30) -> tuple[Counter[str], float]:
+    """``threads`` threads of ``each`` single-image requests on ``pool``: the requests each
+    instance answered (counted by the instance the pool chose) and the seconds it took."""
     embedder = HttpImageEmbedder(pool, batch_size=1)
     served: Counter[str] = Counter()
     lock = threading.Lock()
@@ -257,20 +252,34 @@ def test_two_instances_share_the_requests_within_20_percent(
         return answer
 
     pool._send = counting  # type: ignore[method-assign]
-    started = time.monotonic()
 
     def work(offset: int) -> None:
-        for i in range(30):
+        for i in range(each):
             (vector,) = embedder.embed_images([jpeg(offset * 100 + i)])
             assert not isinstance(vector, Exception)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for thread in threads:
+    started = time.monotonic()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
-    seconds = time.monotonic() - started
+    return served, time.monotonic() - started
+
+
+def test_two_instances_share_the_requests_within_20_percent(
+    servers: list[Server], store: redis.Redis
+) -> None:
+    """Four threads, 120 image requests over two instances, then the same over one (they share
+    two cores, so this shows the spreading, not a speedup)."""
+    a, _, c, _ = servers
+    served, seconds = run_requests(pool_of([a.url, c.url], store))
     counts = [served[a.url], served[c.url]]
-    print(f"\nrequests per instance {counts} in {seconds:.1f} s ({sum(counts) / seconds:.1f} req/s)")
-    assert sum(counts) == 120
+    alone, alone_seconds = run_requests(pool_of([a.url], store))
+    print(
+        f"\ntwo instances: requests per instance {counts} in {seconds:.1f} s "
+        f"({sum(counts) / seconds:.2f} req/s); one instance: {alone[a.url]} in {alone_seconds:.1f} s "
+        f"({alone[a.url] / alone_seconds:.2f} req/s)"
+    )
+    assert sum(counts) == 120 and alone[a.url] == 120
     assert min(counts) >= 0.8 * max(counts), counts
