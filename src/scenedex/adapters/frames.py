@@ -74,6 +74,9 @@ class BlobVideoFrames:
                 raise BadInputError("no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if stream.time_base is None:
+                raise BadInputError("the video stream has no time base")
+            time_base = stream.time_base
             rate = float(stream.average_rate or 25)
             half_frame = 0.5 / rate
             frames: Any = None
@@ -83,7 +86,7 @@ class BlobVideoFrames:
                 if current is None or _time(current) < wanted - half_frame:
                     held = _time(current) if current is not None else -math.inf
                     if frames is None or wanted - held > self._seek_gap_s:
-                        container.seek(max(0, int(wanted / stream.time_base)), stream=stream, backward=True)
+                        container.seek(max(0, int(wanted / time_base)), stream=stream, backward=True)
                         frames = container.decode(stream)
                     for frame in frames:
                         current = frame

@@ -76,7 +76,7 @@ class FsspecBlobStore:
         with _store_reachable(f"write {key}"):
             self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
             self._fs.pipe_file(path, data)
-        return self._fs.unstrip_protocol(path)
+        return str(self._fs.unstrip_protocol(path))
 
     def write_file(self, key: str, local_path: str | os.PathLike[str]) -> str:
         """Copy a local file to ``root/key`` without reading it into memory; returns its URI."""
@@ -84,7 +84,7 @@ class FsspecBlobStore:
         with _store_reachable(f"write {key}"):
             self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
             self._fs.put_file(os.fspath(local_path), path)
-        return self._fs.unstrip_protocol(path)
+        return str(self._fs.unstrip_protocol(path))
 
     def size(self, uri: str) -> int:
         """Size in bytes of the blob at ``uri``. Raises ``BadInputError`` for a URI outside this

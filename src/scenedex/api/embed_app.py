@@ -30,6 +30,7 @@ batches through ``DynamicBatcher``. Inference runs on one model thread (faces on
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -321,7 +322,7 @@ async def embed_text(body: TextRequest, request: Request) -> dict[str, Any]:
             run = service.models.text.embed_texts
             model_ids["text"] = service.models.text.model_id
         rows = await loop.run_in_executor(
-            service.model_thread, lambda run=run: run(texts, normalize=body.normalize)
+            service.model_thread, functools.partial(run, texts, normalize=body.normalize)
         )
         embeddings[name] = [_floats(row) for row in rows]
     return {"request_id": body.request_id, "model_ids": model_ids, "embeddings": embeddings}

@@ -42,7 +42,8 @@ def doctor(
 ) -> None:
     """Check every configured dependency, one line each (OK, WARN or FAIL), and say what to fix."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from scenedex.application.health import Status, run_checks
+    from scenedex.application.checks import Status
+    from scenedex.application.health import run_checks
 
     settings = Settings()
     configure_logging("ERROR", settings.log_format)  # the checks report failures themselves

@@ -17,6 +17,7 @@ track's row in the scene's face record, as listed in a suggestion or a person se
 from __future__ import annotations
 
 import base64
+import builtins
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -288,13 +289,13 @@ class FaceClusters:
     @staticmethod
     def _existing(
         uow: UnitOfWork, owner_id: uuid.UUID, faces: Sequence[UnmatchedFace]
-    ) -> list[UnmatchedFace]:
+    ) -> builtins.list[UnmatchedFace]:
         scenes = uow.scenes.existing(owner_id, {f.scene_id for f in faces})
         return [f for f in faces if f.scene_id in scenes]
 
     def _views(
         self, uow: UnitOfWork, owner_id: uuid.UUID, suggestions: Sequence[SuggestedPerson]
-    ) -> list[SuggestionView]:
+    ) -> builtins.list[SuggestionView]:
         scenes = uow.scenes.existing(owner_id, {m.scene_id for s in suggestions for m in s.members})
         views = []
         for suggestion in suggestions:

@@ -23,7 +23,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     time limits, retries, shutdown notifications...) plus ``CurrentMessage`` (the actors read
     their retry count from it). Heartbeat and maintenance are tuned for redelivery of a killed
     worker's messages within a minute (see ``WorkerSettings``)."""
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq ships no annotations here
         url=settings.redis_url,
         namespace=NAMESPACE,
         heartbeat_timeout=settings.worker.heartbeat_timeout_ms,

@@ -261,7 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     print("| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
     for r in rows:
-        cells = (r["queue"], r["messages"], f"x{r['stretch']:g}", r["scaler"], r["drain_s"] or "never")
+        cells: tuple[Any, ...] = (
+            r["queue"],
+            r["messages"],
+            f"x{r['stretch']:g}",
+            r["scaler"],
+            r["drain_s"] or "never",
+        )
         cells += (r["worker_minutes"], r["peak_replicas"], r["pods_stopped_running"], r["messages_cut"])
         print("| " + " | ".join(str(c) for c in cells) + " |")
 

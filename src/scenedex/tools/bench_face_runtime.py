@@ -23,6 +23,7 @@ without a database.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -189,14 +190,14 @@ def bare_network_figures(repeats: int = 3) -> dict[str, Any]:
         for batch in (1, 16, 64):
             tensor = torch.from_numpy(chips[:batch])
             net(tensor)
-            seconds = best(lambda t=tensor: net(t))
+            seconds = best(functools.partial(net, tensor))
             figures[f"torch_ms_per_chip_batch{batch}"] = round(1000 * seconds / batch, 1)
     detector = MmodFaceDetector.load(models / CNN_DETECTOR_FILE)
     for side in (360, 480, 720):
         width = round(side * 16 / 9)
         frames = [rng.integers(0, 256, (side, width, 3), dtype=np.uint8) for _ in range(2)]
         detector.detect(frames, batch_size=2)
-        seconds = best(lambda f=frames: detector.detect(f, batch_size=2))
+        seconds = best(functools.partial(detector.detect, frames, batch_size=2))
         figures[f"mmod_torch_ms_per_frame_side{side}"] = round(1000 * seconds / 2, 1)
     figures["torch_threads"] = torch.get_num_threads()
     return figures

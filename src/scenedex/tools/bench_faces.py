@@ -39,7 +39,7 @@ def previous_face_settings(settings: Settings) -> Settings:
 
 def step_ms_per_scene(steps: dict[str, dict[str, Any]], step: EmbeddingStepType, scenes: int) -> float:
     """Milliseconds per scene of ``step`` in a run's per-step figures (``RunFigures.steps``)."""
-    return round(1000 * steps[step.value]["seconds"] / max(scenes, 1), 2)
+    return round(1000 * float(steps[step.value]["seconds"]) / max(scenes, 1), 2)
 
 
 def measure_faces(

@@ -42,7 +42,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from scenedex.adapters.request_signing import signed_headers
-from scenedex.api.embed_app import EmbedModels, create_embed_app
+from scenedex.api.embed_app import create_embed_app
+from scenedex.api.embed_models import EmbedModels
 from scenedex.api.serve import serve_in_thread
 from scenedex.domain.errors import ModelLoadError
 from scenedex.settings import UNTRAINED, Settings

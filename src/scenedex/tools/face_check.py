@@ -126,13 +126,14 @@ def _h264(image: Image.Image, crf: int) -> Image.Image:
             container.mux(stream.encode(av.VideoFrame.from_image(image)))
         container.mux(stream.encode())
     buffer.seek(0)
-    with av.open(buffer) as container:
-        return [frame.to_image() for frame in container.decode(video=0)][-1]
+    with av.open(buffer, "r") as container:
+        frames: list[Image.Image] = [frame.to_image() for frame in container.decode(video=0)]
+        return frames[-1]
 
 
 def _jpeg(image: Image.Image) -> bytes:
     if image.size in LOW_BITRATE:
-        image = _h264(image.convert("RGB"), LOW_BITRATE[image.size])  # type: ignore[index]
+        image = _h264(image.convert("RGB"), LOW_BITRATE[image.size])
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()

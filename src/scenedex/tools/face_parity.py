@@ -117,7 +117,7 @@ def descriptor_parity(
 
     predictor = dlib.shape_predictor(str(models_dir / "shape_predictor_5_face_landmarks.dat"))
     recogniser = dlib.face_recognition_model_v1(str(models_dir / "dlib_face_recognition_resnet_model_v1.dat"))
-    device = net.body.convs[0].weight.device
+    device = net.body.weight.device
     for image, rects in zip(images, boxes, strict=True):
         if not rects:
             continue

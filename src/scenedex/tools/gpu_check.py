@@ -20,6 +20,7 @@ dlib on real faces is the test's and ``scenedex bench``'s (``face_parity``).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -89,13 +90,13 @@ def check_device(device: str, repeats: int = 2) -> dict[str, Any]:
             net(chips)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            seconds = _best(lambda n=net, c=chips: n(c), repeats, sync)
+            seconds = _best(functools.partial(net, chips), repeats, sync)
         figures[f"face_chips_per_s_{precision}"] = round(BATCH / seconds, 1)
         detector = MmodFaceDetector.load(models / CNN_DETECTOR_FILE).to(device, dtype)
         count = 16 if cuda else 2
         frames = [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(count)]
         detector.detect(frames[:1], batch_size=1)
-        seconds = _best(lambda d=detector, f=frames, n=count: d.detect(f, batch_size=n), repeats, sync)
+        seconds = _best(functools.partial(detector.detect, frames, batch_size=count), repeats, sync)
         figures[f"mmod_frames_per_s_{precision}_side720"] = round(count / seconds, 2)
         if cuda:
             figures[f"faces_peak_mib_{precision}"] = round(torch.cuda.max_memory_allocated() / 2**20)

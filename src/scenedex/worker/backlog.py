@@ -99,18 +99,18 @@ def read_backlog(client: Any, queues: Sequence[str], *, now_ms: int | None = Non
     Raises redis-py's ``RedisError`` subclasses when Redis cannot be read."""
     pipe = client.pipeline(transaction=True)
     for queue in queues:
-        messages, delayed = _hashes(queue)
-        pipe.hlen(messages)
-        pipe.hlen(delayed)
+        messages_hash, delayed_hash = _hashes(queue)
+        pipe.hlen(messages_hash)
+        pipe.hlen(delayed_hash)
         pipe.llen(f"{NAMESPACE}:{queue}")
     counts = pipe.execute()
     now = time.time() * 1000 if now_ms is None else now_ms
     result = []
-    for index, queue in enumerate(queues):
+    for index, name in enumerate(queues):
         messages, delayed, waiting = (int(n) for n in counts[3 * index : 3 * index + 3])
-        oldest = _oldest_timestamp_ms(client, _hashes(queue))
+        oldest = _oldest_timestamp_ms(client, _hashes(name))
         age = None if oldest is None else max(0.0, (now - oldest) / 1000)
-        result.append(QueueBacklog(queue, messages + delayed, waiting, delayed, age))
+        result.append(QueueBacklog(name, messages + delayed, waiting, delayed, age))
     return result
 
 

@@ -4,6 +4,7 @@ waiting counts, a job's summary) and the row mappers the writer shares; ``SqlJob
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 
@@ -62,7 +63,7 @@ class SqlJobReader:
         with self.engine.connect() as connection:
             return [_job(row) for row in connection.execute(query)]
 
-    def active_jobs(self) -> list[Job]:
+    def active_jobs(self) -> builtins.list[Job]:
         query = sa.select(t.reprocess_jobs).where(t.reprocess_jobs.c.status.in_(_ACTIVE))
         with self.engine.connect() as connection:
             return [_job(row) for row in connection.execute(query.order_by(t.reprocess_jobs.c.created_at))]

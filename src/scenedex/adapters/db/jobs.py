@@ -40,7 +40,7 @@ class SqlJobStore(SqlJobReader):
 
     def create(self, request: ReprocessRequest, spec_version: str, trigger: JobTrigger) -> Job:
         now = utcnow()
-        row = {
+        row: dict[str, Any] = {
             "id": uuid.uuid4(),
             "scope": request.scope.value,
             "scope_key": scope_key(request),

@@ -6,6 +6,7 @@ Writes of derived records are upserts by natural key (idempotent under redeliver
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -135,7 +136,7 @@ class SqlVideoRepository:
 
     def page(
         self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Video]:
+    ) -> builtins.list[Video]:
         """The owner's videos (with ``status`` when given), oldest first."""
         query = sa.select(t.videos).where(t.videos.c.owner_id == owner_id)
         if status is not None:
@@ -199,7 +200,7 @@ class SqlSceneRepository:
         order = (t.scenes.c.video_id, t.scenes.c.ordinal)
         if video_ids is None:
             return [_scene(row) for row in self._session.execute(query.order_by(*order)).all()]
-        scenes = []
+        scenes: list[Scene] = []
         for chunk in _chunks(video_ids):
             rows = self._session.execute(query.where(t.scenes.c.video_id.in_(chunk)).order_by(*order))
             scenes.extend(_scene(row) for row in rows)
@@ -298,7 +299,7 @@ class SqlPersonRepository:
         )
         return [Person(**row._mapping) for row in rows]
 
-    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]:
+    def list_photos(self, owner_id: uuid.UUID) -> builtins.list[PersonPhoto]:
         rows = self._session.execute(
             sa.select(t.person_photos)
             .where(t.person_photos.c.owner_id == owner_id)

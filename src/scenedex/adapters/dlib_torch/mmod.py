@@ -32,8 +32,9 @@ as well); images of different sizes are grouped by size.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,7 +177,9 @@ class MmodFaceDetector(nn.Module):
         self.window = options["detector_windows"][0][:2]
         self.nms = options["overlaps_nms"]
         self.body = DlibProgram(network)
-        self.to_input = lambda x, y: map_output_to_input(network.program, x, y)
+        self.to_input: Callable[[float, float], tuple[float, float]] = functools.partial(
+            map_output_to_input, network.program
+        )
 
     @classmethod
     def load(cls, path: Path | str) -> MmodFaceDetector:
@@ -184,7 +187,8 @@ class MmodFaceDetector(nn.Module):
         return cls(read_detector_network(path)).eval()
 
     def forward(self, tiled: torch.Tensor) -> torch.Tensor:
-        return self.body(tiled)
+        scores: torch.Tensor = self.body(tiled)
+        return scores
 
     def tiled(self, images: torch.Tensor) -> tuple[torch.Tensor, list[Rect]]:
         """``images`` ``(n, h, w, 3)`` uint8 (any device) -> the tiled pyramid ``(n, 3, rows,
@@ -205,7 +209,7 @@ class MmodFaceDetector(nn.Module):
         """Faces in each image (``(h, w, 3)`` uint8 RGB arrays, any sizes), in order; images of
         one size go through the network ``batch_size`` at a time. Raises ``ValueError`` for an
         array that is not ``(h, w, 3)`` uint8."""
-        weight = self.body.convs[0].weight
+        weight = self.body.weight
         device, dtype = weight.device, weight.dtype
         results: list[list[Detection]] = [[] for _ in images]
         groups: dict[tuple[int, ...], list[int]] = {}

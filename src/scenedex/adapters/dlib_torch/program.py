@@ -96,6 +96,13 @@ class DlibProgram(nn.Module):
             else:
                 raise ValueError(f"layer {layer.name!r} is not supported")
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The first convolution's filters: their device and dtype are the network's."""
+        conv = self.convs[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tags: dict[int, torch.Tensor] = {}
         for kind, arg in self.steps:
@@ -139,6 +146,7 @@ def _conv(layer: Layer, affine: Layer | None) -> nn.Conv2d:
         bias = bias * gamma + beta
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
+        assert conv.bias is not None  # built with bias=True
         conv.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
     return conv
 

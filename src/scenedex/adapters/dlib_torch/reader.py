@@ -45,6 +45,8 @@ Everything is read into numpy arrays; nothing here imports torch. Errors: ``Dlib
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ class Layer:
     name: str
     version: str
     options: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray | None] = field(default_factory=dict)
+    arrays: Mapping[str, np.ndarray | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +144,7 @@ class _Stream:
     def string(self) -> str:
         return self.take(self.int()).decode("latin-1")
 
-    def version(self, allowed: range | tuple[int, ...], what: str) -> int:
+    def version(self, allowed: range | tuple[builtins.int, ...], what: str) -> builtins.int:
         value = self.int()
         if value not in allowed:
             raise self.fail(f"unexpected {what} version {value}")
@@ -156,7 +158,7 @@ class _Stream:
         values = np.frombuffer(self.take(4 * count), dtype="<f4").astype(np.float32)
         return values.reshape(shape)
 
-    def alias_tensor(self) -> tuple[int, ...]:
+    def alias_tensor(self) -> tuple[builtins.int, ...]:
         self.version((1,), "alias_tensor")
         return tuple(self.int() for _ in range(4))
 
@@ -165,7 +167,7 @@ def _con(s: _Stream, version: str) -> Layer:
     if version not in ("con_4", "con_5", "con_6"):
         raise s.fail(f"unexpected con_ version {version!r}")
     params = s.tensor().reshape(-1)
-    options = {
+    options: dict[str, Any] = {
         "num_filters": s.int(),
         "nr": s.int(),
         "nc": s.int(),

@@ -105,10 +105,13 @@ class FaceDescriptorNet(nn.Module):
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """``chips`` ``(n, 150, 150, 3)`` uint8 on the module's device -> ``(n, 128)``."""
-        weight = self.body.convs[0].weight
+        weight = self.body.weight
         means = torch.tensor(self.means, dtype=torch.float32, device=chips.device).reshape(1, 3, 1, 1)
         x = (chips.permute(0, 3, 1, 2).to(torch.float32) - means) / 256.0
-        return self.body(x.to(weight.dtype).contiguous(memory_format=torch.channels_last))
+        descriptors: torch.Tensor = self.body(
+            x.to(weight.dtype).contiguous(memory_format=torch.channels_last)
+        )
+        return descriptors
 
 
 def chips_tensor(chips: list[np.ndarray] | np.ndarray) -> torch.Tensor:

@@ -190,7 +190,7 @@ class OpenSearchIndex:
                 response = self.client.indices.get_settings(index=index, name="index.uuid")
             except NotFoundError:
                 return None
-        body = response.get(index) or next(iter(response.values()), {})
+        body: dict[str, Any] = response.get(index) or next(iter(response.values()), {})
         generation = body.get("settings", {}).get("index", {}).get("uuid")
         return str(generation) if generation else None
 
