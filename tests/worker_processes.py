@@ -32,7 +32,7 @@ from scenedex.adapters.db import tables as t
 from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.domain.model import TEXT_CHANNELS, Scene, Video, new_id
 from scenedex.domain.ports import UnitOfWorkFactory
-from scenedex.services.ingest import add_person
+from scenedex.services.persons import Persons, PhotoUpload
 from scenedex.tools.bench_library import face_crop, face_photo, keyframe, scene_texts
 
 READY_LINE = "Worker process is ready for action."
@@ -282,14 +282,10 @@ def add_synthetic_video(
 
 def add_astronaut(uow_factory: UnitOfWorkFactory, blobs: FsspecBlobStore, owner_id: uuid.UUID) -> uuid.UUID:
     """A person with one reference photo (the packaged astronaut); returns the person id."""
-    added = add_person(
-        uow_factory=uow_factory,
-        blobs=blobs,
-        owner_id=owner_id,
-        name="Eileen Collins",
-        photo_paths=[face_photo(None)],
+    persons = Persons(
+        uow_factory=uow_factory, blobs=blobs, max_image_bytes=2**25, max_image_pixels=50_000_000
     )
-    return added.person.id
+    return persons.create(owner_id, "Eileen Collins", [PhotoUpload.from_file(face_photo(None))]).person.id
 
 
 # ----------------------------------------------------------------------------- inspection

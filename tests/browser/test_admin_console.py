@@ -36,7 +36,8 @@ from scenedex.adapters.db.migrate import upgrade
 from scenedex.api.console.session import SESSION_COOKIE, csrf_token_for
 from scenedex.application import build_services
 from scenedex.domain.model import Video
-from scenedex.services.ingest import add_person, keyframe_key
+from scenedex.services.ingest import keyframe_key
+from scenedex.services.persons import PhotoUpload
 from scenedex.services.videos import UpstreamScene, ingest_local_file
 from scenedex.settings import Settings
 from tests.browser.conftest import DESKTOP, SCREENSHOTS, check_page
@@ -123,13 +124,7 @@ def build_library(settings: Settings, media: Path, owner: uuid.UUID, other: uuid
         "bunny": ingest("bigbuckbunny.mp4", owner, "Big Buck Bunny"),
         "other": ingest("bikes.mp4", other, "Bikes (owner B)"),
     }
-    person = add_person(
-        uow_factory=services.uow_factory,
-        blobs=services.blobs,
-        owner_id=owner,
-        name=PERSON,
-        photo_paths=[REAL_MEDIA / "astronaut.png"],
-    )
+    person = services.persons().create(owner, PERSON, [PhotoUpload.from_file(REAL_MEDIA / "astronaut.png")])
     services.engine.dispose()
     return {**library, "person": person.person.id}
 

@@ -421,7 +421,8 @@ def seed_owner(engine: Any, blobs: Any, tmp_path: Path) -> tuple[uuid.UUID, list
 
     from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
     from scenedex.domain.model import Scene, Video, new_id
-    from scenedex.services.ingest import add_person, keyframe_key
+    from scenedex.services.ingest import keyframe_key
+    from scenedex.services.persons import Persons, PhotoUpload
 
     owner, video_id = new_id(), new_id()
     uow_factory = SqlUnitOfWorkFactory(engine)
@@ -452,9 +453,10 @@ def seed_owner(engine: Any, blobs: Any, tmp_path: Path) -> tuple[uuid.UUID, list
     photo.write_bytes(real_or_sample("astronaut.png"))
     mirrored = tmp_path / "astronaut-mirrored.png"
     ImageOps.mirror(Image.open(photo)).save(mirrored)
-    add_person(
-        uow_factory=uow_factory, blobs=blobs, owner_id=owner, name="Eileen", photo_paths=[photo, mirrored]
+    persons = Persons(
+        uow_factory=uow_factory, blobs=blobs, max_image_bytes=2**25, max_image_pixels=50_000_000
     )
+    persons.create(owner, "Eileen", [PhotoUpload.from_file(photo), PhotoUpload.from_file(mirrored)])
     return owner, [scene.id for scene in scenes]
 
 

@@ -24,7 +24,7 @@ from scenedex.application import Application, Services, build_services
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
-from scenedex.services.ingest import add_person
+from scenedex.services.persons import PhotoUpload
 from scenedex.services.videos import ingest_local_file, parse_scenes
 from scenedex.settings import ApiSettings, Settings
 from scenedex.tasks.queue import build_runtime
@@ -115,15 +115,11 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
             uow_factory=services.uow_factory,
             blobs=services.blobs,
             cutter=services.video_cutter(),
-        )
+        ).video
         assert video.error is None, video.error
         videos[name] = video.id
-    added = add_person(
-        uow_factory=services.uow_factory,
-        blobs=services.blobs,  # type: ignore[arg-type]
-        owner_id=owner_id,
-        name="Eileen Collins",
-        photo_paths=[REAL / "astronaut.png"],
+    added = services.persons().create(
+        owner_id, "Eileen Collins", [PhotoUpload.from_file(REAL / "astronaut.png")]
     )
     yield Library(services, owner_id, added.person.id, videos)
     services.engine.dispose()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from scenedex.domain.errors import InvalidRequestError
-from scenedex.domain.model import DetectedFace, l2_normalise, match_faces
+from scenedex.domain.face_decisions import match_faces
+from scenedex.domain.model import DetectedFace, l2_normalise
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import EmbeddingStepType as Step
 from scenedex.domain.spec import ReprocessSpec, SpecInputs

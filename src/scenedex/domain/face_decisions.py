@@ -36,7 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
-from scenedex.domain.model import content_hash
+from scenedex.domain.model import DetectedFace, content_hash, l2_normalise
 
 SAME_FACE_DISTANCE = 0.3
 """Largest distance between unit descriptors at which a track of a scene is the face a decision
@@ -216,3 +216,20 @@ def match_with_decisions(
         distance = round(float(row[best]), 6) if np.isfinite(row[best]) else None
         matches.append((people[best] if row[best] <= threshold else None, distance))
     return matches
+
+
+def match_faces(
+    faces: Iterable[DetectedFace], person_vectors: Mapping[uuid.UUID, np.ndarray], threshold: float
+) -> tuple[DetectedFace, ...]:
+    """Each face with ``person_id``/``distance`` set as ``match_with_decisions`` sets them with no
+    decisions (the one matching rule, for single faces and face tracks alike): the nearest
+    person by the Euclidean distance between unit vectors, matched when it is at most
+    ``threshold`` (``DEFAULT_FACE_MATCH_THRESHOLD``). ``person_vectors``: ``(128,)`` float32
+    L2-normalised vectors by person id; descriptors are normalised here."""
+    faces = tuple(faces)
+    rows = np.stack([l2_normalise(f.descriptor) for f in faces]) if faces else np.zeros((0, 128), np.float32)
+    matches = match_with_decisions(rows, person_vectors, threshold)
+    return tuple(
+        DetectedFace(face.bbox, face.descriptor, person_id, distance)
+        for face, (person_id, distance) in zip(faces, matches, strict=True)
+    )

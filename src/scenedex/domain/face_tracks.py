@@ -4,7 +4,8 @@ A scene's faces come from frames sampled every ``interval_s`` within it (``sampl
 Faces of consecutive sampled frames that belong together (same identity by descriptor
 distance, position near the last one) are linked into a ``FaceTrack`` with its first and last
 time, its best face and a track descriptor (the normalised mean of its faces' unit
-descriptors). Tracks are matched to persons like single faces (``match_faces``), and a person's
+descriptors). Tracks are matched to persons like single faces (one rule:
+``face_decisions.match_with_decisions``), and a person's
 ``appearances`` in the scene are its tracks' time ranges, merged when they overlap or the gap
 between them is at most ``gap_s``.
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scenedex.domain.face_decisions import match_with_decisions
-from scenedex.domain.model import DetectedFace, l2_normalise, match_faces
+from scenedex.domain.model import DetectedFace, l2_normalise
 
 TRACK_MAX_DISTANCE = 0.5
 """Largest Euclidean distance between unit descriptors for a face to join a track. Above the
@@ -173,15 +174,10 @@ def match_tracks(
     rejected: Sequence[tuple[uuid.UUID, np.ndarray]] = (),
 ) -> list[FaceTrack]:
     """``tracks`` with ``person_id``/``distance`` set by their track descriptor's nearest person
-    (``match_faces`` rules: unit vectors, at most ``threshold``). With user decisions
-    (``domain.face_decisions``): a person's confirmed faces (``references``) count as more
+    (the one matching rule, ``match_with_decisions``: unit vectors, at most ``threshold``).
+    With user decisions (``domain.face_decisions``): a person's confirmed faces (``references``) count as more
     query embeddings of it, and a person is never matched to a face rejected for it in this
     scene (``rejected``); see ``match_with_decisions``."""
-    if not references and not rejected:
-        faces = [DetectedFace(t.best.bbox, t.descriptor) for t in tracks]
-        for track, matched in zip(tracks, match_faces(faces, person_vectors, threshold), strict=True):
-            track.person_id, track.distance = matched.person_id, matched.distance
-        return list(tracks)
     rows = (
         np.stack([l2_normalise(t.descriptor) for t in tracks]) if tracks else np.zeros((0, 128), np.float32)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -381,28 +381,6 @@ def matches_person(query: SearchQuery, person_ids: Collection[uuid.UUID]) -> boo
     face near the person but not matched to it, e.g. rejected, is no hit); any document can be
     a hit of other queries. Applied with ``score_document`` by every table-index path."""
     return query.person_id is None or query.person_id in person_ids
-
-
-def match_faces(
-    faces: Iterable[DetectedFace], person_vectors: Mapping[uuid.UUID, np.ndarray], threshold: float
-) -> tuple[DetectedFace, ...]:
-    """Each face matched to its nearest person query embedding when the Euclidean distance
-    between unit vectors is at most ``threshold`` (see ``DEFAULT_FACE_MATCH_THRESHOLD``).
-
-    ``person_vectors``: ``(128,)`` float32 L2-normalised vectors by person id.
-    """
-    if not person_vectors:
-        return tuple(faces)
-    ids = list(person_vectors)
-    matrix = np.stack([person_vectors[i] for i in ids])
-    matched = []
-    for face in faces:
-        distances = np.linalg.norm(matrix - l2_normalise(face.descriptor), axis=1)
-        best = int(np.argmin(distances))
-        distance = float(distances[best])
-        person = ids[best] if distance <= threshold else None
-        matched.append(DetectedFace(face.bbox, face.descriptor, person, round(distance, 6)))
-    return tuple(matched)
 
 
 def largest_face(faces: Sequence[DetectedFace]) -> DetectedFace:

@@ -101,60 +101,44 @@ def ingest(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Cut a video into scenes (PySceneDetect), store keyframes and rows, and enqueue embed_video."""
-    if scenes is not None:
-        _ingest_with_scenes(video, owner_id, title, subtitles, scenes, no_embed, json_output)
-        return
+    """Ingest a video as an upload is (scenes by PySceneDetect or --scenes), then enqueue embed_video."""
     with user_errors():
         owner = parse_owner(owner_id)
+        cut = _upstream_scenes(scenes) if scenes is not None else None
         app = build_application()
-        result = app.videos.ingest_file(owner, video, title=title, subtitles=subtitles)
-    message_id = None if no_embed else _enqueue_embed(app, result.video.id, owner)
+        result = app.videos.ingest_file(owner, video, scenes=cut, title=title, subtitles=subtitles)
+    ingested = result.video
+    if ingested.error:
+        fail(f"video {ingested.id} failed: {ingested.error}", 2)
+    message_id = None if no_embed else _enqueue_embed(app, ingested.id, owner)
     if json_output:
         print_json(
-            {"video_id": str(result.video.id), "scenes": len(result.scenes), "embed_message_id": message_id}
+            {
+                "video_id": str(ingested.id),
+                "scenes": len(result.scenes),
+                "status": ingested.status.value,
+                "embed_message_id": message_id,
+            }
         )
     else:
-        print(f"video {result.video.id}: {len(result.scenes)} scenes, {result.video.duration_s:.2f} s")
+        count, seconds, status = len(result.scenes), ingested.duration_s, ingested.status.value
+        print(f"video {ingested.id}: {count} scenes, {seconds:.2f} s, {status}")
         if message_id:
             print(f"embed_video enqueued (message {message_id})")
 
 
-def _ingest_with_scenes(
-    video: Path,
-    owner_id: str,
-    title: str | None,
-    subtitles: Path | None,
-    scenes_file: Path,
-    no_embed: bool,
-    json_output: bool,
-) -> None:
-    """``ingest --scenes``: the use case the API and the ingest_video actor share."""
+def _upstream_scenes(scenes_file: Path) -> Any:
+    """The caller's cut from ``--scenes`` (``parse_scenes``); ``InvalidRequestError`` for an
+    unreadable or invalid file."""
     import json
 
     from scenedex.services.videos import parse_scenes
 
-    with user_errors():
-        owner = parse_owner(owner_id)
-        try:
-            data = json.loads(scenes_file.read_text())
-        except (OSError, ValueError) as error:
-            raise InvalidRequestError(f"cannot read scenes JSON {scenes_file}: {error}") from None
-        app = build_application()
-        result = app.videos.ingest_file_with_scenes(
-            owner, video, parse_scenes(data), title=title, subtitles=subtitles
-        )
-    if result.error:
-        fail(f"video {result.id} failed: {result.error}", 2)
-    message_id = None if no_embed else _enqueue_embed(app, result.id, owner)
-    if json_output:
-        print_json(
-            {"video_id": str(result.id), "status": result.status.value, "embed_message_id": message_id}
-        )
-    else:
-        print(f"video {result.id}: {result.duration_s:.2f} s, {result.status.value}")
-        if message_id:
-            print(f"embed_video enqueued (message {message_id})")
+    try:
+        data = json.loads(scenes_file.read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidRequestError(f"cannot read scenes JSON {scenes_file}: {error}") from None
+    return parse_scenes(data)
 
 
 def _enqueue_embed(app: Any, video_id: Any, owner_id: Any) -> str:
@@ -334,7 +318,8 @@ app.add_typer(webhooks_app, name="webhooks")
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
     """Console-script entry point."""
-    return app(args=argv)
+    result: Callable[..., Any] | None = app(args=argv)
+    return result
 
 
 if __name__ == "__main__":

@@ -35,6 +35,12 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+NoReprocessOption = Annotated[
+    bool, typer.Option("--no-reprocess", help="Do not enqueue the owner's reprocess.")
+]
+"""``--no-reprocess``: a change is stored, its owner's reprocess left to the next run."""
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn scenedex's own errors into a one-line message and an exit code."""

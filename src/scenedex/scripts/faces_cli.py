@@ -14,6 +14,7 @@ from rich.table import Table
 from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import (
     JsonOption,
+    NoReprocessOption,
     OwnerOption,
     build_application,
     parse_owner,
@@ -36,9 +37,6 @@ faces_app = typer.Typer(
     rich_markup_mode="rich",
 )
 ClusterArgument = Annotated[str, typer.Argument(help="Suggestion id (fc-..., as listed).")]
-NoReprocessOption = Annotated[
-    bool, typer.Option("--no-reprocess", help="Do not enqueue the owner's reprocess.")
-]
 
 
 @faces_app.command("clusters")

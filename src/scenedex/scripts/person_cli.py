@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.request import parse_uuid
 from scenedex.scripts.common import (
     JsonOption,
+    NoReprocessOption,
     OwnerOption,
     build_application,
     parse_owner,
@@ -33,24 +33,34 @@ person_app = typer.Typer(
 PersonArgument = Annotated[str, typer.Argument(help="Person id (UUID).")]
 
 
-@person_app.command("add")
+@person_app.command(
+    "add",
+    epilog="Then enqueues the owner's reprocess (its photos embedded, its scenes matched again), as "
+    "POST /v1/persons does; --no-reprocess leaves that to the next reprocess. When the broker is "
+    "unreachable the person is still created, and the error (exit 1) says what to run.",
+)
 def person_add(
     photos: Annotated[list[Path], typer.Argument(help="Reference photos of the person.")],
     owner_id: OwnerOption,
     name: Annotated[str, typer.Option(help="Person's name.")],
+    no_reprocess: NoReprocessOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Create a person from reference photos (faces are found by the next reprocess)."""
+    """Create a person from reference photos and enqueue the owner's reprocess."""
     from scenedex.services.persons import PhotoUpload
 
     with user_errors():
         owner = parse_owner(owner_id)
-        uploads = [PhotoUpload(path.name, _read(path)) for path in photos]
-        view = build_application().persons.create(owner, name, uploads)
+        uploads = [PhotoUpload.from_file(path) for path in photos]
+        app = build_application()
+        view = app.persons.create(owner, name, uploads)
+    job = None if no_reprocess else reprocess_owner_or_fail(app, owner, f"person {view.person.id} created")
     if json_output:
-        print_json({"person_id": str(view.person.id), "photos": len(view.photos)})
+        print_json({"person_id": str(view.person.id), "photos": len(view.photos), "reprocess_job_id": job})
     else:
         print(f"person {view.person.id}: {len(view.photos)} photos")
+        if job:
+            print(f"reprocess of owner {owner}: job {job}; follow it with: scenedex jobs status {job}")
 
 
 @person_app.command("list")
@@ -105,9 +115,7 @@ def person_rename(
 def person_delete(
     person_id: PersonArgument,
     owner_id: OwnerOption,
-    no_reprocess: Annotated[
-        bool, typer.Option("--no-reprocess", help="Do not enqueue the owner's reprocess.")
-    ] = False,
+    no_reprocess: NoReprocessOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Delete a person: its row, photos, their records and photo blobs."""
@@ -122,12 +130,6 @@ def person_delete(
         print(f"person {view.person.id} ({view.person.name}) deleted with {len(view.photos)} photos")
         if job:
             print(f"reprocess of owner {owner}: job {job}; follow it with: scenedex jobs status {job}")
-
-
-def _read(path: Path) -> bytes:
-    if not path.is_file():
-        raise InvalidRequestError(f"photo file not found: {path}")
-    return path.read_bytes()
 
 
 def _person(value: str) -> Any:

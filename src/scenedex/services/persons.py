@@ -22,7 +22,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from scenedex.domain.coordinator import JobCoordinator
@@ -96,6 +96,16 @@ class PhotoUpload:
 
     filename: str | None
     data: bytes
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PhotoUpload:
+        """A photo read from a local file (the CLI, the demo, the bench). Raises
+        ``InvalidRequestError`` when there is no such file; the bytes are checked by
+        ``Persons.create``/``add_photos`` like an upload's."""
+        file = Path(path)
+        if not file.is_file():
+            raise InvalidRequestError(f"photo file not found: {path}")
+        return cls(file.name, file.read_bytes())
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.services import videos
 from scenedex.services.enqueue import enqueue_embed_video
-from scenedex.services.ingest import IngestedVideo, ingest_video
 from scenedex.services.videos import (
     CreatedVideo,
     DeletedVideo,
@@ -156,31 +155,18 @@ class Videos:
         )
 
     def ingest_file(
-        self, owner_id: uuid.UUID, path: Path, *, title: str | None = None, subtitles: Path | None = None
-    ) -> IngestedVideo:
-        """``scenedex ingest`` of a local file: scenes detected, keyframes and rows written, the
-        video ``ready`` (``services.ingest.ingest_video``)."""
-        return ingest_video(
-            uow_factory=self._uow_factory,
-            blobs=self._blobs,
-            detector=self._cutter(),
-            path=path,
-            owner_id=owner_id,
-            title=title,
-            subtitles=subtitles,
-        )
-
-    def ingest_file_with_scenes(
         self,
         owner_id: uuid.UUID,
         path: Path,
-        scenes: tuple[UpstreamScene, ...],
         *,
+        scenes: tuple[UpstreamScene, ...] | None = None,
         title: str | None = None,
         subtitles: Path | None = None,
-    ) -> Video:
-        """``scenedex ingest --scenes``: the HTTP create and the worker's ingest, run here on a
-        local file (``videos.ingest_local_file``)."""
+    ) -> VideoDetail:
+        """``scenedex ingest`` and the demo: the HTTP create and the worker's ingest, run here on
+        a local file (``videos.ingest_local_file``: the upload's checks and scene ids), with the
+        caller's ``scenes`` or PySceneDetect's. The video is ``embedding`` (its embed job marks it
+        ``ready``), or ``failed`` with its error."""
         return videos.ingest_local_file(
             path,
             owner_id,

@@ -397,7 +397,7 @@ def fail_ingest(video_id: uuid.UUID, error: str, *, uow_factory: UnitOfWorkFacto
 def ingest_local_file(
     path: Path,
     owner_id: uuid.UUID,
-    scenes: tuple[UpstreamScene, ...],
+    scenes: tuple[UpstreamScene, ...] | None = None,
     *,
     uow_factory: UnitOfWorkFactory,
     blobs: BlobStore,
@@ -405,14 +405,17 @@ def ingest_local_file(
     title: str | None = None,
     subtitles: Path | None = None,
     limits: IngestLimits | None = None,
-) -> Video:
-    """``scenedex ingest --scenes``: the HTTP create and the worker's ingest, run here on a
-    local file (uploaded to the blob store, removed again once the video holds its copy).
-    Returns the video (``embedding``; ``failed`` with its error for an unreadable file)."""
+) -> VideoDetail:
+    """``scenedex ingest`` (and the demo): the HTTP create and the worker's ingest, run here on
+    a local file (uploaded to the blob store, removed again once the video holds its copy), with
+    ``scenes`` the caller's cut (None: PySceneDetect's, as for an upload without scenes). The one
+    ingest path: the same checks and the same deterministic scene ids (``scene_id``) as an upload.
+    Returns the video and its scenes (``embedding``, ready for its embed job; ``failed`` with its
+    error for an unreadable file). Raises ``InvalidRequestError`` for a missing file."""
     uploads: list[str] = []
-    for file in (path, subtitles):
+    for what, file in (("video", path), ("subtitles", subtitles)):
         if file is not None and not file.is_file():
-            raise InvalidRequestError(f"file not found: {file}")
+            raise InvalidRequestError(f"{what} file not found: {file}")
     for file in [f for f in (path, subtitles) if f is not None]:
         with file.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -437,4 +440,4 @@ def ingest_local_file(
     finally:
         for uri in uploads:
             blobs.delete(uri)
-    return get_video(owner_id, created.video.id, uow_factory=uow_factory).video
+    return get_video(owner_id, created.video.id, uow_factory=uow_factory)

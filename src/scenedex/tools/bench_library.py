@@ -24,7 +24,8 @@ from scenedex.adapters.storage import FsspecBlobStore
 from scenedex.application import Services
 from scenedex.domain.model import TEXT_CHANNELS, Scene, Video, new_id
 from scenedex.domain.progress import ProgressListener
-from scenedex.services.ingest import add_person, keyframe_key
+from scenedex.services.ingest import keyframe_key
+from scenedex.services.persons import PhotoUpload
 from scenedex.tools.demo import PACKAGED_SAMPLES
 
 log = logging.getLogger(__name__)
@@ -212,12 +213,8 @@ def build_library(
     library.texts = [[s.text(c) for c in TEXT_CHANNELS if s.text(c)] for s in library.scenes]
     mirrored = workdir / f"mirrored{photo.suffix}"
     ImageOps.mirror(Image.open(photo)).save(mirrored)
-    add_person(
-        uow_factory=services.uow_factory,
-        blobs=blobs,
-        owner_id=owner_id,
-        name="Eileen Collins",
-        photo_paths=[photo, mirrored],
+    services.persons().create(
+        owner_id, "Eileen Collins", [PhotoUpload.from_file(photo), PhotoUpload.from_file(mirrored)]
     )
     library.build_seconds = time.perf_counter() - started
     return library

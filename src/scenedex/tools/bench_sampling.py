@@ -73,7 +73,7 @@ def measure_sampling(
             video = ingest_local_file(
                 path, owner_id, scenes, uow_factory=sampled.uow_factory, blobs=sampled.blobs,
                 cutter=sampled.video_cutter(),
-            )  # fmt: skip
+            ).video  # fmt: skip
             if video.error:
                 raise RuntimeError(f"bench video {path} failed to ingest: {video.error}")
         say(f"full reprocess, {count} frame(s) per scene...")

@@ -97,7 +97,7 @@ def sample_media(directory: Path, real_media: Path | None) -> dict[str, Path]:
 
     size = (512, 512)
     media["interview"] = inputs / "interview.mp4"
-    writer = cv2.VideoWriter(str(media["interview"]), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    writer = cv2.VideoWriter(str(media["interview"]), cv2.VideoWriter.fourcc(*"mp4v"), 25, size)
     for frame in [face.resize(size)] * 50 + [other.resize(size)] * 50:
         writer.write(cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2BGR))
     writer.release()
@@ -121,8 +121,8 @@ def run_demo(
     demo's database (``untrained=True`` forces random CLIP weights); ``listener_factory()``
     gives a context-managed ProgressListener; ``say`` prints a line for the user."""
     from scenedex.adapters.db.migrate import upgrade
-    from scenedex.adapters.video import PySceneDetectSceneDetector
-    from scenedex.services.ingest import add_person, ingest_video
+    from scenedex.application import Application
+    from scenedex.services.persons import PhotoUpload
     from scenedex.tools.clip_fallback import services_with_usable_clip
 
     prepare_directory(directory)
@@ -136,29 +136,18 @@ def run_demo(
     report = DemoReport(directory, clip_note)
     upgrade(services.engine)
     media = sample_media(directory, real_media)
-    detector = PySceneDetectSceneDetector()
+    app = Application(services)
     for name in ("interview", "bikes", "bigbuckbunny"):
         if name not in media:
             continue
         srt = directory / "inputs" / f"{name}.srt"
-        result = ingest_video(
-            uow_factory=services.uow_factory,
-            blobs=services.blobs,
-            detector=detector,
-            path=media[name],
-            owner_id=DEMO_OWNER,
-            title=name,
-            subtitles=srt if srt.is_file() else None,
+        result = app.videos.ingest_file(
+            DEMO_OWNER, media[name], title=name, subtitles=srt if srt.is_file() else None
         )
         report.videos.append({"title": name, "video_id": str(result.video.id), "scenes": len(result.scenes)})
         say(f"ingested {name}: {len(result.scenes)} scenes")
-    person = add_person(
-        uow_factory=services.uow_factory,
-        blobs=services.blobs,
-        owner_id=DEMO_OWNER,
-        name="Eileen Collins",
-        photo_paths=[media["photo"], media["photo_mirrored"]],
-    )
+    photos = [PhotoUpload.from_file(media["photo"]), PhotoUpload.from_file(media["photo_mirrored"])]
+    person = app.persons.create(DEMO_OWNER, "Eileen Collins", photos)
     report.person = {"person_id": str(person.person.id), "name": person.person.name, "photos": 2}
 
     runner = services.runner()
