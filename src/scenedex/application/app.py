@@ -101,7 +101,7 @@ class Application:
     @cached_property
     def jobs(self) -> Jobs:
         """Job reads and commands (list, get, summary, pause, resume, resend, retry, cancel)."""
-        return Jobs(self.runtime.coordinator, self.runtime.probe)
+        return Jobs(self.runtime.coordinator, self.runtime.probe, self.runtime.fleet)
 
     @cached_property
     def reprocess(self) -> Reprocess:

@@ -22,7 +22,7 @@ from scenedex.application.wiring import opensearch_client
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import BLOBS, DATABASE, EMBEDDING, OPENSEARCH, REDIS
 from scenedex.domain.jobs import JobTrigger
-from scenedex.domain.ports import MessageProbe, MessageSender
+from scenedex.domain.ports import MessageProbe, MessageSender, WorkerFleet
 from scenedex.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class TaskQueue:
     broker: Any
     sender: TaskSender
     probe: MessageProbe
+    fleet: WorkerFleet | None = None
 
 
 @dataclass
@@ -74,6 +75,7 @@ class JobRuntime:
     breakers: BreakerBoard
     broker: Any = None
     """dramatiq's broker (its Redis client holds the shared breakers, webhooks' included)."""
+    fleet: WorkerFleet | None = None
 
 
 def build_runtime(
@@ -105,7 +107,9 @@ def build_runtime(
         max_deliveries=settings.worker.max_deliveries,
     )
     breakers = dependency_breakers(settings, queue.broker, engine, services)
-    return JobRuntime(settings, services, coordinator, queue.probe, sender, breakers, queue.broker)
+    return JobRuntime(
+        settings, services, coordinator, queue.probe, sender, breakers, queue.broker, queue.fleet
+    )
 
 
 def dependency_breakers(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import NotFoundError
 from scenedex.domain.jobs import Job, JobStatus, JobSummary, JobTrigger
-from scenedex.domain.ports import MessageProbe
+from scenedex.domain.ports import LiveWorker, MessageProbe, QueueDepth, WorkerFleet
 from scenedex.domain.request import ReprocessScope
 
 
@@ -22,10 +23,28 @@ class Jobs:
     """List, read and act on jobs through the coordinator (its store for reads and cancel) and
     the broker's message probe (resume and resend ask it which messages are lost)."""
 
-    def __init__(self, coordinator: JobCoordinator, probe: MessageProbe) -> None:
+    def __init__(
+        self, coordinator: JobCoordinator, probe: MessageProbe, fleet: WorkerFleet | None = None
+    ) -> None:
         self._coordinator = coordinator
         self._store = coordinator.store
         self._probe = probe
+        self._fleet = fleet
+
+    def queue_depths(self, queues: Sequence[str]) -> builtins.list[QueueDepth]:
+        """Each work queue's depth (``WorkerFleet``); the broker's errors when it is down."""
+        return self._worker_fleet().queue_depths(queues)
+
+    def live_workers(
+        self, heartbeat_timeout_ms: int, *, exclude: str | None = None
+    ) -> builtins.list[LiveWorker]:
+        """Worker processes with a recent heartbeat (``WorkerFleet.live_workers``)."""
+        return self._worker_fleet().live_workers(heartbeat_timeout_ms, exclude=exclude)
+
+    def _worker_fleet(self) -> WorkerFleet:
+        if self._fleet is None:
+            raise RuntimeError("this process was built without a broker: no queues to read")
+        return self._fleet
 
     def list(
         self,

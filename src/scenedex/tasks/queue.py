@@ -16,6 +16,7 @@ from scenedex.application.runtime import JobRuntime, TaskQueue
 from scenedex.application.runtime import build_runtime as build_job_runtime
 from scenedex.settings import Settings
 from scenedex.tasks.broker import ensure_broker
+from scenedex.tasks.fleet import RedisWorkerFleet
 from scenedex.tasks.messaging import RedisMessageProbe
 
 if TYPE_CHECKING:
@@ -35,11 +36,13 @@ def task_broker(settings: Settings) -> dramatiq.Broker:
 
 
 def task_queue(settings: Settings) -> TaskQueue:
-    """The broker (``task_broker``), the actors' sender and the Redis message probe."""
+    """The broker (``task_broker``), the actors' sender, the Redis message probe and the worker
+    fleet read from the broker's keys."""
     broker = task_broker(settings)
     from scenedex.tasks.actors import DramatiqSender
 
-    return TaskQueue(broker, DramatiqSender(), RedisMessageProbe(broker))
+    fleet = RedisWorkerFleet(getattr(broker, "client", None))
+    return TaskQueue(broker, DramatiqSender(), RedisMessageProbe(broker), fleet)
 
 
 def build_runtime(settings: Settings, services: Services | None = None, **options: Any) -> JobRuntime:

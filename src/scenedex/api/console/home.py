@@ -18,9 +18,7 @@ from scenedex.api.console.overview import (
     JOB_HISTORY_SCANNED,
     PlanCache,
     dependency_health,
-    live_workers,
     plan_request,
-    queue_depths,
     spec_change,
 )
 from scenedex.api.console.render import render
@@ -91,10 +89,10 @@ def overview_page(
         workers=None,
     )
     try:
-        client = request.app.state.redis
-        context["queues"] = queue_depths(client, settings.worker.queues)
+        context["queues"] = app.jobs.queue_depths(settings.worker.queues)
         own_broker = getattr(dramatiq.get_broker(), "broker_id", None)
-        context["workers"] = live_workers(client, settings.worker.heartbeat_timeout_ms, exclude=own_broker)
+        timeout_ms = settings.worker.heartbeat_timeout_ms
+        context["workers"] = app.jobs.live_workers(timeout_ms, exclude=own_broker)
     except redis.exceptions.RedisError as error:
         context["error"] = f"Redis unreachable: {str(error).splitlines()[0] if str(error) else error}"
     return render(request, "overview.html", session, nav="overview", **context)

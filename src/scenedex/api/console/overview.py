@@ -6,7 +6,8 @@
 - per step, current / stale (by reason) / missing: ``ReprocessRunner.plan``, what
   ``scenedex reprocess --dry-run`` prints; it reads every record state, so it is cached here
   per scope (all owners, or one) until the admin asks for a refresh;
-- queue depths and live workers, read from dramatiq's Redis keys (``tasks.broker.NAMESPACE``);
+- queue depths and live workers: ``app.jobs.queue_depths``/``live_workers`` (the ``WorkerFleet``
+  port, read from dramatiq's Redis keys by ``tasks.fleet``);
 - dependency health: ``scenedex doctor``'s checks (``dependency_health``, one function, so
   that other states such as circuit breakers can join the list).
 """
@@ -25,7 +26,6 @@ from scenedex.domain.progress import StaleReason
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.domain.spec import ReprocessSpec
 from scenedex.settings import Settings
-from scenedex.tasks.broker import NAMESPACE
 
 HEALTH_TIMEOUT_S = 1.0
 """Seconds each network dependency gets to answer a health check (the overview waits for it)."""
@@ -94,62 +94,6 @@ def spec_change(spec: ReprocessSpec, jobs: Sequence[Any], plan: dict[str, Any]) 
     return SpecChange(
         previous.spec_version if previous else None, previous.created_at if previous else None, changed
     )
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """One dramatiq queue: messages ready, delayed (its ``.DQ`` queue), held in all (ready,
-    delayed and in flight: the ``.msgs`` hashes) and dead-lettered (``.XQ``)."""
-
-    queue: str
-    ready: int
-    delayed: int
-    held: int
-    dead: int
-
-
-def queue_depths(client: Any, queues: Sequence[str]) -> list[QueueDepth]:
-    """The depth of each of ``queues`` from dramatiq's Redis keys (one round trip)."""
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        base = f"{NAMESPACE}:{queue}"
-        pipe.llen(base)
-        pipe.llen(f"{base}.DQ")
-        pipe.hlen(f"{base}.msgs")
-        pipe.hlen(f"{base}.DQ.msgs")
-        pipe.zcard(f"{base}.XQ")
-    values = pipe.execute()
-    return [
-        QueueDepth(queue, ready, delayed, held + delayed_held, dead)
-        for queue, (ready, delayed, held, delayed_held, dead) in zip(
-            queues, (values[i : i + 5] for i in range(0, len(values), 5)), strict=True
-        )
-    ]
-
-
-@dataclass(frozen=True)
-class LiveWorker:
-    """A dramatiq broker (one per worker process) whose last heartbeat is recent enough."""
-
-    broker_id: str
-    seconds_ago: float
-
-
-def live_workers(client: Any, heartbeat_timeout_ms: int, *, exclude: str | None = None) -> list[LiveWorker]:
-    """Brokers with a heartbeat in the last ``heartbeat_timeout_ms`` (dramatiq's sorted set
-    ``__heartbeats__``, scored in ms; every fetch of a worker is a heartbeat, about one a
-    second per queue). A process that only sends messages (this API, the CLI) heartbeats when
-    it sends: ``exclude`` leaves out this process's own broker."""
-    now_ms = time.time() * 1000
-    entries = client.zrangebyscore(
-        f"{NAMESPACE}:__heartbeats__", now_ms - heartbeat_timeout_ms, "+inf", withscores=True
-    )
-    workers = []
-    for member, score in entries:
-        broker_id = member.decode() if isinstance(member, bytes) else str(member)
-        if broker_id != exclude:
-            workers.append(LiveWorker(broker_id, max(now_ms - score, 0) / 1000))
-    return sorted(workers, key=lambda worker: worker.seconds_ago)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,11 @@ from scenedex.domain.ports.jobs import (
     JobStore,
     JobSweeper,
     JobWriter,
+    LiveWorker,
     MessageProbe,
     MessageSender,
+    QueueDepth,
+    WorkerFleet,
 )
 from scenedex.domain.ports.media import (
     FaceEmbedder,
@@ -53,11 +56,13 @@ __all__ = [
     "JobStore",
     "JobSweeper",
     "JobWriter",
+    "LiveWorker",
     "MessageProbe",
     "MessageSender",
     "OcrLine",
     "OcrReader",
     "PersonRepository",
+    "QueueDepth",
     "RecordKey",
     "SceneRepository",
     "SearchIndex",
@@ -67,4 +72,5 @@ __all__ = [
     "VideoFrames",
     "VideoRepository",
     "WebhookStore",
+    "WorkerFleet",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobItem, JobStatus, JobSummary, JobTrigger
@@ -175,3 +176,35 @@ class MessageProbe(Protocol):
     None (never sent) counts as lost."""
 
     def __call__(self, message_id: str | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One work queue: messages ready, delayed, held in all (ready, delayed and in flight) and
+    dead-lettered."""
+
+    queue: str
+    ready: int
+    delayed: int
+    held: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class LiveWorker:
+    """A worker process (its broker id) whose last heartbeat is ``seconds_ago`` old."""
+
+    broker_id: str
+    seconds_ago: float
+
+
+class WorkerFleet(Protocol):
+    """What the broker knows of the work queues and the worker processes (the console's
+    overview): read-only, one round trip each; raises the broker's connection errors."""
+
+    def queue_depths(self, queues: Sequence[str]) -> list[QueueDepth]: ...
+
+    def live_workers(self, heartbeat_timeout_ms: int, *, exclude: str | None = None) -> list[LiveWorker]:
+        """Workers with a heartbeat in the last ``heartbeat_timeout_ms``, most recent first,
+        without ``exclude`` (this process's own broker id)."""
+        ...
