@@ -250,7 +250,7 @@ def webhook_payloads() -> dict[EventType, type[BaseModel]]:
         models[event_type] = create_model(
             f"{name}Event",
             __doc__=EVENT_TYPE_DESCRIPTIONS[event_type],
-            type=(Literal[event_type.value], ...),  # type: ignore[valid-type]
+            type=(Literal[event_type.value], ...),  # type: ignore[arg-type]  # a Literal built at run time
             timestamp=(datetime, ...),
             data=(data, ...),
         )

@@ -16,6 +16,7 @@ pending is skipped, and the id (``webhook-id``) never changes.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import uuid
@@ -193,7 +194,7 @@ class Webhooks:
 
     def deliveries(
         self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, *, status: str | None = None, limit: int = 50
-    ) -> list[WebhookDelivery]:
+    ) -> builtins.list[WebhookDelivery]:
         """The endpoint's deliveries, newest first, with their last answer and error."""
         self.get(owner, endpoint_id)
         if status is not None and status not in {s.value for s in DeliveryStatus}:

@@ -121,7 +121,8 @@ def _video_frame(path: Path, index: int) -> Image.Image:
     with av.open(str(path)) as container:
         for number, frame in enumerate(container.decode(video=0)):
             if number == index:
-                return frame.to_image().convert("RGB")
+                image: Image.Image = frame.to_image().convert("RGB")
+                return image
     raise ValueError(f"{path} has no frame {index}")
 
 

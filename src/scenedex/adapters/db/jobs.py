@@ -121,7 +121,7 @@ class SqlJobStore(SqlJobReader):
                 .where(t.reprocess_jobs.c.id == job_id, t.reprocess_jobs.c.status.in_(_ACTIVE))
                 .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
             )
-            if ended.rowcount:  # type: ignore[attr-defined]
+            if ended.rowcount:
                 record_job_end(connection, job_id)
 
     def cancel(self, job_id: uuid.UUID) -> Job:

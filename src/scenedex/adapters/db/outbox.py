@@ -130,7 +130,7 @@ class EventFeed:
         """Delete events (with their deliveries) that occurred before ``older_than``; the count."""
         with self._engine.begin() as connection:
             result = connection.execute(sa.delete(t.events).where(t.events.c.occurred_at < older_than))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     def oldest_undelivered_age_s(self) -> float | None:
         """Seconds since the oldest event with a pending delivery occurred (None: none pending)."""
@@ -146,4 +146,4 @@ class EventFeed:
             return None
         if oldest.tzinfo is None:  # SQLite hands back naive UTC
             oldest = oldest.replace(tzinfo=utcnow().tzinfo)
-        return max(0.0, (utcnow() - oldest) / timedelta(seconds=1))
+        return float(max(0.0, (utcnow() - oldest) / timedelta(seconds=1)))

@@ -86,7 +86,7 @@ class SqlWebhookStore:
             values["event_types"] = list(values["event_types"])
         with self._engine.begin() as connection:
             query = _scoped(sa.update(_E), owner, endpoint_id).values(updated_at=utcnow(), **values)
-            if not connection.execute(query).rowcount:  # type: ignore[attr-defined]
+            if not connection.execute(query).rowcount:
                 return None
             if values.get("enabled") is False:
                 self._cancel_pending(connection, endpoint_id, "the endpoint was disabled")
@@ -96,7 +96,7 @@ class SqlWebhookStore:
     def delete_endpoint(self, owner: uuid.UUID | None, endpoint_id: uuid.UUID) -> bool:
         """Remove the endpoint and its deliveries; False when not in the scope."""
         with self._engine.begin() as connection:
-            return bool(connection.execute(_scoped(sa.delete(_E), owner, endpoint_id)).rowcount)  # type: ignore[attr-defined]
+            return bool(connection.execute(_scoped(sa.delete(_E), owner, endpoint_id)).rowcount)
 
     def deliveries(
         self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, *, status: str | None = None, limit: int = 50

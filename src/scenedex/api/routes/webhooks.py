@@ -51,8 +51,10 @@ def admin_scope(caller: AdminDep) -> Scope:
     return None
 
 
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such webhook in the caller's scope"}}
-_REFUSED = {
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "no such webhook in the caller's scope"}
+}
+_REFUSED: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "URL refused (not https, private address), bad type"}
 }
 
