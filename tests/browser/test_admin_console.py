@@ -117,7 +117,7 @@ def build_library(settings: Settings, media: Path, owner: uuid.UUID, other: uuid
             blobs=services.blobs,
             cutter=services.video_cutter(),
             title=title,
-        )
+        ).video
 
     library = {
         "bikes": ingest("bikes.mp4", owner, "Bikes at the crossing", upstream),

@@ -114,7 +114,7 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
         uow_factory=services.uow_factory,
         blobs=services.blobs,
         cutter=services.video_cutter(),
-    )
+    ).video
     assert video.error is None, video.error
     with services.uow_factory() as uow:
         ordinal = {s.id: s.ordinal for s in uow.scenes.list_for_video(owner_id, video.id)}
