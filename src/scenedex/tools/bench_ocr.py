@@ -36,7 +36,7 @@ def ms_per_item(steps: dict[str, dict[str, Any]], step: str) -> float | None:
     figures = steps.get(step)
     if not figures or not figures.get("computed"):
         return None
-    return round(1000 * figures["seconds"] / figures["computed"], 1)
+    return round(1000 * float(figures["seconds"]) / int(figures["computed"]), 1)
 
 
 def _forced(services: Services, owner_id: Any, scenes: int, listener_factory: ListenerFactory) -> RunFigures:
