@@ -56,7 +56,10 @@ def events_backlog(json_output: JsonOption = False) -> None:
 
 def _endpoint(endpoint: Any) -> dict[str, Any]:
     keys = ("url", "event_types", "description", "enabled", "disabled_reason")
-    data = {"id": str(endpoint.id), "owner_id": str(endpoint.owner_id) if endpoint.owner_id else None}
+    data: dict[str, Any] = {
+        "id": str(endpoint.id),
+        "owner_id": str(endpoint.owner_id) if endpoint.owner_id else None,
+    }
     data.update({k: getattr(endpoint, k) for k in keys})
     data["event_types"] = list(endpoint.event_types)
     data["failing_since"] = endpoint.failing_since.isoformat() if endpoint.failing_since else None
