@@ -167,3 +167,32 @@ def test_the_console_search_page_shows_a_person_hits_ranges() -> None:
     assert [line.strip() for line in page.splitlines() if "on screen" in line] == [
         '<p class="small appearances">on screen 0:04-0:07, 0:12-0:15</p>'
     ]
+
+
+def test_the_console_search_page_shows_the_matched_channel_and_the_ocr_snippet() -> None:
+    from scenedex.api.console.render import TEMPLATES
+    from scenedex.services.search import SceneResult
+
+    owner = uuid.UUID(int=1)
+    painted = SceneResult(
+        uuid.UUID(int=3), uuid.UUID(int=4), None, 0.0, 5.0, 0.8, (), channel="ocr", ocr_snippet="EXIT 42 <b>"
+    )
+    spoken = dataclasses.replace(painted, scene_id=uuid.UUID(int=5), channel="transcript", ocr_snippet=None)
+    page = TEMPLATES.env.get_template("search.html").render(
+        hits=[painted, spoken],
+        titles={painted.video_id: "v"},
+        owner=owner,
+        owners=[owner],
+        persons=[],
+        k=8,
+        described="text",
+        text="exit 42",
+    )
+    lines = [
+        line.strip() for line in page.splitlines() if 'class="small channel"' in line or "on-screen" in line
+    ]
+    assert lines == [
+        '<p class="small channel">matched <span class="tag">ocr</span></p>',
+        '<p class="small ocr">on-screen text: <q>EXIT 42 &lt;b&gt;</q></p>',  # escaped
+        '<p class="small channel">matched <span class="tag">transcript</span></p>',
+    ]
