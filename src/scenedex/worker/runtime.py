@@ -59,6 +59,7 @@ class WorkerRuntime(TaskRuntime):
                 raise RuntimeError("the worker needs a runtime built with services")
             embedders = {"clip": services.image_embedder, "text": services.text_embedder}
             embedders["faces"] = services.face_embedder
+            embedders["ocr"] = services.ocr_reader if services.spec.inputs.ocr_model_id else None
             for role, embedder in embedders.items():
                 if role in services.off_roles:  # a model switched off is never loaded
                     continue
