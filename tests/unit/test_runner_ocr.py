@@ -140,3 +140,18 @@ def test_lines_are_cut_deduplicated_and_put_in_reading_order() -> None:
     assert [line.text for line in kept] == ["Title line", "left", "right"]
     assert kept[0].confidence == 0.95
     assert normalise_lines([], 0.5) == ()
+
+
+def test_ocr_without_the_text_model_keeps_its_records_and_the_documents_their_ocr_text(world: World) -> None:
+    """``SCENEDEX_EMBEDDER__TEXT=off`` with OCR on: no text channel at all (the ``ocr`` one
+    included), the OCR records are still read and the documents hold their text (lexical)."""
+    _, scenes = painted_library(world)
+    off = {"off": frozenset({"text"}), **OCR}
+    run = world.runner(**off).run(owner(OWNER_A))
+    assert run.ok, run.errors
+    assert run.steps[Step.SCENE_OCR].computed == 4 and Step.SCENE_TEXT_EMBEDDINGS not in {
+        step for step, c in run.steps.items() if c.planned
+    }
+    assert sum(stale_counts(world.runner(**off).plan(owner(OWNER_A))).values()) == 0
+    if hasattr(world.index, "documents"):
+        assert world.index.documents[scenes[2].id].texts["ocr"] == "Harbour Street\nExit 42"

@@ -140,7 +140,7 @@ class ExpectedStates:
         ocr = self.ocr(scene) if self.spec.has(Step.SCENE_OCR) else None
         with_text = self.spec.has(Step.SCENE_TEXT_EMBEDDINGS)  # (SCENEDEX_EMBEDDER__TEXT=off: without)
         texts = {c: self.text(scene, c) for c in self.spec.inputs.text_channels} if with_text else {}
-        if ocr is not None:
+        if ocr is not None and with_text:
             texts[OCR_CHANNEL] = self.ocr_channel(ocr)
         clip = self.clip(scene) if self.spec.has(Step.SCENE_CLIP_EMBEDDINGS) else None
         faces = self.faces(scene) if self.spec.has(Step.SCENE_PERSON_EMBEDDINGS) else None

@@ -27,7 +27,7 @@ def _texts(
 ) -> dict[str, str]:
     """The document's texts: the scene's channels and, when the spec has OCR, its OCR text."""
     texts = {c: scene.text(c) for c in expected.spec.inputs.text_channels}
-    if OCR_CHANNEL in expected.spec.channels:
+    if expected.spec.has(Step.SCENE_OCR):  # the OCR text, for lexical search, with or without its channel
         texts[OCR_CHANNEL] = ocr_text(ocr.get((scene.id, "")))
     return texts
 

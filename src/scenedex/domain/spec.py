@@ -190,7 +190,10 @@ class ReprocessSpec:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """The text channels embedded per scene: the scene's texts, then ``ocr`` when on."""
+        """The text channels embedded per scene: the scene's texts, then ``ocr`` when on (none
+        without a text step: ``SCENEDEX_EMBEDDER__TEXT=off``)."""
+        if not self.has(EmbeddingStepType.SCENE_TEXT_EMBEDDINGS):
+            return ()
         ocr = (OCR_CHANNEL,) if self.has(EmbeddingStepType.SCENE_OCR) else ()
         return (*self.inputs.text_channels, *ocr)
 
