@@ -11,7 +11,7 @@ install:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -r requirements-dev.lock && .venv/bin/pip install --no-deps -e .
 
 test:
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=25
 
 test-unit:
 	$(PYTHON) -m pytest -q tests/unit

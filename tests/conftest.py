@@ -169,6 +169,21 @@ def _hide_redis_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+TIER_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "browser": "browser"}
+"""The tier of every test module, from its folder under ``tests/`` (``-m unit`` selects the fast
+tier; ``-m "not e2e and not browser"`` leaves out the slow ones)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (``TIER_MARKERS``), so that no module goes unmarked."""
+    for item in items:
+        parts = item.path.parts
+        if "tests" in parts and parts.index("tests") + 1 < len(parts):
+            tier = TIER_MARKERS.get(parts[parts.index("tests") + 1])
+            if tier is not None:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Probe Postgres (creating the test database if missing) and Redis, once per run."""
     postgres = probe_postgres(os.environ.get("SCENEDEX_TEST_DATABASE_URL", DEFAULT_PG_URL))

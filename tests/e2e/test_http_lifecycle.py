@@ -259,7 +259,7 @@ def running_stack(postgres_url: str, redis_url: str, root: Path, **extra_env: st
         SCENEDEX_API__JWT_SECRET=SECRET,
         SCENEDEX_API__PORT=str(free_port()),
         SCENEDEX_WORKER__METRICS_PORT="0",
-        SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS="5000",
+        SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS="15000",  # holds on a loaded 2-core machine (issue 27)
         SCENEDEX_REPROCESS__BATCH_SIZE="8",
         SCENEDEX_LOG_LEVEL="INFO",
         HF_HUB_OFFLINE="1",

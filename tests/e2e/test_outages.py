@@ -66,7 +66,9 @@ SETTINGS = {
     **RETRY_SETTINGS,
     **BREAKER_SETTINGS,
     "SCENEDEX_WORKER__SWEEP_INTERVAL_S": "3",  # the sweeper runs during every outage
-    "SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS": "5000",  # a killed worker's messages come back in 5 s
+    # A killed worker's messages come back after 15 s. 5 s is close enough to the pauses of a live
+    # worker on a loaded 2-core machine that its messages could be requeued under it (issue 27).
+    "SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS": "15000",
     "SCENEDEX_REPROCESS__BATCH_SIZE": "4",
 }
 FAILURE_THRESHOLD = 3  # SCENEDEX_BREAKERS__FAILURE_THRESHOLD's default
