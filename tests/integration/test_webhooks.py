@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 
 from scenedex.adapters.db import tables as t
 from scenedex.api import create_app
+from scenedex.api.console.session import CSRF_FIELD, csrf_token_for
 from scenedex.application import Application
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.events import Event, EventType
@@ -29,6 +30,7 @@ from scenedex.settings import ApiSettings, WebhookSettings
 from tests.conftest import truncate_all
 from tests.fakes import face_image
 from tests.integration.test_api import SECRET, bearer, make_token
+from tests.integration.test_token_revocation import sign_in
 from tests.job_harness import Harness
 from tests.webhook_receiver import Receiver
 
@@ -317,3 +319,52 @@ def test_routes(make_harness: Any, receiver: Receiver) -> None:
         assert client.delete(f"/v1/webhooks/{hook['id']}", headers=b).status_code == 404
         assert client.delete(f"/v1/webhooks/{hook['id']}", headers=a).status_code == 204
         assert client.get(f"/v1/webhooks/{hook['id']}", headers=a).status_code == 404
+
+
+def test_console_page_lists_every_owners_endpoints_and_sends_a_test_event(
+    make_harness: Any, receiver: Receiver
+) -> None:
+    h = make_harness()
+    app = application(h)
+    failing = app.webhooks.create(OWNER_B, receiver.url, description="b's").endpoint
+    made = app.webhooks.create(OWNER_A, receiver.url, types=["video.deleted"])
+    receiver.secrets = [made.secret]
+    app.webhooks._store.mark_failing(failing.id, True)
+    settings = h.runtime.settings.model_copy(update={"api": ApiSettings(jwt_secret=SECRET)})
+    token = make_token(OWNER_A, ("admin",))
+    with TestClient(create_app(settings, runtime=h.runtime), follow_redirects=False) as client:
+        sign_in(client, token)
+        page = client.get("/admin/webhooks")
+        assert page.status_code == 200
+        text = page.text
+        assert text.index("b&#39;s") < text.index("video.deleted")  # the failing one first
+        assert "failing since" in text and "Send test event" in text
+        sent = client.post(
+            f"/admin/webhooks/{made.endpoint.id}/test", data={CSRF_FIELD: csrf_token_for(token)}
+        )
+        assert sent.status_code == 303
+        refused = client.post(f"/admin/webhooks/{made.endpoint.id}/test", data={})
+        assert refused.status_code == 403
+    pump(app, lambda: len(receiver.delivered()) == 1)  # sent although its filter is video.deleted
+    [request] = receiver.received
+    assert request.payload()["type"] == "webhook.test" and request.verified
+    assert [e.type for e in app.events.page(OWNER_A).events] == [EventType.WEBHOOK_TEST]
+
+
+def test_the_bench_delivers_everything_and_cleans_up(postgres_engine: sa.Engine, redis_url: str) -> None:
+    from scenedex.settings import Settings
+    from scenedex.tools.webhook_bench import run_webhook_bench
+
+    truncate_all(postgres_engine)
+    settings = Settings(
+        database_url=str(postgres_engine.url.render_as_string(hide_password=False)), redis_url=redis_url
+    )
+    figures = run_webhook_bench(settings, events=60, endpoints=6, threads=2, batch=20, timeout_s=60)
+    assert (
+        figures["delivered"] == 60
+        and figures["lost"] == 0
+        and figures["delay_p99_s"] >= figures["delay_p50_s"]
+    )
+    with postgres_engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(t.webhook_endpoints)) == 0
+        assert connection.scalar(sa.select(sa.func.count()).select_from(t.events)) == 0

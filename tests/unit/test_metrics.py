@@ -15,7 +15,7 @@ from scenedex.adapters.breakers import BreakerState, BreakerStatus
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobStatus, JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
-from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
+from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents, WebhookMetrics
 
 
 def test_item_and_job_events_update_the_metrics() -> None:
@@ -86,3 +86,16 @@ print(values.ValueClass.__name__ if hasattr(values.ValueClass, "__name__") else 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "MmapedValue" in result.stdout, result.stdout
+
+
+def test_webhook_metrics() -> None:
+    registry = CollectorRegistry()
+    metrics = WebhookMetrics(registry)
+    for outcome in ("delivered", "delivered", "held"):
+        metrics.delivery(outcome)
+    metrics.oldest_undelivered(12.5)
+    assert registry.get_sample_value("scenedex_webhook_deliveries_total", {"outcome": "delivered"}) == 2
+    assert registry.get_sample_value("scenedex_webhook_deliveries_total", {"outcome": "held"}) == 1
+    assert registry.get_sample_value("scenedex_webhook_oldest_undelivered_seconds") == 12.5
+    metrics.oldest_undelivered(None)
+    assert registry.get_sample_value("scenedex_webhook_oldest_undelivered_seconds") == 0

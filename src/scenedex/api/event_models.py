@@ -234,6 +234,7 @@ _DATA: dict[EventType, dict[str, Any]] = {
         "error": (str | None, None),
         "counts": (dict[str, int], ...),
     },
+    EventType.WEBHOOK_TEST: {"endpoint_id": (uuid.UUID, ...), "message": (str, ...)},
 }
 
 

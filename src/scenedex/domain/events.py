@@ -35,6 +35,7 @@ class EventType(StrEnum):
     PERSON_DELETED = "person.deleted"
     FACE_CLUSTERS_UPDATED = "face_clusters.updated"
     REPROCESS_JOB_FINISHED = "reprocess_job.finished"
+    WEBHOOK_TEST = "webhook.test"
 
     @property
     def admin_only(self) -> bool:
@@ -53,6 +54,7 @@ EVENT_TYPE_DESCRIPTIONS: dict[EventType, str] = {
     EventType.PERSON_DELETED: "a person and its photos are gone",
     EventType.FACE_CLUSTERS_UPDATED: "the owner's suggested persons changed",
     EventType.REPROCESS_JOB_FINISHED: "a reprocess job ended (admins only), with its counts",
+    EventType.WEBHOOK_TEST: "a test event sent to one endpoint (the console's Send test event)",
 }
 
 

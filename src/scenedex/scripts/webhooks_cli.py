@@ -114,9 +114,15 @@ def webhooks_bench(
     events: Annotated[int, typer.Option(help="Events to record.")] = 10_000,
     endpoints: Annotated[int, typer.Option(help="Endpoints (one per owner).")] = 50,
     threads: Annotated[int, typer.Option(help="Worker threads delivering.")] = 8,
+    rate: Annotated[float, typer.Option(help="Events per second (0: all at once).")] = 0.0,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 100,
 ) -> None:
     """Deliver events to a local receiver; print events/s and the p50/p99 delay (JSON)."""
     from scenedex.settings import Settings
     from scenedex.tools.webhook_bench import run_webhook_bench
 
-    print_json(run_webhook_bench(Settings(), events=events, endpoints=endpoints, threads=threads))
+    print_json(
+        run_webhook_bench(
+            Settings(), events=events, endpoints=endpoints, threads=threads, rate=rate, batch=batch
+        )
+    )

@@ -29,7 +29,7 @@ from scenedex.adapters.breakers import CircuitBreaker
 from scenedex.adapters.url_fetch import UrlFetchError
 from scenedex.adapters.webhook_http import WebhookPoster, sign
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
-from scenedex.domain.events import EventType
+from scenedex.domain.events import Event, EventType
 from scenedex.domain.model import utcnow
 from scenedex.domain.ports import WebhookStore
 from scenedex.domain.webhooks import (
@@ -94,6 +94,8 @@ class Webhooks:
         self._settings = settings
         self._breaker = breaker
         self._sender = sender
+        self.observe: Callable[[str], None] | None = None
+        """Told the outcome of every ``deliver`` (the worker's metrics), when set."""
 
     def _check_url(self, url: str) -> str:
         url = url.strip()
@@ -208,6 +210,17 @@ class Webhooks:
             raise InvalidRequestError(f"webhook {endpoint_id} is disabled; enable it before a replay")
         return self._store.replay(owner, endpoint_id, since)
 
+    def send_test(self, owner: uuid.UUID | None, endpoint_id: uuid.UUID) -> uuid.UUID:
+        """Record a ``webhook.test`` event (the endpoint's owner's) with a delivery to this
+        endpoint only; the event id. ``InvalidRequestError`` for a disabled endpoint."""
+        endpoint = self.get(owner, endpoint_id)
+        if not endpoint.enabled:
+            raise InvalidRequestError(f"webhook {endpoint_id} is disabled; enable it to test it")
+        data = {"endpoint_id": str(endpoint_id), "message": "a test event from scenedex"}
+        event = Event(EventType.WEBHOOK_TEST, endpoint.owner_id, data)
+        self._store.add_test_event(endpoint_id, event)
+        return event.id
+
     # The workers' side.
 
     def dispatch(self) -> int:
@@ -222,6 +235,12 @@ class Webhooks:
     def deliver(self, delivery_id: uuid.UUID) -> str:
         """One attempt of a delivery; what happened (``delivered``, ``retry``, ``gone``,
         ``refused``, ``held`` behind the open breaker, ``skipped``: not pending)."""
+        outcome = self._deliver(delivery_id)
+        if self.observe is not None:
+            self.observe(outcome)
+        return outcome
+
+    def _deliver(self, delivery_id: uuid.UUID) -> str:
         found = self._store.attempt(delivery_id)
         if found is None:
             return "skipped"

@@ -54,10 +54,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_webhook_bench(
     settings: Settings, *, events: int = 10_000, endpoints: int = 50, threads: int = 8, batch: int = 100,
-    timeout_s: float = 1800.0,
+    rate: float = 0.0, timeout_s: float = 1800.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """Record ``events`` events over ``endpoints`` owners and deliver them; the figures (see the
-    module docstring). Raises ``AssertionError`` when they are not all delivered in ``timeout_s``."""
+    """Record ``events`` events over ``endpoints`` owners (``rate`` events/s, 0: at once, in
+    transactions of ``batch``) and deliver them; the figures (see the module docstring).
+    Raises ``AssertionError`` when they are not all delivered in ``timeout_s``."""
     import dramatiq
 
     from scenedex.adapters.db.engine import create_engine
@@ -97,6 +98,8 @@ def run_webhook_bench(
     try:
         started = time.perf_counter()
         for first in range(0, events, batch):
+            if rate > 0:  # paced: this batch is due at first / rate seconds
+                time.sleep(max(0.0, started + first / rate - time.perf_counter()))
             with app.services.uow_factory() as uow:
                 uow.events.add(
                     *(
@@ -139,6 +142,7 @@ def run_webhook_bench(
         "events": events,
         "endpoints": endpoints,
         "worker_threads": threads,
+        "rate": rate or None,
         "dispatch_interval_s": hooks.dispatch_interval_s,
         "delivered": len(done),
         "lost": events - len(done),

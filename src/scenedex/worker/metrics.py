@@ -15,7 +15,9 @@ on ``SCENEDEX_WORKER__METRICS_PORT`` (default 9191) from every worker process.
 - ``scenedex_embed_instance_state`` (gauge; ``instance``: an embedding service URL): 0 ok,
   1 down (its breaker open), 2 refused (it reports other model ids than the spec's);
 - ``scenedex_embed_instance_requests_total`` (counter; ``instance``, ``outcome``: ok, failed):
-  requests this worker sent each embedding service (``SCENEDEX_EMBEDDER__URLS``).
+  requests this worker sent each embedding service (``SCENEDEX_EMBEDDER__URLS``);
+- ``scenedex_webhook_deliveries_total`` (counter; ``outcome``) and
+  ``scenedex_webhook_oldest_undelivered_seconds`` (gauge): ``WebhookMetrics``.
 
 The metrics are created after dramatiq's middleware has set ``PROMETHEUS_MULTIPROC_DIR``
 (``after_process_boot``), as prometheus_client's multiprocess mode requires.
@@ -128,3 +130,33 @@ class EmbedPoolMetrics:
 
     def request(self, url: str, outcome: str) -> None:
         self.requests.labels(url, outcome).inc()
+
+
+class WebhookMetrics:
+    """The webhook metrics: ``scenedex_webhook_deliveries_total`` (counter; ``outcome``:
+    delivered, retry, gone, refused, held, skipped) counts delivery attempts by what came of them
+    (``Webhooks.observe``); ``scenedex_webhook_oldest_undelivered_seconds`` (gauge) is the age of
+    the oldest event with a pending delivery (0: none), read by the dispatcher every few seconds."""
+
+    def __init__(self, registry: Any = None) -> None:
+        import prometheus_client as prom
+
+        options = {"registry": registry} if registry is not None else {}
+        self.deliveries = prom.Counter(
+            "scenedex_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome.",
+            ["outcome"],
+            **options,
+        )
+        self.oldest = prom.Gauge(
+            "scenedex_webhook_oldest_undelivered_seconds",
+            "Age of the oldest event with a pending webhook delivery (0: none).",
+            multiprocess_mode="max",
+            **options,
+        )
+
+    def delivery(self, outcome: str) -> None:
+        self.deliveries.labels(outcome).inc()
+
+    def oldest_undelivered(self, age_s: float | None) -> None:
+        self.oldest.set(age_s or 0.0)

@@ -46,6 +46,7 @@ class WorkerRuntime(TaskRuntime):
         self._build = build
         self._stop = threading.Event()
         self._gauges: Any = None
+        self._webhook_metrics: Any = None
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         """Build this process's runtime and load every model. Any failure (a missing checkpoint
@@ -74,10 +75,11 @@ class WorkerRuntime(TaskRuntime):
             # so this one would import prometheus_client before dramatiq's Prometheus middleware
             # has set PROMETHEUS_MULTIPROC_DIR, leaving the process in single-process mode and
             # every metric (dramatiq's too) missing from the exposition on the metrics port.
-            from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents
+            from scenedex.worker.metrics import DependencyGauges, PrometheusJobEvents, WebhookMetrics
 
             runtime.coordinator.events = PrometheusJobEvents()
             self._gauges = DependencyGauges()
+            self._webhook_metrics = WebhookMetrics()
             watch_embed_pools(services)
         self.runtime = runtime
         log.info("worker ready: spec %s", services.spec.version)
@@ -140,6 +142,7 @@ class WorkerRuntime(TaskRuntime):
                 log.exception("sweep failed")
 
     PRUNE_EVERY_S = 600.0
+    GAUGE_EVERY_S = 5.0
 
     def _dispatch_loop(self) -> None:
         """Send a ``deliver_webhook`` message for each due webhook delivery (new, retry due, or
@@ -148,11 +151,17 @@ class WorkerRuntime(TaskRuntime):
         Every ``PRUNE_EVERY_S`` one process deletes the events past their retention."""
         app = self.application
         interval = app.settings.webhooks.dispatch_interval_s
-        last_prune = 0.0
+        metrics = self._webhook_metrics
+        if metrics is not None:
+            app.webhooks.observe = metrics.delivery
+        last_prune = last_gauge = 0.0
         while not self._stop.wait(interval):
             try:
                 while app.webhooks.dispatch() >= app.settings.webhooks.dispatch_batch:
                     pass  # a backlog: send the next batch at once
+                if metrics is not None and time.monotonic() - last_gauge > self.GAUGE_EVERY_S:
+                    last_gauge = time.monotonic()
+                    metrics.oldest_undelivered(app.events.oldest_undelivered_age_s())
                 if time.monotonic() - last_prune > self.PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     pruned = app.events.prune()

@@ -167,6 +167,22 @@ class SqlWebhookStore:
                 connection.execute(sa.insert(_D), new)
         return len(again) + len(new)
 
+    def add_test_event(self, endpoint_id: uuid.UUID, event: Event) -> None:
+        """Record ``event`` with one delivery, to this endpoint only (whatever its type filter)."""
+        now = utcnow()
+        with self._engine.begin() as connection:
+            connection.execute(
+                sa.insert(t.events),
+                [{"id": event.id, "type": event.type.value, "owner_id": event.owner_id,
+                  "occurred_at": event.occurred_at, "data": dict(event.data)}],
+            )  # fmt: skip
+            connection.execute(
+                sa.insert(_D),
+                [{"id": uuid7(), "event_id": event.id, "endpoint_id": endpoint_id, "owner_id": event.owner_id,
+                  "event_type": event.type.value, "status": DeliveryStatus.PENDING.value, "attempts": 0,
+                  "next_attempt_at": now, "created_at": now}],
+            )  # fmt: skip
+
     def claim_due(self, limit: int, lease_s: float) -> list[uuid.UUID]:
         """Lease up to ``limit`` due pending deliveries (oldest due first) for ``lease_s``."""
         now = utcnow()

@@ -64,6 +64,10 @@ class WebhookStore(Protocol):
         the count."""
         ...
 
+    def add_test_event(self, endpoint_id: uuid.UUID, event: Event) -> None:
+        """Record ``event`` with one delivery, to this endpoint only."""
+        ...
+
     def claim_due(self, limit: int, lease_s: float) -> list[uuid.UUID]:
         """Pending deliveries due now whose last message's lease is over (none sent yet, or lost),
         leased for ``lease_s``: the ids to send a message for."""
