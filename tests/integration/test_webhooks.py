@@ -368,3 +368,20 @@ def test_the_bench_delivers_everything_and_cleans_up(postgres_engine: sa.Engine,
     with postgres_engine.connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(t.webhook_endpoints)) == 0
         assert connection.scalar(sa.select(sa.func.count()).select_from(t.events)) == 0
+
+
+def test_an_endpoint_failing_too_long_is_disabled_saying_why(make_harness: Any, receiver: Receiver) -> None:
+    h = make_harness(disable_after_s=0.5)
+    app = application(h)
+    endpoint = app.webhooks.create(OWNER_A, receiver.url).endpoint
+    receiver.default = 503
+    record(app, video_ready(OWNER_A))
+    pump(app, lambda: not app.webhooks.get(OWNER_A, endpoint.id).enabled)
+    disabled = app.webhooks.get(OWNER_A, endpoint.id)
+    assert (disabled.disabled_reason or "").startswith("failing since") and "503" in (
+        disabled.disabled_reason or ""
+    )
+    [delivery] = app.webhooks.deliveries(OWNER_A, endpoint.id)
+    assert delivery.status in ("pending", "cancelled") and delivery.last_status == 503
+    updated = app.webhooks.update(OWNER_A, endpoint.id, {"enabled": True})  # its owner turns it back on
+    assert updated.enabled and updated.disabled_reason is None and updated.failing_since is None
