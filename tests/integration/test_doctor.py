@@ -422,3 +422,17 @@ def test_an_open_breaker_is_a_warning_with_its_error_and_next_probe(
     embedding = found["breaker embedding"]
     assert embedding.status is WARN and "ConnectError" in embedding.detail
     assert "open for" in embedding.detail and "next probe in" in embedding.detail
+
+
+def test_ocr_models_ok_here_and_a_missing_runtime_fails_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scenedex.application import health_models
+
+    found = health_models.check_ocr_models()
+    assert found.status is OK and found.detail.startswith("PP-OCRv5 in ") and found.detail.endswith("ppocrv5")
+    real = health_models.importlib.util.find_spec
+    monkeypatch.setattr(
+        health_models.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name)
+    )
+    missing = health_models.check_ocr_models()
+    assert missing.status is FAIL and "onnxruntime is not installed" in missing.detail
+    assert "SCENEDEX_OCR__ENABLED=false" in (missing.fix or "")

@@ -33,6 +33,7 @@ from scenedex.application.health_models import (
     check_embed_services,
     check_face_models,
     check_model_files,
+    check_ocr_models,
     check_text_model,
     embed_urls,
     pinned_clip_file,
@@ -72,6 +73,8 @@ def run_checks(settings: Settings, *, timeout: float = 2.0, load_models: bool = 
         )
         for name, probe in model_checks:
             checks += [_if_remote(c, settings.embedder) for c in guarded((name,), probe, MODEL_DEADLINE_S)]
+        if settings.ocr.enabled:  # OCR runs in the worker whatever the embedder backend
+            checks += guarded(("ocr models",), lambda: [check_ocr_models()], MODEL_DEADLINE_S)
         checks += guarded(("storage",), lambda: [check_storage(settings.storage_url)], network)
         urls = embed_urls(settings)
         if urls:

