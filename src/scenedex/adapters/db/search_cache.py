@@ -370,7 +370,10 @@ class OwnerVectors:
             q = np.asarray(query.text_vector, np.float32)
             best = np.full(n, -np.inf, np.float32)
             for c in range(len(SEARCH_CHANNELS)):
-                np.maximum(best, np.where(self._text_mask[c, :n], self._text[c, :n] @ q, -np.inf), out=best)
+                if self._text_mask[c, :n].any():  # (no ocr vectors while OCR is off: no product)
+                    np.maximum(
+                        best, np.where(self._text_mask[c, :n], self._text[c, :n] @ q, -np.inf), out=best
+                    )
             has = self._text_mask[:, :n].any(axis=0)
             weight = TEXT_WEIGHT if query.clip_text_vector is not None else 1.0
             num[has] += weight * best[has]
