@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -24,6 +25,7 @@ from scenedex.api.console.session import CSRF_FIELD, csrf_token_for
 from scenedex.application import Application
 from scenedex.domain.errors import InvalidRequestError, NotFoundError
 from scenedex.domain.events import Event, EventType
+from scenedex.domain.face_decisions import DecisionKind, FaceDecision
 from scenedex.domain.jobs import JobTrigger
 from scenedex.domain.model import utcnow
 from scenedex.settings import ApiSettings, WebhookSettings
@@ -135,7 +137,7 @@ def test_events_are_written_with_their_change_and_routed_by_owner_and_type(make_
 def test_a_job_end_records_reprocess_job_finished_and_person_searchable(make_harness: Any) -> None:
     h = make_harness()
     app = application(h)
-    h.world.add_video(OWNER_A, [face_image("alice", salt="v")])
+    _, scenes = h.world.add_video(OWNER_A, [face_image("alice", salt="v")])
     person = h.world.add_person(OWNER_A, "alice", [face_image("alice", salt="p")])
     assert not app.persons.get(OWNER_A, person.id).person.searchable
     done = app.reprocess.after_change(OWNER_A, JobTrigger.API)
@@ -149,6 +151,20 @@ def test_a_job_end_records_reprocess_job_finished_and_person_searchable(make_har
     finished = app.events.page(None, types=["reprocess_job.finished"]).events[0]
     assert finished.owner_id is None and finished.data["status"] == "succeeded"
     assert app.events.page(OWNER_A, types=["person.deleted"]).events == []
+    # a face decision about the person changes its matching: not searchable until the next job
+    with app.services.uow_factory() as uow:
+        face = np.ones(128) / np.sqrt(128)
+        rejected = FaceDecision(
+            uuid.uuid4(), OWNER_A, DecisionKind.REJECT, scenes[0].id, person.id, uuid.uuid4(), face
+        )
+        uow.face_decisions.add_many([rejected])
+        uow.commit()
+    assert not app.persons.get(OWNER_A, person.id).person.searchable
+    again = app.reprocess.after_change(OWNER_A, JobTrigger.API)
+    assert again is not None
+    h.wait(again.job_id)
+    assert app.persons.get(OWNER_A, person.id).person.searchable
+    assert len(app.events.page(OWNER_A, types=["person.searchable"]).events) == 2
 
 
 def test_delivery_is_signed_retried_with_the_same_id_and_recorded(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert
+from scenedex.adapters.db.job_events import person_changed
 from scenedex.domain.face_clusters import ClusteringState, FaceCluster, SuggestedPerson, UnmatchedFace
 from scenedex.domain.face_decisions import DecisionKind, FaceDecision
 
@@ -70,6 +71,8 @@ class SqlFaceDecisionRepository:
             for d in decisions
         ]
         upsert(self._session, t.face_decisions, rows, keep_on_update=("created_at",))
+        for owner_id, person_id in {(d.owner_id, d.person_id) for d in decisions if d.person_id is not None}:
+            person_changed(self._session, owner_id, person_id)  # its matching changes: not searchable yet
 
     def delete(self, owner_id: uuid.UUID, decision_ids: Iterable[uuid.UUID]) -> int:
         ids = list(decision_ids)

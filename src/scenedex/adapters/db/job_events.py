@@ -27,8 +27,9 @@ _SEARCHABLE_AFTER = (JobStatus.SUCCEEDED.value, JobStatus.PARTIALLY_FAILED.value
 
 
 def person_changed(session: Session, owner_id: uuid.UUID, person_id: uuid.UUID) -> None:
-    """The person's photos changed (``PersonRepository.add_photo``, ``delete_photo``): it is not
-    searchable until a job matches its owner's scenes again (``changed_at`` now)."""
+    """The person's matching changed (photos added or removed: ``PersonRepository``; a face
+    confirmed as or rejected for it: ``FaceDecisionRepository.add_many``): it is not searchable
+    until a job matches its owner's scenes again (``changed_at`` now)."""
     cols = t.persons.c
     session.execute(
         sa.update(t.persons)
