@@ -387,7 +387,8 @@ def test_4_delete_a_video_removes_its_rows_records_blobs_and_documents_only(stac
         *(f"keyframes/{i:05d}.jpg" for i in range(doomed_counts["scenes"])),
         "source.mp4",
     ]
-    assert kept_counts["documents"] == 3 and kept_counts["scene_text_embeddings"] == 9
+    # 3 scenes x 4 text channels (transcript, visual, summary and the on-screen text, ocr)
+    assert kept_counts["documents"] == 3 and kept_counts["scene_text_embeddings"] == 12
 
     accepted = stack.http.delete(f"/v1/videos/{doomed}")
     assert accepted.status_code == 202, accepted.text
