@@ -18,6 +18,43 @@ _HOOK = "3e1f6a0c-93b2-4f0e-8f5c-5a7d2c1b9e40"
 _EVENT = "0193a6f2-4c1e-7a55-8e21-6c7d8e9f0a1b"
 _TIME = "2026-12-07T12:00:00Z"
 
+_WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": _HOOK,
+    "owner_id": "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10",
+    "url": "https://hooks.example.com/scenedex",
+    "event_types": ["video.ready"],
+    "description": "ops",
+    "enabled": True,
+    "disabled_reason": None,
+    "failing_since": None,
+    "previous_secret_expires_at": None,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+}
+
+_DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": "0193a5c4-6f1e-7c2a-8e1b-2f4d6a8c0e13",
+    "webhook_id": "msg_0193a5c46f1e7c2a8e1b2f4d6a8c0e13",  # msg_ and the delivery id
+    "event_id": _EVENT,
+    "event_type": "video.ready",
+    "status": "delivered",
+    "attempts": 1,
+    "next_attempt_at": None,
+    "last_status": 200,
+    "last_error": None,
+    "last_attempt_at": _TIME,
+    "delivered_at": _TIME,
+    "created_at": _TIME,
+}
+
+_EVENT_EXAMPLE: dict[str, Any] = {
+    "id": _EVENT,
+    "type": "video.ready",
+    "owner_id": "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10",
+    "occurred_at": _TIME,
+    "data": {"id": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed", "status": "ready"},
+}
+
 
 class WebhookIn(BaseModel):
     """A new endpoint. ``url``: https (``SCENEDEX_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES`` also allows
@@ -61,7 +98,7 @@ class RotateIn(BaseModel):
     """``overlap_s``: how long the old secret keeps signing beside the new one (default
     ``SCENEDEX_WEBHOOKS__SECRET_OVERLAP_S``; 0 ends it at once)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"overlap_s": 86400}]})
 
     overlap_s: float | None = Field(None, ge=0, le=7 * 86400)
 
@@ -72,25 +109,7 @@ class WebhookOut(BaseModel):
     ``failing_since``: its deliveries fail since then; ``previous_secret_expires_at``: a rotated
     secret still signs until then."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": _HOOK,
-                    "owner_id": "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10",
-                    "url": "https://hooks.example.com/scenedex",
-                    "event_types": ["video.ready"],
-                    "description": "ops",
-                    "enabled": True,
-                    "disabled_reason": None,
-                    "failing_since": None,
-                    "previous_secret_expires_at": None,
-                    "created_at": _TIME,
-                    "updated_at": _TIME,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_WEBHOOK_EXAMPLE]})
 
     id: uuid.UUID
     owner_id: uuid.UUID | None
@@ -123,12 +142,18 @@ class WebhookCreated(WebhookOut):
 
 
 class WebhookList(BaseModel):
+    """The caller's endpoints (an admin's: the admin endpoints)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"webhooks": [_WEBHOOK_EXAMPLE]}]})
+
     webhooks: list[WebhookOut]
 
 
 class DeliveryOut(BaseModel):
     """One event to one endpoint: ``webhook_id`` is the ``webhook-id`` header of every attempt;
     ``last_status`` the receiver's last answer (null: none, e.g. a timeout) and ``last_error``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_DELIVERY_EXAMPLE]})
 
     id: uuid.UUID
     webhook_id: str
@@ -152,10 +177,18 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveryList(BaseModel):
+    """An endpoint's deliveries, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"deliveries": [_DELIVERY_EXAMPLE]}]})
+
     deliveries: list[DeliveryOut]
 
 
 class ReplayOut(BaseModel):
+    """How many deliveries a replay made pending again or created."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"deliveries": 3}]})
+
     deliveries: int = Field(description="deliveries made pending again or created")
 
 
@@ -163,19 +196,7 @@ class EventOut(BaseModel):
     """A fact: ``data`` is the resource's public shape when it happened (see the webhooks
     section of this document for each type's)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": _EVENT,
-                    "type": "video.ready",
-                    "owner_id": "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10",
-                    "occurred_at": _TIME,
-                    "data": {"id": "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed", "status": "ready"},
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVENT_EXAMPLE]})
 
     id: uuid.UUID
     type: EventType
@@ -196,6 +217,10 @@ class EventOut(BaseModel):
 
 class EventPageOut(BaseModel):
     """Events in id order; ask again with ``after=next_cursor`` for the next ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"events": [_EVENT_EXAMPLE], "next_cursor": _EVENT}]}
+    )
 
     events: list[EventOut]
     next_cursor: str | None
