@@ -261,7 +261,7 @@ def test_4_the_overview_shows_what_reprocess_dry_run_prints(stack: ConsoleStack)
     assert stack.plan_rows(page) == expected
     assert page.locator("#plan-videos").inner_text() == str(plan["videos"]) == "3"
     assert page.locator("#spec-version").inner_text() == plan["spec_version"]
-    assert page.locator("#queues tbody tr").count() == 2  # embeddings, reprocessing
+    assert page.locator("#queues tbody tr").count() == 3  # embeddings, reprocessing, webhooks
     assert "1 live worker" in page.locator("#workers").inner_text()
     check_page(page, "overview")
 
