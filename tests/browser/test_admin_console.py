@@ -387,3 +387,12 @@ def wait_thumbnails(page: Any) -> None:
         wait_for(lambda: not page.evaluate(broken), 15, "the images to load", interval=0.2)
     except AssertionError:
         raise AssertionError(f"images not loaded: {page.evaluate(broken)}") from None
+
+
+@step("webhooks")
+def test_8_the_webhooks_page_renders_under_the_policy(stack: ConsoleStack) -> None:
+    page = stack.page
+    page.get_by_role("link", name="Webhooks").click()
+    visible(page.get_by_role("heading", name="Webhooks"))
+    assert "No webhook endpoint yet" in page.locator("main").inner_text()
+    check_page(page, "webhooks")
