@@ -216,6 +216,12 @@ class ApiSettings(BaseModel):
     max_photos_per_person: int = Field(
         32, ge=1, le=1000, description="most reference photos of one person; more get 422 (CLI: exit 2)"
     )
+    idempotency_ttl_s: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="how long the first answer to an Idempotency-Key is kept and replayed (seconds)",
+    )
     max_upload_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

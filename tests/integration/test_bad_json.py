@@ -5,10 +5,10 @@ that takes JSON.
 
 The API is served by uvicorn in this process (``serve_in_thread``) on the job harness, and each
 request goes over one kept-alive HTTP/1.1 connection: every bad body must get a 4xx in the API's
-error shape (``{"detail": ...}``), the connection must answer the next request, and nothing may
-be logged as an error or with a traceback (before issue 25, the 422 handler echoed the
-non-finite input, ``json.dumps`` refused it, and uvicorn logged the traceback and closed the
-connection).
+error shape (an RFC 9457 problem, ``tests.problems``), the connection must answer the next
+request, and nothing may be logged as an error or with a traceback (before issue 25, the 422
+handler echoed the non-finite input, ``json.dumps`` refused it, and uvicorn logged the traceback
+and closed the connection).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from scenedex.api import create_app
 from scenedex.api.serve import serve_in_thread
 from tests.integration.test_api import OWNER_A, api_settings, bearer, make_token, owner_b_library
 from tests.job_harness import Harness, library
+from tests.problems import problem_of
 
 pytestmark = pytest.mark.integration
 
@@ -140,8 +141,10 @@ def test_bad_json_gets_4xx_keeps_the_connection_and_logs_no_traceback(
                         method, path, body, {**headers, "Content-Type": "application/json"}
                     )
                     assert status in (400, 422), (sent, status, data[:300])
-                    assert response_headers["content-type"] == "application/json", sent
-                    assert "detail" in json.loads(data), (sent, data[:300])
+                    assert problem_of(status, response_headers, data)["code"] in (
+                        "json_invalid",
+                        "validation_failed",
+                    )
                     status, _, data = connection.request("GET", "/health")
                     assert status == 200, (sent, "then /health", status, data[:300])
                     seen.append(sent)
@@ -151,11 +154,11 @@ def test_bad_json_gets_4xx_keeps_the_connection_and_logs_no_traceback(
                 (b'{"scope": "all", "since": NaN}', {}),
                 (b'{"scope": "all", "since": NaN}', {"Content-Type": "application/merge-patch+json"}),
             ):
-                status, _, data = connection.request(
+                status, answer_headers, data = connection.request(
                     "POST", "/v1/admin/reprocess-embeddings", body, {**served.admin, **content_type}
                 )
                 assert status in (400, 422), (body[:40], content_type, status, data[:300])
-                assert "detail" in json.loads(data)
+                problem_of(status, answer_headers, data)
     finally:
         connection.close()
     assert len(seen) == len(operations(served)) * len(BAD_VALUES)

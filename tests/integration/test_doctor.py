@@ -112,7 +112,7 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
         "storage": OK,
     }
     found = by_name(checks)
-    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == "at head 0008"
+    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == "at head 0009"
     assert "connection refused" in found["opensearch"].detail
     assert "SCENEDEX_SEARCH__URL" in (found["opensearch"].fix or "")
     assert "not cached on this node" in found["clip weights"].detail
@@ -172,12 +172,12 @@ def test_migrations_behind_missing_or_unknown_are_fails_with_the_fix(tmp_path: P
 
     sqlite3.connect(path).close()  # an empty database: no schema
     assert check_database(engine)[1] == Check(
-        "migrations", FAIL, "no schema (head is 0008)", "run `scenedex db upgrade`"
+        "migrations", FAIL, "no schema (head is 0009)", "run `scenedex db upgrade`"
     )
     migrated = create_engine(f"sqlite:///{path}")
     upgrade(migrated, "0001")
     behind = check_database(engine)[1]
-    assert behind.status is FAIL and behind.detail == "at 0001, head is 0008"
+    assert behind.status is FAIL and behind.detail == "at 0001, head is 0009"
     upgrade(migrated)
     assert [c.status for c in check_database(engine)] == [OK, OK]
     with migrated.begin() as connection:

@@ -2,9 +2,11 @@
 
 The app is thin: routes parse and authorise, then call the domain (``ReprocessRunner.plan``,
 ``JobCoordinator``, ``Services.search``) and the use cases of ``scenedex.services`` (``enqueue``,
-``videos``, ``persons``, ``face_clusters``), on the runtime in ``app.state``. Errors are always JSON
-``{"detail": ...}``, mapped here rather than in the routes (a 422 echoes its input through
-``json_body.echoable``, so it never fails to be written):
+``videos``, ``persons``, ``face_clusters``), on the runtime in ``app.state``. Errors are always RFC 9457
+problem details (``api.problems``: ``application/problem+json`` with ``type``, ``title``,
+``status``, ``detail``, ``instance``, ``code``; a validation 422 lists ``errors``), mapped here
+rather than in the routes (field locations go through ``json_body.echoable``, so an answer
+never fails to be written):
 
 | error | status |
 | --- | --- |
@@ -29,9 +31,7 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -39,8 +39,11 @@ from starlette.routing import Match
 
 from scenedex.api.auth import ApiConfigError, TokenVerifier
 from scenedex.api.console import install_console
+from scenedex.api.contract import install_contract
 from scenedex.api.headers import SecurityHeaders
 from scenedex.api.json_body import echoable, json_body_problem, parsed_as_json
+from scenedex.api.problems import field_errors, problem, validation_detail
+from scenedex.api.request_id import HEADER, RequestId
 from scenedex.api.routes import admin, face_clusters, health, owner, persons, search, videos, webhooks
 from scenedex.application import Application, JobRuntime, build_services
 from scenedex.application.wiring import token_denylist
@@ -56,7 +59,9 @@ from scenedex.domain.errors import (
     TransientError,
     UnsupportedMediaTypeError,
 )
+from scenedex.domain.idempotency import IdempotencyKeyReusedError
 from scenedex.domain.jobs import ActiveJobError
+from scenedex.domain.logcontext import log_context
 from scenedex.settings import Settings
 from scenedex.tasks.queue import build_runtime
 
@@ -113,6 +118,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
     webhooks.install_webhook_docs(app)
     install_console(app)  # the admin console's pages under /admin
     _add_error_handlers(app)
+    install_contract(app)
     app.add_middleware(JsonBodyGuard)  # inside BodySizeLimit, which bounds what it buffers
     app.add_middleware(
         BodySizeLimit,
@@ -120,6 +126,7 @@ def create_app(settings: Settings, runtime: JobRuntime | None = None) -> FastAPI
         max_upload_bytes=settings.api.max_upload_bytes,
         large_bodies=frozenset({("POST", videos.router.prefix)}),
     )
+    app.add_middleware(RequestId)  # around the body checks: their answers carry the id too
     app.add_middleware(SecurityHeaders)  # outermost: every answer of the app has its headers
     return app
 
@@ -140,35 +147,60 @@ def _status_of(error: Exception) -> int:
     return 500
 
 
+def _domain_problem(error: Exception) -> tuple[str | None, str, dict[str, Any]]:
+    """The ``code``, ``detail`` and extension members of a domain or adapter error."""
+    if isinstance(error, ActiveJobError):
+        return "active_job", str(error), {"active_job_id": str(error.active_job_id)}
+    if isinstance(error, OperationalError):
+        return "database_unavailable", "database unavailable", {}
+    if isinstance(error, redis.exceptions.RedisError):
+        return "broker_unavailable", "broker (Redis) unavailable", {}
+    if isinstance(error, ModelLoadError):
+        return "model_unavailable", str(error), {}
+    if isinstance(error, IdempotencyKeyReusedError):
+        return "idempotency_key_reused", str(error), {}
+    if isinstance(error, KindUnavailableError):
+        return error.type, str(error), {"kind": error.kind}
+    return None, str(error), {}
+
+
 def _add_error_handlers(app: FastAPI) -> None:
-    async def domain_error(request: Request, error: Exception) -> JSONResponse:
+    async def domain_error(request: Request, error: Exception) -> Response:
         status = _status_of(error)
-        body: dict[str, Any] = {"detail": str(error)}
-        if isinstance(error, ActiveJobError):
-            body["active_job_id"] = str(error.active_job_id)
-        elif isinstance(error, KindUnavailableError):
-            body.update(type=error.type, kind=error.kind)
-        elif isinstance(error, OperationalError):
-            body["detail"] = "database unavailable"
-        elif isinstance(error, redis.exceptions.RedisError):
-            body["detail"] = "broker (Redis) unavailable"
+        code, detail, extensions = _domain_problem(error)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, error)
-        return JSONResponse(body, status_code=status)
+        return problem(status, detail, code=code, instance=request.url.path, **extensions)
 
-    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        return JSONResponse({"detail": echoable(error.errors())}, status_code=422)
+        errors = field_errors(error.errors())
+        return problem(
+            422, validation_detail(errors), code="validation_failed", instance=request.url.path, errors=errors
+        )
 
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse({"detail": "internal server error"}, status_code=500)
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        detail = error.detail if isinstance(error.detail, str) else str(echoable(error.detail))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(error.status_code, detail, instance=request.url.path, headers=headers)
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        """A bug: logged; answered by Starlette's outermost middleware, outside ``RequestId``,
+        so the id is set here."""
+        request_id = getattr(request.state, "request_id", None)
+        with log_context(request_id=request_id):
+            log.exception("%s %s failed", request.method, request.url.path)
+        headers = {HEADER: request_id} if request_id else None
+        return problem(500, "internal server error", instance=request.url.path, headers=headers)
 
     for kind in (ScenedexError, OperationalError, redis.exceptions.RedisError):
         app.add_exception_handler(kind, domain_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-    app.add_exception_handler(405, method_not_allowed)
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -191,18 +223,6 @@ def allowed_methods(request: Request) -> list[str]:
         if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
-
-
-async def method_not_allowed(request: Request, error: Exception) -> Response:
-    """405 with ``Allow`` listing all the path's methods. Starlette answers from the first route
-    whose path matches, with only that route's methods, but a path is often served by several
-    routes (``POST`` and ``GET /v1/videos``: one route each)."""
-    assert isinstance(error, StarletteHTTPException)
-    response = await http_exception_handler(request, error)
-    methods = allowed_methods(request)
-    if methods:
-        response.headers["Allow"] = ", ".join(methods)
-    return response
 
 
 def replaying(body: bytes, receive: Any) -> Any:
@@ -250,7 +270,7 @@ class BodySizeLimit:
         limit = self.max_upload_bytes if upload else self.max_bytes
         length = headers.get(b"content-length")
         if length is not None and not length.isdigit():
-            await JSONResponse({"detail": "invalid Content-Length"}, status_code=400)(scope, receive, send)
+            await problem(400, "invalid Content-Length", instance=scope["path"])(scope, receive, send)
             return
         if length is not None and int(length) > limit:
             await self._too_large(limit, scope, receive, send)
@@ -272,15 +292,15 @@ class BodySizeLimit:
         await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _too_large(self, limit: int, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+        response = problem(413, f"request body larger than {limit} bytes", instance=scope["path"])
         await response(scope, receive, send)
 
 
 class JsonBodyGuard:
     """ASGI middleware: a body FastAPI would parse as JSON (``json_body.parsed_as_json``) that
     ``json_body.json_body_problem`` refuses (a non-finite number, a NUL or a lone surrogate,
-    nesting deeper than ``MAX_JSON_DEPTH``...) gets 422 ``{"detail": [{"type": "json_invalid",
-    "loc": ["body"], "msg": ...}]}`` before any route reads it: nothing is logged and the
+    nesting deeper than ``MAX_JSON_DEPTH``...) gets a 422 problem ``json_invalid`` (one
+    ``errors`` entry, field ``body``) before any route reads it: nothing is logged and the
     connection stays open. Other bodies reach the app unchanged. It buffers the body, so it
     sits inside ``BodySizeLimit``, which bounds it."""
 
@@ -300,9 +320,12 @@ class JsonBodyGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = json_body_problem(body) if body else None
-        if problem is not None:
-            error = {"type": "json_invalid", "loc": ["body"], "msg": f"invalid JSON body: {problem}"}
-            await JSONResponse({"detail": [error]}, status_code=422)(scope, receive, send)
+        refused = json_body_problem(body) if body else None
+        if refused is not None:
+            errors = [{"field": "body", "message": f"invalid JSON body: {refused}", "type": "json_invalid"}]
+            answer = problem(
+                422, errors[0]["message"], code="json_invalid", instance=scope["path"], errors=errors
+            )
+            await answer(scope, receive, send)
             return
         await self.app(scope, replaying(body, receive), send)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from scenedex.api.problems import Problem
 from scenedex.domain.jobs import JobStatus, JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
@@ -376,81 +377,24 @@ class ReadyResponse(BaseModel):
     checks: dict[str, str]
 
 
-class ErrorResponse(BaseModel):
-    """Every error: ``detail`` is a message (a list of field errors for invalid requests)."""
-
-    model_config = openapi_examples(
-        {"detail": "job c56a4180-... not found"},
-        {
-            "detail": [
-                {"type": "uuid_parsing", "loc": ["path", "job_id"], "msg": "Input should be a valid UUID"}
-            ]
-        },
-    )
-
-    detail: Any
-
-
-class ConflictResponse(BaseModel):
-    """409: the scope already has an active job (``active_job_id``), or the job's state does
-    not allow the action."""
-
-    model_config = openapi_examples(
-        {"detail": f"job {_JOB} is already running for scope all", "active_job_id": _JOB}
-    )
-
-    detail: str
-    active_job_id: uuid.UUID | None = None
-
-
-class KindUnavailableResponse(BaseModel):
-    """409: this search kind's model is switched off (``SCENEDEX_EMBEDDER__CLIP=off``: image
-    searches; ``__TEXT=off`` with CLIP off or untrained: text searches; ``__FACES=off``: person
-    searches)."""
-
-    model_config = openapi_examples(
-        {
-            "detail": "image search is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP=off)",
-            "type": "search_kind_unavailable",
-            "kind": "image",
-        }
-    )
-
-    detail: str
-    type: str = "search_kind_unavailable"
-    kind: str
-
-
-class NotReadyResponse(BaseModel):
-    model_config = openapi_examples(
-        {
-            "detail": "not ready: redis",
-            "checks": {"database": "ok", "redis": "error: Connection refused", "search_index": "ok"},
-        }
-    )
-
-    detail: str
-    checks: dict[str, str]
-
-
 Responses = dict[int | str, dict[str, Any]]
 """The ``responses`` of a router or route (status: model and description)."""
 
 COMMON_ERRORS: Responses = {
-    400: {"model": ErrorResponse, "description": "malformed request (a Content-Length that is not a number)"},
-    401: {"model": ErrorResponse, "description": "missing, expired or badly signed token"},
-    422: {"model": ErrorResponse, "description": "invalid body or parameters"},
+    400: {"model": Problem, "description": "malformed request (a Content-Length that is not a number)"},
+    401: {"model": Problem, "description": "missing, expired or badly signed token"},
+    422: {"model": Problem, "description": "invalid body or parameters"},
 }
 """The errors every route behind a token can answer (its router's ``responses``; a route
 that says more about its 422 declares its own)."""
 JSON_BODY_ERRORS: Responses = {
-    400: {"model": ErrorResponse, "description": "the body is not UTF-8 text"},
-    413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
+    400: {"model": Problem, "description": "the body is not UTF-8 text"},
+    413: {"model": Problem, "description": "body over SCENEDEX_API__MAX_BODY_BYTES"},
 }
 """The errors of a route with a JSON body (FastAPI's 400, ``BodySizeLimit``'s 413)."""
 KIND_UNAVAILABLE: Responses = {
     409: {
-        "model": KindUnavailableResponse,
+        "model": Problem,
         "description": "this search kind is unavailable: its model is switched off (SCENEDEX_EMBEDDER__CLIP, "
         "__TEXT or __FACES=off)",
     }

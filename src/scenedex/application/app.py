@@ -25,6 +25,7 @@ from scenedex.application.runtime import JobRuntime, TaskQueue, TaskSender, buil
 from scenedex.domain.spec import ReprocessSpec
 from scenedex.services.events import Events
 from scenedex.services.face_clusters import FaceClusters
+from scenedex.services.idempotency import Idempotency
 from scenedex.services.jobs import Jobs
 from scenedex.services.persons import Persons
 from scenedex.services.reprocess import Reprocess
@@ -117,6 +118,11 @@ class Application:
     def face_clusters(self) -> FaceClusters:
         """Suggested persons and the decisions about them (list, get, confirm, reject, split)."""
         return self.services.face_clusters()
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        """Creates run once per ``Idempotency-Key``, their answers replayed."""
+        return self.services.idempotency()
 
     @cached_property
     def search(self) -> Search:

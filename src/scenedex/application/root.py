@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
+from scenedex.adapters.db.idempotency import SqlIdempotencyStore
 from scenedex.adapters.db.repositories import SqlUnitOfWorkFactory
 from scenedex.adapters.db.search_index import TableSearchIndex
 from scenedex.adapters.storage import FsspecBlobStore
@@ -37,6 +38,7 @@ from scenedex.domain.reprocess import ReprocessRunner
 from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import OFF, ReprocessSpec, SpecInputs
 from scenedex.services.face_clusters import FaceClusters
+from scenedex.services.idempotency import Idempotency
 from scenedex.services.persons import Persons
 from scenedex.services.search import SceneResult, Search
 from scenedex.services.videos import URL_HOSTS_SETTING, IngestLimits, SourcePolicy
@@ -160,6 +162,11 @@ class Services:
     def face_clusters(self) -> FaceClusters:
         """The suggested-person use cases (list, confirm, reject, split) on these adapters."""
         return FaceClusters(uow_factory=self.uow_factory)
+
+    def idempotency(self) -> Idempotency:
+        """Kept answers of ``Idempotency-Key`` requests, in the database, for
+        ``SCENEDEX_API__IDEMPOTENCY_TTL_S`` seconds."""
+        return Idempotency(SqlIdempotencyStore(self.engine), self.settings.api.idempotency_ttl_s)
 
     def video_cutter(self) -> Any:
         """Scene detection and keyframe grabs for ``ingest_video`` (PySceneDetect and OpenCV,

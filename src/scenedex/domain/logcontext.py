@@ -21,8 +21,9 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import Any
 
-FIELDS = ("job_id", "owner_id", "video_id", "step", "spec_version")
-"""The context fields, in the order the text format shows them."""
+FIELDS = ("job_id", "owner_id", "video_id", "step", "spec_version", "request_id")
+"""The context fields, in the order the text format shows them (``request_id``: the API
+request's ``X-Request-ID``, ``api.request_id``)."""
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _fields: ContextVar[Mapping[str, str]] = ContextVar("scenedex_log_context", default=_EMPTY)

@@ -1,6 +1,7 @@
 """Logging setup shared by the entry points: every line carries the log context (``job_id``,
-``owner_id``, ``video_id``, ``step``, ``spec_version``; see ``scenedex.domain.logcontext``), whichever
-logger wrote it, as text or as one JSON object per line (``SCENEDEX_LOG_FORMAT=json``)."""
+``owner_id``, ``video_id``, ``step``, ``spec_version``, ``request_id``; see
+``scenedex.domain.logcontext``), whichever logger wrote it, as text or as one JSON object per
+line (``SCENEDEX_LOG_FORMAT=json``)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from scenedex.domain import logcontext
 from scenedex.domain.logcontext import FIELDS
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(scenedex_context)s: %(message)s"
-"""``scenedex_context``: `` [job=... owner=... video=... step=... spec=...]``, the fields that are set."""
+"""``scenedex_context``: `` [job=... owner=... video=... step=... spec=... request=...]``, the fields
+that are set."""
 
-_SHORT_NAMES = dict(zip(FIELDS, ("job", "owner", "video", "step", "spec"), strict=True))
+_SHORT_NAMES = dict(zip(FIELDS, ("job", "owner", "video", "step", "spec", "request"), strict=True))
 
 
 class ContextFilter(logging.Filter):

@@ -358,3 +358,20 @@ webhook_deliveries = sa.Table(
 """One row per (event, endpoint), created with the event: the state of its delivery (attempts,
 last answer, next try). ``leased_until``: a message for it is out until then; past it, the
 dispatcher sends another (a lost message, a killed worker)."""
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("owner_id", sa.Uuid, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("route", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+"""The first answer to each ``Idempotency-Key`` of an owner (``domain.idempotency``): the
+request's route and fingerprint (SHA-256 hex), the answer (``status`` null while the first
+request runs) and when the row expires (``SCENEDEX_API__IDEMPOTENCY_TTL_S`` after it)."""

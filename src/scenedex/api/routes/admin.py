@@ -9,22 +9,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from scenedex.api.deps import AppDep, require_admin
+from scenedex.api.contract import accepted_headers
+from scenedex.api.deps import AppDep, CallerDep, require_admin
+from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
-    ConflictResponse,
     EnqueueResponse,
-    ErrorResponse,
     JobActionResponse,
     JobListItem,
     JobListResponse,
     JobResponse,
     PlanResponse,
+    Problem,
     ReprocessBody,
     ReprocessFields,
 )
@@ -38,12 +39,12 @@ router = APIRouter(
     dependencies=[Depends(require_admin)],
     responses={
         **COMMON_ERRORS,
-        403: {"model": ErrorResponse, "description": "the token lacks the admin role"},
+        403: {"model": Problem, "description": "the token lacks the admin role"},
     },
 )
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "unknown job"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "unknown job"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ConflictResponse, "description": "the job's state does not allow this"}
+    409: {"model": Problem, "description": "the job's state does not allow this"}
 }
 
 
@@ -78,30 +79,40 @@ async def _ids_fit_the_scope(request: Request) -> None:
     responses={
         200: {"model": PlanResponse, "description": "dry_run: the plan, nothing enqueued"},
         **JSON_BODY_ERRORS,
-        404: {"model": ErrorResponse, "description": "unknown video or owner"},
-        409: {"model": ConflictResponse, "description": "the scope already has an active job"},
-        422: {"model": ErrorResponse, "description": "invalid body, or a scope without its id"},
+        404: {"model": Problem, "description": "unknown video or owner"},
+        409: {"model": Problem, "description": "the scope already has an active job"},
+        422: {"model": Problem, "description": "invalid body, or a scope without its id"},
     },
     dependencies=[Depends(_ids_fit_the_scope)],
 )
-def reprocess_embeddings(body: ReprocessBody, app: AppDep, response: Response) -> Any:
+def reprocess_embeddings(
+    body: ReprocessBody, app: AppDep, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+) -> Any:
     """Create a job for the scope and send its planner message; 202 with the job id. Only
-    records that are missing or stale are recomputed unless ``force``."""
+    records that are missing or stale are recomputed unless ``force``. With an
+    ``Idempotency-Key`` (per the admin token's owner) sent before for the same body: the first
+    answer, and no second job."""
     request = body.to_request()
     if body.dry_run:
         plan = app.reprocess.plan(request)
         return JSONResponse(PlanResponse.model_validate(plan.to_dict()).model_dump(mode="json"))
-    enqueued = app.reprocess.enqueue(request, JobTrigger.API)
-    job, video_count = enqueued.job, enqueued.video_count
-    location = f"{router.prefix}/reprocess-jobs/{job.id}"
-    response.headers["Location"] = location
-    return EnqueueResponse(
-        job_id=job.id,
-        spec_version=job.spec_version,
-        scope=job.request.scope,
-        video_count=video_count,
-        message=f"reprocess of {scope_key(request)} queued: {video_count} video(s); progress at {location}",
-    )
+
+    def enqueue() -> tuple[int, EnqueueResponse, dict[str, str]]:
+        enqueued = app.reprocess.enqueue(request, JobTrigger.API)
+        job, video_count = enqueued.job, enqueued.video_count
+        location = f"{router.prefix}/reprocess-jobs/{job.id}"
+        answer = EnqueueResponse(
+            job_id=job.id,
+            spec_version=job.spec_version,
+            scope=job.request.scope,
+            video_count=video_count,
+            message=f"reprocess of {scope_key(request)} queued: {video_count} video(s); "
+            f"progress at {location}",
+        )
+        return 202, answer, accepted_headers(location)
+
+    parts = body.model_dump(mode="json")
+    return answer_once(app, caller.owner_id, idempotency_key, "enqueueReprocess", parts, enqueue)
 
 
 @router.get(

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
 from scenedex.api.routes.persons import ReprocessOut
-from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.face_decisions import DecisionKind
 from scenedex.services.face_clusters import MAX_PAGE, Decided, SuggestionView
@@ -206,7 +206,7 @@ class DecidedOut(BaseModel):
 
 router = APIRouter(prefix="/v1", tags=["suggested persons"], responses=COMMON_ERRORS)
 _NOT_FOUND: Responses = {
-    404: {"model": ErrorResponse, "description": "no such suggestion, face or person for the caller"}
+    404: {"model": Problem, "description": "no such suggestion, face or person for the caller"}
 }
 
 
@@ -270,7 +270,7 @@ def get_suggestion(cluster_id: ClusterId, caller: CallerDep, app: AppDep) -> Sug
         201: {"model": DecidedOut, "description": "confirmed as a new person (created)"},
         **JSON_BODY_ERRORS,
         **_NOT_FOUND,
-        422: {"model": ErrorResponse, "description": "invalid body, or not exactly one of person_id, name"},
+        422: {"model": Problem, "description": "invalid body, or not exactly one of person_id, name"},
     },
     dependencies=[Depends(_exactly_one)],
 )
@@ -324,7 +324,7 @@ def reject_face(
         **JSON_BODY_ERRORS,
         **_NOT_FOUND,
         422: {
-            "model": ErrorResponse,
+            "model": Problem,
             "description": "invalid body, or faces not in the suggestion (or all of them)",
         },
     },

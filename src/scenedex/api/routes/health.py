@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
-from scenedex.api.schemas import HealthResponse, NotReadyResponse, ReadyResponse
+from scenedex.api.problems import problem
+from scenedex.api.schemas import HealthResponse, Problem, ReadyResponse
 
 router = APIRouter(tags=["health"])
 _NIL_OWNER = uuid.UUID(int=0)
@@ -30,7 +30,7 @@ def health() -> HealthResponse:
     operation_id="getReadiness",
     response_model=ReadyResponse,
     summary="Readiness: database, Redis and search index reachable",
-    responses={503: {"model": NotReadyResponse, "description": "what is unreachable"}},
+    responses={503: {"model": Problem, "description": "what is unreachable"}},
 )
 def ready(request: Request) -> Any:
     services = request.app.state.services
@@ -41,7 +41,9 @@ def ready(request: Request) -> Any:
     }
     failed = [name for name, result in checks.items() if result != "ok"]
     if failed:
-        return JSONResponse({"detail": f"not ready: {', '.join(failed)}", "checks": checks}, status_code=503)
+        return problem(
+            503, f"not ready: {', '.join(failed)}", code="not_ready", instance="/ready", checks=checks
+        )
     return ReadyResponse(checks=checks)
 
 

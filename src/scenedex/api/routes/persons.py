@@ -16,16 +16,19 @@ changes no embedding and enqueues nothing. Photo uploads are multipart (``POST /
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
-from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse, Responses
+from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
+from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
     MAX_NAME_LENGTH,
@@ -137,11 +140,11 @@ class RenameBody(BaseModel):
 
 router = APIRouter(prefix="/v1/persons", tags=["persons"], responses=COMMON_ERRORS)
 _NOT_FOUND: Responses = {
-    404: {"model": ErrorResponse, "description": "no such person (or photo) for the caller's owner"}
+    404: {"model": Problem, "description": "no such person (or photo) for the caller's owner"}
 }
 _UPLOAD_ERRORS: Responses = {
-    413: {"model": ErrorResponse, "description": "a photo (or the whole upload) over the size limit"},
-    415: {"model": ErrorResponse, "description": "a photo that is not a decodable image"},
+    413: {"model": Problem, "description": "a photo (or the whole upload) over the size limit"},
+    415: {"model": Problem, "description": "a photo that is not a decodable image"},
 }
 MAX_PHOTOS_DOCUMENTED: int = ApiSettings.model_fields["max_photos"].default
 """``maxItems`` of ``photos`` in the OpenAPI document, which does not depend on the settings:
@@ -199,12 +202,20 @@ def create_person(
     caller: CallerDep,
     app: AppDep,
     form: Annotated[CreatePersonForm, Form(media_type="multipart/form-data")],
-) -> PersonChange:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """Stores the photos and the person, then enqueues the owner's reprocess: the person steps
-    find the face in each photo, and the owner's scenes are matched against the new person."""
+    find the face in each photo, and the owner's scenes are matched against the new person.
+    With an ``Idempotency-Key`` sent before for the same name and photos: the first answer."""
     persons = app.persons
-    view = persons.create(caller.owner_id, form.name, _read(form.photos, persons.max_image_bytes))
-    return _change(view, reprocess_after_change(app, caller.owner_id, "person change"))
+    photos = _read(form.photos, persons.max_image_bytes)
+
+    def create() -> tuple[int, PersonChange, dict[str, str]]:
+        view = persons.create(caller.owner_id, form.name, photos)
+        return 201, _change(view, reprocess_after_change(app, caller.owner_id, "person change")), {}
+
+    parts = {"name": form.name, "photos": _digests(photos)}
+    return answer_once(app, caller.owner_id, idempotency_key, "createPerson", parts, create)
 
 
 @router.post(
@@ -221,11 +232,19 @@ def add_photos(
     caller: CallerDep,
     app: AppDep,
     form: Annotated[AddPersonPhotosForm, Form(media_type="multipart/form-data")],
-) -> PersonChange:
-    """The person with all its photos after the upload; enqueues the owner's reprocess."""
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """The person with all its photos after the upload; enqueues the owner's reprocess. With an
+    ``Idempotency-Key`` sent before for the same person and photos: the first answer."""
     persons = app.persons
-    view = persons.add_photos(caller.owner_id, person_id, _read(form.photos, persons.max_image_bytes))
-    return _change(view, reprocess_after_change(app, caller.owner_id, "person change"))
+    photos = _read(form.photos, persons.max_image_bytes)
+
+    def add() -> tuple[int, PersonChange, dict[str, str]]:
+        view = persons.add_photos(caller.owner_id, person_id, photos)
+        return 201, _change(view, reprocess_after_change(app, caller.owner_id, "person change")), {}
+
+    parts = {"person_id": str(person_id), "photos": _digests(photos)}
+    return answer_once(app, caller.owner_id, idempotency_key, "addPersonPhotos", parts, add)
 
 
 @router.delete(
@@ -270,11 +289,14 @@ def list_persons(
     response_model=PersonOut,
     operation_id="getPerson",
     summary="A person with its photos",
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **etag_responses("person")},
 )
-def get_person(person_id: uuid.UUID, caller: CallerDep, app: AppDep) -> PersonOut:
-    """Each photo with its status (``pending`` until the person steps ran) and error."""
-    return _out(app.persons.get(caller.owner_id, person_id))
+def get_person(
+    person_id: uuid.UUID, caller: CallerDep, app: AppDep, if_none_match: IfNoneMatchHeader = None
+) -> Response:
+    """Each photo with its status (``pending`` until the person steps ran) and error, with a
+    strong ``ETag`` (304 for a current ``If-None-Match``)."""
+    return tagged(_out(app.persons.get(caller.owner_id, person_id)), if_none_match)
 
 
 @router.patch(
@@ -282,10 +304,18 @@ def get_person(person_id: uuid.UUID, caller: CallerDep, app: AppDep) -> PersonOu
     response_model=PersonOut,
     operation_id="renamePerson",
     summary="Rename a person",
-    responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
+    responses={
+        **JSON_BODY_ERRORS,
+        **_NOT_FOUND,
+        412: {"model": Problem, "description": "If-Match is not the person's current ETag"},
+    },
 )
-def rename_person(person_id: uuid.UUID, body: RenameBody, caller: CallerDep, app: AppDep) -> PersonOut:
-    """A new name; no embedding depends on it, so nothing is enqueued."""
+def rename_person(
+    person_id: uuid.UUID, body: RenameBody, caller: CallerDep, app: AppDep, if_match: IfMatchHeader = None
+) -> PersonOut:
+    """A new name; no embedding depends on it, so nothing is enqueued. ``If-Match``: the
+    person's ETag (``getPerson``) the rename is based on."""
+    require_match(if_match, _out(app.persons.get(caller.owner_id, person_id)))
     return _out(app.persons.rename(caller.owner_id, person_id, body.name))
 
 
@@ -310,6 +340,11 @@ def delete_person(person_id: uuid.UUID, caller: CallerDep, app: AppDep) -> Perso
 def _read(photos: list[UploadFile], max_bytes: int) -> list[PhotoUpload]:
     """The uploads' bytes, each read up to one byte over ``max_bytes`` (enough to refuse it)."""
     return [PhotoUpload(photo.filename, photo.file.read(max_bytes + 1)) for photo in photos]
+
+
+def _digests(photos: list[PhotoUpload]) -> list[str]:
+    """What identifies the uploaded photos in an idempotent request: their bytes' SHA-256."""
+    return [hashlib.sha256(photo.data).hexdigest() for photo in photos]
 
 
 def _out(view: PersonView) -> PersonOut:

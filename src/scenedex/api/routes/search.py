@@ -20,7 +20,8 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.datastructures import UploadFile
 
 from scenedex.api.deps import AppDep, CallerDep
-from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, KIND_UNAVAILABLE, ErrorResponse
+from scenedex.api.etags import etag_matches
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, KIND_UNAVAILABLE, Problem
 from scenedex.services.search import KEYFRAME_PATH, MAX_K, SceneResult
 
 KEYFRAME_MAX_AGE_S = 3600
@@ -189,8 +190,8 @@ def text_or_person(text: TextParam = None, person_id: PersonParam = None) -> dic
     "one of `text` or `person_id` (both or neither: 422).",
     responses={
         **KIND_UNAVAILABLE,
-        404: {"model": ErrorResponse, "description": "no such person for the caller's owner"},
-        422: {"model": ErrorResponse, "description": "not exactly one of text, person_id; bad k"},
+        404: {"model": Problem, "description": "no such person for the caller's owner"},
+        422: {"model": Problem, "description": "not exactly one of text, person_id; bad k"},
     },
 )
 def search(
@@ -240,9 +241,9 @@ async def image_query(request: Request, app: AppDep) -> ImageQuery:
     openapi_extra=_IMAGE_REQUEST_BODY,
     responses={
         **KIND_UNAVAILABLE,
-        413: {"model": ErrorResponse, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
-        415: {"model": ErrorResponse, "description": "not an image, or not multipart/form-data"},
-        422: {"model": ErrorResponse, "description": "a body without its one part (image); bad k"},
+        413: {"model": Problem, "description": "image over SCENEDEX_MAX_IMAGE_BYTES (or _PIXELS)"},
+        415: {"model": Problem, "description": "not an image, or not multipart/form-data"},
+        422: {"model": Problem, "description": "a body without its one part (image); bad k"},
     },
 )
 def search_image(
@@ -265,12 +266,12 @@ def search_image(
     responses={
         **JSON_BODY_ERRORS,
         **KIND_UNAVAILABLE,
-        404: {"model": ErrorResponse, "description": "keyframe_uri names no blob of the caller's"},
+        404: {"model": Problem, "description": "keyframe_uri names no blob of the caller's"},
         413: {
-            "model": ErrorResponse,
+            "model": Problem,
             "description": "body over the limit; image over SCENEDEX_MAX_IMAGE_BYTES",
         },
-        415: {"model": ErrorResponse, "description": "the blob is not an image"},
+        415: {"model": Problem, "description": "the blob is not an image"},
     },
 )
 def search_image_by_uri(
@@ -282,16 +283,28 @@ def search_image_by_uri(
     return search_image(caller, app, ImageQuery(uri=body.keyframe_uri), k)
 
 
+_KEYFRAME_HEADERS = {
+    "ETag": {"description": "the keyframe's SHA-256 (strong)", "schema": {"type": "string"}},
+    "Cache-Control": {
+        "description": f"private, max-age={KEYFRAME_MAX_AGE_S}",
+        "schema": {"type": "string"},
+    },
+}
+
+
 @router.get(
     KEYFRAME_PATH.removeprefix(router.prefix),
     response_class=Response,
     operation_id="getKeyframe",
     summary="A scene's keyframe image (a hit's thumbnail)",
     responses={
-        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-        304: {"description": "the If-None-Match ETag is current"},
-        404: {"model": ErrorResponse, "description": "no such scene (or keyframe) for the caller's owner"},
-        422: {"model": ErrorResponse, "description": "scene_id is not a UUID"},
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": _KEYFRAME_HEADERS,
+        },
+        304: {"description": "the If-None-Match ETag is current", "headers": _KEYFRAME_HEADERS},
+        404: {"model": Problem, "description": "no such scene (or keyframe) for the caller's owner"},
+        422: {"model": Problem, "description": "scene_id is not a UUID"},
     },
 )
 def keyframe(
@@ -309,7 +322,7 @@ def keyframe(
         "Cache-Control": f"private, max-age={KEYFRAME_MAX_AGE_S}",
         "Vary": "Authorization",
     }
-    if if_none_match is not None and _etag_matches(if_none_match, etag):
+    if if_none_match is not None and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     data, media_type = app.search.keyframe(scene)
     return Response(data, media_type=media_type, headers=headers)
@@ -323,9 +336,3 @@ def _part_bytes(value: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8")
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 section 13.1.2: ``*`` or any listed tag, compared weakly (``W/`` ignored)."""
-    tags = [tag.strip() for tag in if_none_match.split(",")]
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)

@@ -10,24 +10,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scenedex.api.contract import accepted
 from scenedex.api.deps import AppDep, CallerDep
+from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
-    ErrorResponse,
+    Problem,
     Responses,
     openapi_examples,
 )
+from scenedex.application import Application
 from scenedex.domain.limits import MAX_MEDIA_SECONDS, MAX_TEXT_CHARS, MAX_URI_CHARS
 from scenedex.domain.model import Scene, Video, VideoStatus
 from scenedex.services import videos
 
+_PRECONDITION: Responses = {412: {"model": Problem, "description": "If-Match is not the current ETag"}}
 router = APIRouter(prefix="/v1/videos", tags=["videos"], responses=COMMON_ERRORS)
 _NOT_FOUND: Responses = {
-    404: {"model": ErrorResponse, "description": "no such video (or scene) for the caller's owner"}
+    404: {"model": Problem, "description": "no such video (or scene) for the caller's owner"}
 }
 NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """A title, an external id or a URI: no control character (C0, DEL, C1), as person names."""
@@ -245,18 +249,19 @@ class DeleteAccepted(BaseModel):
     summary="Create a video from the blob store; a worker ingests and embeds it",
     responses={
         **JSON_BODY_ERRORS,
-        413: {"model": ErrorResponse, "description": "body over SCENEDEX_API__MAX_UPLOAD_BYTES"},
-        409: {"model": ErrorResponse, "description": "external_id used with other fields"},
+        413: {"model": Problem, "description": "body over SCENEDEX_API__MAX_UPLOAD_BYTES"},
+        409: {"model": Problem, "description": "external_id used with other fields"},
         404: {
-            "model": ErrorResponse,
+            "model": Problem,
             "description": "a URI names no blob under the caller's prefix (another owner's, or none)",
         },
     },
 )
-def create_video(body: VideoCreate, caller: CallerDep, app: AppDep) -> VideoAccepted:
-    """``queued`` at once; poll ``GET /v1/videos/{id}`` until ``ready`` (or ``failed``). With an
-    ``external_id`` the owner used before: the same video."""
+def create_video(body: VideoCreate, caller: CallerDep, app: AppDep, response: Response) -> VideoAccepted:
+    """``queued`` at once; poll ``GET /v1/videos/{id}`` (``Location``) until ``ready`` (or
+    ``failed``). With an ``external_id`` the owner used before: the same video."""
     created = app.videos.create(caller.owner_id, body.to_new_video())
+    accepted(response, f"{router.prefix}/{created.video.id}")
     return VideoAccepted(
         video_id=created.video.id, status=created.video.status, message_id=created.message_id
     )
@@ -286,10 +291,17 @@ def list_videos(
     response_model=VideoOut,
     operation_id="getVideo",
     summary="One of the caller's videos",
-    responses=_NOT_FOUND,
+    responses={**_NOT_FOUND, **etag_responses("video")},
 )
-def get_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> VideoOut:
-    detail = app.videos.get(caller.owner_id, video_id)
+def get_video(
+    video_id: uuid.UUID, caller: CallerDep, app: AppDep, if_none_match: IfNoneMatchHeader = None
+) -> Response:
+    """The video with its scenes, with a strong ``ETag`` (304 for a current ``If-None-Match``)."""
+    return tagged(_video_out(app, caller.owner_id, video_id), if_none_match)
+
+
+def _video_out(app: Application, owner_id: uuid.UUID, video_id: uuid.UUID) -> VideoOut:
+    detail = app.videos.get(owner_id, video_id)
     return VideoOut(
         **VideoSummary.fields_of(detail.video),
         scenes=[SceneOut.of(s) for s in detail.scenes],
@@ -303,7 +315,7 @@ def get_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> VideoOut:
     response_model=TextsAccepted,
     status_code=202,
     summary="Replace a scene's texts; the workers recompute what changed",
-    responses={**JSON_BODY_ERRORS, **_NOT_FOUND},
+    responses={**JSON_BODY_ERRORS, **_NOT_FOUND, **_PRECONDITION},
 )
 def put_texts(
     video_id: uuid.UUID,
@@ -311,9 +323,14 @@ def put_texts(
     body: TextsIn,
     caller: CallerDep,
     app: AppDep,
+    response: Response,
+    if_match: IfMatchHeader = None,
 ) -> TextsAccepted:
+    """The scene's new texts; ``If-Match`` is compared with the video's ETag (``getVideo``)."""
+    require_match(if_match, _video_out(app, caller.owner_id, video_id))
     texts = body.model_dump(exclude_none=True)
     scene, message_id = app.videos.set_texts(caller.owner_id, video_id, ordinal, texts)
+    accepted(response, f"{router.prefix}/{video_id}")
     return TextsAccepted(video_id=video_id, scene=SceneOut.of(scene), message_id=message_id)
 
 
@@ -325,6 +342,8 @@ def put_texts(
     summary="Delete a video everywhere (rows, records, blobs, search documents) on a worker",
     responses=_NOT_FOUND,
 )
-def delete_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep) -> DeleteAccepted:
+def delete_video(video_id: uuid.UUID, caller: CallerDep, app: AppDep, response: Response) -> DeleteAccepted:
+    """Deleted on a worker: ``Location`` answers 404 once it is done."""
     message_id = app.videos.request_deletion(caller.owner_id, video_id)
+    accepted(response, f"{router.prefix}/{video_id}")
     return DeleteAccepted(video_id=video_id, message_id=message_id)

@@ -33,7 +33,7 @@ from scenedex.api.event_models import (
     WebhookPatch,
     webhook_payloads,
 )
-from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, ErrorResponse
+from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem
 from scenedex.domain.events import EVENT_TYPE_DESCRIPTIONS
 from scenedex.domain.webhooks import DeliveryStatus
 
@@ -52,10 +52,10 @@ def admin_scope(caller: AdminDep) -> Scope:
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "no such webhook in the caller's scope"}
+    404: {"model": Problem, "description": "no such webhook in the caller's scope"}
 }
 _REFUSED: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "URL refused (not https, private address), bad type"}
+    422: {"model": Problem, "description": "URL refused (not https, private address), bad type"}
 }
 
 AfterParam = Annotated[
@@ -163,7 +163,7 @@ def _routes(router: APIRouter, scope: Callable[..., Scope], ops: str, who: str) 
         "/webhooks/{webhook_id}/replay",
         operation_id=f"replay{ops}Webhook",
         response_model=ReplayOut,
-        responses={**_NOT_FOUND, 422: {"model": ErrorResponse, "description": "the endpoint is disabled"}},
+        responses={**_NOT_FOUND, 422: {"model": Problem, "description": "the endpoint is disabled"}},
     )
     def replay_webhook(
         webhook_id: uuid.UUID,
