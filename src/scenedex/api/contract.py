@@ -9,7 +9,10 @@
   503 with a ``Retry-After`` header;
 - every 202 declares ``Location`` (what to poll: the video, or the reprocess job) and
   ``Retry-After`` (``ACCEPTED_RETRY_AFTER_S``), which the routes set with ``accepted``;
-- every answer declares ``X-Request-ID`` (``api.request_id``).
+- every answer declares ``X-Request-ID`` (``api.request_id``);
+- examples keep their ``null`` values: FastAPI drops every ``None`` from the document
+  (``exclude_none``), which left required fields out of the examples; ``example_nulls`` writes
+  them as ``EXAMPLE_NULL``, put back as ``null`` here.
 
 There is no rate limit in the API, so no operation declares 429.
 """
@@ -50,6 +53,31 @@ UNAVAILABLE = "the database, Redis or a model is unreachable: try again after Re
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
+EXAMPLE_NULL = "\u2400example-null"
+"""Stands for ``null`` in a model's examples until the document is written (see the module)."""
+
+
+def example_nulls(value: Any) -> Any:
+    """``value`` (an example) with every ``None`` written as ``EXAMPLE_NULL``."""
+    if value is None:
+        return EXAMPLE_NULL
+    if isinstance(value, dict):
+        return {key: example_nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [example_nulls(item) for item in value]
+    return value
+
+
+def _restore_nulls(value: Any) -> Any:
+    if value == EXAMPLE_NULL:
+        return None
+    if isinstance(value, dict):
+        return {key: _restore_nulls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore_nulls(item) for item in value]
+    return value
+
+
 def accepted_headers(location: str) -> dict[str, str]:
     """The headers of a 202 answer: ``Location`` (``location``, a path to poll) and
     ``Retry-After``."""
@@ -76,7 +104,8 @@ def install_contract(app: FastAPI) -> None:
 
 
 def contract(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` (FastAPI's OpenAPI dict) changed in place as the module says; returned."""
+    """``document`` (FastAPI's OpenAPI dict) changed as the module says; returned."""
+    document = _restore_nulls(document)
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:
