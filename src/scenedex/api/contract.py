@@ -5,14 +5,20 @@
 
 - every error answer (status 400 and up) is ``application/problem+json`` with the ``Problem``
   schema (``api.problems``), whatever model the route declared;
+- every admin operation (``/v1/admin/...``) declares 403 (a token without the admin role);
 - every operation that reads the database or Redis (all of ``/v1`` and ``/ready``) declares
   503 with a ``Retry-After`` header;
 - every 202 declares ``Location`` (what to poll: the video, or the reprocess job) and
   ``Retry-After`` (``ACCEPTED_RETRY_AFTER_S``), which the routes set with ``accepted``;
 - every answer declares ``X-Request-ID`` (``api.request_id``);
+- ``servers`` (the default local address; clients set their own base URL), ``info.license``,
+  and ``security: []`` on every operation that takes no token (``/health``, ``/ready``, the
+  webhook calls scenedex makes, which are signed instead);
+- the webhooks (calls scenedex makes) lose the 422 FastAPI gives every operation with a body,
+  and its then unused ``HTTPValidationError`` schema;
 - examples keep their ``null`` values: FastAPI drops every ``None`` from the document
-  (``exclude_none``), which left required fields out of the examples; ``example_nulls`` writes
-  them as ``EXAMPLE_NULL``, put back as ``null`` here.
+  (``exclude_none``), which left required fields out of the examples; they are taken again
+  from the models.
 
 There is no rate limit in the API, so no operation declares 429.
 """
@@ -20,10 +26,13 @@ There is no rate limit in the API, so no operation declares 429.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
 
 from scenedex.api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_S
 
@@ -50,32 +59,31 @@ REQUEST_ID_HEADER = {
     "schema": {"type": "string"},
 }
 UNAVAILABLE = "the database, Redis or a model is unreachable: try again after Retry-After seconds"
+SERVERS = [{"url": "http://127.0.0.1:8080", "description": "scenedex api on its default address"}]
+LICENSE = {"name": "Proprietary (no licence granted yet)", "identifier": "LicenseRef-Proprietary"}
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
-EXAMPLE_NULL = "\u2400example-null"
-"""Stands for ``null`` in a model's examples until the document is written (see the module)."""
+def _models_by_name() -> dict[str, list[type[BaseModel]]]:
+    """Every pydantic model class defined so far, by class name."""
+    found: dict[str, list[type[BaseModel]]] = {}
+    stack: list[type[BaseModel]] = [BaseModel]
+    while stack:
+        for model in stack.pop().__subclasses__():
+            found.setdefault(model.__name__, []).append(model)
+            stack.append(model)
+    return found
 
 
-def example_nulls(value: Any) -> Any:
-    """``value`` (an example) with every ``None`` written as ``EXAMPLE_NULL``."""
-    if value is None:
-        return EXAMPLE_NULL
-    if isinstance(value, dict):
-        return {key: example_nulls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [example_nulls(item) for item in value]
-    return value
-
-
-def _restore_nulls(value: Any) -> Any:
-    if value == EXAMPLE_NULL:
-        return None
-    if isinstance(value, dict):
-        return {key: _restore_nulls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_restore_nulls(item) for item in value]
-    return value
+def _restore_examples(document: dict[str, Any]) -> None:
+    """Put back the ``null`` values FastAPI drops from the component schemas' ``examples``: each
+    schema named after exactly one model takes the model's own examples."""
+    models = _models_by_name()
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        candidates = models.get(name, [])
+        extra = candidates[0].model_config.get("json_schema_extra") if len(candidates) == 1 else None
+        if "examples" in schema and isinstance(extra, dict) and "examples" in extra:
+            schema["examples"] = jsonable_encoder(extra["examples"])
 
 
 def accepted_headers(location: str) -> dict[str, str]:
@@ -105,12 +113,27 @@ def install_contract(app: FastAPI) -> None:
 
 def contract(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` (FastAPI's OpenAPI dict) changed as the module says; returned."""
-    document = _restore_nulls(document)
+    _restore_examples(document)
+    for item in document.get("webhooks", {}).values():
+        for operation in item.values():  # FastAPI's 422 for a call scenedex makes: not an answer of ours
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f'"#/components/schemas/{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    document["servers"] = SERVERS
+    document.setdefault("info", {})["license"] = LICENSE
+    for item in [*document.get("paths", {}).values(), *document.get("webhooks", {}).values()]:
+        for method, operation in item.items():
+            if method in _METHODS:
+                operation.setdefault("security", [])
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:
                 continue
             responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/admin/"):
+                responses.setdefault("403", {"description": "the token lacks the admin role"})
             if path.startswith("/v1/") or path == "/ready":
                 unavailable = responses.setdefault("503", {"description": UNAVAILABLE})
                 unavailable.setdefault("headers", {})["Retry-After"] = copy.deepcopy(RETRY_AFTER_HEADER)

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from scenedex.api.contract import example_nulls
 from scenedex.api.problems import Problem
 from scenedex.domain.jobs import JobStatus, JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
@@ -26,9 +25,8 @@ _SPEC = "2026-11-01+3f2a9c1d7e"
 
 
 def openapi_examples(*examples: dict[str, Any]) -> ConfigDict:
-    """A model's ``model_config`` with its examples for the OpenAPI document (their ``None``
-    values kept as ``null``: ``contract.example_nulls``)."""
-    return ConfigDict(json_schema_extra={"examples": [example_nulls(example) for example in examples]})
+    """A model's ``model_config`` with its examples for the OpenAPI document."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class _ReprocessOptions(BaseModel):
