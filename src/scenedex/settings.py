@@ -216,9 +216,7 @@ class ApiSettings(BaseModel):
     max_photos_per_person: int = Field(
         32, ge=1, le=1000, description="most reference photos of one person; more get 422 (CLI: exit 2)"
     )
-    idempotency_ttl_s: int = Field(
-        86_400, ge=60, le=30 * 86_400, description="Idempotency-Key answers kept (s)"
-    )
+    idempotency_ttl_s: int = Field(86_400, ge=60, le=2_592_000, description="Idempotency-Key answers kept, s")
     max_upload_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,

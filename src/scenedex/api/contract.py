@@ -101,7 +101,7 @@ def install_contract(app: FastAPI) -> None:
     """Make ``app.openapi()`` return FastAPI's document with the changes above (built once,
     then cached like FastAPI's own)."""
     build: Callable[[], dict[str, Any]] = app.openapi
-    done: dict[str, Any] = {}
+    done: dict[str, dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
         if "document" not in done:

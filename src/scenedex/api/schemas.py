@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from scenedex.api.problems import Problem
+from scenedex.api.problems import Problem as Problem
 from scenedex.domain.jobs import JobStatus, JobTrigger
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 
