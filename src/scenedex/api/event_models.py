@@ -103,21 +103,6 @@ class RotateIn(BaseModel):
     overlap_s: float | None = Field(None, ge=0, le=7 * 86400)
 
 
-_WEBHOOK_EXAMPLE: dict[str, Any] = {
-    "id": _HOOK,
-    "owner_id": "7f0c2d7e-3c1a-4f43-9d55-0b7a4b1e2a10",
-    "url": "https://hooks.example.com/scenedex",
-    "event_types": ["video.ready"],
-    "description": "ops",
-    "enabled": True,
-    "disabled_reason": None,
-    "failing_since": None,
-    "previous_secret_expires_at": None,
-    "created_at": _TIME,
-    "updated_at": _TIME,
-}
-
-
 class WebhookOut(BaseModel):
     """An endpoint (never its secret). ``owner_id`` null: an admin endpoint (every owner's
     events). ``disabled_reason``: why it was disabled (410 Gone, failing for days, its owner);
