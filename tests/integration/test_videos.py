@@ -169,12 +169,14 @@ def test_create_is_idempotent_by_external_id_and_lists_only_the_owners_videos(ap
     assert got["status"] == "queued" and got["scenes"] == [] and got["error"] is None
     assert got["spec_version"] == api.harness.spec_version and got["updated_at"]
 
+    # Newest first, by cursor (issue 28): the plain video was created last.
     listed = api.client.get("/v1/videos", params={"limit": 1}, headers=owner(api)).json()
-    assert [v["video_id"] for v in listed["videos"]] == [video_id] and listed["next_offset"] == 1
-    rest = api.client.get("/v1/videos", params={"offset": 1}, headers=owner(api)).json()
-    assert [v["video_id"] for v in rest["videos"]] == [plain.json()["video_id"]] and rest[
-        "next_offset"
-    ] is None
+    assert [v["video_id"] for v in listed["videos"]] == [plain.json()["video_id"]] and listed["next_cursor"]
+    rest = api.client.get("/v1/videos", params={"cursor": listed["next_cursor"]}, headers=owner(api)).json()
+    assert [v["video_id"] for v in rest["videos"]] == [video_id] and rest["next_cursor"] is None
+    bad = api.client.get("/v1/videos", params={"cursor": "not-a-cursor"}, headers=owner(api))
+    assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
+    assert api.client.get("/v1/videos", params={"limit": 101}, headers=owner(api)).status_code == 422
     by_status = api.client.get("/v1/videos", params={"status": "ready"}, headers=owner(api)).json()
     assert by_status["videos"] == []
     b_list = api.client.get("/v1/videos", headers=owner(api, OWNER_B)).json()["videos"]
@@ -223,7 +225,13 @@ def test_owner_isolation_auth_and_bad_bodies(api: Api) -> None:
     for body in bad_bodies:
         response = api.client.post("/v1/videos", json=body, headers=owner(api))
         assert response.status_code == 422, (body, response.text)
-    for params in ({"status": "bogus"}, {"limit": 0}, {"limit": 1000}, {"offset": -1}):
+    for params in (
+        {"status": "bogus"},
+        {"limit": 0},
+        {"limit": 1000},
+        {"cursor": "x" * 201},
+        {"cursor": "?"},
+    ):
         assert api.client.get("/v1/videos", params=params, headers=owner(api)).status_code == 422
     assert api.client.get("/v1/videos/not-a-uuid", headers=owner(api)).status_code == 422
     put = api.client.put(f"/v1/videos/{video_id}/scenes/-1/texts", json={}, headers=owner(api))

@@ -93,11 +93,18 @@ class Videos:
         )
 
     def list(
-        self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        owner_id: uuid.UUID,
+        *,
+        status: VideoStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        **keyset: Any,
     ) -> builtins.list[Video]:
-        """The owner's videos, oldest first."""
+        """The owner's videos, oldest first by ``offset``; or newest first below a key
+        (``keyset``: ``newest_first=True``, ``before=(created_at, id)``)."""
         return videos.list_videos(
-            owner_id, uow_factory=self._uow_factory, status=status, limit=limit, offset=offset
+            owner_id, uow_factory=self._uow_factory, status=status, limit=limit, offset=offset, **keyset
         )
 
     def get(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> VideoDetail:

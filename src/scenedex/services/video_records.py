@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from scenedex.domain.errors import (
     InvalidRequestError,
@@ -57,10 +58,12 @@ def list_videos(
     status: VideoStatus | None = None,
     limit: int = 50,
     offset: int = 0,
+    **keyset: Any,
 ) -> list[Video]:
-    """One page of the owner's videos, oldest first."""
+    """One page of the owner's videos, oldest first (or ``keyset``: ``newest_first`` and
+    ``before``, ``VideoRepository.page``)."""
     with uow_factory() as uow:
-        return uow.videos.page(owner_id, status=status, limit=limit, offset=offset)
+        return uow.videos.page(owner_id, status=status, limit=limit, offset=offset, **keyset)
 
 
 def set_scene_texts(

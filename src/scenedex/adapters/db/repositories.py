@@ -22,6 +22,7 @@ from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_byt
 from scenedex.adapters.db.face_repositories import SqlFaceClusterRepository, SqlFaceDecisionRepository
 from scenedex.adapters.db.job_events import person_changed
 from scenedex.adapters.db.outbox import SqlEventRecorder
+from scenedex.adapters.db.video_pages import video_page
 from scenedex.domain.model import (
     EmbeddingRecord,
     Person,
@@ -134,15 +135,9 @@ class SqlVideoRepository:
         result = self._session.execute(query.values(updated_at=values.pop("updated_at", utcnow()), **values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def page(
-        self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
-    ) -> builtins.list[Video]:
-        """The owner's videos (with ``status`` when given), oldest first."""
-        query = sa.select(t.videos).where(t.videos.c.owner_id == owner_id)
-        if status is not None:
-            query = query.where(t.videos.c.status == status.value)
-        query = query.order_by(t.videos.c.created_at, t.videos.c.id).limit(limit).offset(offset)
-        return [_video(row) for row in self._session.execute(query)]
+    def page(self, owner_id: uuid.UUID, **options: Any) -> builtins.list[Video]:
+        """``video_pages.video_page`` on this session: by offset oldest first, or newest first."""
+        return [_video(row) for row in video_page(self._session, owner_id, **options)]
 
     def delete(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> bool:
         """Remove the video; the composite foreign keys cascade to its scenes and their records."""

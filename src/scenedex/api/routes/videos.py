@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scenedex.api.contract import accepted
 from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
+from scenedex.api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -197,14 +198,15 @@ class VideoOut(VideoSummary):
 
 
 class VideoPage(BaseModel):
-    model_config = openapi_examples(
-        {"videos": [_SUMMARY_EXAMPLE], "limit": 50, "offset": 0, "next_offset": None}
-    )
+    """A page of the caller's videos, newest first."""
+
+    model_config = openapi_examples({"videos": [_SUMMARY_EXAMPLE], "limit": 50, "next_cursor": None})
 
     videos: list[VideoSummary]
     limit: int
-    offset: int
-    next_offset: int | None = Field(description="offset of the next page (null: this is the last)")
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null: this is the last)"
+    )
 
 
 class TextsIn(_Body):
@@ -268,21 +270,23 @@ def create_video(body: VideoCreate, caller: CallerDep, app: AppDep, response: Re
 
 
 @router.get(
-    "", response_model=VideoPage, operation_id="listVideos", summary="The caller's videos, oldest first"
+    "", response_model=VideoPage, operation_id="listVideos", summary="The caller's videos, newest first"
 )
 def list_videos(
     caller: CallerDep,
     app: AppDep,
     status: Annotated[VideoStatus | None, Query(description="only videos in this status")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> VideoPage:
-    page = app.videos.list(caller.owner_id, status=status, limit=limit + 1, offset=offset)
+    """Newest first, ``limit`` per page; ``next_cursor`` gives the next (``api.paging``)."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    page = app.videos.list(caller.owner_id, status=status, limit=limit + 1, before=before, newest_first=True)
+    last = page[limit - 1] if len(page) > limit else None
     return VideoPage(
         videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in page[:limit]],
         limit=limit,
-        offset=offset,
-        next_offset=offset + limit if len(page) > limit else None,
+        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
     )
 
 

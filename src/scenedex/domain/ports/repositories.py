@@ -66,9 +66,18 @@ class VideoRepository(Protocol):
         ...
 
     def page(
-        self, owner_id: uuid.UUID, *, status: VideoStatus | None = None, limit: int = 50, offset: int = 0
+        self,
+        owner_id: uuid.UUID,
+        *,
+        status: VideoStatus | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        newest_first: bool = False,
     ) -> builtins.list[Video]:
-        """One page of the owner's videos (with ``status`` when given), oldest first."""
+        """One page of the owner's videos (with ``status`` when given): ``offset`` skipped,
+        oldest first; or, ``newest_first``, the newest below the ``(created_at, id)`` key
+        ``before`` (a keyset page: stable when videos are deleted meanwhile)."""
         ...
 
     def delete(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> bool:
