@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from scenedex.adapters.db import tables as t
 from scenedex.api import create_app
 from scenedex.api.contract import ACCEPTED_RETRY_AFTER_S
 from scenedex.api.problems import PROBLEM_TITLES
@@ -181,3 +183,24 @@ def test_persons_and_videos_have_etags_304_and_if_match(api: Api) -> None:
     assert put.status_code == 202, put.text
     assert api.client.get(video_url, headers=as_a).headers["etag"] != tag
     problem(api.client.get(video_url, headers=api.user(OWNER_B)), 404)  # no ETag oracle for others
+
+
+def test_video_pages_by_cursor_skip_nothing_when_a_video_is_deleted_between_pages(api: Api) -> None:
+    as_a = api.user(OWNER_A)
+    made = {str(api.harness.world.add_video(OWNER_A, [face_png(salt=f"p{i}")])[0].id) for i in range(3)}
+
+    def page(**params: Any) -> dict[str, Any]:
+        answer = api.client.get("/v1/videos", params={"limit": 1, **params}, headers=as_a)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    first = page()
+    shown = first["videos"][0]["video_id"]
+    with api.harness.engine.begin() as connection:  # deleted between two pages (offset paging skipped one)
+        connection.execute(sa.delete(t.videos).where(t.videos.c.id == uuid.UUID(shown)))
+    second = page(cursor=first["next_cursor"])
+    third = page(cursor=second["next_cursor"])
+    assert {second["videos"][0]["video_id"], third["videos"][0]["video_id"]} == made - {shown}
+    assert third["next_cursor"] is None
+    assert api.client.get("/v1/videos", params={"limit": 101}, headers=as_a).status_code == 422
