@@ -45,12 +45,16 @@ from typing import Any
 
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from scenedex.api import create_app
+from scenedex.domain.events import EventType
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
+from scenedex.settings import WebhookSettings
+from tests.conftest import truncate_all
 from tests.fakes import face_png
 from tests.integration.test_api import OWNER_A, OWNER_B, api_settings, bearer, make_token, owner_b_library
 from tests.job_harness import Harness, library
@@ -60,6 +64,19 @@ pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 25
 SEED = 20261102  # the same cases every run (change it, or unset it locally, to explore)
+
+
+@pytest.fixture
+def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Harness]:
+    """The conftest's harness with webhook URLs allowed on private addresses (and http): a
+    generated endpoint is pointed at 127.0.0.1 (``reachable_webhook_urls``), as nothing public
+    resolves on these machines."""
+    truncate_all(postgres_engine)
+    h = Harness(postgres_engine, redis_url, webhooks=WebhookSettings(allow_private_addresses=True))
+    h.redis.flushdb()
+    yield h
+    h.close()
+    h.redis.flushdb()
 
 
 @pytest.fixture
@@ -109,6 +126,7 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
         request.node._nodeid = request.node.nodeid
 
 
+ADMIN_ONLY_TYPES = {t.value for t in EventType if t.admin_only}
 BLOB_ROOT = "memory://blobs"  # the harness's blob store (tests.fakes)
 
 
@@ -169,6 +187,36 @@ def one_key_per_request(case: schemathesis.Case) -> None:
         case.headers["Idempotency-Key"] = f"{key[:200]}-{uuid.uuid4().hex}"
 
 
+def reachable_webhook_urls(case: schemathesis.Case) -> None:
+    """A webhook ``url`` must resolve to an address the guard allows, and an owner's endpoint may
+    not ask for an admin-only event type (422 otherwise, by design; one body schema serves owners
+    and admins), which no schema can state: a generated URL becomes ``http://127.0.0.1:9/...``
+    and an owner's admin-only types are dropped (in place; every check still runs)."""
+    if case.method not in ("POST", "PATCH") or "/webhooks" not in case.path:
+        return
+    body = case.body
+    if isinstance(body, dict) and isinstance(body.get("url"), str):
+        body["url"] = f"http://127.0.0.1:9/hook/{len(body['url'])}"
+    types = body.get("event_types") if isinstance(body, dict) else None
+    if isinstance(types, list) and not case.path.startswith("/v1/admin"):  # admin-only types: 422
+        body["event_types"] = [v for v in types if not (isinstance(v, str) and v in ADMIN_ONLY_TYPES)]
+
+
+def feed_queries(case: schemathesis.Case) -> None:
+    """The event feed's ``wait_s`` holds the request up to that long when nothing is new (a long
+    poll, by design; the check is of the answer): a generated one becomes 0. Its ``after`` is a
+    cursor the API gave and its ``types`` a comma-separated list of known types (an owner's
+    without the admin-only ones), which no schema can state: a generated ``after`` is dropped and
+    ``types`` becomes ``video.ready`` (in place; every check still runs)."""
+    if not case.path.endswith("/events") or not isinstance(case.query, dict):
+        return
+    if "wait_s" in case.query:
+        case.query["wait_s"] = 0
+    case.query.pop("after", None)
+    if "types" in case.query:
+        case.query["types"] = "video.ready"
+
+
 def headers_for(case: schemathesis.Case) -> dict[str, str]:
     """An admin token for the admin operations; an owner token (no role) for the rest."""
     if case.path.startswith("/v1/admin"):
@@ -184,6 +232,8 @@ def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
     exactly_one_of_text_or_person(case)
     one_key_per_request(case)
     only_cursors_the_api_gave(case)
+    reachable_webhook_urls(case)
+    feed_queries(case)
     case.call_and_validate(headers=headers_for(case))
 
 
@@ -368,6 +418,8 @@ def test_owner_b_with_owner_a_ids_and_uris_gets_nothing_of_a(
     took = owner_a.inject(case)
     one_key_per_request(case)
     only_cursors_the_api_gave(case)
+    reachable_webhook_urls(case)
+    feed_queries(case)
     response = case.call_and_validate(headers=bearer(make_token(OWNER_B, ())))
     sent = f"{case.method} {case.formatted_path} {case.query} {str(case.body)[:200]}"
     if took:  # refused for its shape, its method or its token, or 404 (never an existence oracle)
