@@ -307,7 +307,9 @@ def check_final_state(
     expected = {
         "person_photo_embeddings": 1,
         "person_query_embeddings": 1,
-        "scene_text_embeddings": scenes * len(TEXT_CHANNELS),
+        # The guide runs the defaults: OCR on, so a fourth text channel (ocr) and the OCR records.
+        "scene_text_embeddings": scenes * (len(TEXT_CHANNELS) + 1),
+        "scene_ocr": scenes,
         "scene_clip_embeddings": scenes,
         "scene_person_embeddings": scenes,
         "search_documents": scenes,
