@@ -103,6 +103,9 @@ def base_env(root: Path, database_url: str, redis_url: str) -> dict[str, str]:
         SCENEDEX_REDIS_URL=redis_url,
         SCENEDEX_STORAGE_URL=str(root / "media"),
         SCENEDEX_CLIP__PRETRAINED="none",
+        # OCR off, as the conftest sets for the suite: the outage tests are about holds and
+        # redeliveries, and OCR's own tests cover it (it would triple a video item's time here).
+        SCENEDEX_OCR__ENABLED="false",
         SCENEDEX_EMBED__HMAC_SECRET=SECRET,
         SCENEDEX_WORKER__METRICS_PORT="0",
         SCENEDEX_LOG_LEVEL="INFO",

@@ -314,12 +314,18 @@ def record_counts(engine: sa.Engine, owner_id: uuid.UUID) -> dict[str, tuple[int
     return counts
 
 
-def expected_counts(scenes: int, photos: int = 0, persons: int = 0) -> dict[str, tuple[int, int]]:
-    """What ``record_counts`` must be once every record of a library is written exactly once."""
-    channels = len(TEXT_CHANNELS)
+def expected_counts(
+    scenes: int, photos: int = 0, persons: int = 0, *, ocr: bool = False
+) -> dict[str, tuple[int, int]]:
+    """What ``record_counts`` must be once every record of a library is written exactly once;
+    ``ocr``: the stack runs with ``SCENEDEX_OCR__ENABLED`` (an OCR record per scene and a fourth
+    text channel), off in the test stacks as in the conftest."""
+    channels = len(TEXT_CHANNELS) + (1 if ocr else 0)
+    ocr_records = scenes if ocr else 0
     return {
         "person_photo_embeddings": (photos, photos),
         "person_query_embeddings": (persons, persons),
+        "scene_ocr": (ocr_records, ocr_records),
         "scene_text_embeddings": (scenes * channels, scenes * channels),
         "scene_clip_embeddings": (scenes, scenes),
         "scene_person_embeddings": (scenes, scenes),
