@@ -56,6 +56,7 @@ def test_every_line_of_a_job_is_json_with_its_context(harness: Harness, json_lin
         "video_id": str(bad_video.id),
         "step": "scene_clip_embeddings",
         "spec_version": harness.spec_version,
+        "request_id": None,  # a worker's line has no API request
     }
     # Every scenedex line of the run (both failed steps of the bad scene) carries the job.
     ours = [line for line in lines if line["logger"].startswith("scenedex.")]
