@@ -38,6 +38,7 @@ from tests.worker_processes import (
     add_synthetic_video,
     job_items,
     job_row,
+    process_env,
     run_cli,
     scenedex_command,
     wait_for,
@@ -97,21 +98,17 @@ class EmbedServer:
 
 def base_env(root: Path, database_url: str, redis_url: str) -> dict[str, str]:
     """The settings every process of the stack shares (no other ``SCENEDEX_*`` leaks in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCENEDEX_", "dramatiq_"))}
-    env.update(
-        SCENEDEX_DATABASE_URL=database_url,
-        SCENEDEX_REDIS_URL=redis_url,
-        SCENEDEX_STORAGE_URL=str(root / "media"),
-        SCENEDEX_CLIP__PRETRAINED="none",
+    return process_env(
+        database_url,
+        redis_url,
+        root / "media",
         # OCR off, as the conftest sets for the suite: the outage tests are about holds and
         # redeliveries, and OCR's own tests cover it (it would triple a video item's time here).
         SCENEDEX_OCR__ENABLED="false",
         SCENEDEX_EMBED__HMAC_SECRET=SECRET,
         SCENEDEX_WORKER__METRICS_PORT="0",
         SCENEDEX_LOG_LEVEL="INFO",
-        HF_HUB_OFFLINE="1",
     )
-    return env
 
 
 class OutageStack:

@@ -35,6 +35,24 @@ from scenedex.domain.ports import UnitOfWorkFactory
 from scenedex.services.persons import Persons, PhotoUpload
 from scenedex.tools.bench_library import face_crop, face_photo, keyframe, scene_texts
 
+
+def process_env(database_url: str, redis_url: str, storage: str | Path, **settings: str) -> dict[str, str]:
+    """The environment of a scenedex process a test starts (API, worker, embed server): this
+    one's without any ``SCENEDEX_*`` or ``dramatiq_*`` variable (nothing leaks in), the stack's
+    database, Redis and blob store, untrained CLIP weights said out loud, no model hub, and
+    ``settings`` (``SCENEDEX_...=value``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCENEDEX_", "dramatiq_"))}
+    env.update(
+        SCENEDEX_DATABASE_URL=database_url,
+        SCENEDEX_REDIS_URL=redis_url,
+        SCENEDEX_STORAGE_URL=str(storage),
+        SCENEDEX_CLIP__PRETRAINED="none",
+        HF_HUB_OFFLINE="1",
+        **settings,
+    )
+    return env
+
+
 READY_LINE = "Worker process is ready for action."
 """What dramatiq's worker process logs once its consumers run (after ``before_worker_boot``)."""
 SPEC_LINE = "worker ready: spec "

@@ -18,7 +18,6 @@ axe-core at desktop and phone width.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -45,7 +44,7 @@ from tests.conftest import REAL_MEDIA, truncate_all
 from tests.e2e.test_http_lifecycle import PHRASE, UPSTREAM, Stack, astronaut_jpeg, step
 from tests.e2e.test_reprocessing_guide import free_port
 from tests.integration.test_api import SECRET, make_token
-from tests.worker_processes import WorkerProcess, scenedex_command, wait_for
+from tests.worker_processes import WorkerProcess, process_env, scenedex_command, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -142,19 +141,16 @@ def stack(
     broker = redis.Redis.from_url(redis_url)
     broker.flushdb()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCENEDEX_", "dramatiq_"))}
-    env.update(
-        SCENEDEX_DATABASE_URL=postgres_url,
-        SCENEDEX_REDIS_URL=redis_url,
-        SCENEDEX_STORAGE_URL=str(media),
-        SCENEDEX_CLIP__PRETRAINED="none",
+    env = process_env(
+        postgres_url,
+        redis_url,
+        media,
         SCENEDEX_API__JWT_SECRET=SECRET,
         SCENEDEX_API__PORT=str(port),
         SCENEDEX_WORKER__METRICS_PORT="0",
-        SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS="5000",
+        SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS="15000",  # as the e2e stacks: holds under load
         SCENEDEX_REPROCESS__BATCH_SIZE="4",
         SCENEDEX_LOG_LEVEL="INFO",
-        HF_HUB_OFFLINE="1",
         dramatiq_prom_db=str(root / "prometheus"),
     )
     owner, other = uuid.uuid4(), uuid.uuid4()

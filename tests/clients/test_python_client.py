@@ -39,7 +39,7 @@ from tests.conftest import REAL_MEDIA, truncate_all
 from tests.e2e.test_reprocessing_guide import free_port
 from tests.fakes import face_png
 from tests.integration.test_api import OWNER_A, SECRET, make_token
-from tests.worker_processes import scenedex_command, wait_for
+from tests.worker_processes import process_env, scenedex_command, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,15 +78,8 @@ def live_api(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tupl
     truncate_all(engine)
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCENEDEX_", "dramatiq_"))}
-    env.update(
-        SCENEDEX_DATABASE_URL=postgres_url,
-        SCENEDEX_REDIS_URL=redis_url,
-        SCENEDEX_STORAGE_URL=str(media),
-        SCENEDEX_CLIP__PRETRAINED="none",
-        SCENEDEX_API__JWT_SECRET=SECRET,
-        SCENEDEX_API__PORT=str(port),
-        HF_HUB_OFFLINE="1",
+    env = process_env(
+        postgres_url, redis_url, media, SCENEDEX_API__JWT_SECRET=SECRET, SCENEDEX_API__PORT=str(port)
     )
     log = (tmp_path / "api.log").open("wb")
     api = subprocess.Popen(
