@@ -80,8 +80,9 @@ def db_upgrade() -> None:
 
 
 @app.command(
-    epilog="The workers (scenedex worker) then embed its scenes; with --no-embed, embed them later "
-    "with scenedex reprocess. If the broker is unreachable the video is still ingested, and the error "
+    epilog="The workers (scenedex worker) then embed its scenes and mark it ready; with --no-embed, "
+    "scenedex reprocess computes its embeddings later, and the video stays embedding until an "
+    "embed_video job runs for it. If the broker is unreachable the video is still ingested, and the error "
     "(exit 1) says which reprocess to run."
 )
 def ingest(
