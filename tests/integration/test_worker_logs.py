@@ -6,16 +6,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
 import pytest
+from fastapi.testclient import TestClient
 
+from scenedex.api import create_app
 from scenedex.domain.jobs import JobStatus
 from scenedex.domain.logcontext import FIELDS
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.worker.logs import configure_logging, install_log_context
+from tests.integration.test_api import REPROCESS, api_settings, bearer, make_token
 from tests.job_harness import OWNER, Harness, library
 
 pytestmark = pytest.mark.integration
@@ -65,6 +69,40 @@ def test_every_line_of_a_job_is_json_with_its_context(harness: Harness, json_lin
         "scene_person_embeddings",
     }
     assert all(line["job_id"] == str(job_id) and line["owner_id"] == str(OWNER) for line in ours)
+
+
+def test_the_lines_of_a_job_carry_the_request_id_of_the_api_request_that_enqueued_it(
+    harness: Harness, json_lines: Any
+) -> None:
+    """``X-Request-ID`` of ``POST /v1/admin/reprocess-embeddings`` goes with the planner message
+    (its ``request_id`` option) and from there with the per-video messages the planner sends:
+    every line the worker logs for the job carries it, and a job enqueued outside any request
+    (the CLI's path) carries none."""
+    library(harness.world, videos=2)
+    bad_video, _ = harness.world.add_video(OWNER, [b"CORRUPT keyframe"])  # logs a failed step
+    app = create_app(api_settings(harness), runtime=harness.runtime)
+    with TestClient(app) as client:
+        answer = client.post(
+            REPROCESS,
+            json={"scope": "owner", "owner_id": str(OWNER)},
+            headers={**bearer(make_token(OWNER)), "X-Request-ID": "req-28.enqueue"},
+        )
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["X-Request-ID"] == "req-28.enqueue"
+    job_id = uuid.UUID(answer.json()["job_id"])
+    harness.start_worker()
+    harness.wait(job_id)
+    other = harness.enqueue(ReprocessRequest(ReprocessScope.VIDEO, video_id=bad_video.id, owner_id=OWNER))
+    harness.wait(other)
+    harness.stop_worker()
+
+    lines = json_lines()
+    of_job = [line for line in lines if line["job_id"] == str(job_id)]
+    assert {line["video_id"] for line in of_job} >= {str(bad_video.id)}  # the per-video messages too
+    assert any(line["message"].startswith("scene_clip_embeddings failed") for line in of_job)
+    assert {line["request_id"] for line in of_job} == {"req-28.enqueue"}
+    of_other = [line for line in lines if line["job_id"] == str(other)]
+    assert of_other and {line["request_id"] for line in of_other} == {None}
 
 
 def test_dramatiq_failure_line_of_a_message_carries_its_job(

@@ -7,12 +7,18 @@ are declared; the worker's entry (``worker.dramatiq_app``) does the same.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
+from scenedex.domain import logcontext
 from scenedex.settings import Settings
 
+REQUEST_ID_OPTION = "request_id"
+"""The message option that carries the id of the API request (``X-Request-ID``) which sent it;
+the worker's ``LogContextMiddleware`` sets it in the log context while the message runs."""
 NAMESPACE = "dramatiq"
 """Redis key prefix of the queues (dramatiq's default): ``dramatiq:<queue>.msgs`` holds the
 messages, queued, delayed (``<queue>.DQ``) or in flight, until they are acknowledged."""
@@ -21,7 +27,7 @@ messages, queued, delayed (``<queue>.DQ``) or in flight, until they are acknowle
 def build_broker(settings: Settings) -> RedisBroker:
     """A RedisBroker on ``settings.redis_url`` with dramatiq's default middleware (age and
     time limits, retries, shutdown notifications...) plus ``CurrentMessage`` (the actors read
-    their retry count from it). Heartbeat and maintenance are tuned for redelivery of a killed
+    their retry count from it) and ``CarryRequestId``. Heartbeat and maintenance are tuned for redelivery of a killed
     worker's messages within a minute (see ``WorkerSettings``)."""
     broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq ships no annotations here
         url=settings.redis_url,
@@ -30,7 +36,23 @@ def build_broker(settings: Settings) -> RedisBroker:
         maintenance_chance=settings.worker.maintenance_chance,
     )
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(CarryRequestId())
     return broker
+
+
+class CarryRequestId(dramatiq.Middleware):
+    """Puts the ``request_id`` of the log context (the API request's ``X-Request-ID`` while it
+    runs, or the one of the message a worker is processing) in the options of each message
+    sent, as ``REQUEST_ID_OPTION``, so the lines the worker logs for it carry the request that
+    caused it. A message that already has one (a retry, a copy) keeps it; a message sent outside
+    any request (the scheduler, the sweeper, the CLI) gets none."""
+
+    def before_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
+        request_id = logcontext.current().get("request_id")
+        if request_id is not None and REQUEST_ID_OPTION not in message.options:
+            message.options[REQUEST_ID_OPTION] = request_id
 
 
 def install_broker(settings: Settings) -> RedisBroker:

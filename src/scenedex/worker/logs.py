@@ -20,6 +20,7 @@ import dramatiq
 
 from scenedex.domain import logcontext
 from scenedex.domain.logcontext import FIELDS
+from scenedex.tasks.broker import REQUEST_ID_OPTION
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(scenedex_context)s: %(message)s"
 """``scenedex_context``: `` [job=... owner=... video=... step=... spec=... request=...]``, the fields
@@ -118,8 +119,10 @@ def install_log_context(broker: Any) -> LogContextMiddleware:
 
 
 class LogContextMiddleware(dramatiq.Middleware):
-    """Puts a message's ids (the actor's ``job_id``, ``video_id`` and ``owner_id`` arguments) in
-    the log context from before it is processed until after, so that dramatiq's own lines about
+    """Puts a message's ids (the actor's ``job_id``, ``video_id`` and ``owner_id`` arguments, and
+    the ``request_id`` of the API request that sent it: its ``REQUEST_ID_OPTION``, which
+    ``tasks.broker.CarryRequestId`` sets, None when no request sent it) in the log context from
+    before it is processed until after, so that dramatiq's own lines about
     it (a failure with its traceback, a retry) carry them too; the actors set the rest. Install
     it with ``install_log_context``."""
 
@@ -132,7 +135,10 @@ class LogContextMiddleware(dramatiq.Middleware):
             fn = broker.get_actor(message.actor_name).fn
         except dramatiq.ActorNotFound:
             return
-        self._tokens.token = logcontext.push(**_id_arguments(fn, message.args, message.kwargs))
+        request_id = message.options.get(REQUEST_ID_OPTION)
+        self._tokens.token = logcontext.push(
+            request_id=request_id, **_id_arguments(fn, message.args, message.kwargs)
+        )
 
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
