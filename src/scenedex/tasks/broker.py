@@ -27,8 +27,8 @@ messages, queued, delayed (``<queue>.DQ``) or in flight, until they are acknowle
 def build_broker(settings: Settings) -> RedisBroker:
     """A RedisBroker on ``settings.redis_url`` with dramatiq's default middleware (age and
     time limits, retries, shutdown notifications...) plus ``CurrentMessage`` (the actors read
-    their retry count from it) and ``CarryRequestId``. Heartbeat and maintenance are tuned for redelivery of a killed
-    worker's messages within a minute (see ``WorkerSettings``)."""
+    their retry count from it) and ``CarryRequestId``. Heartbeat and maintenance are tuned for
+    redelivery of a killed worker's messages within a minute (see ``WorkerSettings``)."""
     broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq ships no annotations here
         url=settings.redis_url,
         namespace=NAMESPACE,
