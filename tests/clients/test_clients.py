@@ -6,6 +6,8 @@ kept as tests so that a change of the document that breaks a generated client fa
   ``.ci/run`` runs), and ``ts/search.ts`` type-checked with ``tsc --strict``: the search call
   passes its scalar query parameters (``{params: {query: {text, k}}}``) with no cast. Against
   the document before issue 28 (one object-valued ``query`` parameter) it does not compile.
+  ``test_typescript_client.py`` compiles ``ts/flow.ts`` the same way and runs it against a live
+  API and worker.
 
 - Redocly CLI (pinned there too): ``redocly lint --extends recommended`` on the document finds
   no error and no warning but the two listed, with their reason, in
