@@ -97,7 +97,9 @@ async function main(): Promise<Record<string, unknown>> {
   out.person_searchable = { photos: searchable.photos.map((photo) => photo.status) };
 
   // A video by reference, with the upstream cut, its texts and the keyframe of one scene.
+  // X-Request-ID: the id of the request, echoed (and on the lines of the jobs it enqueues).
   const video = await client.POST("/v1/videos", {
+    headers: { "X-Request-ID": "ts-flow-video" },
     body: {
       source_uri: sourceUri,
       title: "Bikes",
@@ -125,6 +127,7 @@ async function main(): Promise<Record<string, unknown>> {
     video_id: videoId,
     location: video.response.headers.get("Location"),
     retry_after: video.response.headers.get("Retry-After"),
+    request_id: video.response.headers.get("X-Request-ID"),
   };
   const ready = await until("the video to be ready", async () => {
     const { data } = await client.GET("/v1/videos/{video_id}", { params: { path: { video_id: videoId } } });
@@ -204,7 +207,11 @@ async function main(): Promise<Record<string, unknown>> {
   }
 
   // Delete the video (the worker removes it: 404 once done), then the person.
-  const deleted = await client.DELETE("/v1/videos/{video_id}", { params: { path: { video_id: videoId } } });
+  // X-Request-ID again: the worker's line about the deletion carries it (the test reads its log).
+  const deleted = await client.DELETE("/v1/videos/{video_id}", {
+    params: { path: { video_id: videoId } },
+    headers: { "X-Request-ID": "ts-flow-delete" },
+  });
   const gone = await until("the video to be deleted", async () => {
     const { response } = await client.GET("/v1/videos/{video_id}", { params: { path: { video_id: videoId } } });
     return response.status === 404 ? response.status : undefined;
