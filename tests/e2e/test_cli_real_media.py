@@ -1,5 +1,10 @@
 """The CLI as a user runs it, on the real media, against Postgres, with the real models
-(text: all-MiniLM-L6-v2; faces: dlib; CLIP: ViT-B-32 with explicitly untrained weights)."""
+(text: all-MiniLM-L6-v2; faces: dlib; CLIP: ViT-B-32 with explicitly untrained weights).
+
+The behaviour runs in this process (``tests.cli_runner.InProcessCli``: typer's ``CliRunner``, the
+models loaded once for the module); the ``test_entry_point_*`` smoke tests and the demo run
+``python -m scenedex.scripts.cli`` as the console script does (exit code, stdout JSON, stderr
+progress)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image, ImageOps
 
+from tests.cli_runner import InProcessCli
 from tests.conftest import REAL_MEDIA, truncate_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -35,23 +41,17 @@ STEPS = [
 ]
 
 
-class Cli:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __call__(self, *args: str, expect: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "scenedex.scripts.cli", *args],
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == expect, (result.returncode, result.stdout, result.stderr[-3000:])
-        return result
-
-    def json(self, *args: str, expect: int = 0, **env: str) -> Any:
-        return json.loads(self(*args, "--json", expect=expect, **env).stdout)
+def entry_point(env: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
+    """``scenedex ARGS`` in a new interpreter, as the console script runs it (``env`` on top of
+    this process's environment, None unsetting a variable)."""
+    environment = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    return subprocess.run(
+        [sys.executable, "-m", "scenedex.scripts.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def by_step(summary: dict[str, Any], field: str) -> dict[str, int]:
@@ -59,19 +59,19 @@ def by_step(summary: dict[str, Any], field: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory, postgres_engine: sa.Engine) -> Cli:
+def cli(tmp_path_factory: pytest.TempPathFactory, postgres_engine: sa.Engine) -> InProcessCli:
     truncate_all(postgres_engine)
     root = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "SCENEDEX_DATABASE_URL": postgres_engine.url.render_as_string(hide_password=False),
-        "SCENEDEX_STORAGE_URL": str(root / "media"),
-        "SCENEDEX_CLIP__PRETRAINED": "none",
-        "SCENEDEX_LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.pop("SCENEDEX_FACES__MATCH_THRESHOLD", None)
-    return Cli(env)
+    return InProcessCli(
+        {
+            "SCENEDEX_DATABASE_URL": postgres_engine.url.render_as_string(hide_password=False),
+            "SCENEDEX_STORAGE_URL": str(root / "media"),
+            "SCENEDEX_CLIP__PRETRAINED": "none",
+            "SCENEDEX_LOG_LEVEL": "WARNING",
+            "SCENEDEX_FACES__MATCH_THRESHOLD": None,
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def library(cli: Cli, media: dict[str, Path]) -> dict[str, Any]:
+def library(cli: InProcessCli, media: dict[str, Path]) -> dict[str, Any]:
     cli("db", "upgrade")
     bunny = cli.json("ingest", str(REAL_MEDIA / "bigbuckbunny.mp4"), "--owner-id", OWNER)
     bikes = cli.json(
@@ -121,7 +121,7 @@ def test_ingest_prints_ids_and_scene_counts(library: dict[str, Any]) -> None:
 
 
 def test_reprocess_owner_computes_everything_then_nothing_then_all_with_force(
-    cli: Cli, library: dict[str, Any], postgres_engine: sa.Engine
+    cli: InProcessCli, library: dict[str, Any], postgres_engine: sa.Engine
 ) -> None:
     scenes = library["bunny"]["scenes"] + library["bikes"]["scenes"] + library["interview"]["scenes"]
     plan = cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER, "--dry-run")
@@ -160,7 +160,7 @@ def test_reprocess_owner_computes_everything_then_nothing_then_all_with_force(
 
 
 def test_threshold_change_makes_only_face_matching_and_reindex_stale(
-    cli: Cli, library: dict[str, Any]
+    cli: InProcessCli, library: dict[str, Any]
 ) -> None:
     cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER)
     env = {"SCENEDEX_FACES__MATCH_THRESHOLD": "0.3"}
@@ -179,7 +179,7 @@ def test_threshold_change_makes_only_face_matching_and_reindex_stale(
     }
 
 
-def test_bad_keyframes_fail_their_items_with_exit_code_1(cli: Cli, tmp_path: Path) -> None:
+def test_bad_keyframes_fail_their_items_with_exit_code_1(cli: InProcessCli, tmp_path: Path) -> None:
     bikes = cli.json("ingest", str(REAL_MEDIA / "bikes.mp4"), "--owner-id", OTHER_OWNER)
     keyframes = sorted(Path(cli.env["SCENEDEX_STORAGE_URL"]).glob(f"owners/{OTHER_OWNER}/**/keyframes/*.jpg"))
     assert len(keyframes) == bikes["scenes"] >= 3
@@ -212,14 +212,14 @@ def test_bad_keyframes_fail_their_items_with_exit_code_1(cli: Cli, tmp_path: Pat
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
-    cli: Cli, library: dict[str, Any], args: list[str], message: str
+    cli: InProcessCli, library: dict[str, Any], args: list[str], message: str
 ) -> None:
     result = cli(*args, expect=2)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, Any]) -> None:
+def test_search_by_subtitle_phrase_and_by_person(cli: InProcessCli, library: dict[str, Any]) -> None:
     cli.json("reprocess", "--scope", "owner", "--owner-id", OWNER)
     by_text = cli.json(
         "search", "--owner-id", OWNER, "--text", "cyclists riding down a busy street", "--k", "3"
@@ -250,15 +250,38 @@ def test_search_by_subtitle_phrase_and_by_person(cli: Cli, library: dict[str, An
     assert cli("search", "--owner-id", OTHER_OWNER, "--person-id", library["person"]["person_id"], expect=2)
 
 
-def test_demo_runs_offline_end_to_end(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENEDEX_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "scenedex.scripts.cli", "demo", "--dir", str(tmp_path / "demo"),
-         "--media", str(REAL_MEDIA), "--json"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout)
+def test_entry_point_prints_the_same_json_as_in_process(cli: InProcessCli, library: dict[str, Any]) -> None:
+    args = ("reprocess", "--scope", "owner", "--owner-id", OWNER, "--dry-run", "--json")
+    in_process = json.loads(cli(*args).stdout)
+    result = entry_point(cli.env, *args)
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
+    assert json.loads(result.stdout) == in_process
+    assert in_process["scenes"] == sum(library[v]["scenes"] for v in ("bunny", "bikes", "interview"))
+
+
+def test_entry_point_shows_progress_on_stderr_and_the_table_on_stdout(
+    cli: InProcessCli, library: dict[str, Any]
+) -> None:
+    video = library["interview"]["video_id"]  # two scenes, current since the runs above
+    result = entry_point(cli.env, "reprocess", "--scope", "video", "--video-id", video)
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr[-3000:])
+    assert "reprocess under spec" in result.stdout and "Traceback" not in result.stderr
+    bars = {line.split()[0]: line for line in result.stderr.splitlines() if line.split()}
+    assert "2/2" in bars["scene_clip_embeddings"] and "2/2" in bars["scene_person_embeddings"], bars
+    assert "2/2" in bars["person_photo_embeddings"], bars  # the owner's two photos
+
+
+def test_entry_point_usage_error_exits_2_with_one_line() -> None:
+    result = entry_point({}, "reprocess", "--scope", "video", "--video-id", "nope")
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "'nope' is not a UUID" in line, result.stderr
+    assert result.stdout == ""
+
+
+def test_demo_runs_offline_end_to_end(cli: InProcessCli, tmp_path: Path) -> None:
+    no_settings = {k: None for k in {*os.environ, *cli.env} if k.startswith("SCENEDEX_")}  # defaults only
+    report = cli.json("demo", "--dir", str(tmp_path / "demo"), "--media", str(REAL_MEDIA), **no_settings)
     assert "untrained" in report["clip_note"]
     assert set(by_step(report["second_run"], "computed").values()) == {0}
     titles = {v["video_id"]: v["title"] for v in report["videos"]}
