@@ -13,6 +13,7 @@ install:
 test:
 	$(PYTHON) -m pytest -q --durations=25
 
+# The fast tier: no process started, no model library imported (tests/unit/conftest.py checks).
 test-unit:
 	$(PYTHON) -m pytest -q tests/unit
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -59,33 +55,6 @@ def test_breaker_and_held_item_gauges() -> None:
     assert registry.get_sample_value("scenedex_items_held", {"waiting_on": "opensearch"}) == 0
     gauges.breakers([BreakerStatus("embedding", BreakerState.HALF_OPEN)])
     assert registry.get_sample_value("scenedex_breaker_state", {"dependency": "embedding"}) == 1
-
-
-def test_worker_process_boot_leaves_prometheus_in_multiprocess_mode(tmp_path: Path) -> None:
-    """In a fresh interpreter, the worker's middleware booted in dramatiq's order (after_* hooks
-    run in reverse) must leave prometheus_client writing to the shared directory: imported any
-    earlier, it stays in single-process mode and the metrics port serves nothing."""
-    script = """
-import dramatiq, sys
-from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware.prometheus import Prometheus
-from scenedex.worker.runtime import WorkerRuntime
-broker = StubBroker()
-broker.add_middleware(Prometheus())
-broker.add_middleware(WorkerRuntime(build=lambda: None))  # process boot only: nothing is built
-broker.emit_after("process_boot")
-import prometheus_client.values as values
-print(values.ValueClass.__name__ if hasattr(values.ValueClass, "__name__") else values.ValueClass)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "dramatiq_prom_db": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "MmapedValue" in result.stdout, result.stdout
 
 
 def test_webhook_metrics() -> None:

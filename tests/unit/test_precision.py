@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -14,11 +13,8 @@ from scenedex.adapters.text import SentenceTransformerTextEmbedder, packaged_min
 from scenedex.adapters.torch_runtime import (
     PRECISIONS,
     check_precision,
-    cpu_has_native_bf16,
     resolve_precision,
-    torch_dtype,
 )
-from scenedex.application import wiring as bootstrap_module
 from scenedex.domain.errors import ModelLoadError
 from scenedex.settings import ClipSettings, Settings, TextSettings
 
@@ -74,48 +70,6 @@ def test_fp16_with_auto_device_is_refused_when_auto_means_cpu(monkeypatch: pytes
     check_precision("fp16", "auto")
 
 
-def test_torch_dtypes() -> None:
-    torch = pytest.importorskip("torch")
-    assert torch_dtype("fp32") is torch.float32
-    assert torch_dtype("bf16") is torch.bfloat16
-    assert torch_dtype("fp16") is torch.float16
-    with pytest.raises(ValueError):
-        torch_dtype("auto")
-
-
-def test_native_bf16_probes_torch_then_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    cpuinfo = tmp_path / "cpuinfo"
-    monkeypatch.setattr(torch_runtime, "_CPUINFO", cpuinfo)
-    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        monkeypatch.delattr(torch.cpu, name, raising=False)
-    try:
-        cpu_has_native_bf16.cache_clear()
-        cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-        assert cpu_has_native_bf16() is True
-        cpu_has_native_bf16.cache_clear()
-        cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_tile amx_bf16\n")
-        assert cpu_has_native_bf16() is True
-        cpu_has_native_bf16.cache_clear()
-        cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
-        assert cpu_has_native_bf16() is False
-        cpu_has_native_bf16.cache_clear()
-        cpuinfo.unlink()
-        assert cpu_has_native_bf16() is False
-
-        # The torch probes win over the flags when they exist.
-        cpu_has_native_bf16.cache_clear()
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-        assert cpu_has_native_bf16() is True
-        cpu_has_native_bf16.cache_clear()
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-        cpuinfo.write_text("flags\t\t: avx512_bf16\n")
-        assert cpu_has_native_bf16() is False
-    finally:
-        cpu_has_native_bf16.cache_clear()
-
-
 # --------------------------------------------------------------------------------- settings
 
 
@@ -158,28 +112,6 @@ def test_embedders_refuse_fp16_on_cpu_at_construction() -> None:
         OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", precision="half")
 
 
-@pytest.mark.usefixtures("native_bf16")
-def test_clip_precision_resolves_without_loading_and_ends_the_preprocessing_id() -> None:
-    pytest.importorskip("open_clip")
-    auto = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu")
-    fp32 = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu", precision="fp32")
-    assert auto.precision == "bf16"
-    assert fp32.precision == "fp32"
-    assert auto.preprocessing_id.endswith("|bf16")
-    assert fp32.preprocessing_id.endswith("|fp32")
-    assert auto.preprocessing_id.removesuffix("|bf16") == fp32.preprocessing_id.removesuffix("|fp32")
-    assert auto.model_id == fp32.model_id == "open_clip:ViT-B-32:untrained"
-    assert auto._model is None and fp32._model is None
-
-
-def test_clip_auto_on_a_cpu_without_native_bf16_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("open_clip")
-    monkeypatch.setattr(torch_runtime, "cpu_has_native_bf16", lambda: False)
-    embedder = OpenClipImageEmbedder("ViT-B-32", "none", device="cpu")
-    assert embedder.precision == "fp32"
-    assert embedder.preprocessing_id.endswith("|fp32")
-
-
 def _text_embedder_or_skip(**kwargs: str) -> SentenceTransformerTextEmbedder:
     try:
         packaged_minilm_dir()
@@ -199,21 +131,3 @@ def test_text_precision_ends_the_model_id_without_loading() -> None:
     assert auto._model is None
     with pytest.raises(ValueError, match="not supported on CPU"):
         _text_embedder_or_skip(precision="fp16")
-
-
-@pytest.mark.usefixtures("native_bf16")
-def test_bootstrap_wires_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("open_clip")
-    _text_embedder_or_skip()
-    settings = Settings(
-        _env_file=None,
-        clip=ClipSettings(pretrained="none", device="cpu", precision="fp32"),
-        text=TextSettings(device="cpu", precision="bf16"),
-    )
-    image_embedder = bootstrap_module._clip(settings)
-    text_embedder = bootstrap_module._text(settings)
-    assert isinstance(image_embedder, OpenClipImageEmbedder)
-    assert isinstance(text_embedder, SentenceTransformerTextEmbedder)
-    assert image_embedder.precision == "fp32"
-    assert text_embedder.precision == "bf16"
-    assert text_embedder.model_id.endswith(":bf16")

@@ -3,7 +3,7 @@
     python -m scenedex.scripts.openapi > docs/openapi.json
 
 API services in other languages generate their clients from the checked-in copy;
-``tests/unit/test_openapi_document.py`` runs this command and compares. The app is built
+``tests/integration/test_openapi_command.py`` runs this command and compares. The app is built
 offline, without secrets, connections or models: a throwaway SQLite database and blob folder, a
 placeholder JWT secret (the document does not depend on the settings).
 """
