@@ -45,7 +45,7 @@ class Cluster:
         return subprocess.run(command, timeout=10).returncode == 0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     for _ in range(200):
         port = random.choice(PORTS)
         with socket.socket() as probe:
@@ -65,7 +65,7 @@ def private_cluster(name: str) -> Iterator[Cluster | None]:
     if os.geteuid() != 0 or shutil.which("pg_createcluster") is None or not versions:
         yield None
         return
-    cluster = Cluster(versions[-1], name, _free_port())
+    cluster = Cluster(versions[-1], name, free_port())
     subprocess.run(["pg_dropcluster", cluster.version, name, "--stop"], capture_output=True)  # a leftover
     subprocess.run(
         ["pg_createcluster", cluster.version, name, "-p", str(cluster.port), "--", "--auth=trust"],

@@ -1,7 +1,7 @@
 """Outages of a dependency hold work instead of failing it (issue 15), with real processes: a
 ``scenedex embed-server`` (real models, explicitly untrained CLIP), ``scenedex worker``
-processes on the ``http`` embedder backend, a Postgres database of this module's own and the
-tests' Redis database (flushed before and after). The embedding service (and, in one test,
+processes on the ``http`` embedder backend, a Postgres database and a ``redis-server`` of this
+module's own. The embedding service (and, in one test,
 osmem-server) sits behind an ``OutageProxy`` (``tests/outage_proxy.py``): the test takes it down
 and up again and counts what reached it while it was down.
 
@@ -14,7 +14,9 @@ One worker (one process, one thread) runs at a time; the tests are ordered steps
 (a step is skipped when an earlier one failed). The stack's database is on a Postgres cluster of
 this module's own (``tests.pg_cluster``, created and dropped here), which the Postgres test stops
 for 3 s and starts again (``pg_ctlcluster``): the machine's shared cluster is never stopped. Without
-root no cluster can be made: the stack then uses the shared server and that test skips.
+root no cluster can be made: the stack then uses the shared server and that test skips. Its
+broker is a ``redis-server`` started for this module (``tests.redis_server``: a free port, no
+persistence, a temporary folder), so nothing here touches the Redis other suites use.
 Run with ``-s`` to see the figures. About 3 minutes on 2 cores.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -35,6 +38,7 @@ from tests.opensearch_fixtures import osmem
 from tests.outage_proxy import OutageProxy
 from tests.outage_stack import OutageStack
 from tests.pg_cluster import Cluster, private_cluster
+from tests.redis_server import RedisServer, private_redis
 from tests.worker_processes import (
     create_database,
     drop_database,
@@ -91,22 +95,34 @@ def own_postgres(postgres_url: str) -> Iterator[Cluster | None]:
 
 
 @pytest.fixture(scope="module")
+def own_redis() -> Iterator[RedisServer]:
+    """This module's own ``redis-server`` (``tests.redis_server``), started here and stopped
+    after the module: never the Redis other suites use."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed: the outage tests run on a Redis of their own")
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str, own_postgres: Cluster | None
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
+    own_postgres: Cluster | None,
+    own_redis: RedisServer,
 ) -> Iterator[OutageStack]:
     server = own_postgres.url if own_postgres is not None else postgres_url
     database_url = create_database(server, f"scenedex_outages_{os.getpid()}")
     root = tmp_path_factory.mktemp("outages")
-    built = OutageStack(root, database_url, redis_url, SETTINGS)  # the embed server starts loading
-    built.redis.flushdb()
+    built = OutageStack(root, database_url, own_redis.url(), SETTINGS)  # the embed server starts loading
     try:
+        assert not built.redis.dbsize(), "the module's own Redis is not empty"
         built.cli("db", "upgrade")
         built.embed.wait_ready()
         built.start_worker()
         yield built
     finally:
         built.close()
-        built.redis.flushdb()
         drop_database(database_url)
 
 
