@@ -16,7 +16,8 @@ this module's own (``tests.pg_cluster``, created and dropped here), which the Po
 for 3 s and starts again (``pg_ctlcluster``): the machine's shared cluster is never stopped. Without
 root no cluster can be made: the stack then uses the shared server and that test skips. Its
 broker is a ``redis-server`` started for this module (``tests.redis_server``: a free port, no
-persistence, a temporary folder), so nothing here touches the Redis other suites use.
+persistence, a temporary folder), which the Redis test stops for 3 s and starts again empty:
+nothing here touches the Redis other suites use.
 Run with ``-s`` to see the figures. About 3 minutes on 2 cores.
 """
 
@@ -81,6 +82,7 @@ SEARCH_OUTAGE_S = 12.0
 SCENES = 12
 """Scenes per video: one video item takes one to two seconds on 2 cores."""
 POSTGRES_DOWN_S = 3.0
+REDIS_DOWN_S = 3.0
 LOST_LINE = "sweeper re-sent lost messages"
 """What the worker logs when the sweeper takes a message for lost: never for a delayed one."""
 
@@ -460,3 +462,38 @@ def test_6_a_search_index_outage_mid_job_fails_nothing(stack: OutageStack, osmem
         stack.stop_worker()  # before the cluster it writes to goes
         proxy.close()
         clone.close()
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+@step("redis restart")
+def test_7_a_redis_restart_without_persistence_loses_no_item(
+    stack: OutageStack, own_redis: RedisServer
+) -> None:
+    """The module's own Redis (no persistence) stopped for ``REDIS_DOWN_S`` and started empty
+    mid-job: the queued messages are gone, the worker reconnects, and the sweeper re-sends the
+    messages of the unfinished items (``resend_lost``): nothing fails, every record is there."""
+    owner_id, videos = stack.library(6, 8, seed=70_000)
+    job_id = stack.enqueue_owner(owner_id)
+    wait_succeeded_items(stack, job_id, 1)
+    offset = len(stack.worker.log()) if stack.worker else 0
+
+    started = time.monotonic()
+    own_redis.stop()
+    try:
+        time.sleep(REDIS_DOWN_S)
+    finally:
+        own_redis.start()
+    restarted = time.monotonic()
+    job = stack.wait_job(job_id, timeout=300)
+    log = log_since(stack, offset)
+    print(
+        f"\nredis down {restarted - started:.1f} s (restarted empty): job {job.status}; worker log: "
+        f"{log.count(LOST_LINE)} lost-message re-sends"
+    )
+    assert job.status == "succeeded", job
+    assert not failed_items(stack, job_id)
+    assert LOST_LINE in log, log[-6000:]  # the restart lost the queued messages: the sweeper sent them again
+    assert record_counts(stack.engine, owner_id) == expected_counts(len(videos) * 8, photos=1, persons=1)
+    assert_current(stack, owner_id)
