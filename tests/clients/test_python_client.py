@@ -1,15 +1,18 @@
 """The Python client openapi-python-client 0.29.1 generates from ``docs/openapi.json``, run
-against a live ``scenedex api`` on the test Postgres and Redis (issue 28).
+against the live ``scenedex api`` and ``scenedex worker`` of ``conftest.live_stack`` (shared with
+the TypeScript flow; this flow's owner is ``OWNER_B``, the TypeScript one's ``OWNER_A``) on the
+test Postgres and Redis, with the real models (issue 28).
 
 openapi-python-client 0.29.1 needs ``typer<0.28`` and the project's lock pins typer 0.29.2 (the
 CLI), so the generator gets a venv of its own, made once from PyPI under
 ``$SCENEDEX_CLIENTS_CACHE`` (default ``~/.cache/scenedex-clients``) and kept between runs. The
-generated package is written to a temporary folder and ``python_flow.py`` runs the flow with
-the generator's venv (which has what the package needs: httpx, attrs, python-dateutil): create
-a person with photos twice with one ``Idempotency-Key`` (one person), create a video (202 with
-``Location`` and ``Retry-After``), read it (``ETag``), search by text, then a 404 and a 422
-parsed as ``Problem`` documents. No request is written by hand. No worker runs: the video stays
-queued and the search answers what the index has (nothing), which is all the client needs.
+generated package is written to a temporary folder and ``python_flow.py`` runs the whole flow of
+``ts/flow.ts`` with the generator's venv (which has what the package needs: httpx, attrs,
+python-dateutil): a person with photos created twice with one ``Idempotency-Key`` (one person),
+waited for until ``searchable``; a video by reference with the upstream cut waited for until
+``ready``, its ``ETag`` and a 304; text, person and image search; the keyframe and its 304; a
+404 and a 422 parsed as ``Problem`` documents; both deletes, the worker's line about the video's
+carrying the DELETE's ``X-Request-ID``. No request is written by hand and no call is cast.
 
 Known gap of the generator: ``getKeyframe``'s ``image/jpeg`` answer is not typed (it skips
 media types other than JSON and ``application/octet-stream``; the raw bytes are in
@@ -20,34 +23,30 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
-import redis
-import sqlalchemy as sa
 
-from scenedex.adapters.db import tables as t
-from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.migrate import upgrade
-from scenedex.domain.blobs import upload_key
-from tests.conftest import REAL_MEDIA, truncate_all
-from tests.e2e.test_reprocessing_guide import free_port
-from tests.fakes import face_png
-from tests.integration.test_api import OWNER_A, SECRET, make_token
-from tests.worker_processes import process_env, scenedex_command, wait_for
+from tests.clients.conftest import PHOTO, SAMPLE, LiveStack, photo_jpeg
+from tests.conftest import REAL_MEDIA
+from tests.integration.test_api import OWNER_B, make_token
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.models,
+    pytest.mark.skipif(not REAL_MEDIA.is_dir(), reason=f"real sample media not found at {REAL_MEDIA}"),
+]
 
 GENERATOR = "openapi-python-client==0.29.1"
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "openapi.json"
 FLOW = Path(__file__).resolve().parent / "python_flow.py"
-SAMPLE = REAL_MEDIA / "bikes.mp4"
+OWNER = OWNER_B
+"""The Python flow's owner (the TypeScript flow has another: neither sees the other's data)."""
 
 
 def generator_venv() -> Path:
@@ -67,56 +66,10 @@ def generator_venv() -> Path:
     return venv
 
 
-@pytest.fixture
-def live_api(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, sa.Engine]]:
-    """``scenedex api`` in a subprocess on a wiped test database; (base URL, media folder, the
-    database's engine)."""
-    media = tmp_path / "media"
-    media.mkdir()
-    engine = create_engine(postgres_url)
-    upgrade(engine)
-    truncate_all(engine)
-    redis.Redis.from_url(redis_url).flushdb()
-    port = free_port()
-    env = process_env(
-        postgres_url, redis_url, media, SCENEDEX_API__JWT_SECRET=SECRET, SCENEDEX_API__PORT=str(port)
-    )
-    log = (tmp_path / "api.log").open("wb")
-    api = subprocess.Popen(
-        scenedex_command("api"),
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert api.poll() is None, (tmp_path / "api.log").read_text(errors="replace")[-3000:]
-        try:
-            return httpx.get(f"{base_url}/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 90, "the API to answer /ready", interval=0.2)
-        yield base_url, media, engine
-    finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        try:
-            api.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(api.pid, signal.SIGKILL)
-            api.wait(timeout=15)
-        log.close()
-        engine.dispose()
-
-
-def test_the_generated_python_client_runs_the_flow_against_a_live_api(
-    live_api: tuple[str, Path, sa.Engine], tmp_path: Path
+def test_the_generated_python_client_runs_the_flow_against_a_live_api_and_worker(
+    owner_stack: Callable[[uuid.UUID], LiveStack], tmp_path: Path
 ) -> None:
-    base_url, media, engine = live_api
+    stack = owner_stack(OWNER)
     venv = generator_venv()
     generated = subprocess.run(
         [
@@ -140,39 +93,52 @@ def test_the_generated_python_client_runs_the_flow_against_a_live_api(
     skipped = [line for line in said.splitlines() if line.startswith("WARNING parsing")]
     assert skipped == ["WARNING parsing GET /v1/scenes/{scene_id}/keyframe within search."], skipped
 
-    source = media / upload_key(OWNER_A, "bikes.mp4")
-    source.parent.mkdir(parents=True)
-    source.write_bytes(SAMPLE.read_bytes())
-    photo = tmp_path / "eileen.png"
-    photo.write_bytes(face_png("eileen", salt="1", size=64))
-    token = make_token(OWNER_A, ())
-    ran = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            str(FLOW),
-            str(tmp_path / "sdk"),
-            base_url,
-            token,
-            source.as_uri(),
-            str(photo),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    source = stack.upload(OWNER, "bikes.mp4", SAMPLE.read_bytes())
+    keyframe = stack.upload(OWNER, "astronaut.jpg", photo_jpeg())
+    token = make_token(OWNER, (), exp_s=3600)
+    command = [str(venv / "bin" / "python"), str(FLOW), str(tmp_path / "sdk"), stack.base_url]
+    command += [token, source, keyframe, str(PHOTO)]
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     out = json.loads(ran.stdout)
 
     person = out["person"]
     assert person["status"] == person["replay_status"] == 201 and person["photos"] == 1
     assert person["replay_person_id"] == person["person_id"] and person["replayed_header"] == "true"
+    assert out["person_searchable"] == {"photos": ["ok"]}
     video = out["video"]
     assert video["status"] == 202 and video["location"] == f"/v1/videos/{video['video_id']}"
-    assert int(video["retry_after"]) > 0
-    assert out["get_video"]["status"] == "queued" and out["get_video"]["etag"].startswith('"')
-    assert out["search"] == {"results": 0}
-    assert out["not_found"]["status"] == 404 and out["not_found"]["code"] == "not_found"
-    assert out["invalid"] == {"status": 422, "code": "validation_failed", "fields": ["query.k"]}
-    with engine.connect() as connection:
-        persons = connection.scalar(sa.select(sa.func.count()).select_from(t.persons))
-    assert persons == 1, f"{persons} persons: the Idempotency-Key replay created a second one"
+    assert int(video["retry_after"]) > 0 and video["request_id"] == "py-flow-video"
+    ready = out["ready"]
+    assert ready["scenes"] == 3 and ready["etag"].startswith('"') and ready["not_modified"] == 304
+
+    face_scene, person_id = ready["face_scene"], person["person_id"]
+    text, by_person, image = out["search"]["text"], out["search"]["person"], out["search"]["image"]
+    assert text[0] == {"scene_id": face_scene, "video_id": video["video_id"], "persons": [person_id]}, text
+    assert by_person[0]["scene_id"] == face_scene, by_person
+    assert [hit["scene_id"] for hit in by_person if hit["persons"]] == [face_scene], by_person
+    assert image[0]["scene_id"] == face_scene, image  # the same picture: cosine 1
+    # Only this owner's video: the TypeScript flow's (same phrase, same picture) is not seen.
+    assert {hit["video_id"] for hit in text + by_person + image} == {video["video_id"]}
+
+    keyframe_answer = out["keyframe"]
+    assert keyframe_answer["status"] == 200 and keyframe_answer["content_type"] == "image/jpeg"
+    assert keyframe_answer["jpeg"] == [0xFF, 0xD8, 0xFF] and keyframe_answer["etag"].startswith('"')
+    assert keyframe_answer["cached_status"] == 304 and keyframe_answer["cached_bytes"] == 0
+
+    for name, status, code in (("not_found", 404, "not_found"), ("invalid", 422, "validation_failed")):
+        problem = out[name]
+        assert problem["status"] == problem["problem_status"] == status, problem
+        assert problem["content_type"] == "application/problem+json" and problem["code"] == code, problem
+        assert problem["type"] == f"tag:scenedex,2026:problem/{code}", problem
+    assert out["invalid"]["fields"] == ["query.k"]
+
+    deleted = out["delete"]
+    assert deleted["video_status"] == 202 and deleted["video_gone"] == 404
+    assert deleted["video_location"] == f"/v1/videos/{video['video_id']}"
+    assert deleted["person_status"] == 200 and deleted["person_gone"] == 404
+    # The worker's line about the deletion carries the request id of the DELETE that sent it.
+    worker_lines = stack.worker_log.read_text(errors="replace").splitlines()
+    [deletion] = [line for line in worker_lines if f"video {video['video_id']} deleted" in line]
+    assert "request=py-flow-delete]" in deletion, deletion
+    assert stack.owner_rows(OWNER) == (0, 0), "the Idempotency-Key replay or a DELETE left a row"

@@ -1,8 +1,9 @@
 """The TypeScript client generated from ``docs/openapi.json`` (openapi-typescript types and
 openapi-fetch, default settings; ``test_clients.typescript_client``) running ``ts/flow.ts``
-against a live ``scenedex api`` (``test_python_client.live_api``) and a ``scenedex worker``
-(``tests.worker_processes``) on the test Postgres and Redis, with the real models (all-MiniLM,
-dlib, untrained CLIP said out loud), as issue 28 asks of the clients.
+against the live ``scenedex api`` and ``scenedex worker`` of ``conftest.live_stack`` (shared
+with the Python flow, ``test_python_client.py``; this flow's owner is ``OWNER_A``, the Python
+one's another) on the test Postgres and Redis, with the real models (all-MiniLM, dlib, untrained
+CLIP said out loud), as issue 28 asks of the clients.
 
 ``flow.ts`` is compiled with ``tsc --strict`` (to JavaScript, next to the generated schema) and
 run with node 20 (global ``fetch``, ``FormData``, ``Blob``): a person from a photo, created
@@ -12,32 +13,28 @@ until ``ready``, its ETag and a 304; text, person and image search; the keyframe
 a 404 and a 422 as ``application/problem+json``; ``DELETE`` of the video (gone once the worker
 ran) and of the person. The video's POST and DELETE send ``X-Request-ID``: echoed, and the
 worker's line about the deletion carries it (``request=`` in its text log). Every call goes
-through the typed client: no hand-written request, no cast. 2.5 min on a loaded 2-core
-machine (load ~10): 80 s starting the API and the worker (its models), 80 s the flow.
+through the typed client: no hand-written request, no cast. The flow takes about 80 s on a
+loaded 2-core machine (load ~10), plus the stack's start when it runs first.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from PIL import Image
 
-from scenedex.adapters.db import tables as t
-from scenedex.domain.blobs import upload_key
+from tests.clients.conftest import PHOTO, SAMPLE, LiveStack, photo_jpeg
 from tests.clients.test_clients import DOCUMENT, TS, needs_node, node_tool, typescript_client
-from tests.clients.test_python_client import SAMPLE, live_api
 from tests.conftest import REAL_MEDIA
 from tests.integration.test_api import OWNER_A, make_token
-from tests.worker_processes import WorkerProcess, process_env
 
-__all__ = ["live_api"]  # the fixture this module uses, imported for pytest
+OWNER = OWNER_A
+"""The TypeScript flow's owner (the Python flow has another: neither sees the other's data)."""
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.models,
@@ -48,30 +45,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(not REAL_MEDIA.is_dir(), reason=f"real sample media not found at {REAL_MEDIA}"),
 ]
-
-PHOTO = REAL_MEDIA / "astronaut.png"
-
-
-@pytest.fixture
-def live_stack(
-    live_api: tuple[str, Path, sa.Engine], postgres_url: str, redis_url: str, tmp_path: Path
-) -> Iterator[tuple[str, Path, sa.Engine]]:
-    """``live_api`` plus one ``scenedex worker`` (one process) on the same database, Redis and
-    blob store, ready (models loaded) before the test starts."""
-    base_url, media, engine = live_api
-    env = process_env(
-        postgres_url,
-        redis_url,
-        media,
-        SCENEDEX_WORKER__METRICS_PORT="0",
-        SCENEDEX_WORKER__HEARTBEAT_TIMEOUT_MS="15000",  # holds on a loaded 2-core machine
-    )
-    worker = WorkerProcess(env, tmp_path / "worker.log", "--processes", "1")
-    try:
-        worker.wait_ready(timeout=180)
-        yield base_url, media, engine
-    finally:
-        worker.stop(timeout=30)
 
 
 def compiled_flow(folder: Path) -> Path:
@@ -100,25 +73,16 @@ def compiled_flow(folder: Path) -> Path:
     return folder / "out" / "flow.js"
 
 
-def astronaut_jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.open(PHOTO).convert("RGB").save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def test_the_generated_typescript_client_runs_the_flow_against_a_live_api_and_worker(
-    live_stack: tuple[str, Path, sa.Engine], tmp_path: Path
+    owner_stack: Callable[[uuid.UUID], LiveStack], tmp_path: Path
 ) -> None:
-    base_url, media, engine = live_stack
+    stack = owner_stack(OWNER)
     flow = compiled_flow(tmp_path / "ts")
-    source = media / upload_key(OWNER_A, "bikes.mp4")
-    source.parent.mkdir(parents=True)
-    source.write_bytes(SAMPLE.read_bytes())
-    keyframe = media / upload_key(OWNER_A, "astronaut.jpg")
-    keyframe.write_bytes(astronaut_jpeg())
-    token = make_token(OWNER_A, (), exp_s=3600)
+    source = stack.upload(OWNER, "bikes.mp4", SAMPLE.read_bytes())
+    keyframe = stack.upload(OWNER, "astronaut.jpg", photo_jpeg())
+    token = make_token(OWNER, (), exp_s=3600)
     ran = subprocess.run(
-        ["node", str(flow), base_url, token, source.as_uri(), keyframe.as_uri(), str(PHOTO)],
+        ["node", str(flow), stack.base_url, token, source, keyframe, str(PHOTO)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -161,10 +125,7 @@ def test_the_generated_typescript_client_runs_the_flow_against_a_live_api_and_wo
     assert deleted["video_location"] == f"/v1/videos/{video['video_id']}"
     assert deleted["person_status"] == 200 and deleted["person_gone"] == 404
     # The worker's line about the deletion carries the request id of the DELETE that sent it.
-    worker_lines = (tmp_path / "worker.log").read_text(errors="replace").splitlines()
+    worker_lines = stack.worker_log.read_text(errors="replace").splitlines()
     [deletion] = [line for line in worker_lines if f"video {video['video_id']} deleted" in line]
     assert "request=ts-flow-delete]" in deletion, deletion
-    with engine.connect() as connection:
-        persons = connection.scalar(sa.select(sa.func.count()).select_from(t.persons))
-        videos = connection.scalar(sa.select(sa.func.count()).select_from(t.videos))
-    assert (persons, videos) == (0, 0), "the Idempotency-Key replay or a DELETE left a row"
+    assert stack.owner_rows(OWNER) == (0, 0), "the Idempotency-Key replay or a DELETE left a row"
