@@ -107,6 +107,8 @@ def test_the_generated_typescript_client_runs_the_flow_against_a_live_api_and_wo
     assert by_person[0]["scene_id"] == face_scene, by_person
     assert [hit["scene_id"] for hit in by_person if hit["persons"]] == [face_scene], by_person
     assert image[0]["scene_id"] == face_scene, image  # the same picture: cosine 1
+    # Only this owner's video: the Python flow's (same phrase, same picture) is not seen.
+    assert {hit["video_id"] for hit in text + by_person + image} == {video["video_id"]}
 
     keyframe_answer = out["keyframe"]
     assert keyframe_answer["status"] == 200 and keyframe_answer["content_type"] == "image/jpeg"
