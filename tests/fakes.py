@@ -368,9 +368,12 @@ class _FaceClusters:
         self.d.clusterings[state.owner_id] = state
         self.d.clusters[state.owner_id] = sorted(suggestions, key=lambda s: (-s.size, s.cluster_id))
 
-    def page(self, owner_id: uuid.UUID, limit: int, offset: int) -> tuple[list[SuggestedPerson], int]:
+    def page(
+        self, owner_id: uuid.UUID, limit: int, offset: int, after: tuple[int, str] | None = None
+    ) -> tuple[list[SuggestedPerson], int]:
         every = self.d.clusters.get(owner_id, [])
-        return every[offset : offset + limit], len(every)
+        rest = [s for s in every if after is None or (-s.size, s.cluster_id) > (-after[0], after[1])]
+        return rest[offset : offset + limit], len(every)
 
     def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None:
         return next((s for s in self.d.clusters.get(owner_id, []) if s.cluster_id == cluster_id), None)
@@ -513,8 +516,31 @@ class _Persons:
     def list(self, owner_id: uuid.UUID) -> list[Person]:
         return [p for p in self.d.persons.values() if p.owner_id == owner_id]
 
-    def list_photos(self, owner_id: uuid.UUID) -> list[PersonPhoto]:
-        return [p for p in self.d.photos.values() if p.owner_id == owner_id]
+    def page(
+        self,
+        owner_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        updated_since: datetime | None = None,
+    ) -> tuple[list[Person], int]:
+        mine = [
+            p
+            for p in self.list(owner_id)
+            if updated_since is None or (p.updated_at or p.created_at) >= updated_since
+        ]
+        newest = sorted(mine, key=lambda p: (p.created_at, p.id), reverse=True)
+        return [p for p in newest if before is None or (p.created_at, p.id) < before][:limit], len(mine)
+
+    def list_photos(
+        self, owner_id: uuid.UUID, person_ids: Iterable[uuid.UUID] | None = None
+    ) -> list[PersonPhoto]:
+        wanted = None if person_ids is None else set(person_ids)
+        return [
+            p
+            for p in self.d.photos.values()
+            if p.owner_id == owner_id and (wanted is None or p.person_id in wanted)
+        ]
 
     def set_photo_status(
         self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None

@@ -196,14 +196,16 @@ def test_a_nul_or_non_finite_number_never_reaches_the_database(served: Served) -
         connection.close()
 
 
-def test_every_page_offset_is_bounded(served: Served) -> None:
-    """Offsets beyond ``le`` are a 422 on every list (an offset past Postgres' ``bigint`` was a
-    500 on the suggestions)."""
+def test_every_page_limit_and_cursor_is_bounded(served: Served) -> None:
+    """A ``limit`` over 100 (or past Postgres' ``bigint``) and a cursor the API did not give
+    are a 422 on every list, never a 500 (an offset past ``bigint`` was a 500 on the
+    suggestions, when they paged by offset)."""
     connection = Connection(served.host, served.port)
+    cursors = ("x", "bm90IGEgY3Vyc29y", "MjAyNi0xMS0wMXxub3QtYS11dWlk", "OTk5OTk5OTk5OTk5OTk5OTk5OTl8ZmMteA")
     try:
-        for path in ("/v1/persons", "/v1/face-clusters"):  # videos page by cursor (test_videos)
-            for offset in ("10000001", "99999999999999999999"):
-                status, _, data = connection.request("GET", f"{path}?offset={offset}", headers=served.owner)
-                assert status == 422, (path, offset, status, data[:300])
+        for path in ("/v1/persons", "/v1/face-clusters", "/v1/videos"):
+            for query in ("limit=101", "limit=99999999999999999999", *(f"cursor={c}" for c in cursors)):
+                status, _, data = connection.request("GET", f"{path}?{query}", headers=served.owner)
+                assert status == 422, (path, query, status, data[:300])
     finally:
         connection.close()

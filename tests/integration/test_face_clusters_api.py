@@ -27,6 +27,7 @@ from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from tests.fakes import face_png
 from tests.integration.test_api import OWNER_A, OWNER_B, Api, api_settings
 from tests.job_harness import Harness
+from tests.problems import problem
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ def persons_of(api: Api, scenes: dict[int, uuid.UUID]) -> dict[int, list[str]]:
 
 def test_list_pages_largest_first_with_thumbnails_and_get(api: Api, scenes: dict[int, uuid.UUID]) -> None:
     page = listed(api)
-    assert page["total"] == 2 and page["limit"] == 20 and page["offset"] == 0 and page["next_offset"] is None
+    assert page["total"] == 2 and page["limit"] == 20 and page["next_cursor"] is None
     assert page["unknown_faces"] == 7 and page["waiting_faces"] == 0 and page["computed_at"]
     bob, carol = page["suggestions"]
     assert (bob["size"], bob["scene_count"], carol["size"]) == (4, 4, 3)
@@ -121,11 +122,14 @@ def test_list_pages_largest_first_with_thumbnails_and_get(api: Api, scenes: dict
 
     first = listed(api, limit=1)
     assert [s["cluster_id"] for s in first["suggestions"]] == [bob["cluster_id"]]
-    assert first["next_offset"] == 1 and first["total"] == 2
-    second = listed(api, limit=1, offset=1)
+    assert first["next_cursor"] and first["total"] == 2
+    with api.harness.engine.begin() as connection:  # the one shown goes (offset 1 would skip carol)
+        connection.execute(
+            sa.delete(t.face_clusters).where(t.face_clusters.c.cluster_id == bob["cluster_id"])
+        )
+    second = listed(api, limit=1, cursor=first["next_cursor"])
     assert [s["cluster_id"] for s in second["suggestions"]] == [carol["cluster_id"]]
-    assert second["next_offset"] is None
-    assert listed(api, offset=5)["suggestions"] == []
+    assert second["next_cursor"] is None
 
     one = api.client.get(f"{CLUSTERS}/{carol['cluster_id']}", headers=api.user(OWNER_A))
     assert one.status_code == 200 and one.json() == carol
@@ -196,6 +200,52 @@ def test_split_a_suggestion_and_reject_a_face(api: Api, scenes: dict[int, uuid.U
     assert again.status_code == 200 and again.json()["face_ids"] == []  # stored once
 
 
+def test_decisions_with_an_idempotency_key_are_made_once(api: Api, scenes: dict[int, uuid.UUID]) -> None:
+    """A confirm, split or reject sent again with its ``Idempotency-Key`` gets the first answer
+    (marked replayed) and stores nothing twice; the key with another body is a 422 problem."""
+
+    def post(path: str, body: dict[str, Any], key: str) -> Any:
+        return api.client.post(path, json=body, headers={**api.user(OWNER_A), "Idempotency-Key": key})
+
+    def decisions() -> int:
+        with api.harness.engine.connect() as connection:
+            return int(connection.scalar(sa.select(sa.func.count()).select_from(t.face_decisions)) or 0)
+
+    carol, bob = suggestion(api, scenes, CAROL_SCENES), suggestion(api, scenes, BOB_SCENES)
+    confirm = f"{CLUSTERS}/{carol['cluster_id']}/confirm"
+    first = post(confirm, {"name": "Carol"}, "confirm-1")
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers, first.text
+    stored = decisions()
+    again = post(confirm, {"name": "Carol"}, "confirm-1")  # the suggestion is gone: a new call is 404
+    assert (again.status_code, again.json(), again.headers["idempotent-replayed"]) == (
+        201,
+        first.json(),
+        "true",
+    )
+    assert decisions() == stored
+    with api.harness.engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).where(t.persons.c.name == "Carol")) == 1
+    problem(post(confirm, {"name": "Someone else"}, "confirm-1"), 422, "idempotency_key_reused")
+
+    split = f"{CLUSTERS}/{bob['cluster_id']}/split"
+    off = [bob["faces"][0]["face_id"]]
+    made = post(split, {"face_ids": off}, "split-1")
+    assert made.status_code == 200, made.text
+    replayed = post(split, {"face_ids": off}, "split-1")
+    assert replayed.json() == made.json() and replayed.headers["idempotent-replayed"] == "true"
+    assert decisions() == stored + 1
+    problem(post(split, {"face_ids": [bob["faces"][1]["face_id"]]}, "split-1"), 422, "idempotency_key_reused")
+
+    face = f"{scenes[CAROL_SCENES[0]]}:0"
+    reject = f"/v1/faces/{face}/reject"
+    rejected = post(reject, {"person_id": first.json()["person_id"]}, "reject-1")
+    assert rejected.status_code == 200 and rejected.json()["face_ids"] == [face], rejected.text
+    replayed = post(reject, {"person_id": first.json()["person_id"]}, "reject-1")
+    assert replayed.json() == rejected.json()  # a new call would answer face_ids == []
+    assert replayed.headers["idempotent-replayed"] == "true"
+    problem(post(reject, {"person_id": alice(api)}, "reject-1"), 422, "idempotency_key_reused")
+
+
 def test_invalid_requests_are_422_with_a_clear_message(api: Api, scenes: dict[int, uuid.UUID]) -> None:
     as_a = api.user(OWNER_A)
     bob = suggestion(api, scenes, BOB_SCENES)
@@ -229,7 +279,7 @@ def test_invalid_requests_are_422_with_a_clear_message(api: Api, scenes: dict[in
         ("get", f"{CLUSTERS}/not-a-cluster", None),
         ("get", f"{CLUSTERS}?limit=0", None),
         ("get", f"{CLUSTERS}?limit=101", None),
-        ("get", f"{CLUSTERS}?offset=-1", None),
+        ("get", f"{CLUSTERS}?cursor=bm90IGEgY3Vyc29y", None),
     ]:
         response = api.client.request(method, path, json=body, headers=as_a)
         assert response.status_code == 422, (method, path, body, response.text)
@@ -315,7 +365,8 @@ def test_cli_lists_and_decides_like_the_api(api: Api, scenes: dict[int, uuid.UUI
     assert datetime.fromisoformat(page.pop("computed_at")) == datetime.fromisoformat(
         answer.pop("computed_at")
     )
-    assert page == answer
+    assert (page.pop("offset"), page.pop("next_offset"), answer.pop("next_cursor")) == (0, None, None)
+    assert page == answer  # the CLI pages by offset, the API by cursor
     page = json.loads(cli("faces", "clusters", "--owner-id", owner, "--limit", "1", "--json").stdout)
     assert page["next_offset"] == 1 and len(page["suggestions"]) == 1
     table = cli("faces", "clusters", "--owner-id", owner)

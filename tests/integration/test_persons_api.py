@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -103,8 +104,7 @@ def test_person_lifecycle_over_http(api: Api) -> None:
 
     listed = api.client.get(PERSONS, headers=as_a).json()
     assert listed["total"] == 1 and [p["person_id"] for p in listed["persons"]] == [person_id]
-    assert listed["next_offset"] is None and listed["persons"][0]["photos"] == shown.json()["photos"]
-    assert api.client.get(PERSONS, params={"offset": 1}, headers=as_a).json()["persons"] == []
+    assert listed["next_cursor"] is None and listed["persons"][0]["photos"] == shown.json()["photos"]
 
     renamed = api.client.patch(f"{PERSONS}/{person_id}", json={"name": "Carol Shaw"}, headers=as_a)
     assert renamed.status_code == 200 and renamed.json()["name"] == "Carol Shaw"
@@ -192,6 +192,54 @@ def test_other_owners_ids_are_unknown_and_lists_are_the_owners(api: Api) -> None
     assert count_rows(api, t.person_photos, person_id=uuid.UUID(mine)) == 1  # B's attempts changed nothing
 
 
+def test_persons_page_newest_first_by_cursor_through_a_delete_and_by_updated_since(api: Api) -> None:
+    """Five persons of A (and one of B) stored at known times: pages of two, newest first, skip
+    nothing and repeat nothing when a person of the next page is deleted between two pages;
+    ``updated_since`` keeps those changed since (a rename moves ``updated_at``); B sees only B's."""
+    start = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    ids = [uuid.uuid4() for _ in range(5)]
+    rows = [
+        {"id": pid, "owner_id": OWNER_A, "name": f"p{i}", "created_at": start + timedelta(minutes=i)}
+        for i, pid in enumerate(ids)
+    ]
+    theirs = {"id": uuid.uuid4(), "owner_id": OWNER_B, "name": "b", "created_at": start}
+    with api.harness.engine.begin() as connection:
+        connection.execute(
+            sa.insert(t.persons),
+            [{**r, "changed_at": r["created_at"], "updated_at": r["created_at"]} for r in [*rows, theirs]],
+        )
+    as_a = api.user(OWNER_A)
+
+    def page(**params: Any) -> dict[str, Any]:
+        answer = api.client.get(PERSONS, params={"limit": 2, **params}, headers=as_a)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    first = page()
+    assert [p["person_id"] for p in first["persons"]] == [str(ids[4]), str(ids[3])] and first["total"] == 5
+    with api.harness.engine.begin() as connection:  # the newest of the next page goes meanwhile
+        connection.execute(sa.delete(t.persons).where(t.persons.c.id == ids[2]))
+    second = page(cursor=first["next_cursor"])
+    assert [p["person_id"] for p in second["persons"]] == [str(ids[1]), str(ids[0])]
+    assert second["next_cursor"] is None and second["total"] == 4
+    assert [p["person_id"] for p in api.client.get(PERSONS, headers=api.user(OWNER_B)).json()["persons"]] == [
+        str(theirs["id"])
+    ]
+
+    renamed = api.client.patch(f"{PERSONS}/{ids[0]}", json={"name": "p0 again"}, headers=as_a)
+    assert renamed.status_code == 200, renamed.text
+    since = page(updated_since=(datetime.now(UTC) - timedelta(minutes=1)).isoformat())
+    assert [p["person_id"] for p in since["persons"]] == [str(ids[0])] and since["total"] == 1
+    assert page(updated_since="2026-11-01T12:03:00Z")["total"] == 3  # p3, p4 and p0 (renamed now)
+    assert page(updated_since="2026-11-01T13:04:00+01:00")["total"] == 2  # 12:04Z: p4 and p0
+    assert page(updated_since="2099-01-01T00:00:00Z")["persons"] == []
+    for bad in ({"updated_since": "yesterday"}, {"updated_since": "2026-11-01T12:00:00"}, {"cursor": "x"}):
+        answer = api.client.get(PERSONS, params=bad, headers=as_a)
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+
+
 def test_auth_size_type_and_body_errors_are_4xx_never_500(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     services = api.harness.runtime.services
     assert services is not None
@@ -254,7 +302,10 @@ def test_auth_size_type_and_body_errors_are_4xx_never_500(api: Api, monkeypatch:
         api.client.get(f"{PERSONS}/not-a-uuid", headers=as_a),
         api.client.delete(f"{PERSONS}/{mine}/photos/123", headers=as_a),
         api.client.get(PERSONS, params={"limit": 0}, headers=as_a),
-        api.client.get(PERSONS, params={"offset": -1}, headers=as_a),
+        api.client.get(PERSONS, params={"limit": 101}, headers=as_a),
+        api.client.get(PERSONS, params={"cursor": "bm90IGEgY3Vyc29y"}, headers=as_a),
+        api.client.get(PERSONS, params={"updated_since": "yesterday"}, headers=as_a),
+        api.client.get(PERSONS, params={"updated_since": "2026-11-01T12:00:00"}, headers=as_a),
     ]
     for response in unprocessable:
         assert response.status_code == 422, (response.request.method, response.request.url, response.text)

@@ -183,11 +183,19 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveryList(BaseModel):
-    """An endpoint's deliveries, newest first."""
+    """An endpoint's deliveries, newest first (no ``total``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"deliveries": [_DELIVERY_EXAMPLE]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"deliveries": [_DELIVERY_EXAMPLE], "limit": 50, "next_cursor": None}]
+        }
+    )
 
     deliveries: list[DeliveryOut]
+    limit: int
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null: this is the last)"
+    )
 
 
 class ReplayOut(BaseModel):

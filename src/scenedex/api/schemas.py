@@ -332,11 +332,17 @@ class JobListResponse(BaseModel):
                     "started_at": "2026-11-02T03:00:01+00:00",
                     "finished_at": "2026-11-02T03:41:10+00:00",
                 }
-            ]
+            ],
+            "limit": 20,
+            "next_cursor": None,
         }
     )
 
     jobs: list[JobListItem]
+    limit: int
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null: this is the last)"
+    )
 
 
 class JobActionResponse(BaseModel):

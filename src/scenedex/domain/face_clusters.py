@@ -345,8 +345,11 @@ class FaceClusterRepository(Protocol):
         ``unchanged`` are stored as they are already and not written again."""
         ...
 
-    def page(self, owner_id: uuid.UUID, limit: int, offset: int) -> tuple[list[SuggestedPerson], int]:
-        """The owner's suggestions, largest first (ties: cluster id), and their number."""
+    def page(
+        self, owner_id: uuid.UUID, limit: int, offset: int, after: tuple[int, str] | None = None
+    ) -> tuple[list[SuggestedPerson], int]:
+        """The owner's suggestions, largest first (ties: cluster id), ``offset`` skipped, or
+        those after the ``(size, cluster_id)`` key ``after`` (a keyset page); and their number."""
         ...
 
     def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None: ...

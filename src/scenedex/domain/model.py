@@ -121,7 +121,8 @@ class Scene:
 class Person:
     """A person of an owner. ``changed_at``: its last change that matching depends on (created,
     photos added or removed); ``searchable_at``: when every scene of the owner was last matched
-    again after such a change (``person.searchable``)."""
+    again after such a change (``person.searchable``); ``updated_at``: its last change of any
+    kind the person resource shows (name, photos and their status, searchable)."""
 
     id: uuid.UUID
     owner_id: uuid.UUID
@@ -129,10 +130,13 @@ class Person:
     created_at: datetime = field(default_factory=utcnow)
     changed_at: datetime | None = None
     searchable_at: datetime | None = None
+    updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.changed_at is None:
             object.__setattr__(self, "changed_at", self.created_at)
+        if self.updated_at is None:
+            object.__setattr__(self, "updated_at", self.created_at)
 
     @property
     def searchable(self) -> bool:

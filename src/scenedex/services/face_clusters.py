@@ -107,13 +107,15 @@ def thumbnail_uri(jpeg: bytes | None) -> str | None:
 class SuggestionPage:
     """One page of an owner's suggestions (largest first), how many there are in all, and the
     clustering they come from: when (None: never clustered), how many unknown faces it looked
-    at and how many wait for the next full clustering."""
+    at and how many wait for the next full clustering; ``next_after``: the ``(size,
+    cluster_id)`` key to page on from (None: this is the last page)."""
 
     suggestions: tuple[SuggestionView, ...]
     total: int
     computed_at: datetime | None
     unknown_faces: int
     waiting_faces: int
+    next_after: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,22 +162,28 @@ class FaceClusters:
     def __init__(self, *, uow_factory: UnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
 
-    def list(self, owner_id: uuid.UUID, *, limit: int = 20, offset: int = 0) -> SuggestionPage:
-        """The owner's suggestions, largest first, ``offset`` to ``offset + limit`` (at most
-        ``MAX_PAGE``). Faces whose scene was deleted since the last clustering are left out.
-        Raises ``InvalidRequestError`` for a bad ``limit``/``offset``."""
+    def list(
+        self, owner_id: uuid.UUID, *, limit: int = 20, offset: int = 0, after: tuple[int, str] | None = None
+    ) -> SuggestionPage:
+        """The owner's suggestions, largest first (ties: cluster id), ``limit`` (at most
+        ``MAX_PAGE``) from ``offset`` (the CLI and console), or after the ``(size, cluster_id)``
+        key ``after`` (the API's cursor). Faces whose scene was deleted since the last
+        clustering are left out. Raises ``InvalidRequestError`` for a bad ``limit``/``offset``."""
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise InvalidRequestError(f"limit must be 1..{MAX_PAGE} and offset >= 0")
         with self._uow_factory() as uow:
-            suggestions, total = uow.face_clusters.page(owner_id, limit, offset)
+            # One more than asked: whether there is a next page, and its key.
+            suggestions, total = uow.face_clusters.page(owner_id, limit + 1, offset, after)
             state = uow.face_clusters.state(owner_id)
-            views = self._views(uow, owner_id, suggestions)
+            views = self._views(uow, owner_id, suggestions[:limit])
+        last = suggestions[limit - 1] if len(suggestions) > limit else None
         return SuggestionPage(
             tuple(views),
             total,
             state.computed_at if state else None,
             state.faces if state else 0,
             len(state.waiting) if state else 0,
+            (last.size, last.cluster_id) if last is not None else None,
         )
 
     def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestionView:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from scenedex.domain.coordinator import JobCoordinator
 from scenedex.domain.errors import NotFoundError
@@ -53,9 +54,11 @@ class Jobs:
         status: JobStatus | None = None,
         scope: ReprocessScope | None = None,
         trigger: JobTrigger | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> builtins.list[Job]:
-        """The most recent jobs, most recent first, filtered by status, scope and trigger."""
-        return self._store.list(limit=limit, status=status, scope=scope, trigger=trigger)
+        """The most recent jobs, most recent first, filtered by status, scope and trigger;
+        below the ``(created_at, id)`` key ``before`` when given (the API's cursor)."""
+        return self._store.list(limit=limit, status=status, scope=scope, trigger=trigger, before=before)
 
     def active(self) -> builtins.list[Job]:
         """The jobs queued, running or paused."""

@@ -22,6 +22,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -138,7 +139,8 @@ class PersonView:
 
 @dataclass(frozen=True)
 class PersonPage:
-    """One page of an owner's persons (oldest first) and how many there are in all."""
+    """One page of an owner's persons (``Persons.list``: oldest first; ``Persons.page``: newest
+    first) and how many there are in all (passing ``page``'s filter)."""
 
     persons: tuple[PersonView, ...]
     total: int
@@ -240,6 +242,28 @@ class Persons:
             photos = uow.persons.list_photos(owner_id)
         page = persons[offset : offset + limit]
         return PersonPage(tuple(self._view(p, photos) for p in page), len(persons))
+
+    def page(
+        self,
+        owner_id: uuid.UUID,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        updated_since: datetime | None = None,
+    ) -> PersonPage:
+        """The owner's persons newest first (the API's cursor): up to ``limit`` below the
+        ``(created_at, id)`` key ``before`` (None: from the newest), only those whose resource
+        changed at or after ``updated_since`` (``Person.updated_at``) when given; ``total``
+        counts every person passing that filter. Raises ``InvalidRequestError`` for a bad
+        ``limit``."""
+        if limit < 1:
+            raise InvalidRequestError("limit must be >= 1")
+        with self._uow_factory() as uow:
+            persons, total = uow.persons.page(
+                owner_id, limit=limit, before=before, updated_since=updated_since
+            )
+            photos = uow.persons.list_photos(owner_id, [p.id for p in persons])
+        return PersonPage(tuple(self._view(p, photos) for p in persons), total)
 
     def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> PersonView:
         """The owner's person with its photos (status and error each); raises ``NotFoundError``."""

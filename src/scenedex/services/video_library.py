@@ -102,7 +102,7 @@ class Videos:
         **keyset: Any,
     ) -> builtins.list[Video]:
         """The owner's videos, oldest first by ``offset``; or newest first below a key
-        (``keyset``: ``newest_first=True``, ``before=(created_at, id)``)."""
+        (``keyset``: ``newest_first=True``, ``before=(created_at, id)``; ``updated_since``)."""
         return videos.list_videos(
             owner_id, uow_factory=self._uow_factory, status=status, limit=limit, offset=offset, **keyset
         )

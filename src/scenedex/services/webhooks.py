@@ -195,13 +195,20 @@ class Webhooks:
         return CreatedWebhook(updated, secret)
 
     def deliveries(
-        self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, *, status: str | None = None, limit: int = 50
+        self,
+        owner: uuid.UUID | None,
+        endpoint_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> builtins.list[WebhookDelivery]:
-        """The endpoint's deliveries, newest first, with their last answer and error."""
+        """The endpoint's deliveries, newest first, with their last answer and error; below the
+        ``(created_at, id)`` key ``before`` when given (the API's cursor)."""
         self.get(owner, endpoint_id)
         if status is not None and status not in {s.value for s in DeliveryStatus}:
             raise InvalidRequestError(f"unknown delivery status {status!r}")
-        return self._store.deliveries(owner, endpoint_id, status=status, limit=limit)
+        return self._store.deliveries(owner, endpoint_id, status=status, limit=limit, before=before)
 
     def replay(self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, since: datetime) -> int:
         """Deliver again every event since ``since`` the endpoint wants; the count."""

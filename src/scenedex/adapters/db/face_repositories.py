@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert
 from scenedex.adapters.db.job_events import person_changed
+from scenedex.adapters.db.pages import after as keyset_after
 from scenedex.domain.face_clusters import ClusteringState, FaceCluster, SuggestedPerson, UnmatchedFace
 from scenedex.domain.face_decisions import DecisionKind, FaceDecision
 
@@ -173,18 +174,16 @@ class SqlFaceClusterRepository:
             "computed_at": state.computed_at,
         }
 
-    def page(self, owner_id: uuid.UUID, limit: int, offset: int) -> tuple[list[SuggestedPerson], int]:
+    def page(
+        self, owner_id: uuid.UUID, limit: int, offset: int, after: tuple[int, str] | None = None
+    ) -> tuple[list[SuggestedPerson], int]:
         table = t.face_clusters
         total = self._session.scalar(
             sa.select(sa.func.count()).select_from(table).where(table.c.owner_id == owner_id)
         )
-        rows = self._session.execute(
-            sa.select(table)
-            .where(table.c.owner_id == owner_id)
-            .order_by(table.c.size.desc(), table.c.cluster_id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
+        order = [(table.c.size, True), (table.c.cluster_id, False)]
+        query = keyset_after(sa.select(table).where(table.c.owner_id == owner_id), order, after, limit)
+        rows = self._session.execute(query.offset(offset)).all()
         return [self._suggestion(row) for row in rows], int(total or 0)
 
     def get(self, owner_id: uuid.UUID, cluster_id: str) -> SuggestedPerson | None:

@@ -29,12 +29,12 @@ _SEARCHABLE_AFTER = (JobStatus.SUCCEEDED.value, JobStatus.PARTIALLY_FAILED.value
 def person_changed(session: Session, owner_id: uuid.UUID, person_id: uuid.UUID) -> None:
     """The person's matching changed (photos added or removed: ``PersonRepository``; a face
     confirmed as or rejected for it: ``FaceDecisionRepository.add_many``): it is not searchable
-    until a job matches its owner's scenes again (``changed_at`` now)."""
+    until a job matches its owner's scenes again (``changed_at`` and ``updated_at`` now)."""
     cols = t.persons.c
     session.execute(
         sa.update(t.persons)
         .where(cols.owner_id == owner_id, cols.id == person_id)
-        .values(changed_at=utcnow())
+        .values(changed_at=(now := utcnow()), updated_at=now)
     )
 
 
@@ -95,11 +95,15 @@ def _searchable(connection: sa.Connection, job_id: uuid.UUID, started_at: object
         return []
     now = utcnow()
     connection.execute(
-        sa.update(t.persons).where(persons.id.in_([r.id for r in rows])).values(searchable_at=now)
+        sa.update(t.persons)
+        .where(persons.id.in_([r.id for r in rows]))
+        .values(searchable_at=now, updated_at=now)
     )
     return [
         person_event(
-            EventType.PERSON_SEARCHABLE, Person(**{**row._mapping, "searchable_at": now}), job_id=str(job_id)
+            EventType.PERSON_SEARCHABLE,
+            Person(**{**row._mapping, "searchable_at": now, "updated_at": now}),
+            job_id=str(job_id),
         )
         for row in rows
     ]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
+from scenedex.adapters.db.pages import after
 from scenedex.domain.jobs import (
     ACTIVE_JOB_STATUSES,
     STEP_NAMES,
@@ -51,15 +53,17 @@ class SqlJobReader:
         status: JobStatus | None = None,
         scope: ReprocessScope | None = None,
         trigger: JobTrigger | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[Job]:
         jobs = t.reprocess_jobs.c
-        query = sa.select(t.reprocess_jobs).order_by(jobs.created_at.desc()).limit(limit)
+        query = sa.select(t.reprocess_jobs)
         if status is not None:
             query = query.where(jobs.status == status.value)
         if scope is not None:
             query = query.where(jobs.scope == scope.value)
         if trigger is not None:
             query = query.where(jobs.trigger == trigger.value)
+        query = after(query, [(jobs.created_at, True), (jobs.id, True)], before, limit)
         with self.engine.connect() as connection:
             return [_job(row) for row in connection.execute(query)]
 

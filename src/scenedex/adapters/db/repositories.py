@@ -20,13 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import upsert, vector_from_bytes, vector_to_bytes
 from scenedex.adapters.db.face_repositories import SqlFaceClusterRepository, SqlFaceDecisionRepository
-from scenedex.adapters.db.job_events import person_changed
 from scenedex.adapters.db.outbox import SqlEventRecorder
+from scenedex.adapters.db.person_repository import SqlPersonRepository
 from scenedex.adapters.db.video_pages import video_page
 from scenedex.domain.model import (
     EmbeddingRecord,
-    Person,
-    PersonPhoto,
     PhotoStatus,
     RecordState,
     Scene,
@@ -259,85 +257,6 @@ class SqlSceneRepository:
         return found
 
 
-class SqlPersonRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, person: Person) -> None:
-        self._session.execute(sa.insert(t.persons), [_row(person)])
-
-    def add_photo(self, photo: PersonPhoto) -> None:
-        self._session.execute(sa.insert(t.person_photos), [_row(photo)])
-        person_changed(self._session, photo.owner_id, photo.person_id)
-
-    def get(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
-        row = self._session.execute(
-            sa.select(t.persons).where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
-        ).first()
-        return Person(**row._mapping) if row else None
-
-    def lock(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> Person | None:
-        """The person, its row locked until the unit of work ends (Postgres; SQLite locks the
-        database on write)."""
-        row = self._session.execute(
-            sa.select(t.persons)
-            .where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
-            .with_for_update()
-        ).first()
-        return Person(**row._mapping) if row else None
-
-    def list(self, owner_id: uuid.UUID) -> list[Person]:
-        rows = self._session.execute(
-            sa.select(t.persons)
-            .where(t.persons.c.owner_id == owner_id)
-            .order_by(t.persons.c.created_at, t.persons.c.id)
-        )
-        return [Person(**row._mapping) for row in rows]
-
-    def list_photos(self, owner_id: uuid.UUID) -> builtins.list[PersonPhoto]:
-        rows = self._session.execute(
-            sa.select(t.person_photos)
-            .where(t.person_photos.c.owner_id == owner_id)
-            .order_by(t.person_photos.c.created_at, t.person_photos.c.id)
-        )
-        return [_photo(row) for row in rows]
-
-    def set_photo_status(
-        self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
-    ) -> None:
-        self._session.execute(
-            sa.update(t.person_photos)
-            .where(t.person_photos.c.owner_id == owner_id, t.person_photos.c.id == photo_id)
-            .values(status=status.value, error=error)
-        )
-
-    def rename(self, owner_id: uuid.UUID, person_id: uuid.UUID, name: str) -> bool:
-        result = self._session.execute(
-            sa.update(t.persons)
-            .where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
-            .values(name=name)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def delete(self, owner_id: uuid.UUID, person_id: uuid.UUID) -> bool:
-        # The composite foreign keys cascade to the photos and every derived record.
-        result = self._session.execute(
-            sa.delete(t.persons).where(t.persons.c.owner_id == owner_id, t.persons.c.id == person_id)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def delete_photo(self, owner_id: uuid.UUID, person_id: uuid.UUID, photo_id: uuid.UUID) -> bool:
-        photos = t.person_photos.c
-        result = self._session.execute(
-            sa.delete(t.person_photos).where(
-                photos.owner_id == owner_id, photos.person_id == person_id, photos.id == photo_id
-            )
-        )
-        if deleted := bool(result.rowcount):  # type: ignore[attr-defined]
-            person_changed(self._session, owner_id, person_id)
-        return deleted
-
-
 class SqlEmbeddingRecordRepository:
     """Derived records in one table per step (``tables.RECORD_TABLES``)."""
 
@@ -482,9 +401,3 @@ def _video(row: sa.Row[Any]) -> Video:
     data = dict(row._mapping)
     data["status"] = VideoStatus(data["status"])
     return Video(**data)
-
-
-def _photo(row: sa.Row[Any]) -> PersonPhoto:
-    data = dict(row._mapping)
-    data["status"] = PhotoStatus(data["status"])
-    return PersonPhoto(**data)

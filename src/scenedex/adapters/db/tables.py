@@ -98,6 +98,8 @@ persons = sa.Table(
     # when the owner's scenes were last all matched again after it (``person.searchable``).
     sa.Column("changed_at", Timestamp, nullable=True),
     sa.Column("searchable_at", Timestamp, nullable=True),
+    # Any change ``GET /v1/persons/{id}`` shows (``listPersons``' ``updated_since``).
+    sa.Column("updated_at", Timestamp, nullable=False),
     sa.UniqueConstraint("id", "owner_id"),
     sa.Index("ix_persons_owner", "owner_id"),
 )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.outbox import endpoint_from_row, event_from_row
+from scenedex.adapters.db.pages import after
 from scenedex.domain.events import Event, uuid7
 from scenedex.domain.model import utcnow
 from scenedex.domain.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -99,20 +100,21 @@ class SqlWebhookStore:
             return bool(connection.execute(_scoped(sa.delete(_E), owner, endpoint_id)).rowcount)
 
     def deliveries(
-        self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, *, status: str | None = None, limit: int = 50
+        self,
+        owner: uuid.UUID | None,
+        endpoint_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[WebhookDelivery]:
-        """The endpoint's deliveries (with ``status``), newest first."""
-        query = (
-            sa.select(_D)
-            .join(_E, _E.c.id == _D.c.endpoint_id)
-            .where(_D.c.endpoint_id == endpoint_id)
-            .order_by(_D.c.created_at.desc(), _D.c.id.desc())
-            .limit(limit)
-        )
+        """The endpoint's deliveries (with ``status``), newest first, below ``before``."""
+        query = sa.select(_D).join(_E, _E.c.id == _D.c.endpoint_id).where(_D.c.endpoint_id == endpoint_id)
         if owner is not None:
             query = query.where(_E.c.owner_id == owner)
         if status is not None:
             query = query.where(_D.c.status == status)
+        query = after(query, [(_D.c.created_at, True), (_D.c.id, True)], before, limit)
         with self._engine.connect() as connection:
             return [_delivery(row) for row in connection.execute(query)]
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from scenedex.api.contract import accepted_headers
 from scenedex.api.deps import AppDep, CallerDep, require_admin
 from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
+from scenedex.api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -126,10 +127,19 @@ def list_jobs(
     status: JobStatus | None = None,
     scope: ReprocessScope | None = None,
     trigger: JobTrigger | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
 ) -> JobListResponse:
-    jobs = app.jobs.list(limit=limit, status=status, scope=scope, trigger=trigger)
-    return JobListResponse(jobs=[_list_item(job) for job in jobs])
+    """Every owner's jobs (admins), newest first, ``limit`` per page; ``next_cursor`` gives the
+    next (``api.paging``). No ``total``."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    jobs = app.jobs.list(limit=limit + 1, status=status, scope=scope, trigger=trigger, before=before)
+    last = jobs[limit - 1] if len(jobs) > limit else None
+    return JobListResponse(
+        jobs=[_list_item(job) for job in jobs[:limit]],
+        limit=limit,
+        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+    )
 
 
 @router.get(

@@ -19,15 +19,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
+from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
+from scenedex.api.paging import CursorQuery, LimitQuery, decode_size_cursor, encode_size_cursor
 from scenedex.api.routes.persons import ReprocessOut
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
 from scenedex.domain.errors import InvalidRequestError
 from scenedex.domain.face_decisions import DecisionKind
-from scenedex.services.face_clusters import MAX_PAGE, Decided, SuggestionView
+from scenedex.services.face_clusters import Decided, SuggestionView
 from scenedex.services.persons import MAX_NAME_LENGTH, NAME_PATTERN, Reprocessing
 
 log = logging.getLogger("scenedex.api")
@@ -120,8 +122,7 @@ class SuggestionPageOut(BaseModel):
                     "suggestions": [_SUGGESTION],
                     "total": 1,
                     "limit": 20,
-                    "offset": 0,
-                    "next_offset": None,
+                    "next_cursor": None,
                     "computed_at": "2026-11-01T12:00:00Z",
                     "unknown_faces": 7,
                     "waiting_faces": 0,
@@ -133,8 +134,9 @@ class SuggestionPageOut(BaseModel):
     suggestions: list[SuggestionOut]
     total: int = Field(description="the owner's suggestions in all")
     limit: int
-    offset: int
-    next_offset: int | None = Field(description="offset of the next page (null: this is the last)")
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null: this is the last)"
+    )
     computed_at: datetime | None = Field(description="when the owner's faces were clustered (null: never)")
     unknown_faces: int = Field(description="faces no person matched, as the clustering saw them")
     waiting_faces: int = Field(description="new unknown faces waiting for the next full clustering")
@@ -231,18 +233,19 @@ async def _exactly_one(request: Request, caller: CallerDep) -> None:
 def list_suggestions(
     caller: CallerDep,
     app: AppDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="suggestions per page")] = 20,
-    offset: Annotated[int, Query(ge=0, le=10_000_000, description="suggestions to skip")] = 0,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
 ) -> SuggestionPageOut:
-    """Clusters of the faces no person matched, largest first, each with its faces and the
-    thumbnail of its representative face."""
-    page = app.face_clusters.list(caller.owner_id, limit=limit, offset=offset)
+    """Clusters of the faces no person matched, largest first (ties: cluster id), each with
+    its faces and the thumbnail of its representative face; ``limit`` per page, ``next_cursor``
+    gives the next (``api.paging``). ``total`` is cheap here: one count of stored suggestions."""
+    after = decode_size_cursor(cursor) if cursor is not None else None
+    page = app.face_clusters.list(caller.owner_id, limit=limit, after=after)
     return SuggestionPageOut(
         suggestions=[_out(v) for v in page.suggestions],
         total=page.total,
         limit=limit,
-        offset=offset,
-        next_offset=offset + limit if offset + limit < page.total else None,
+        next_cursor=encode_size_cursor(*page.next_after) if page.next_after is not None else None,
         computed_at=page.computed_at,
         unknown_faces=page.unknown_faces,
         waiting_faces=page.waiting_faces,
@@ -279,21 +282,23 @@ def confirm_suggestion(
     body: ConfirmBody,
     caller: CallerDep,
     app: AppDep,
-    response: Response,
-) -> DecidedOut:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """The suggestion's faces are the person (201 when ``name`` created it); the suggestion
     leaves the list at once. Enqueues the owner's reprocess, after which those faces match the
-    person."""
+    person. With an ``Idempotency-Key`` sent before for the same suggestion and body: the first
+    answer (no second person, decision or reprocess)."""
     choice = body.root
-    decided = app.face_clusters.confirm(
-        caller.owner_id,
-        cluster_id,
-        person_id=choice.person_id if isinstance(choice, ConfirmAsPerson) else None,
-        name=choice.name if isinstance(choice, ConfirmAsNew) else None,
-    )
-    if decided.person_created:
-        response.status_code = 201
-    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
+    person_id = choice.person_id if isinstance(choice, ConfirmAsPerson) else None
+    name = choice.name if isinstance(choice, ConfirmAsNew) else None
+
+    def confirm() -> tuple[int, DecidedOut, dict[str, str]]:
+        decided = app.face_clusters.confirm(caller.owner_id, cluster_id, person_id=person_id, name=name)
+        out = _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
+        return 201 if decided.person_created else 200, out, {}
+
+    parts = {"cluster_id": cluster_id, "person_id": str(person_id) if person_id else None, "name": name}
+    return answer_once(app, caller.owner_id, idempotency_key, "confirmFaceCluster", parts, confirm)
 
 
 @router.post(
@@ -308,11 +313,18 @@ def reject_face(
     body: RejectBody,
     caller: CallerDep,
     app: AppDep,
-) -> DecidedOut:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """In its scene this face never matches the person again (it may match another). Enqueues
-    the owner's reprocess."""
-    decided = app.face_clusters.reject(caller.owner_id, face_id, body.person_id)
-    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
+    the owner's reprocess. With an ``Idempotency-Key`` sent before for the same face and body:
+    the first answer."""
+
+    def reject() -> tuple[int, DecidedOut, dict[str, str]]:
+        decided = app.face_clusters.reject(caller.owner_id, face_id, body.person_id)
+        return 200, _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision")), {}
+
+    parts = {"face_id": face_id, "person_id": str(body.person_id)}
+    return answer_once(app, caller.owner_id, idempotency_key, "rejectFace", parts, reject)
 
 
 @router.post(
@@ -329,11 +341,23 @@ def reject_face(
         },
     },
 )
-def split_suggestion(cluster_id: ClusterId, body: SplitBody, caller: CallerDep, app: AppDep) -> DecidedOut:
+def split_suggestion(
+    cluster_id: ClusterId,
+    body: SplitBody,
+    caller: CallerDep,
+    app: AppDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """The faces are suggested apart, as one group, from the owner's next clustering on (the
-    enqueued reprocess)."""
-    decided = app.face_clusters.split(caller.owner_id, cluster_id, body.face_ids)
-    return _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision"))
+    enqueued reprocess). With an ``Idempotency-Key`` sent before for the same suggestion and
+    faces: the first answer."""
+
+    def split() -> tuple[int, DecidedOut, dict[str, str]]:
+        decided = app.face_clusters.split(caller.owner_id, cluster_id, body.face_ids)
+        return 200, _decided(decided, reprocess_after_change(app, caller.owner_id, "face decision")), {}
+
+    parts = {"cluster_id": cluster_id, "face_ids": list(body.face_ids)}
+    return answer_once(app, caller.owner_id, idempotency_key, "splitFaceCluster", parts, split)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -22,12 +22,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Form, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
 from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
 from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
+from scenedex.api.paging import CursorQuery, LimitQuery, UpdatedSinceQuery, decode_cursor, encode_cursor
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
@@ -111,6 +112,8 @@ class PersonChange(PersonOut):
 
 
 class PersonPageOut(BaseModel):
+    """A page of the caller's persons, newest first."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -118,18 +121,18 @@ class PersonPageOut(BaseModel):
                     "persons": [_PERSON_EXAMPLE],
                     "total": 1,
                     "limit": 50,
-                    "offset": 0,
-                    "next_offset": None,
+                    "next_cursor": None,
                 }
             ]
         }
     )
 
     persons: list[PersonOut]
-    total: int = Field(description="the owner's persons in all")
+    total: int = Field(description="the owner's persons in all (those updated since updated_since, if given)")
     limit: int
-    offset: int
-    next_offset: int | None = Field(description="offset of the next page (null: this is the last)")
+    next_cursor: str | None = Field(
+        description="send it as cursor for the next page (null: this is the last)"
+    )
 
 
 class RenameBody(BaseModel):
@@ -266,21 +269,26 @@ def delete_photo(person_id: uuid.UUID, photo_id: uuid.UUID, caller: CallerDep, a
 
 
 @router.get(
-    "", response_model=PersonPageOut, operation_id="listPersons", summary="The caller's persons, oldest first"
+    "", response_model=PersonPageOut, operation_id="listPersons", summary="The caller's persons, newest first"
 )
 def list_persons(
     caller: CallerDep,
     app: AppDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="persons per page")] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000, description="persons to skip")] = 0,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None,
 ) -> PersonPageOut:
-    page = app.persons.list(caller.owner_id, limit=limit, offset=offset)
+    """Newest first, ``limit`` per page; ``next_cursor`` gives the next (``api.paging``). With
+    ``updated_since``, only the persons whose resource changed since (name, photos and their
+    status, searchable). ``total`` is cheap here: an owner has few persons."""
+    before = decode_cursor(cursor) if cursor is not None else None
+    page = app.persons.page(caller.owner_id, limit=limit + 1, before=before, updated_since=updated_since)
+    last = page.persons[limit - 1].person if len(page.persons) > limit else None
     return PersonPageOut(
-        persons=[_out(v) for v in page.persons],
+        persons=[_out(v) for v in page.persons[:limit]],
         total=page.total,
         limit=limit,
-        offset=offset,
-        next_offset=offset + limit if offset + limit < page.total else None,
+        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
     )
 
 

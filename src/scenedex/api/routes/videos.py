@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scenedex.api.contract import accepted
 from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
-from scenedex.api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from scenedex.api.paging import CursorQuery, LimitQuery, UpdatedSinceQuery, decode_cursor, encode_cursor
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -198,7 +198,7 @@ class VideoOut(VideoSummary):
 
 
 class VideoPage(BaseModel):
-    """A page of the caller's videos, newest first."""
+    """A page of the caller's videos, newest first (no ``total``: not cheap to count)."""
 
     model_config = openapi_examples({"videos": [_SUMMARY_EXAMPLE], "limit": 50, "next_cursor": None})
 
@@ -278,10 +278,20 @@ def list_videos(
     status: Annotated[VideoStatus | None, Query(description="only videos in this status")] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
+    updated_since: UpdatedSinceQuery = None,
 ) -> VideoPage:
-    """Newest first, ``limit`` per page; ``next_cursor`` gives the next (``api.paging``)."""
+    """Newest first, ``limit`` per page; ``next_cursor`` gives the next (``api.paging``). With
+    ``updated_since``, only the videos changed since (status, texts, scenes: ``updated_at``).
+    No ``total``: counting an owner's videos is not cheap."""
     before = decode_cursor(cursor) if cursor is not None else None
-    page = app.videos.list(caller.owner_id, status=status, limit=limit + 1, before=before, newest_first=True)
+    page = app.videos.list(
+        caller.owner_id,
+        status=status,
+        limit=limit + 1,
+        before=before,
+        newest_first=True,
+        updated_since=updated_since,
+    )
     last = page[limit - 1] if len(page) > limit else None
     return VideoPage(
         videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in page[:limit]],

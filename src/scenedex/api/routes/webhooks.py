@@ -33,6 +33,7 @@ from scenedex.api.event_models import (
     WebhookPatch,
     webhook_payloads,
 )
+from scenedex.api.paging import MAX_PAGE_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem
 from scenedex.domain.events import EVENT_TYPE_DESCRIPTIONS
 from scenedex.domain.webhooks import DeliveryStatus
@@ -64,7 +65,7 @@ AfterParam = Annotated[
 TypesParam = Annotated[
     str | None, Query(description="only these event types, comma separated (video.ready,video.failed)")
 ]
-LimitParam = Annotated[int, Query(ge=1, le=500, description="most events in the page")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT, description="most events in the page")]
 WaitParam = Annotated[
     float, Query(ge=0, le=30, description="long poll: wait up to this many seconds for the next event")
 ]
@@ -151,13 +152,21 @@ def _routes(router: APIRouter, scope: Callable[..., Scope], ops: str, who: str) 
         owner: ScopeDep,
         app: AppDep,
         status: Annotated[DeliveryStatus | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: LimitQuery = 50,
+        cursor: CursorQuery = None,
     ) -> DeliveryList:
-        """The endpoint's deliveries, newest first, with attempts, last answer and error."""
+        """The endpoint's deliveries, newest first, with attempts, last answer and error;
+        ``limit`` per page, ``next_cursor`` gives the next (``api.paging``)."""
+        before = decode_cursor(cursor) if cursor is not None else None
         found = app.webhooks.deliveries(
-            owner, webhook_id, status=status.value if status else None, limit=limit
+            owner, webhook_id, status=status.value if status else None, limit=limit + 1, before=before
         )
-        return DeliveryList(deliveries=[DeliveryOut.of(d) for d in found])
+        last = found[limit - 1] if len(found) > limit else None
+        return DeliveryList(
+            deliveries=[DeliveryOut.of(d) for d in found[:limit]],
+            limit=limit,
+            next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+        )
 
     @router.post(
         "/webhooks/{webhook_id}/replay",

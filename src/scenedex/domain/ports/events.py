@@ -54,9 +54,16 @@ class WebhookStore(Protocol):
     def delete_endpoint(self, owner: uuid.UUID | None, endpoint_id: uuid.UUID) -> bool: ...
 
     def deliveries(
-        self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, *, status: str | None = None, limit: int = 50
+        self,
+        owner: uuid.UUID | None,
+        endpoint_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[WebhookDelivery]:
-        """The endpoint's deliveries, newest first."""
+        """The endpoint's deliveries, newest first (ties: id), below the ``(created_at, id)``
+        key ``before`` when given (a keyset page)."""
         ...
 
     def replay(self, owner: uuid.UUID | None, endpoint_id: uuid.UUID, since: datetime) -> int:

@@ -7,6 +7,7 @@ import builtins
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from scenedex.domain.jobs import ItemKind, ItemStatus, Job, JobItem, JobStatus, JobSummary, JobTrigger
@@ -25,8 +26,10 @@ class JobReader(Protocol):
         status: JobStatus | None = None,
         scope: ReprocessScope | None = None,
         trigger: JobTrigger | None = None,
+        before: tuple[datetime, uuid.UUID] | None = None,
     ) -> builtins.list[Job]:
-        """Most recent first, filtered by whichever of status, scope and trigger are given."""
+        """Most recent first (ties: id), filtered by whichever of status, scope and trigger are
+        given; below the ``(created_at, id)`` key ``before`` when given (a keyset page)."""
         ...
 
     def summary(self, job_id: uuid.UUID) -> JobSummary | None: ...

@@ -74,10 +74,12 @@ class VideoRepository(Protocol):
         offset: int = 0,
         before: tuple[datetime, uuid.UUID] | None = None,
         newest_first: bool = False,
+        updated_since: datetime | None = None,
     ) -> builtins.list[Video]:
-        """One page of the owner's videos (with ``status`` when given): ``offset`` skipped,
-        oldest first; or, ``newest_first``, the newest below the ``(created_at, id)`` key
-        ``before`` (a keyset page: stable when videos are deleted meanwhile)."""
+        """One page of the owner's videos (with ``status`` when given, updated at or after
+        ``updated_since`` when given): ``offset`` skipped, oldest first; or, ``newest_first``,
+        the newest below the ``(created_at, id)`` key ``before`` (a keyset page: stable when
+        videos are deleted meanwhile)."""
         ...
 
     def delete(self, owner_id: uuid.UUID, video_id: uuid.UUID) -> bool:
@@ -155,7 +157,24 @@ class PersonRepository(Protocol):
 
     def list(self, owner_id: uuid.UUID) -> builtins.list[Person]: ...
 
-    def list_photos(self, owner_id: uuid.UUID) -> builtins.list[PersonPhoto]: ...
+    def page(
+        self,
+        owner_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        updated_since: datetime | None = None,
+    ) -> tuple[builtins.list[Person], int]:
+        """Up to ``limit`` of the owner's persons, newest first, below the ``(created_at, id)``
+        key ``before`` (a keyset page), only those updated at or after ``updated_since`` when
+        given; and how many persons pass that filter in all."""
+        ...
+
+    def list_photos(
+        self, owner_id: uuid.UUID, person_ids: Iterable[uuid.UUID] | None = None
+    ) -> builtins.list[PersonPhoto]:
+        """The owner's photos, oldest first (of ``person_ids`` only, when given)."""
+        ...
 
     def set_photo_status(
         self, owner_id: uuid.UUID, photo_id: uuid.UUID, status: PhotoStatus, error: str | None
