@@ -17,8 +17,10 @@ from typing import Any
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from scenedex.adapters.db import tables as t
 from scenedex.api import ApiConfigError, create_app
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import ApiSettings, Settings
@@ -174,7 +176,8 @@ def test_enqueue_status_codes(api: Api) -> None:
         "stale_by_reason": {},
         "current": 0,
     }
-    assert api.client.get(JOBS, headers=api.admin()).json() == {"jobs": []}  # dry run: nothing queued
+    nothing = {"jobs": [], "limit": 20, "next_cursor": None}
+    assert api.client.get(JOBS, headers=api.admin()).json() == nothing  # dry run: nothing queued
 
     for body, needle in [
         ({"scope": "video"}, "video id"),
@@ -199,6 +202,30 @@ def test_enqueue_status_codes(api: Api) -> None:
     assert api.reprocess(scope="owner", owner_id=str(OWNER_A)).status_code == 202  # another scope
 
 
+def test_jobs_page_newest_first_by_cursor_through_a_delete(api: Api) -> None:
+    """Three jobs (one per video), pages of one: newest first, and a job deleted between two
+    pages skips nothing."""
+    jobs = [
+        api.reprocess(scope="video", video_id=str(v)).json()["job_id"] for v in library(api.harness.world)
+    ]
+    headers = api.admin()
+
+    def page(**params: Any) -> dict[str, Any]:
+        answer = api.client.get(JOBS, params={"limit": 1, **params}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    first = page()
+    assert [j["job_id"] for j in first["jobs"]] == [jobs[2]]
+    with api.harness.engine.begin() as connection:  # the one shown goes (offset 1 would skip one)
+        connection.execute(sa.delete(t.reprocess_jobs).where(t.reprocess_jobs.c.id == uuid.UUID(jobs[2])))
+    second = page(cursor=first["next_cursor"])
+    third = page(cursor=second["next_cursor"])
+    assert [second["jobs"][0]["job_id"], third["jobs"][0]["job_id"]] == [jobs[1], jobs[0]]
+    assert third["next_cursor"] is None
+
+
 def test_job_endpoints(api: Api) -> None:
     library(api.harness.world, videos=1)
     job_id = api.reprocess(scope="owner", owner_id=str(OWNER_A)).json()["job_id"]
@@ -209,8 +236,8 @@ def test_job_endpoints(api: Api) -> None:
     )
     assert [j["job_id"] for j in listed.json()["jobs"]] == [job_id]
     for params in ({"trigger": "scheduler"}, {"scope": "video"}, {"status": "succeeded"}):
-        assert api.client.get(JOBS, params=params, headers=headers).json() == {"jobs": []}
-    for params in ({"status": "bogus"}, {"limit": 0}, {"limit": 10_000}, {"scope": "galaxy"}):
+        assert api.client.get(JOBS, params=params, headers=headers).json()["jobs"] == []
+    for params in ({"status": "bogus"}, {"limit": 0}, {"limit": 101}, {"scope": "galaxy"}, {"cursor": "x"}):
         assert api.client.get(JOBS, params=params, headers=headers).status_code == 422
 
     queued = api.job(job_id)

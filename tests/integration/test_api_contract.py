@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -204,3 +205,19 @@ def test_video_pages_by_cursor_skip_nothing_when_a_video_is_deleted_between_page
     assert {second["videos"][0]["video_id"], third["videos"][0]["video_id"]} == made - {shown}
     assert third["next_cursor"] is None
     assert api.client.get("/v1/videos", params={"limit": 101}, headers=as_a).status_code == 422
+
+    old, new = sorted(made - {shown})
+    with api.harness.engine.begin() as connection:  # one changed long ago, one now
+        connection.execute(
+            sa.update(t.videos)
+            .where(t.videos.c.id == uuid.UUID(old))
+            .values(updated_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+    recent = page(limit=100, updated_since="2026-06-01T00:00:00+02:00")
+    assert [v["video_id"] for v in recent["videos"]] == [new]
+    assert (
+        len(page(limit=100, updated_since="2025-12-31T23:00:00-01:00")["videos"]) == 2
+    )  # the instant itself
+    for bad in ("soon", "2026-06-01T00:00:00", "2026-13-01T00:00:00Z"):
+        problem(api.client.get("/v1/videos", params={"updated_since": bad}, headers=as_a), 422)
+    problem(api.client.get("/v1/videos", params={"cursor": "bm90IGEgY3Vyc29y"}, headers=as_a), 422)

@@ -331,6 +331,21 @@ def test_routes(make_harness: Any, receiver: Receiver) -> None:
         assert client.get("/v1/admin/events", headers=a).status_code == 403
         deliveries = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=a).json()["deliveries"]
         assert len(deliveries) == 1 and deliveries[0]["webhook_id"].startswith("msg_")
+        record(application(h), video_ready(OWNER_A, 1), video_ready(OWNER_A, 2))
+        path = f"/v1/webhooks/{hook['id']}/deliveries"
+        every = [d["id"] for d in client.get(path, headers=a).json()["deliveries"]]
+        first = client.get(path, params={"limit": 1}, headers=a).json()
+        assert [d["id"] for d in first["deliveries"]] == every[:1] and len(every) == 3
+        with h.engine.begin() as connection:  # the one shown goes (offset 1 would skip one)
+            connection.execute(
+                sa.delete(t.webhook_deliveries).where(t.webhook_deliveries.c.id == uuid.UUID(every[0]))
+            )
+        second = client.get(path, params={"limit": 1, "cursor": first["next_cursor"]}, headers=a).json()
+        third = client.get(path, params={"limit": 1, "cursor": second["next_cursor"]}, headers=a).json()
+        assert [second["deliveries"][0]["id"], third["deliveries"][0]["id"]] == every[1:]
+        assert third["next_cursor"] is None
+        assert client.get(path, params={"cursor": "x"}, headers=a).status_code == 422
+        assert client.get(path, params={"limit": 101}, headers=a).status_code == 422
         assert len(client.get("/v1/admin/webhooks", headers=admin).json()["webhooks"]) == 1
         assert client.delete(f"/v1/webhooks/{hook['id']}", headers=b).status_code == 404
         assert client.delete(f"/v1/webhooks/{hook['id']}", headers=a).status_code == 204
