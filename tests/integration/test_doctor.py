@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.migrate import upgrade
+from scenedex.adapters.db.migrate import head_revision, upgrade
 from scenedex.application.health import (
     Check,
     Status,
@@ -39,6 +39,9 @@ from scenedex.settings import ClipSettings, EmbedderSettings, SearchSettings, Se
 from tests.opensearch_fixtures import osmem  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
+
+HEAD = head_revision()
+"""The newest migration shipped (the doctor names it)."""
 
 OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
 CLIP_REPO = "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
@@ -112,7 +115,7 @@ def test_this_machine_db_and_redis_ok_opensearch_and_clip_weights_fail(
         "storage": OK,
     }
     found = by_name(checks)
-    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == "at head 0009"
+    assert "PostgreSQL" in found["database"].detail and found["migrations"].detail == f"at head {HEAD}"
     assert "connection refused" in found["opensearch"].detail
     assert "SCENEDEX_SEARCH__URL" in (found["opensearch"].fix or "")
     assert "not cached on this node" in found["clip weights"].detail
@@ -172,12 +175,12 @@ def test_migrations_behind_missing_or_unknown_are_fails_with_the_fix(tmp_path: P
 
     sqlite3.connect(path).close()  # an empty database: no schema
     assert check_database(engine)[1] == Check(
-        "migrations", FAIL, "no schema (head is 0009)", "run `scenedex db upgrade`"
+        "migrations", FAIL, f"no schema (head is {HEAD})", "run `scenedex db upgrade`"
     )
     migrated = create_engine(f"sqlite:///{path}")
     upgrade(migrated, "0001")
     behind = check_database(engine)[1]
-    assert behind.status is FAIL and behind.detail == "at 0001, head is 0009"
+    assert behind.status is FAIL and behind.detail == f"at 0001, head is {HEAD}"
     upgrade(migrated)
     assert [c.status for c in check_database(engine)] == [OK, OK]
     with migrated.begin() as connection:
