@@ -288,5 +288,12 @@ def test_7_a_410_disables_the_endpoint(stack: Stack, hooks: Hooks) -> None:
 
     body = wait_for(disabled, WAIT_S, "the endpoint disabled", interval=0.2)
     assert "410" in body["disabled_reason"]
-    listed = stack.http.get(f"/v1/webhooks/{hook}/deliveries", params={"limit": 500}).json()["deliveries"]
+    listed: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:  # every page, newest first (the cursor of each page to the next)
+        page = stack.http.get(f"/v1/webhooks/{hook}/deliveries", params=params).json()
+        listed += page["deliveries"]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
     assert any(d["last_status"] == 410 for d in listed)
