@@ -234,6 +234,8 @@ def test_persons_page_newest_first_by_cursor_through_a_delete_and_by_updated_sin
     assert page(updated_since="2026-11-01T12:03:00Z")["total"] == 3  # p3, p4 and p0 (renamed now)
     assert page(updated_since="2026-11-01T13:04:00+01:00")["total"] == 2  # 12:04Z: p4 and p0
     assert page(updated_since="2099-01-01T00:00:00Z")["persons"] == []
+    assert page(updated_since="9999-12-31T23:59:59-05:00")["persons"] == []  # past year 9999 in UTC
+    assert page(updated_since="0001-01-01T00:00:00+05:00")["total"] == 4  # before year 1 in UTC
     for bad in ({"updated_since": "yesterday"}, {"updated_since": "2026-11-01T12:00:00"}, {"cursor": "x"}):
         answer = api.client.get(PERSONS, params=bad, headers=as_a)
         assert answer.status_code == 422, (bad, answer.text)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import HTTPException, Query
@@ -83,3 +83,14 @@ def decode_size_cursor(cursor: str) -> tuple[int, str]:
     if not size.isdigit() or not item_id or len(size) > 18:
         raise HTTPException(422, _BAD_CURSOR)
     return int(size), item_id
+
+
+def since_utc(moment: datetime | None) -> datetime | None:
+    """An ``updated_since`` in UTC (None stays None), clamped to the years 1..9999 Python can
+    hold: ``0001-01-01T00:00:00+05:00`` is before every item, not a server error."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)

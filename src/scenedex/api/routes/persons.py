@@ -28,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from scenedex.api.deps import AppDep, CallerDep, reprocess_after_change
 from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
 from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
-from scenedex.api.paging import CursorQuery, LimitQuery, UpdatedSinceQuery, decode_cursor, encode_cursor
+from scenedex.api.paging import (
+    CursorQuery,
+    LimitQuery,
+    UpdatedSinceQuery,
+    decode_cursor,
+    encode_cursor,
+    since_utc,
+)
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
 from scenedex.domain.model import PhotoStatus
 from scenedex.services.persons import (
@@ -282,7 +289,9 @@ def list_persons(
     ``updated_since``, only the persons whose resource changed since (name, photos and their
     status, searchable). ``total`` is cheap here: an owner has few persons."""
     before = decode_cursor(cursor) if cursor is not None else None
-    page = app.persons.page(caller.owner_id, limit=limit + 1, before=before, updated_since=updated_since)
+    page = app.persons.page(
+        caller.owner_id, limit=limit + 1, before=before, updated_since=since_utc(updated_since)
+    )
     last = page.persons[limit - 1].person if len(page.persons) > limit else None
     return PersonPageOut(
         persons=[_out(v) for v in page.persons[:limit]],

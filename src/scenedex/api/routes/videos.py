@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scenedex.api.contract import accepted
 from scenedex.api.deps import AppDep, CallerDep
 from scenedex.api.etags import IfMatchHeader, IfNoneMatchHeader, etag_responses, require_match, tagged
-from scenedex.api.paging import CursorQuery, LimitQuery, UpdatedSinceQuery, decode_cursor, encode_cursor
+from scenedex.api.paging import (
+    CursorQuery,
+    LimitQuery,
+    UpdatedSinceQuery,
+    decode_cursor,
+    encode_cursor,
+    since_utc,
+)
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -290,7 +297,7 @@ def list_videos(
         limit=limit + 1,
         before=before,
         newest_first=True,
-        updated_since=updated_since,
+        updated_since=since_utc(updated_since),
     )
     last = page[limit - 1] if len(page) > limit else None
     return VideoPage(
