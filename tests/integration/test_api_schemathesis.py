@@ -362,7 +362,8 @@ class OwnerA:
             if isinstance(body.get("face_ids"), list) and body["face_ids"]:
                 body["face_ids"] = [self.ids["face_id"]]
                 taken = True
-            for scene in body.get("scenes") or []:
+            scenes = body.get("scenes")  # a generated body may hold another type there
+            for scene in scenes if isinstance(scenes, list) else []:
                 if isinstance(scene, dict) and isinstance(scene.get("keyframe_uri"), str):
                     scene["keyframe_uri"] = self.uris["keyframe_uri"]
                     taken = True
