@@ -456,9 +456,12 @@ def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Any]:
 
 
 def cli_json(*args: str, timeout: float = 300, **env_vars: str) -> Any:
-    """Run ``scenedex *args --json`` in a subprocess, offline and with explicitly untrained CLIP
-    weights (plus ``env_vars``); assert exit 0 and return the parsed JSON of stdout."""
-    env = {**os.environ, "SCENEDEX_CLIP__PRETRAINED": "none", "HF_HUB_OFFLINE": "1", **env_vars}
+    """Run ``scenedex *args --json`` in a subprocess, offline and with the tiny random CLIP
+    (``tests.worker_processes.TINY_CLIP``; ``env_vars`` may replace it); assert exit 0 and return
+    the parsed JSON of stdout."""
+    from tests.worker_processes import TINY_CLIP
+
+    env = {**os.environ, **TINY_CLIP, "HF_HUB_OFFLINE": "1", **env_vars}
     result = subprocess.run(
         [sys.executable, "-m", "scenedex.scripts.cli", *args, "--json"],
         env=env,

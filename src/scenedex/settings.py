@@ -34,7 +34,7 @@ class ClipSettings(BaseModel):
     """open_clip image embedder. Production: a pretrained tag whose weights are cached on the
     node (``HF_HOME``) or a local checkpoint path; ``none`` = random weights, for tests only."""
 
-    model: str = "ViT-B-32"
+    model: str = Field("ViT-B-32", description="open_clip architecture (scenedex-tiny-random: tests only)")
     pretrained: str = Field(
         "laion2b_s34b_b79k", description="open_clip pretrained tag, local checkpoint path, or 'none'"
     )

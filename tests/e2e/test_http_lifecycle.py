@@ -54,7 +54,7 @@ from tests.e2e.test_reprocessing_guide import free_port
 from tests.integration.test_api import SECRET, bearer, make_token
 from tests.integration.test_videos import counts
 from tests.opensearch_fixtures import osmem
-from tests.worker_processes import WorkerProcess, run_cli, scenedex_command, wait_for
+from tests.worker_processes import TINY_CLIP, WorkerProcess, run_cli, scenedex_command, wait_for
 
 __all__ = ["osmem"]  # the session fixture this module uses, imported for pytest
 pytestmark = [
@@ -255,7 +255,7 @@ def running_stack(postgres_url: str, redis_url: str, root: Path, **extra_env: st
         SCENEDEX_DATABASE_URL=postgres_url,
         SCENEDEX_REDIS_URL=redis_url,
         SCENEDEX_STORAGE_URL=str(media),
-        SCENEDEX_CLIP__PRETRAINED="none",
+        **TINY_CLIP,
         SCENEDEX_API__JWT_SECRET=SECRET,
         SCENEDEX_API__PORT=str(free_port()),
         SCENEDEX_WORKER__METRICS_PORT="0",

@@ -25,7 +25,8 @@ BENCH_DATABASE = "scenedex_bench_pytest"
 
 
 def bench(*args: str, **env_vars: str) -> dict[str, Any]:
-    report: dict[str, Any] = cli_json("bench", *args, **env_vars)
+    # The bench measures the models, CLIP with them: ViT-B-32, not cli_json's tiny test architecture.
+    report: dict[str, Any] = cli_json("bench", *args, **{"SCENEDEX_CLIP__MODEL": "ViT-B-32", **env_vars})
     return report
 
 

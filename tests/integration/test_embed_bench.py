@@ -21,7 +21,8 @@ BATCH_KEYS = {"batches", "images", "mean_batch", "batch_sizes", "queue_wait_ms_m
 
 
 def embed_bench(*args: str) -> dict[str, Any]:
-    report: dict[str, Any] = cli_json("embed-bench", *args)
+    # The bench measures CLIP itself: ViT-B-32, not cli_json's tiny test architecture.
+    report: dict[str, Any] = cli_json("embed-bench", *args, SCENEDEX_CLIP__MODEL="ViT-B-32")
     return report
 
 

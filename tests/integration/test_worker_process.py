@@ -40,6 +40,7 @@ from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from tests.conftest import REAL_MEDIA
 from tests.worker_processes import (
     RESTART_LINE,
+    TINY_CLIP,
     WorkerProcess,
     add_astronaut,
     add_synthetic_video,
@@ -76,7 +77,7 @@ class Site:
             "SCENEDEX_DATABASE_URL": database_url,
             "SCENEDEX_STORAGE_URL": str(root / "media"),
             "SCENEDEX_REDIS_URL": redis_url,
-            "SCENEDEX_CLIP__PRETRAINED": "none",
+            **TINY_CLIP,
             "SCENEDEX_WORKER__METRICS_PORT": "0",
             "SCENEDEX_REPROCESS__BATCH_SIZE": str(BATCH_SIZE),
             "SCENEDEX_LOG_LEVEL": "INFO",
@@ -118,7 +119,7 @@ class Site:
             database_url=self.database_url,
             storage_url=str(self.root / "media"),
             redis_url=self.redis_url,
-            clip=ClipSettings(pretrained="none"),
+            clip=ClipSettings(model=TINY_CLIP["SCENEDEX_CLIP__MODEL"], pretrained="none"),
         )
         return build_services(settings, engine=self.engine).spec.version
 
@@ -241,7 +242,7 @@ def test_a_model_that_cannot_be_loaded_stops_the_worker_with_one_line(
     job_id = site.enqueue_owner(owner_id)
     plan_message = job_row(site.engine, job_id).plan_message_id
 
-    broken = workers.start(SCENEDEX_CLIP__PRETRAINED=pretrained)
+    broken = workers.start(SCENEDEX_CLIP__MODEL="ViT-B-32", SCENEDEX_CLIP__PRETRAINED=pretrained)
     try:
         code = broken.wait_exit_or_ready(timeout=120)
         log = broken.log()

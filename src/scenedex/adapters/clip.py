@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 UNTRAINED = "none"
 """``pretrained`` value meaning random (untrained) weights: for tests and benchmarks only."""
 
+TINY_RANDOM_MODEL = "scenedex-tiny-random"
+"""An open_clip architecture of scenedex's own (``clip_configs/scenedex-tiny-random.json``), for
+the tests that do not measure CLIP itself: ViT-B-32's 512-d embedding and tokenizer, with a
+2-layer, 64-wide image tower on 64x64 inputs (16x16 patches) and a 2-layer, 64-wide text tower:
+3.5 M parameters (most of them the 49,408-token table) against ViT-B-32's 151 M. It has no
+trained weights, so only ``pretrained="none"`` is accepted (model id
+``open_clip:scenedex-tiny-random:untrained``)."""
+
+_CONFIG_DIR = Path(__file__).with_name("clip_configs")
+
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 _HOW_TO_FIX = (
     "Set SCENEDEX_CLIP__PRETRAINED to a local open_clip checkpoint file path, "
@@ -42,13 +52,14 @@ _HOW_TO_FIX = (
 )
 
 
-__all__ = ["UNTRAINED", "OpenClipImageEmbedder", "resolve_device"]
+__all__ = ["TINY_RANDOM_MODEL", "UNTRAINED", "OpenClipImageEmbedder", "resolve_device"]
 
 
 class OpenClipImageEmbedder:
     """``ImageEmbedder`` backed by an open_clip CLIP model (weights loaded lazily, once).
 
-    - ``model_name``: an open_clip architecture name (``open_clip.list_models()``).
+    - ``model_name``: an open_clip architecture name (``open_clip.list_models()``), or
+      ``TINY_RANDOM_MODEL`` (with ``pretrained="none"`` only: ``ModelLoadError`` otherwise).
     - ``pretrained``: an open_clip pretrained tag (``open_clip.list_pretrained_tags_by_model``),
       a path to a local checkpoint file, or ``"none"`` for random weights drawn from a fixed
       seed (tests and benchmarks only; never chosen silently). Weights that cannot be loaded
@@ -97,6 +108,12 @@ class OpenClipImageEmbedder:
         self._model_name = model_name
         self._pretrained = pretrained
         self._untrained = pretrained.strip().lower() == UNTRAINED
+        if model_name == TINY_RANDOM_MODEL and not self._untrained:
+            raise ModelLoadError(
+                f"open_clip {TINY_RANDOM_MODEL} has no trained weights (pretrained={pretrained!r}); "
+                f"it is a test architecture: set SCENEDEX_CLIP__PRETRAINED={UNTRAINED}, or choose a "
+                "real architecture in SCENEDEX_CLIP__MODEL"
+            )
         self._checkpoint: Path | None = None
         if not self._untrained and _looks_like_path(pretrained):
             checkpoint = Path(pretrained).expanduser()
@@ -183,8 +200,9 @@ class OpenClipImageEmbedder:
 
     def _load_locked(self) -> None:
         expected = self._expected_preprocess_cfg()
-        import open_clip
         import torch
+
+        open_clip = _open_clip()
 
         device = resolve_device(self._device_setting)
         weights = None if self._untrained else str(self._checkpoint or self._weights_file or self._pretrained)
@@ -320,7 +338,7 @@ class OpenClipImageEmbedder:
         (mirrors ``open_clip.factory.create_model``: defaults, tag overrides, model image size)."""
         if self._preprocess_cfg is not None:
             return self._preprocess_cfg
-        import open_clip
+        open_clip = _open_clip()
         from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
         cfg: dict[str, Any] = merge_preprocess_dict(PreprocessCfg(), {})
@@ -346,10 +364,21 @@ class OpenClipImageEmbedder:
         return (side, side)
 
 
-def _model_config(model_name: str) -> dict[str, Any]:
+_registered = threading.Lock()
+
+
+def _open_clip() -> Any:
+    """The ``open_clip`` module, with ``TINY_RANDOM_MODEL``'s config registered (once)."""
     import open_clip
 
-    config = open_clip.get_model_config(model_name)
+    with _registered:
+        if TINY_RANDOM_MODEL not in open_clip.list_models():
+            open_clip.add_model_config(_CONFIG_DIR)
+    return open_clip
+
+
+def _model_config(model_name: str) -> dict[str, Any]:
+    config = _open_clip().get_model_config(model_name)
     if config is None:
         raise ModelLoadError(f"unknown open_clip architecture {model_name!r} (see open_clip.list_models())")
     return dict(config)
