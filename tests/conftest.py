@@ -1,6 +1,13 @@
 """Shared fixtures: real Postgres and SQLite databases (migrated with Alembic), probed once per
 run (the Postgres test database created if missing), and a ``World`` harness that runs the same
-runner scenarios over the in-memory fakes and both databases."""
+runner scenarios over the in-memory fakes and both databases.
+
+Postgres: each test module that asks for ``postgres_url`` or ``postgres_engine`` gets a database
+of its own, cloned (``CREATE DATABASE ... TEMPLATE``, about 0.1 s) from a template migrated once
+per run and dropped at the module's end, so no module sees another's rows. Its name is the base
+(``SCENEDEX_TEST_DATABASE_URL``'s database), the pytest-xdist worker (``_gw0``...) if any, and
+the module (``run_database_name``). Redis: under pytest-xdist each worker has a Redis database of
+its own (``worker_redis_url``)."""
 
 from __future__ import annotations
 
@@ -40,9 +47,32 @@ from tests.fakes import (
     InMemoryStore,
 )
 
-# The tests' broker: Redis database 15, flushed by the tests that use it (set before the first
-# runtime is built, which installs the broker from the settings and binds the actors to it).
-os.environ.setdefault("SCENEDEX_REDIS_URL", "redis://127.0.0.1:6379/15")
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+"""This process's pytest-xdist worker ("gw0", "gw1"...), "" without xdist."""
+REDIS_DATABASES = 16  # redis.conf's default `databases`
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis URL of an xdist worker: worker ``gwK`` uses database N + K, where N is the
+    database of ``url`` (N - K when N + K passes 15), so that parallel workers never flush each
+    other's broker queues, breakers or idempotency keys. ``url`` as it is without a worker."""
+    if not worker:
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0)
+    index = int(worker.removeprefix("gw"))
+    shifted = number + index if number + index < REDIS_DATABASES else number - index
+    if not 0 <= shifted < REDIS_DATABASES:
+        raise pytest.UsageError(f"no Redis database for xdist worker {worker} next to database {number}")
+    return urlunsplit(parts._replace(path=f"/{shifted}"))
+
+
+# The tests' broker: Redis database 15 (the worker's, under xdist), flushed by the tests that use
+# it (set before the first runtime is built, which installs the broker from the settings and binds
+# the actors to it).
+os.environ["SCENEDEX_REDIS_URL"] = worker_redis_url(
+    os.environ.get("SCENEDEX_REDIS_URL", "redis://127.0.0.1:6379/15"), XDIST_WORKER
+)
 # OCR (on by default in production) is off in the tests unless a test turns it on: the fakes'
 # keyframes carry no pixels to read, and the real reader costs ~250 ms a frame (docs/OCR.md).
 os.environ.setdefault("SCENEDEX_OCR__ENABLED", "false")
@@ -263,28 +293,101 @@ def _service(config: pytest.Config, key: str) -> str:
     return service.url
 
 
+def run_database_name(base: str, worker: str, module: str | None) -> str:
+    """The name of a database the run makes on the test server: ``base`` (the database of
+    SCENEDEX_TEST_DATABASE_URL), ``_`` + the xdist ``worker`` if any, then ``_template`` for the
+    migrated template (``module`` None) or the module's own: a digest of its node id (unique in
+    the run) and the file's name, cut to Postgres's 63 bytes (the digest kept)."""
+    prefix = f"{base}_{worker}" if worker else base
+    if len(prefix) > 48:
+        raise pytest.UsageError(f"test database name {prefix!r} too long (at most 48 characters)")
+    if module is None:
+        return f"{prefix}_template"
+    digest = hashlib.sha256(module.encode()).hexdigest()[:8]
+    stem = Path(module).stem.removeprefix("test_").lower()
+    return f"{prefix}_{digest}_{''.join(c if c.isalnum() else '_' for c in stem)}"[:63]
+
+
+class PostgresServer:
+    """The test server (SCENEDEX_TEST_DATABASE_URL's), to create and drop the run's databases
+    (AUTOCOMMIT on its ``postgres`` maintenance database, no pool)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.engine.make_url(url)
+        if self.url.drivername == "postgresql":  # as scenedex's create_engine reads it: psycopg 3
+            self.url = self.url.set(drivername="postgresql+psycopg")
+        self.admin = sa.create_engine(
+            self.url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+
+    def database_url(self, name: str) -> str:
+        """The URL of database ``name`` on this server, password included (subprocesses get it)."""
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def create(self, name: str, template: str | None = None) -> str:
+        """(Re)create database ``name``, empty or a copy of ``template`` (nobody may be connected
+        to the template meanwhile); returns its URL. One left by a killed run is dropped first."""
+        quote = self.admin.dialect.identifier_preparer.quote
+        self.drop(name)
+        with self.admin.connect() as connection:
+            copy = f" template {quote(template)}" if template else ""
+            connection.execute(sa.text(f"create database {quote(name)}{copy}"))
+        return self.database_url(name)
+
+    def drop(self, name: str) -> None:
+        """Drop database ``name`` if it exists, ending its sessions (``WITH (FORCE)``)."""
+        quote = self.admin.dialect.identifier_preparer.quote
+        with self.admin.connect() as connection:
+            connection.execute(sa.text(f"drop database if exists {quote(name)} with (force)"))
+
+
+@dataclass(frozen=True)
+class PostgresTemplate:
+    server: PostgresServer
+    name: str
+
+
 @pytest.fixture(scope="session")
-def postgres_url(pytestconfig: pytest.Config) -> str:
-    """URL of a Postgres database the tests may wipe (SCENEDEX_TEST_DATABASE_URL), created by the
-    run if missing. Skipped when the server is unreachable, unless SCENEDEX_REQUIRE_POSTGRES=1
-    (CI), which makes that a failure."""
-    return _service(pytestconfig, "postgres")
+def postgres_template(pytestconfig: pytest.Config) -> Iterator[PostgresTemplate]:
+    """A database migrated to head once per run (per xdist worker), the template every module's
+    database is cloned from; dropped at the end of the run. Skipped when the server is
+    unreachable, unless SCENEDEX_REQUIRE_POSTGRES=1 (CI), which makes that a failure."""
+    server = PostgresServer(_service(pytestconfig, "postgres"))
+    name = run_database_name(server.url.database or "", XDIST_WORKER, None)
+    engine = create_engine(server.create(name))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()  # no session may stay on a template
+    yield PostgresTemplate(server, name)
+    server.drop(name)
+    server.admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_url(request: pytest.FixtureRequest, postgres_template: PostgresTemplate) -> Iterator[str]:
+    """URL of this module's own Postgres database, migrated to head (a copy of
+    ``postgres_template``), which its tests may wipe; dropped at the module's end (its sessions
+    ended). Subprocesses the module starts get this URL."""
+    server = postgres_template.server
+    base = server.url.database or ""
+    name = run_database_name(base, XDIST_WORKER, request.node.nodeid)
+    yield server.create(name, template=postgres_template.name)
+    server.drop(name)
 
 
 @pytest.fixture(scope="session")
 def redis_url(pytestconfig: pytest.Config) -> str:
-    """The tests' Redis (SCENEDEX_REDIS_URL, database 15); skipped when unreachable, unless
-    SCENEDEX_REQUIRE_REDIS=1 (or SCENEDEX_REQUIRE_POSTGRES=1, as CI set it before) fails them."""
+    """The tests' Redis (SCENEDEX_REDIS_URL, database 15; under xdist the worker's,
+    ``worker_redis_url``); skipped when unreachable, unless SCENEDEX_REQUIRE_REDIS=1 (or
+    SCENEDEX_REQUIRE_POSTGRES=1, as CI set it before) fails them."""
     return _service(pytestconfig, "redis")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    """An engine on this module's own migrated database (``postgres_url``)."""
     engine = create_engine(postgres_url)
-    with engine.begin() as connection:
-        metadata.drop_all(connection)
-        connection.execute(sa.text("drop table if exists alembic_version"))
-    upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -305,7 +408,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def sql_engine(request: pytest.FixtureRequest) -> sa.Engine:
-    """A migrated, empty database: SQLite file or the shared Postgres test database."""
+    """A migrated, empty database: SQLite file or the module's Postgres database (emptied)."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_engine")
     engine = request.getfixturevalue("postgres_engine")
@@ -444,7 +547,8 @@ def make_world(request: pytest.FixtureRequest, backend: str) -> World:
 
 @pytest.fixture
 def harness(postgres_engine: sa.Engine, redis_url: str) -> Iterator[Any]:
-    """A ``tests.job_harness.Harness`` on a wiped Postgres and Redis database 15."""
+    """A ``tests.job_harness.Harness`` on the module's Postgres database and the tests' Redis
+    database, both wiped."""
     from tests.job_harness import Harness
 
     truncate_all(postgres_engine)

@@ -46,7 +46,6 @@ from PIL import Image, ImageOps
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.migrate import upgrade
 from scenedex.domain.blobs import upload_key
 from scenedex.services.ingest import video_prefix
 from tests.conftest import REAL_MEDIA, truncate_all
@@ -246,8 +245,7 @@ def running_stack(postgres_url: str, redis_url: str, root: Path, **extra_env: st
     media = root / "media"
     media.mkdir(parents=True)
     engine = create_engine(postgres_url)
-    upgrade(engine)  # the schema (another test may have dropped it)
-    truncate_all(engine)
+    truncate_all(engine)  # the module's own database, migrated (tests/conftest.py)
     broker = redis.Redis.from_url(redis_url)
     broker.flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCENEDEX_", "dramatiq_"))}

@@ -1,7 +1,7 @@
 """REPROCESSING_GUIDE.md, checked: every command in it is exercised here.
 
 - The ```bash blocks of its "Quick start" section run for real, in order, as one bash script
-  (``set -euo pipefail``) in a temporary folder, against the test Postgres database (emptied,
+  (``set -euo pipefail``) in a temporary folder, against the module's own Postgres database (emptied,
   schema dropped, so the guide's ``scenedex db upgrade`` creates it) and the tests' Redis
   database, with the real models (CLIP explicitly untrained) on the real media; then the
   database must hold what the guide says: the queued job succeeded, every record is there.
@@ -37,7 +37,6 @@ from pydantic import BaseModel
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.migrate import upgrade
 from scenedex.domain.model import TEXT_CHANNELS
 from scenedex.scripts.cli import app as cli_app
 from tests.conftest import REAL_MEDIA
@@ -253,7 +252,6 @@ def test_quick_start_runs_and_leaves_a_succeeded_job_and_every_record(
         owner, video, job = (uuid.UUID(values[name]) for name in ("OWNER", "VIDEO", "JOB"))
         check_final_state(engine, owner, video, job, output)
     finally:
-        upgrade(engine)  # leave the schema for the other Postgres tests of the session
         engine.dispose()
 
 

@@ -21,7 +21,6 @@ KEYS = {
     "face_runtime", "faces_device", "faces_to_clip_default", "faces_speedup_default", "face_parity",
     "face_detectors", "ocr",
 }  # fmt: skip
-BENCH_DATABASE = "scenedex_bench_pytest"
 
 
 def bench(*args: str, **env_vars: str) -> dict[str, Any]:
@@ -32,15 +31,18 @@ def bench(*args: str, **env_vars: str) -> dict[str, Any]:
 
 @pytest.fixture
 def bench_database_url(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the test Postgres server, so the bench's owners never meet the
-    other tests' rows; dropped afterwards."""
+    """An empty database of its own on the test Postgres server (the module's database's name,
+    unique to the run and its xdist worker, + ``_bench``, within Postgres's 63 bytes), so the
+    bench's owners never meet the other tests' rows; dropped afterwards."""
+    url = make_url(postgres_url)
+    name = f"{(url.database or '')[:57]}_bench"  # within 63 bytes
     server = create_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
-        connection.execute(sa.text(f"drop database if exists {BENCH_DATABASE} with (force)"))
-        connection.execute(sa.text(f"create database {BENCH_DATABASE}"))
-    yield make_url(postgres_url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+        connection.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        connection.execute(sa.text(f'create database "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
     with server.connect() as connection:
-        connection.execute(sa.text(f"drop database if exists {BENCH_DATABASE} with (force)"))
+        connection.execute(sa.text(f'drop database if exists "{name}" with (force)'))
     server.dispose()
 
 

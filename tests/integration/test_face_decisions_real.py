@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from scenedex.adapters.db.migrate import upgrade
 from scenedex.application import Application, Services, build_services
 from scenedex.domain.model import new_id
 from scenedex.domain.request import ReprocessRequest, ReprocessScope
@@ -102,8 +101,7 @@ def test_suggestions_and_decisions_that_survive_force_and_a_spec_change(
 ) -> None:
     settings = Settings(database_url=postgres_url, storage_url=str(tmp_path / "blobs"))
     services = build_services(settings, image_embedder=FakeImageEmbedder(), text_embedder=FakeTextEmbedder())
-    upgrade(services.engine)  # its own schema, not one another test left behind
-    truncate_all(services.engine)
+    truncate_all(services.engine)  # the module's own database, migrated (tests/conftest.py)
     owner_id, other_owner = new_id(), new_id()
     make_video(tmp_path / "library.mp4")
     scenes_json = [{"start_s": SCENE_S * i, "end_s": SCENE_S * (i + 1)} for i in range(8)]
