@@ -10,6 +10,8 @@ DEMO_DIR ?= scenedex-demo
 install:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -r requirements-dev.lock && .venv/bin/pip install --no-deps -e .
 
+# Serially: pytest-xdist's -n 2 was slower on 2 cores (README, Tests); each test module has its
+# own Postgres database either way (tests/conftest.py).
 test:
 	$(PYTHON) -m pytest -q --durations=25
 
