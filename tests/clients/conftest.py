@@ -30,9 +30,8 @@ from PIL import Image
 
 from scenedex.adapters.db import tables as t
 from scenedex.adapters.db.engine import create_engine
-from scenedex.adapters.db.migrate import upgrade
 from scenedex.domain.blobs import upload_key
-from tests.conftest import REAL_MEDIA, truncate_all
+from tests.conftest import REAL_MEDIA, XDIST_WORKER, PostgresTemplate, run_database_name, truncate_all
 from tests.e2e.test_reprocessing_guide import free_port
 from tests.integration.test_api import SECRET
 from tests.worker_processes import WorkerProcess, process_env, scenedex_command, wait_for
@@ -83,8 +82,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="package")
+def clients_database_url(
+    request: pytest.FixtureRequest, postgres_template: PostgresTemplate
+) -> Iterator[str]:
+    """The clients package's own Postgres database, cloned from the run's migrated template as a
+    module's is (``tests.conftest.postgres_url``, module-scoped, cannot serve a package-scoped
+    stack); dropped after the package's last test."""
+    server = postgres_template.server
+    name = run_database_name(server.url.database or "", XDIST_WORKER, request.node.nodeid)
+    yield server.create(name, template=postgres_template.name)
+    server.drop(name)
+
+
+@pytest.fixture(scope="package")
 def live_stack(
-    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    clients_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
     """The API and the worker, started together (their imports and model loads overlap) on a
     wiped test database and Redis database, both ready (``/ready`` answers 200, the worker
@@ -92,8 +104,8 @@ def live_stack(
     folder = tmp_path_factory.mktemp("live-stack")
     media = folder / "media"
     media.mkdir()
+    postgres_url = clients_database_url
     engine = create_engine(postgres_url)
-    upgrade(engine)
     truncate_all(engine)
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
