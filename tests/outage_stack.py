@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,6 +134,7 @@ class OutageStack:
         self.uow_factory = SqlUnitOfWorkFactory(self.engine)
         self.blobs = FsspecBlobStore(str(root / "media"))
         self.redis = redis.Redis.from_url(redis_url)
+        self._broker: Any = None  # the stack's own broker, built on first send (sending_to_stack)
         self.worker: WorkerProcess | None = None
         self.workers_started = 0
         self.state: dict[str, Any] = {}  # what ordered test steps pass on
@@ -204,6 +205,33 @@ class OutageStack:
             Settings(database_url=self.database_url, redis_url=self.redis_url), engine=self.engine
         )
 
+    @contextlib.contextmanager
+    def sending_to_stack(self) -> Iterator[None]:
+        """Messages sent meanwhile go to the stack's own Redis, where its worker listens.
+
+        The actors are declared on dramatiq's global broker, which in a whole-suite run is the
+        one an earlier test installed on the tests' shared Redis: a message sent through it
+        would never reach this stack's worker (the sweeper re-sends a job's planner message
+        from Postgres, but an upload's ``embed_video`` would be lost). Each declared actor is
+        bound to a broker on ``redis_url`` for the block, then bound back."""
+        import dramatiq
+
+        from scenedex.settings import Settings
+        from scenedex.tasks.broker import build_broker
+
+        if self._broker is None:
+            self._broker = build_broker(Settings(database_url=self.database_url, redis_url=self.redis_url))
+        declared = dramatiq.get_broker()
+        actors = [declared.get_actor(name) for name in declared.get_declared_actors()]
+        bound = [(actor, actor.broker) for actor in actors]
+        for actor in actors:
+            actor.broker = self._broker
+        try:
+            yield
+        finally:
+            for actor, broker in bound:
+                actor.broker = broker
+
     def enqueue_owner(self, owner_id: uuid.UUID) -> uuid.UUID:
         """An owner job under the running worker's spec, its planner message sent."""
         from scenedex.domain.jobs import JobTrigger
@@ -211,7 +239,8 @@ class OutageStack:
 
         assert self.worker is not None
         request = ReprocessRequest(ReprocessScope.OWNER, owner_id=owner_id)
-        job = self.runtime().coordinator.enqueue(request, self.worker.spec_version(), JobTrigger.CLI)
+        with self.sending_to_stack():
+            job = self.runtime().coordinator.enqueue(request, self.worker.spec_version(), JobTrigger.CLI)
         return job.id  # type: ignore[no-any-return]
 
     def send_embed(self, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
@@ -220,7 +249,8 @@ class OutageStack:
             connection.execute(
                 sa.update(t.videos).where(t.videos.c.id == video_id).values(status="embedding")
             )
-        self.runtime().sender.send_embed(video_id, owner_id)
+        with self.sending_to_stack():
+            self.runtime().sender.send_embed(video_id, owner_id)
 
     def video_status(self, video_id: uuid.UUID) -> str:
         with self.engine.connect() as connection:
