@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -168,3 +169,52 @@ def photo_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.open(PHOTO).convert("RGB").save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
+
+
+def assert_flow_output(out: dict[str, Any], stack: LiveStack, owner: uuid.UUID, prefix: str) -> None:
+    """What every generated client's flow (``python_flow.py``, ``ts/flow.ts``) must have seen,
+    from the JSON it printed (``out``): the person's Idempotency-Key replay, the video's 202 with
+    ``Location``/``Retry-After``, its ETag and 304, text/person/image search finding the face
+    scene and only ``owner``'s video, the keyframe and its 304, problem+json 404 and 422, the
+    deletes, the worker's deletion line carrying the DELETE's ``X-Request-ID``
+    (``{prefix}-delete``), and no row of ``owner`` left."""
+    person = out["person"]
+    assert person["status"] == person["replay_status"] == 201 and person["photos"] == 1
+    assert person["replay_person_id"] == person["person_id"] and person["replayed_header"] == "true"
+    assert out["person_searchable"] == {"photos": ["ok"]}
+    video = out["video"]
+    assert video["status"] == 202 and video["location"] == f"/v1/videos/{video['video_id']}"
+    assert int(video["retry_after"]) > 0 and video["request_id"] == f"{prefix}-video"
+    ready = out["ready"]
+    assert ready["scenes"] == 3 and ready["etag"].startswith('"') and ready["not_modified"] == 304
+
+    face_scene, person_id = ready["face_scene"], person["person_id"]
+    text, by_person, image = out["search"]["text"], out["search"]["person"], out["search"]["image"]
+    assert text[0] == {"scene_id": face_scene, "video_id": video["video_id"], "persons": [person_id]}, text
+    assert by_person[0]["scene_id"] == face_scene, by_person
+    assert [hit["scene_id"] for hit in by_person if hit["persons"]] == [face_scene], by_person
+    assert image[0]["scene_id"] == face_scene, image  # the same picture: cosine 1
+    # Only this owner's video: the other flow's (same phrase, same picture) is not seen.
+    assert {hit["video_id"] for hit in text + by_person + image} == {video["video_id"]}
+
+    keyframe_answer = out["keyframe"]
+    assert keyframe_answer["status"] == 200 and keyframe_answer["content_type"] == "image/jpeg"
+    assert keyframe_answer["jpeg"] == [0xFF, 0xD8, 0xFF] and keyframe_answer["etag"].startswith('"')
+    assert keyframe_answer["cached_status"] == 304 and keyframe_answer["cached_bytes"] == 0
+
+    for name, status, code in (("not_found", 404, "not_found"), ("invalid", 422, "validation_failed")):
+        problem = out[name]
+        assert problem["status"] == problem["problem_status"] == status, problem
+        assert problem["content_type"] == "application/problem+json" and problem["code"] == code, problem
+        assert problem["type"] == f"tag:scenedex,2026:problem/{code}", problem
+    assert out["invalid"]["fields"] == ["query.k"]
+
+    deleted = out["delete"]
+    assert deleted["video_status"] == 202 and deleted["video_gone"] == 404
+    assert deleted["video_location"] == f"/v1/videos/{video['video_id']}"
+    assert deleted["person_status"] == 200 and deleted["person_gone"] == 404
+    # The worker's line about the deletion carries the request id of the DELETE that sent it.
+    worker_lines = stack.worker_log.read_text(errors="replace").splitlines()
+    [deletion] = [line for line in worker_lines if f"video {video['video_id']} deleted" in line]
+    assert f"request={prefix}-delete]" in deletion, deletion
+    assert stack.owner_rows(owner) == (0, 0), "the Idempotency-Key replay or a DELETE left a row"

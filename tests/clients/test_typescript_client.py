@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import PHOTO, SAMPLE, LiveStack, photo_jpeg
+from tests.clients.conftest import PHOTO, SAMPLE, LiveStack, assert_flow_output, photo_jpeg
 from tests.clients.test_clients import DOCUMENT, TS, needs_node, node_tool, typescript_client
 from tests.conftest import REAL_MEDIA
 from tests.integration.test_api import OWNER_A, make_token
@@ -91,43 +91,4 @@ def test_the_generated_typescript_client_runs_the_flow_against_a_live_api_and_wo
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     out = json.loads(ran.stdout)
 
-    person = out["person"]
-    assert person["status"] == person["replay_status"] == 201 and person["photos"] == 1
-    assert person["replay_person_id"] == person["person_id"] and person["replayed_header"] == "true"
-    assert out["person_searchable"] == {"photos": ["ok"]}
-    video = out["video"]
-    assert video["status"] == 202 and video["location"] == f"/v1/videos/{video['video_id']}"
-    assert int(video["retry_after"]) > 0 and video["request_id"] == "ts-flow-video"
-    ready = out["ready"]
-    assert ready["scenes"] == 3 and ready["etag"].startswith('"') and ready["not_modified"] == 304
-
-    face_scene, person_id = ready["face_scene"], person["person_id"]
-    text, by_person, image = out["search"]["text"], out["search"]["person"], out["search"]["image"]
-    assert text[0] == {"scene_id": face_scene, "video_id": video["video_id"], "persons": [person_id]}, text
-    assert by_person[0]["scene_id"] == face_scene, by_person
-    assert [hit["scene_id"] for hit in by_person if hit["persons"]] == [face_scene], by_person
-    assert image[0]["scene_id"] == face_scene, image  # the same picture: cosine 1
-    # Only this owner's video: the Python flow's (same phrase, same picture) is not seen.
-    assert {hit["video_id"] for hit in text + by_person + image} == {video["video_id"]}
-
-    keyframe_answer = out["keyframe"]
-    assert keyframe_answer["status"] == 200 and keyframe_answer["content_type"] == "image/jpeg"
-    assert keyframe_answer["jpeg"] == [0xFF, 0xD8, 0xFF] and keyframe_answer["etag"].startswith('"')
-    assert keyframe_answer["cached_status"] == 304
-
-    for name, status, code in (("not_found", 404, "not_found"), ("invalid", 422, "validation_failed")):
-        problem = out[name]
-        assert problem["status"] == problem["problem_status"] == status, problem
-        assert problem["content_type"] == "application/problem+json" and problem["code"] == code, problem
-        assert problem["type"] == f"tag:scenedex,2026:problem/{code}", problem
-    assert out["invalid"]["fields"] == ["query.k"]
-
-    deleted = out["delete"]
-    assert deleted["video_status"] == 202 and deleted["video_gone"] == 404
-    assert deleted["video_location"] == f"/v1/videos/{video['video_id']}"
-    assert deleted["person_status"] == 200 and deleted["person_gone"] == 404
-    # The worker's line about the deletion carries the request id of the DELETE that sent it.
-    worker_lines = stack.worker_log.read_text(errors="replace").splitlines()
-    [deletion] = [line for line in worker_lines if f"video {video['video_id']} deleted" in line]
-    assert "request=ts-flow-delete]" in deletion, deletion
-    assert stack.owner_rows(OWNER) == (0, 0), "the Idempotency-Key replay or a DELETE left a row"
+    assert_flow_output(out, stack, OWNER, "ts-flow")
