@@ -58,21 +58,14 @@ def typescript_client(document: Path, folder: Path) -> Path:
     return folder
 
 
+TSC_STRICT = ("--strict", "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler")
+TSC_STRICT += ("--lib", "es2022,dom")
+"""tsc's options for the generated TypeScript client's checks: strict, ES2022 modules as a
+bundler resolves them, the DOM's fetch types."""
+
+
 def tsc_strict(folder: Path) -> subprocess.CompletedProcess[str]:
-    return node_tool(
-        "typescript",
-        "--strict",
-        "--noEmit",
-        "--target",
-        "es2022",
-        "--module",
-        "esnext",
-        "--moduleResolution",
-        "bundler",
-        "--lib",
-        "es2022,dom",
-        str(folder / "search.ts"),
-    )
+    return node_tool("typescript", *TSC_STRICT, "--noEmit", str(folder / "search.ts"))
 
 
 @needs_node

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients.conftest import PHOTO, SAMPLE, LiveStack, assert_flow_output, photo_jpeg
-from tests.clients.test_clients import DOCUMENT, TS, needs_node, node_tool, typescript_client
+from tests.clients.test_clients import DOCUMENT, TS, TSC_STRICT, needs_node, node_tool, typescript_client
 from tests.conftest import REAL_MEDIA
 from tests.integration.test_api import OWNER_A, make_token
 
@@ -53,21 +53,7 @@ def compiled_flow(folder: Path) -> Path:
     typescript_client(DOCUMENT, folder)
     shutil.copy(TS / "flow.ts", folder / "flow.ts")
     (folder / "package.json").write_text('{"type": "module"}\n')
-    compiled = node_tool(
-        "typescript",
-        "--strict",
-        "--target",
-        "es2022",
-        "--module",
-        "esnext",
-        "--moduleResolution",
-        "bundler",
-        "--lib",
-        "es2022,dom",
-        "--outDir",
-        str(folder / "out"),
-        str(folder / "flow.ts"),
-    )
+    compiled = node_tool("typescript", *TSC_STRICT, "--outDir", str(folder / "out"), str(folder / "flow.ts"))
     assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-3000:]
     shutil.copy(folder / "package.json", folder / "out" / "package.json")
     return folder / "out" / "flow.js"

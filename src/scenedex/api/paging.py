@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Query
 from pydantic import AwareDatetime
@@ -34,6 +35,8 @@ UpdatedSinceQuery = Annotated[
         "offset, e.g. 2026-11-01T12:00:00Z); their order and cursor are as without it"
     ),
 ]
+
+T = TypeVar("T")
 
 _BAD_CURSOR = "cursor: not a cursor this API gave (use next_cursor as it is)"
 
@@ -70,6 +73,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     if key[0].tzinfo is None:
         raise HTTPException(422, _BAD_CURSOR)
     return key
+
+
+def created_key(item: Any) -> tuple[datetime, uuid.UUID]:
+    """The ``(created_at, id)`` sort key of a video, person, job or delivery."""
+    return item.created_at, item.id
+
+
+def cut_page(
+    items: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]] = created_key
+) -> tuple[Sequence[T], str | None]:
+    """A newest-first page from ``items`` read with ``limit + 1`` (one more tells whether a
+    next page exists): the first ``limit`` items and ``next_cursor``, the cursor of the last of
+    them (``key``: its ``(created_at, id)``), None when nothing follows."""
+    if len(items) <= limit:
+        return items, None
+    return items[:limit], encode_cursor(*key(items[limit - 1]))
 
 
 def encode_size_cursor(size: int, item_id: str) -> str:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from scenedex.api.contract import accepted_headers
 from scenedex.api.deps import AppDep, CallerDep, require_admin
 from scenedex.api.idempotency import IdempotencyKeyHeader, answer_once
-from scenedex.api.paging import CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from scenedex.api.paging import CursorQuery, LimitQuery, cut_page, decode_cursor
 from scenedex.api.schemas import (
     COMMON_ERRORS,
     JSON_BODY_ERRORS,
@@ -134,12 +134,8 @@ def list_jobs(
     next (``api.paging``). No ``total``."""
     before = decode_cursor(cursor) if cursor is not None else None
     jobs = app.jobs.list(limit=limit + 1, status=status, scope=scope, trigger=trigger, before=before)
-    last = jobs[limit - 1] if len(jobs) > limit else None
-    return JobListResponse(
-        jobs=[_list_item(job) for job in jobs[:limit]],
-        limit=limit,
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
-    )
+    shown, next_cursor = cut_page(jobs, limit)
+    return JobListResponse(jobs=[_list_item(job) for job in shown], limit=limit, next_cursor=next_cursor)
 
 
 @router.get(

@@ -32,8 +32,9 @@ from scenedex.api.paging import (
     CursorQuery,
     LimitQuery,
     UpdatedSinceQuery,
+    created_key,
+    cut_page,
     decode_cursor,
-    encode_cursor,
     since_utc,
 )
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem, Responses
@@ -292,12 +293,9 @@ def list_persons(
     page = app.persons.page(
         caller.owner_id, limit=limit + 1, before=before, updated_since=since_utc(updated_since)
     )
-    last = page.persons[limit - 1].person if len(page.persons) > limit else None
+    shown, next_cursor = cut_page(page.persons, limit, key=lambda view: created_key(view.person))
     return PersonPageOut(
-        persons=[_out(v) for v in page.persons[:limit]],
-        total=page.total,
-        limit=limit,
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+        persons=[_out(v) for v in shown], total=page.total, limit=limit, next_cursor=next_cursor
     )
 
 

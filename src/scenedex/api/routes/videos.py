@@ -20,8 +20,8 @@ from scenedex.api.paging import (
     CursorQuery,
     LimitQuery,
     UpdatedSinceQuery,
+    cut_page,
     decode_cursor,
-    encode_cursor,
     since_utc,
 )
 from scenedex.api.schemas import (
@@ -299,11 +299,11 @@ def list_videos(
         newest_first=True,
         updated_since=since_utc(updated_since),
     )
-    last = page[limit - 1] if len(page) > limit else None
+    shown, next_cursor = cut_page(page, limit)
     return VideoPage(
-        videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in page[:limit]],
+        videos=[VideoSummary(**VideoSummary.fields_of(v)) for v in shown],
         limit=limit,
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+        next_cursor=next_cursor,
     )
 
 

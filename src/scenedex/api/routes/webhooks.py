@@ -33,7 +33,7 @@ from scenedex.api.event_models import (
     WebhookPatch,
     webhook_payloads,
 )
-from scenedex.api.paging import MAX_PAGE_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
+from scenedex.api.paging import MAX_PAGE_LIMIT, CursorQuery, LimitQuery, cut_page, decode_cursor
 from scenedex.api.schemas import COMMON_ERRORS, JSON_BODY_ERRORS, Problem
 from scenedex.domain.events import EVENT_TYPE_DESCRIPTIONS
 from scenedex.domain.webhooks import DeliveryStatus
@@ -161,11 +161,9 @@ def _routes(router: APIRouter, scope: Callable[..., Scope], ops: str, who: str) 
         found = app.webhooks.deliveries(
             owner, webhook_id, status=status.value if status else None, limit=limit + 1, before=before
         )
-        last = found[limit - 1] if len(found) > limit else None
+        shown, next_cursor = cut_page(found, limit)
         return DeliveryList(
-            deliveries=[DeliveryOut.of(d) for d in found[:limit]],
-            limit=limit,
-            next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
+            deliveries=[DeliveryOut.of(d) for d in shown], limit=limit, next_cursor=next_cursor
         )
 
     @router.post(
