@@ -10,10 +10,10 @@ DEMO_DIR ?= scenedex-demo
 install:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -r requirements-dev.lock && .venv/bin/pip install --no-deps -e .
 
-# Serially: pytest-xdist's -n 2 was slower on 2 cores (README, Tests); each test module has its
-# own Postgres database either way (tests/conftest.py).
+# Two pytest-xdist workers, a test module per unit of work, the slowest first
+# (tests/xdist_schedule.py); each module has its own Postgres database (tests/conftest.py).
 test:
-	$(PYTHON) -m pytest -q --durations=25
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile --durations=25
 
 # The fast tier: no process started, no model library imported (tests/unit/conftest.py checks).
 test-unit:

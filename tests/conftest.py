@@ -37,6 +37,7 @@ from scenedex.domain.scene_faces import FaceSampling
 from scenedex.domain.spec import ReprocessSpec, SpecInputs
 from scenedex.services.ingest import keyframe_key
 from scenedex.settings import FaceSettings
+from tests import xdist_schedule
 from tests.fakes import (
     FakeFaceEmbedder,
     FakeImageEmbedder,
@@ -205,13 +206,25 @@ tier; ``-m "not e2e and not browser"`` leaves out the slow ones)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its tier (``TIER_MARKERS``), so that no module goes unmarked."""
+    """Mark each test with its tier (``TIER_MARKERS``), so that no module goes unmarked; under
+    pytest-xdist, put the slowest modules first (``tests.xdist_schedule``)."""
     for item in items:
         parts = item.path.parts
         if "tests" in parts and parts.index("tests") + 1 < len(parts):
             tier = TIER_MARKERS.get(parts[parts.index("tests") + 1])
             if tier is not None:
                 item.add_marker(getattr(pytest.mark, tier))
+    if XDIST_WORKER:
+        xdist_schedule.slowest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` as ``make test`` runs it: a module per unit but ``tests/clients``
+    whole, slowest first (``tests.xdist_schedule``); any other ``--dist`` is xdist's own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return xdist_schedule.make_scheduler(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -382,6 +395,51 @@ def redis_url(pytestconfig: pytest.Config) -> str:
     ``worker_redis_url``); skipped when unreachable, unless SCENEDEX_REQUIRE_REDIS=1 (or
     SCENEDEX_REQUIRE_POSTGRES=1, as CI set it before) fails them."""
     return _service(pytestconfig, "redis")
+
+
+def _broker_address(broker: Any) -> str:
+    """Where a dramatiq broker sends ("host:port/db" of a RedisBroker, else its class)."""
+    client = getattr(broker, "client", None)
+    if client is None:
+        return type(broker).__name__
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db')}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_broker() -> Any:
+    """dramatiq's global broker of this test process, on the tests' Redis (SCENEDEX_REDIS_URL:
+    the xdist worker's database), installed before the first test. The first broker a process
+    installs stays, and the actors are bound to it when first imported: without this, whichever
+    test built the first runtime (with a stack's private Redis, or a CLI call's environment)
+    would decide where every later in-process runtime sends, and the tests after it would find
+    their queues empty. Which test came first changes with pytest-xdist's scheduling."""
+
+    from scenedex.settings import Settings
+    from scenedex.tasks.broker import ensure_broker
+
+    return ensure_broker(Settings(_env_file=None, redis_url=os.environ["SCENEDEX_REDIS_URL"]))  # type: ignore[call-arg]
+
+
+@pytest.fixture(autouse=True)
+def _broker_kept(tests_broker: Any) -> Iterator[None]:
+    """Fail a test that left another global broker (or an actor bound to one): every later
+    in-process runtime would send there. The tests' broker is put back either way."""
+    import dramatiq
+
+    yield
+    current = dramatiq.broker.global_broker
+    actors = [current.get_actor(n) for n in current.get_declared_actors()] if current else []
+    strays = sorted({_broker_address(a.broker) for a in actors if a.broker is not tests_broker})
+    if current is not tests_broker or strays:
+        dramatiq.set_broker(tests_broker)
+        for actor in actors:
+            actor.broker = tests_broker
+        pytest.fail(
+            f"the test left dramatiq's global broker on {_broker_address(current)} "
+            f"(actors on {strays or 'it'}), not the tests' {_broker_address(tests_broker)}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ media types other than JSON and ``application/octet-stream``; the raw bytes are 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -50,19 +51,23 @@ OWNER = OWNER_B
 
 
 def generator_venv() -> Path:
-    """The generator's venv (made on first use: ``python -m venv`` and pip from PyPI)."""
+    """The generator's venv (made on first use: ``python -m venv`` and pip from PyPI). Two runs
+    of the suite on one machine share the cache: the first makes the venv under an exclusive
+    lock (``fcntl.flock`` on ``<venv>.lock``), the other waits for it and then uses it."""
     cache = Path(os.environ.get("SCENEDEX_CLIENTS_CACHE", Path.home() / ".cache" / "scenedex-clients"))
     venv = cache / f"opc-{GENERATOR.split('==')[1]}"
-    if not (venv / "bin" / "openapi-python-client").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-        installed = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", GENERATOR],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert installed.returncode == 0, installed.stderr[-3000:]
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (venv / "bin" / "openapi-python-client").exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+            installed = subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", GENERATOR],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert installed.returncode == 0, installed.stderr[-3000:]
     return venv
 
 

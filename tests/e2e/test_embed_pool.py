@@ -1,5 +1,6 @@
 """A list of embedding services (``SCENEDEX_EMBEDDER__URLS``) on real ``scenedex embed-server``
-processes (untrained CLIP, explicitly): one killed mid-job -> its requests go to the others and
+processes (the tiny random test CLIP, ``TINY_CLIP``: these tests are about the pool, not the
+model): one killed mid-job -> its requests go to the others and
 no item fails, the killed one rejoins after its restart and probe; one started with another
 model id -> refused (the pool's state, ``scenedex doctor``); all down -> the embedding outage
 (``DependencyUnavailableError``: the worker's hold), then recovery; two instances share the
@@ -35,7 +36,7 @@ from scenedex.domain.request import ReprocessRequest, ReprocessScope
 from scenedex.settings import Settings
 from tests.conftest import World, make_world
 from tests.outage_stack import SECRET, free_port
-from tests.worker_processes import scenedex_command, wait_for
+from tests.worker_processes import TINY_CLIP, scenedex_command, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -48,8 +49,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / f"{name}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SCENEDEX_")}
+        self.env.update(TINY_CLIP)
         self.env.update(
-            SCENEDEX_CLIP__PRETRAINED="none",
             SCENEDEX_CLIP__DEVICE="cpu",
             SCENEDEX_TEXT__PRECISION="fp32",
             SCENEDEX_EMBED__HMAC_SECRET=SECRET,
