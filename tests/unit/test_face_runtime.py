@@ -40,3 +40,28 @@ def test_torch_runtime_refuses_what_it_does_not_port(monkeypatch: pytest.MonkeyP
         build_face_embedder(_settings(monkeypatch, runtime="torch", upsample="1"))
     with pytest.raises(ValueError, match="fp16"):
         build_face_embedder(_settings(monkeypatch, upsample="0", device="cpu", precision="fp16"))
+
+
+def test_the_bench_compares_against_the_default_path_whatever_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scenedex.tools.bench_face_runtime import default_face_path
+
+    configured = _settings(
+        monkeypatch, runtime="torch", detector="cnn", detect_side="480", min_score="0", threads="1"
+    )
+    default = build_face_embedder(default_face_path(configured))
+    assert isinstance(default, DlibFaceEmbedder)
+    assert default.detection_id == "hog-side720-upsample0-minscore0.25-jitter1-landmarks5-maxside1600"
+    assert default_face_path(configured).faces.threads == 1  # what is not the path is kept
+
+
+def test_the_bench_previous_detector_is_dlib_hog_whatever_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scenedex.tools.bench_faces import previous_face_settings
+
+    configured = _settings(monkeypatch, runtime="torch", detector="cnn", detect_side="480", precision="bf16")
+    previous = build_face_embedder(previous_face_settings(configured))  # torch would refuse upsample 1
+    assert isinstance(previous, DlibFaceEmbedder)
+    assert previous.detection_id == "hog-upsample1-minscore0.3-jitter1-landmarks5-maxside1600"

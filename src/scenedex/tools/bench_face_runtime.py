@@ -4,7 +4,7 @@ reports under ``face_runtime`` and at the top level, and a stand-alone run witho
 - ``faces_device``: where the configured face networks run (``cpu``, ``cuda``; ``cpu (dlib)``
   for the dlib runtime).
 - ``faces_speedup_default``: the faces step of a forced full reprocess of the bench owner with
-  today's default face path (``SCENEDEX_FACES__RUNTIME=dlib``, the configured detector) over
+  today's default face path (``default_face_path``: dlib's runtime, HOG at a 720-px side) over
   the same with the torch runtime, s/scene, same library, same run; ``faces_to_clip_default``:
   the torch run's faces step over the configured run's CLIP step (both at the library's
   sampling: the bench library stores keyframes only, so one frame per scene; the
@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,29 @@ def faces_device(embedder: Any) -> str:
     return str(getattr(embedder, "device", "cpu (dlib)"))
 
 
+DEFAULT_PATH_FIELDS = (
+    "runtime",
+    "detector",
+    "detect_side",
+    "upsample",
+    "min_score",
+    "num_jitters",
+    "max_side",
+)
+"""The face settings that make today's default face path (``FaceSettings``' defaults: dlib's
+HOG at a 720-px side and dlib's ResNet); the other face settings (threads, sampling) are kept."""
+
+
+def default_face_path(settings: Settings) -> Settings:
+    """``settings`` with ``DEFAULT_PATH_FIELDS`` at ``FaceSettings``' defaults: the path
+    ``faces_speedup_default`` compares against, whatever the configured detector (a configured
+    ``detector=cnn`` would otherwise force dlib's own CNN, ~18 s per 720p frame on a 2-core CPU)."""
+    from scenedex.settings import FaceSettings
+
+    defaults = FaceSettings.model_fields
+    return with_faces(settings, **{name: defaults[name].default for name in DEFAULT_PATH_FIELDS})
+
+
 def with_faces(settings: Settings, **update: Any) -> Settings:
     """``settings`` with ``update`` applied to its face settings."""
     return settings.model_copy(update={"faces": settings.faces.model_copy(update=update)})
@@ -82,7 +106,11 @@ def measure_face_runtime(
     runs: dict[str, dict[str, Any]] = {}
     runtimes: dict[str, Any] = {}
     for runtime in ("dlib", "torch"):
-        settings = with_faces(services.settings, runtime=runtime)
+        settings = (
+            default_face_path(services.settings)
+            if runtime == "dlib"
+            else with_faces(services.settings, runtime="torch")
+        )
         other = services.with_settings(settings, keep_face_embedder=False)
         runtimes[runtime] = other
         say(f"full reprocess with the {runtime} face runtime ({other.face_embedder.detection_id})...")
@@ -155,11 +183,13 @@ def detector_figures(
     return figures
 
 
-def bare_network_figures(repeats: int = 3) -> dict[str, Any]:
-    """Best-of-``repeats`` milliseconds of the networks alone on random inputs, this CPU:
-    dlib's ResNet per chip (``compute_face_descriptor_from_aligned_image``, one at a time as
-    dlib-bin runs it) against the port at batches 1, 16 and 64; the MMOD port per 1280x720
-    frame at working sides 360, 480 and 720 (tiling included), 2 frames per forward."""
+def bare_network_figures(repeats: int = 3, precision: str = "fp32", device: str = "cpu") -> dict[str, Any]:
+    """Best-of-``repeats`` milliseconds of the networks alone on random inputs: dlib's ResNet
+    per chip (``compute_face_descriptor_from_aligned_image``, one at a time as dlib-bin runs it,
+    on this CPU) against the port at batches 1, 16 and 64; the MMOD port per 1280x720 frame at
+    working sides 360, 480 and 720 (tiling included), 2 frames per forward. The port runs on
+    ``device`` with its weights cast to the resolved ``precision`` (``fp32``, ``bf16``,
+    ``fp16``: ``torch_runtime.torch_dtype``); raises ``ValueError`` for another value."""
     import dlib
     import numpy as np
     import torch
@@ -167,6 +197,7 @@ def bare_network_figures(repeats: int = 3) -> dict[str, Any]:
     from scenedex.adapters.dlib_torch.mmod import MmodFaceDetector
     from scenedex.adapters.dlib_torch.resnet import FaceDescriptorNet
     from scenedex.adapters.faces import CNN_DETECTOR_FILE, RECOGNITION_FILE, face_models_dir
+    from scenedex.adapters.torch_runtime import torch_dtype
 
     def best(function: Callable[[], Any]) -> float:
         times = []
@@ -180,19 +211,23 @@ def bare_network_figures(repeats: int = 3) -> dict[str, Any]:
     rng = np.random.default_rng(30)
     chips = rng.integers(0, 256, (64, 150, 150, 3), dtype=np.uint8)
     recogniser = dlib.face_recognition_model_v1(str(models / RECOGNITION_FILE))
-    net = FaceDescriptorNet.load(models / RECOGNITION_FILE).to(memory_format=torch.channels_last)
+    dtype = torch_dtype(precision)
+    net = FaceDescriptorNet.load(models / RECOGNITION_FILE).to(device, dtype)
+    net = net.to(memory_format=torch.channels_last)
     figures: dict[str, Any] = {
+        "precision": precision,
+        "device": device,
         "dlib_ms_per_chip": round(
             1000 * best(lambda: [recogniser.compute_face_descriptor(c) for c in chips[:4]]) / 4, 1
-        )
+        ),
     }
     with torch.inference_mode():
         for batch in (1, 16, 64):
-            tensor = torch.from_numpy(chips[:batch])
+            tensor = torch.from_numpy(chips[:batch]).to(device)
             net(tensor)
             seconds = best(functools.partial(net, tensor))
             figures[f"torch_ms_per_chip_batch{batch}"] = round(1000 * seconds / batch, 1)
-    detector = MmodFaceDetector.load(models / CNN_DETECTOR_FILE)
+    detector = MmodFaceDetector.load(models / CNN_DETECTOR_FILE).to(device, dtype)
     for side in (360, 480, 720):
         width = round(side * 16 / 9)
         frames = [rng.integers(0, 256, (side, width, 3), dtype=np.uint8) for _ in range(2)]
@@ -210,6 +245,7 @@ def main(argv: list[str] | None, settings: Settings) -> None:
     import argparse
 
     from scenedex.adapters.face_embedders import build_face_embedder
+    from scenedex.adapters.torch_runtime import resolve_device, resolve_precision
     from scenedex.tools.machine import machine
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -219,6 +255,12 @@ def main(argv: list[str] | None, settings: Settings) -> None:
     args = parser.parse_args(argv)
     report: dict[str, Any] = {"machine": machine(), "load_1m": [round(os.getloadavg()[0], 2)]}
     report["bare"] = bare_network_figures()
+    device = resolve_device(settings.faces.device)
+    precision = resolve_precision(settings.faces.precision, device)
+    if (device, precision) != ("cpu", "fp32"):
+        say = functools.partial(print, file=sys.stderr)
+        say(f"bare networks again on {device} in {precision}...")
+        report[f"bare_{precision}"] = bare_network_figures(precision=precision, device=device)
     if not args.no_candidates:
         report["face_detectors"] = detector_figures(settings, args.media)
     if not args.no_parity:

@@ -27,9 +27,19 @@ from scenedex.domain.spec import EmbeddingStepType
 from scenedex.settings import Settings
 from scenedex.tools.face_check import build_face_check, evaluate
 
-PREVIOUS_FACE_SETTINGS = {"detect_side": 0, "upsample": 1, "min_score": 0.3, "threads": 1}
-"""The face settings before 2026-11-30: HOG at upsample 1 on the decoded image as it is (at most
-1600 px), one image at a time (it ran behind a lock)."""
+PREVIOUS_FACE_SETTINGS = {
+    "runtime": "dlib",
+    "detector": "hog",
+    "detect_side": 0,
+    "upsample": 1,
+    "min_score": 0.3,
+    "num_jitters": 1,
+    "max_side": 1600,
+    "threads": 1,
+}
+"""The face settings before 2026-11-30: dlib's HOG at upsample 1 on the decoded image as it is (at
+most 1600 px) and dlib's ResNet, one image at a time (it ran behind a lock); whatever runtime and
+detector are configured (the torch runtime refuses upsample 1)."""
 
 
 def previous_face_settings(settings: Settings) -> Settings:
