@@ -130,8 +130,7 @@ class WorkerSettings(BaseModel):
     an idle worker process issues about one fetch per second per queue, so 100000 (10 %) runs
     it every ~10 s and a lost message is redelivered within ~30 s (dramatiq's defaults, 60 s
     and 1000, take minutes). Messages of live workers are never re-queued: every fetch is a
-    heartbeat, and the delay-queue consumers keep fetching while all threads are busy.
-    """
+    heartbeat, and the delay-queue consumers keep fetching while all threads are busy."""
 
     processes: int = Field(1, ge=1, le=64, description="worker processes (each loads the models once)")
     threads: int = Field(1, ge=1, le=64, description="threads per process; prefetch equals threads")
@@ -146,8 +145,8 @@ class WorkerSettings(BaseModel):
     shutdown_timeout_ms: int = Field(
         25_000,
         ge=1_000,
-        description="on SIGTERM, wait this long for running messages, then re-queue them (below the "
-        "process manager's grace period: Kubernetes and compose default to 30 s and 10 s)",
+        description="on SIGTERM, wait this long for running messages, then re-queue them "
+        "(below the process manager's grace period: Kubernetes and compose default to 30 s and 10 s)",
     )
     item_retries: int = Field(
         3, ge=0, le=50, description="retries of an item after a transient error that is not an outage"
@@ -167,8 +166,7 @@ class BreakerSettings(BaseModel):
     twice as long, up to ``max_open_s``. A held message comes back after between
     ``hold_min_s`` and ``hold_max_s`` (doubling per hold); while the breaker is still open it
     is held again without touching the dependency. Recovery to the first held item running
-    therefore takes at most about ``max_open_s + hold_max_s``.
-    """
+    therefore takes at most about ``max_open_s + hold_max_s``."""
 
     failure_threshold: int = Field(3, ge=1, description="dependency errors that open the breaker")
     failure_window_s: float = Field(60.0, gt=0, description="errors older than this are forgotten")
@@ -347,6 +345,7 @@ class EmbedServerSettings(BaseModel):
     batcher_max_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="how long the first image of a batch waits for more"
     )
+    faces_batcher_max_batch: int = Field(16, ge=1, le=256, description="most images in one detect_faces call")
 
 
 class OcrSettings(BaseModel):

@@ -586,3 +586,54 @@ def test_a_model_change_on_the_service_makes_exactly_its_records_stale(
     assert rerun.ok, rerun.errors
     counts = {step.value: c.computed for step, c in rerun.steps.items()}
     assert counts["scene_clip_embeddings"] == len(scene_ids) and counts["scene_text_embeddings"] == 0
+
+
+class RecordingFaces:
+    """The real face embedder, recording how many images each ``detect_faces`` call got."""
+
+    def __init__(self, faces: Any) -> None:
+        self.faces = faces
+        self.model_id, self.detection_id = faces.model_id, faces.detection_id
+        self.calls: list[int] = []
+
+    def detect_faces(self, images: Any) -> Any:
+        self.calls.append(len(images))
+        time.sleep(0.05)  # a slower device: requests arrive while a call runs
+        return self.faces.detect_faces(images)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_concurrent_face_requests_share_one_detection_call(models: EmbedModels, batched: bool) -> None:
+    """Eight concurrent ``/v1/embed/faces`` requests: with the batcher on they are answered by
+    fewer ``detect_faces`` calls of several images each (dlib's threads, or the torch runtime's
+    batched networks, see the whole batch), with the same faces as a lone request; off, one
+    image per call."""
+    recording = RecordingFaces(models.faces)
+    app = create_embed_app(
+        settings_for(batcher_enabled=batched, batcher_max_wait_ms=50), replace(models, faces=recording)
+    )
+    image = real_or_sample("astronaut.png")
+    with serve_in_thread(app) as url:
+        signed = Signed(url)
+        lone = signed.post("/v1/embed/faces", {"image": {"data": b64(image)}}).json()["faces"]
+        recording.calls.clear()
+        barrier = threading.Barrier(8)
+        answers: list[httpx.Response] = []
+
+        def one() -> None:
+            client = Signed(url)
+            barrier.wait()
+            answers.append(client.post("/v1/embed/faces", {"image": {"data": b64(image)}}))
+
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [a.status_code for a in answers] == [200] * 8
+    assert all(a.json()["faces"] == lone for a in answers) and len(lone) == 1
+    assert sum(recording.calls) == 8
+    if batched:
+        assert len(recording.calls) < 8 and max(recording.calls) > 1, recording.calls
+    else:
+        assert recording.calls == [1] * 8

@@ -25,6 +25,10 @@ per-item table of ``ImageInputError``), 502/504 fetch failures, 503 model failur
 Two phases per request: its images are fetched and decoded concurrently (at most
 ``download_concurrency`` at once), then embedded; concurrent requests' images share model
 batches through ``DynamicBatcher``. Inference runs on one model thread (faces on their own).
+Concurrent ``/v1/embed/faces`` requests share one ``detect_faces`` call the same way (at most
+``faces_batcher_max_batch`` images): dlib's runtime spreads a call's images over its threads,
+the torch runtime runs their frames through the detector and their chips through the
+descriptor together, on its device.
 """
 
 from __future__ import annotations
@@ -82,6 +86,11 @@ LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "scenedex_embed_batch_size",
     "Images per model forward pass (dynamic batches)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+FACES_BATCH_SIZE = Histogram(
+    "scenedex_embed_faces_batch_size",
+    "Images per face detection call (dynamic batches of /v1/embed/faces requests)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 QUEUE_WAIT = Histogram(
@@ -173,6 +182,7 @@ class EmbedService:
         )
         self.fetcher: ImageFetcher | None = None
         self.batcher: DynamicBatcher[Any, np.ndarray] | None = None
+        self.face_batcher: DynamicBatcher[bytes, Any] | None = None
         self.downloads: asyncio.Semaphore | None = None
 
     async def start(self) -> None:
@@ -188,12 +198,21 @@ class EmbedService:
             enabled=self.settings.batcher_enabled,
             observe=_observe_batch,
         )
+        self.face_batcher = DynamicBatcher(
+            self.models.faces.detect_faces,
+            executor=self.face_thread,
+            max_batch=self.settings.faces_batcher_max_batch,
+            max_wait_s=self.settings.batcher_max_wait_ms / 1000,
+            enabled=self.settings.batcher_enabled,
+            observe=_observe_faces_batch,
+        )
         if self.verifier is None:
             log.warning("embedding service running WITHOUT request signatures (ALLOW_INSECURE_AUTH)")
 
     async def stop(self) -> None:
-        if self.batcher is not None:
-            await self.batcher.close()
+        for batcher in (self.batcher, self.face_batcher):
+            if batcher is not None:
+                await batcher.close()
         if self.fetcher is not None:
             await self.fetcher.close()
         for pool in (self.model_thread, self.face_thread, self.decode_threads):
@@ -245,6 +264,10 @@ def _observe_batch(size: int, waits: Sequence[float]) -> None:
     BATCH_SIZE.observe(size)
     for wait in waits:
         QUEUE_WAIT.observe(wait)
+
+
+def _observe_faces_batch(size: int, waits: Sequence[float]) -> None:
+    FACES_BATCH_SIZE.observe(size)
 
 
 def _floats(vector: np.ndarray) -> list[float]:
@@ -338,8 +361,8 @@ async def embed_faces(body: FacesRequest, request: Request) -> dict[str, Any]:
     except ImageInputError as error:
         ITEM_ERRORS.labels("/v1/embed/faces", error.code).inc()
         raise HTTPException(error.status, {"code": error.code, "message": str(error)}) from None
-    loop = asyncio.get_running_loop()
-    [found] = await loop.run_in_executor(service.face_thread, service.models.faces.detect_faces, [data])
+    assert service.face_batcher is not None
+    [found] = await service.face_batcher.submit([data])  # concurrent requests share one call
     if isinstance(found, BadInputError):
         ITEM_ERRORS.labels("/v1/embed/faces", "bad_image").inc()
         raise HTTPException(422, {"code": "bad_image", "message": str(found)})

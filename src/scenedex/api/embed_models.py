@@ -69,7 +69,7 @@ class EmbedModels:
                 "model_id": self.faces.model_id,
                 "detection_id": self.faces.detection_id,
                 "dim": 128,
-                "device": "cpu",
-                "dtype": "fp32",
+                "device": str(getattr(self.faces, "device", "cpu")),  # the torch runtime's device
+                "dtype": str(getattr(self.faces, "precision", "fp32")),
             },
         }
