@@ -177,7 +177,11 @@ def test_delivery_is_signed_retried_with_the_same_id_and_recorded(
     receiver.answers = [500] * 5
     record(app, video_ready(OWNER_A))
 
-    pump(app, lambda: len(receiver.delivered()) == 1)
+    def delivered() -> bool:  # the receiver logs the 200 before the worker marks the row delivered
+        rows = app.webhooks.deliveries(OWNER_A, made.endpoint.id)
+        return len(receiver.delivered()) == 1 and [d.status for d in rows] == ["delivered"]
+
+    pump(app, delivered)
     assert [r.status for r in receiver.received] == [500] * 5 + [200]
     assert len({r.webhook_id for r in receiver.received}) == 1  # the same id on every retry
     assert all(r.verified for r in receiver.received)
@@ -221,10 +225,18 @@ def test_a_down_receiver_costs_one_probe_per_breaker_interval_and_loses_nothing(
     # 3 failures open the breaker; then one probe per interval (0.5 s, 1 s, 1 s ...): a few, not 20 x retries
     assert 3 <= failed <= 3 + 6, [r.status for r in receiver.received]
     receiver.default = 200
-    pump(app, lambda: len({r.webhook_id for r in receiver.delivered()}) == 20, timeout=30)
+
+    def all_delivered() -> bool:
+        # The receiver logs a request before its 200 reaches the worker, which then marks the
+        # row delivered: wait for both (a row left pending fails the wait after 30 s).
+        answered = len({r.webhook_id for r in receiver.delivered()}) == 20
+        return answered and {d.status for d in app.webhooks.deliveries(OWNER_A, made.endpoint.id)} == {
+            "delivered"
+        }
+
+    pump(app, all_delivered, timeout=30)
     assert all(r.verified for r in receiver.received)
-    statuses = {d.status for d in app.webhooks.deliveries(OWNER_A, made.endpoint.id)}
-    assert statuses == {"delivered"}
+    assert len(receiver.delivered()) == len({r.webhook_id for r in receiver.delivered()}) == 20  # once each
 
 
 def test_ssrf_refused_at_creation_and_again_at_delivery(make_harness: Any, receiver: Receiver) -> None:
