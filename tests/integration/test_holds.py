@@ -345,6 +345,62 @@ def test_message_ids_of_held_messages_survive_a_database_outage(outage_harness: 
     assert item.message_id == "held-1" and not harness.redis.exists(PendingMessageIds.KEY)
 
 
+def test_a_flush_never_writes_a_kept_id_over_a_newer_one(outage_harness: Harness) -> None:
+    """Two items kept ids while the database was down (``old-*``). While a sweep's flush writes
+    the first, the other item's delayed message moves back to its queue under a newer id, which
+    ``after_enqueue`` writes and forgets (another worker thread, the database back). The flush
+    must leave that newer id: writing its stale one over it made the sweeper re-send the item's
+    message as lost (seen in a quiet CI run of the Postgres-restart outage step)."""
+    harness = outage_harness
+    videos = library(harness.world, videos=2)
+    job = harness.store.create(
+        ReprocessRequest(ReprocessScope.OWNER, owner_id=OWNER), harness.spec_version, JobTrigger.CLI
+    )
+    harness.store.add_items(job.id, [(ItemKind.VIDEO, v, OWNER) for v in videos])
+    pending = PendingMessageIds(harness.redis)
+    for v in videos:
+        pending.record(job.id, v, f"old-{v}")
+    from scenedex.worker.runtime import WorkerRuntime
+
+    middleware = WorkerRuntime(lambda: harness.runtime)
+    middleware.runtime = type("Runtime", (), {"coordinator": type("C", (), {"store": harness.store})()})()
+    broker = type("Broker", (), {"client": harness.redis})()
+    moved: list[uuid.UUID] = []
+
+    class Store:
+        """The real store; before its first write, another item's ``after_enqueue`` runs in a
+        thread (an item this write is not about, or the second when it writes both at once)."""
+
+        def set_message_ids(self, job_id: uuid.UUID, ids: Any) -> None:
+            if not moved:
+                writing = {subject for _, subject, _ in ids}
+                other = next((v for v in videos if v not in writing), videos[1])
+                moved.append(other)
+                self.move(other)
+            harness.store.set_message_ids(job_id, ids)
+
+        def move(self, other: uuid.UUID) -> None:
+
+            class Moved:
+                actor_name = "reprocess_video"
+                args = (str(job.id), str(other))
+                message_id = "m"
+                options: ClassVar[dict[str, Any]] = {"redis_message_id": "newer", "holds": 1}
+
+            thread = threading.Thread(target=middleware.after_enqueue, args=(broker, Moved(), None))
+            thread.start()
+            thread.join(30)
+            assert not thread.is_alive()
+
+    assert pending.flush(Store()) == 1  # the other id was no longer the pending one
+    ids = {
+        i.subject_id: i.message_id for i in harness.store.unfinished_items(job.id) if i.kind is ItemKind.VIDEO
+    }
+    [first] = [v for v in videos if v not in moved]
+    assert ids == {first: f"old-{first}", moved[0]: "newer"}
+    assert not harness.redis.exists(PendingMessageIds.KEY)
+
+
 def test_a_delayed_message_moved_back_to_its_queue_keeps_its_new_id_on_the_item(
     outage_harness: Harness,
 ) -> None:

@@ -50,9 +50,25 @@ class PendingMessageIds:
     it again."""
 
     KEY = "scenedex:pending-message-ids"
+    LOCK_TIMEOUT_S = 10.0
+    """How long an item's lock is held at most, and waited for (seconds)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
+
+    def item_lock(self, job_id: uuid.UUID, video_id: uuid.UUID) -> Any:
+        """A Redis lock (redis-py's ``Lock``) per item, held around each write of the item's
+        message id and of its pending entry, so that ``flush`` never writes a pending id over a
+        newer one. Without it (seen on a fast 2-core machine): ``flush`` read a pending id, the
+        delayed message moved back to its queue under a newer id that ``after_enqueue`` wrote
+        and forgot, then ``flush`` wrote the older, acknowledged id over it, and the sweeper
+        took the item's message for lost and sent it again. Raises redis-py's ``LockError``
+        when the lock cannot be had within ``LOCK_TIMEOUT_S``."""
+        return self._client.lock(
+            f"{self.KEY}:lock:{job_id}:{video_id}",
+            timeout=self.LOCK_TIMEOUT_S,
+            blocking_timeout=self.LOCK_TIMEOUT_S,
+        )
 
     def record(self, job_id: uuid.UUID, video_id: uuid.UUID, message_id: str) -> None:
         self._client.hset(self.KEY, f"{job_id}:{video_id}", message_id)
@@ -63,17 +79,19 @@ class PendingMessageIds:
 
     def flush(self, store: JobStore) -> int:
         """Write every pending id to its item (before the sweeper asks which messages are
-        lost); returns how many. Raises the database's error (the ids stay pending)."""
+        lost), each under its ``item_lock`` and only while it is still the pending one (a newer
+        id written or kept meanwhile wins); returns how many were written. Raises the
+        database's error (the ids stay pending)."""
         pending = {k.decode(): v.decode() for k, v in (self._client.hgetall(self.KEY) or {}).items()}
-        by_job: dict[uuid.UUID, list[tuple[ItemKind, uuid.UUID, str]]] = {}
+        written = 0
         for field, message_id in pending.items():
             job_id, video_id = (uuid.UUID(part) for part in field.split(":"))
-            by_job.setdefault(job_id, []).append((ItemKind.VIDEO, video_id, message_id))
-        for job_id, ids in by_job.items():
-            store.set_message_ids(job_id, ids)
-        for field, message_id in pending.items():
-            if (self._client.hget(self.KEY, field) or b"").decode() == message_id:
+            with self.item_lock(job_id, video_id):
+                if (self._client.hget(self.KEY, field) or b"").decode() != message_id:
+                    continue
+                store.set_message_ids(job_id, [(ItemKind.VIDEO, video_id, message_id)])
                 self._client.hdel(self.KEY, field)
-        if pending:
-            log.warning("wrote %d message id(s) kept in Redis while the database was down", len(pending))
-        return len(pending)
+                written += 1
+        if written:
+            log.warning("wrote %d message id(s) kept in Redis while the database was down", written)
+        return written

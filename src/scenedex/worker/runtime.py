@@ -111,18 +111,21 @@ class WorkerRuntime(TaskRuntime):
         job_id, video_id = (uuid.UUID(arg) for arg in message.args)
         message_id = broker_message_id(message)
         pending = PendingMessageIds(broker.client)
-        try:
-            self.runtime.coordinator.store.set_message_ids(job_id, [(ItemKind.VIDEO, video_id, message_id)])
-        except Exception as error:
-            pending.record(job_id, video_id, message_id)
-            log.warning(
-                "job %s video %s: message id kept in Redis until the database is back (%s)",
-                job_id,
-                video_id,
-                error,
-            )
-            return
-        pending.forget(job_id, video_id)
+        with pending.item_lock(job_id, video_id):  # a sweep's flush must not write an older id over it
+            try:
+                self.runtime.coordinator.store.set_message_ids(
+                    job_id, [(ItemKind.VIDEO, video_id, message_id)]
+                )
+            except Exception as error:
+                pending.record(job_id, video_id, message_id)
+                log.warning(
+                    "job %s video %s: message id kept in Redis until the database is back (%s)",
+                    job_id,
+                    video_id,
+                    error,
+                )
+                return
+            pending.forget(job_id, video_id)
 
     def _sweep_loop(self, broker: Any, interval: float) -> None:
         runtime = self.runtime
