@@ -62,12 +62,15 @@ class PendingMessageIds:
         newer one. Without it (seen on a fast 2-core machine): ``flush`` read a pending id, the
         delayed message moved back to its queue under a newer id that ``after_enqueue`` wrote
         and forgot, then ``flush`` wrote the older, acknowledged id over it, and the sweeper
-        took the item's message for lost and sent it again. Raises redis-py's ``LockError``
-        when the lock cannot be had within ``LOCK_TIMEOUT_S``."""
+        took the item's message for lost and sent it again. The lock expires after
+        ``LOCK_TIMEOUT_S`` (a database write that hangs longer is not waited for); leaving an
+        expired lock is logged by redis-py, not raised (``raise_on_release_error=False``).
+        Raises redis-py's ``LockError`` when the lock cannot be had within ``LOCK_TIMEOUT_S``."""
         return self._client.lock(
             f"{self.KEY}:lock:{job_id}:{video_id}",
             timeout=self.LOCK_TIMEOUT_S,
             blocking_timeout=self.LOCK_TIMEOUT_S,
+            raise_on_release_error=False,
         )
 
     def record(self, job_id: uuid.UUID, video_id: uuid.UUID, message_id: str) -> None:
