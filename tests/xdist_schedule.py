@@ -37,7 +37,6 @@ SLOWEST_FIRST = (
     "tests/e2e/test_cli_real_media.py",  # 76 s
     "tests/browser/test_admin_console.py",  # 75 s
     "tests/integration/test_search_cache.py",  # 65 s
-    "tests/integration/test_opensearch_spec.py",  # 56 s
     "tests/integration/test_backlog_metric.py",  # 56 s
     "tests/e2e/test_ocr_search.py",  # 54 s
     "tests/integration/test_embed_server.py",  # 33 s
