@@ -10,10 +10,11 @@ DEMO_DIR ?= scenedex-demo
 install:
 	python3 -m venv .venv && .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -r requirements-dev.lock && .venv/bin/pip install --no-deps -e .
 
-# Two pytest-xdist workers, a test module per unit of work, the slowest first
-# (tests/xdist_schedule.py); each module has its own Postgres database (tests/conftest.py).
+# Three pytest-xdist workers on the 2-core machines (a third fills the waits of the other two:
+# tests/xdist_schedule.py), a test module per unit of work, the slowest first; each module has its
+# own Postgres database and each worker its own Redis database (tests/conftest.py).
 test:
-	$(PYTHON) -m pytest -q -n 2 --dist loadfile --durations=25
+	$(PYTHON) -m pytest -q -n 3 --dist loadfile --durations=25
 
 # The fast tier: no process started, no model library imported (tests/unit/conftest.py checks).
 test-unit:
