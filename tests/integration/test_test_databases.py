@@ -94,5 +94,5 @@ def test_each_xdist_worker_has_its_own_redis_database() -> None:
     assert worker_redis_url(url, "") == url
     assert [worker_redis_url(url, f"gw{k}") for k in range(2)] == [url, "redis://:pw@127.0.0.1:6379/5"]
     assert worker_redis_url("redis://127.0.0.1:6379/15", "gw1") == "redis://127.0.0.1:6379/14"
-    assert worker_redis_url("redis://127.0.0.1:6379/15", "gw2") == "redis://127.0.0.1:6379/13"  # make test: -n 3
+    assert worker_redis_url("redis://127.0.0.1:6379/15", "gw2") == "redis://127.0.0.1:6379/13"  # -n 3
     assert worker_redis_url("redis://127.0.0.1:6379", "gw2") == "redis://127.0.0.1:6379/2"
