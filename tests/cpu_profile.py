@@ -39,6 +39,7 @@ def _sample() -> tuple[float, float, float]:
 
 def _close_module() -> None:
     module = _current.pop("module", None)
+    _current.pop("last", None)
     if module is None:
         return
     end = _sample()
@@ -57,16 +58,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if _current.get("module") != module:
         _close_module()
         _current.update(module=module, start=_sample())
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if _module_of(nextitem) != _module_of(item):  # module fixtures end with this teardown
-        _current["close_after"] = True
+    _current["last"] = _module_of(nextitem) != module  # module fixtures end with this test's teardown
 
 
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
-    if _current.pop("close_after", False):
+    if _current.get("last"):
         _close_module()
 
 
